@@ -1,0 +1,98 @@
+// swift-tools-version: 6.0
+import PackageDescription
+import Foundation
+
+// MARK: - Target CPU
+// Swift's SIMD types only lower to AVX2/FMA instructions when the compiler is told the target CPU;
+// without it `SIMD8<Float>.addingProduct` becomes a library call and the kernels run ~10x slower.
+// The default on x86_64 is `haswell` (AVX2, FMA, BMI2: the x86-64-v3 level, which the clang
+// importer does not accept by that name). Override with
+// `GPTNEO_TARGET_CPU=x86-64` (any x86_64), another LLVM CPU name (`znver3`), or `GPTNEO_TARGET_CPU=generic`
+// to pass no flag at all. A binary built for haswell stops with SIGILL on an older CPU.
+#if arch(x86_64)
+let defaultTargetCPU = "haswell"
+#else
+let defaultTargetCPU = "generic"
+#endif
+let targetCPU = ProcessInfo.processInfo.environment["GPTNEO_TARGET_CPU"] ?? defaultTargetCPU
+let hotLoopSettings: [SwiftSetting] = targetCPU == "generic" ? [] : [.unsafeFlags(["-target-cpu", targetCPU])]
+
+let package = Package(
+    name: "gptneo-server",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "gptneo-server", targets: ["gptneo-server"]),
+        .library(name: "GPTNeo", targets: ["GPTNeo"]),
+        .library(name: "Tokenizer", targets: ["Tokenizer"]),
+        .library(name: "HTTPServer", targets: ["HTTPServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+    ],
+    targets: [
+        // MARK: C libraries from Debian -dev packages
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+
+        // MARK: Model: GPT-Neo forward pass, checkpoint loading, KV cache, task heads
+        .target(
+            name: "GPTNeo",
+            dependencies: ["COpenBLAS"],
+            swiftSettings: hotLoopSettings
+        ),
+
+        // MARK: GPT-2 byte-level BPE
+        .target(
+            name: "Tokenizer",
+            swiftSettings: hotLoopSettings
+        ),
+
+        // MARK: HTTP/1.1 server (no model dependency)
+        .target(
+            name: "HTTPServer",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
+
+        // MARK: Serving: continuous batching, sampling, generation
+        .target(
+            name: "Batcher",
+            dependencies: [
+                "GPTNeo", "Tokenizer",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: hotLoopSettings
+        ),
+
+        // MARK: OpenAI-compatible API on top of the batcher and the HTTP server
+        .target(
+            name: "InferenceAPI",
+            dependencies: [
+                "Batcher", "GPTNeo", "Tokenizer", "HTTPServer",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // MARK: Thin executable
+        .executableTarget(
+            name: "gptneo-server",
+            dependencies: [
+                "InferenceAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // MARK: Tests
+        .testTarget(name: "GPTNeoTests", dependencies: ["GPTNeo"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
+        .testTarget(name: "BatcherTests", dependencies: ["Batcher", "GPTNeo", "Tokenizer"]),
+        .testTarget(name: "InferenceAPITests", dependencies: ["InferenceAPI", "HTTPServer"]),
+    ]
+)

@@ -1,0 +1,1 @@
+print("gptneo-server: not yet wired")
