@@ -1,0 +1,1 @@
+// The API layer lands with issue 6.
