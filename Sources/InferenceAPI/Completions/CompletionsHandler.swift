@@ -1,0 +1,195 @@
+import Batcher
+import Foundation
+import HTTPServer
+
+// MARK: - POST /v1/completions
+
+/// Validates a completion request, submits one generation per prompt, and answers either one JSON
+/// body or a stream of server-sent events.
+struct CompletionsHandler: Sendable {
+    let context: ServingContext
+    let limits: CompletionLimits
+    let metrics: APIMetrics
+
+    func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        let started = ContinuousClock.now
+        do {
+            let completion = try CompletionRequest(body: request.body, vocabularySize: context.tokenizer.vocabularySize, limits: limits)
+            if let model = completion.model, model != context.model.id {
+                throw APIError.notFound("The model '\(model)' does not exist; this server serves '\(context.model.id)'.", code: "model_not_found")
+            }
+            let prompts = try prepare(completion)
+            let streams = try submit(completion, prompts: prompts)
+            let identity = CompletionIdentity(id: "cmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased(),
+                                              created: Int(Date().timeIntervalSince1970), model: context.model.id)
+            let timing = TokenTiming(started: started, metrics: metrics)
+            if completion.stream {
+                return streamingResponse(completion, identity: identity, prompts: prompts, streams: streams, timing: timing)
+            }
+            var results = prompts.map { _ in PromptResult(choiceCount: completion.generatedChoices) }
+            try await forEachEvent(streams) { promptIndex, event in
+                timing.record(event, prompt: promptIndex)
+                results[promptIndex].apply(event)
+            }
+            return .json(completion.responseBody(identity: identity, prompts: prompts, results: results, tokenizer: context.tokenizer))
+        } catch {
+            return Self.apiError(for: error).response
+        }
+    }
+
+    // MARK: Tokenize and check the context
+
+    private func prepare(_ completion: CompletionRequest) throws(APIError) -> [PreparedPrompt] {
+        try completion.prompts.enumerated().map { (i, prompt) throws(APIError) in
+            let prepared = switch prompt {
+            case .text(let text): PreparedPrompt(text: text, tokens: context.tokenizer.encode(text, allowSpecialTokens: true))
+            case .tokens(let ids): PreparedPrompt(text: context.tokenizer.decode(ids), tokens: ids)
+            }
+            let contextLength = context.model.contextLength
+            let total = prepared.tokens.count + completion.maxTokens
+            if total > contextLength {
+                let param = prepared.tokens.count >= contextLength ? (completion.prompts.count == 1 ? "prompt" : "prompt[\(i)]") : "max_tokens"
+                throw .invalidField(param, "This model's maximum context length is \(contextLength) tokens. However, you requested \(total) tokens (\(prepared.tokens.count) in the prompt, \(completion.maxTokens) for the completion). Please reduce the prompt or 'max_tokens'.", code: "context_length_exceeded")
+            }
+            return prepared
+        }
+    }
+
+    /// Submits every prompt before answering so overload and validation errors become a status code;
+    /// if a later prompt fails, the earlier streams are dropped, which cancels them.
+    private func submit(_ completion: CompletionRequest, prompts: [PreparedPrompt]) throws -> [AsyncThrowingStream<CompletionEvent, Error>] {
+        let parameters = completion.generationParameters
+        return try prompts.map { try context.backend.submit(GenerationRequest(promptTokens: $0.tokens, parameters: parameters)) }
+    }
+
+    // MARK: Streaming
+
+    private func streamingResponse(_ completion: CompletionRequest, identity: CompletionIdentity, prompts: [PreparedPrompt],
+                                   streams: [AsyncThrowingStream<CompletionEvent, Error>], timing: TokenTiming) -> HTTPResponse {
+        let tokenizer = context.tokenizer
+        let headers: HTTPHeaders = ["Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"]
+        return HTTPResponse(status: 200, headers: headers, body: .stream { writer in
+            var encoder = StreamEncoder(request: completion, identity: identity, prompts: prompts, tokenizer: tokenizer)
+            do {
+                try await forEachEvent(streams) { promptIndex, event in
+                    timing.record(event, prompt: promptIndex)
+                    for chunk in encoder.chunks(for: event, prompt: promptIndex) { try await send(Self.sse(chunk), to: writer) }
+                }
+                if let usage = encoder.finalUsageChunk() { try await send(Self.sse(usage), to: writer) }
+            } catch let gone as ClientGone {
+                throw gone.underlying
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                // Headers are gone already: report the error as an event, as vLLM does.
+                try await writer.write(Self.sse(Self.apiError(for: error).json))
+            }
+            try await writer.write(Array("data: [DONE]\n\n".utf8))
+        })
+    }
+
+    /// Write errors mean the client has gone: they end the stream instead of becoming an error event.
+    private func send(_ bytes: [UInt8], to writer: any HTTPBodyWriter) async throws {
+        do { try await writer.write(bytes) } catch { throw ClientGone(underlying: error) }
+    }
+
+    static func sse(_ value: JSONValue) -> [UInt8] { Array("data: ".utf8) + value.encoded + Array("\n\n".utf8) }
+
+    // MARK: Errors
+
+    static func apiError(for error: Error) -> APIError {
+        switch error {
+        case let error as APIError: return error
+        case let error as BatcherError:
+            switch error {
+            case .overloaded: return .overloaded
+            case .contextLengthExceeded(let prompt, let maxTokens, let context):
+                return .invalidField("max_tokens", "This model's maximum context length is \(context) tokens. However, you requested \(prompt + maxTokens) tokens (\(prompt) in the prompt, \(maxTokens) for the completion). Please reduce the prompt or 'max_tokens'.", code: "context_length_exceeded")
+            case .exceedsMemoryBudget(let required, let budget):
+                return .invalidField("max_tokens", "This request needs \(required) bytes of KV cache but the server's budget is \(budget) bytes; reduce 'max_tokens', 'n' or the prompt.", code: "exceeds_memory_budget")
+            case .invalidRequest(let message): return .badRequest(message)
+            case .shuttingDown: return .unavailable("The server is shutting down.")
+            }
+        default:
+            return .internalError("Generation failed: \(error)")
+        }
+    }
+}
+
+/// A write to the client failed: the client went away mid-stream.
+struct ClientGone: Error { var underlying: Error }
+
+// MARK: - Merging the prompts' streams
+
+/// Runs `body` for every event of every stream, in arrival order, one at a time. The first error
+/// (from a stream or from `body`) cancels the rest; leaving early drops every stream.
+func forEachEvent(_ streams: [AsyncThrowingStream<CompletionEvent, Error>],
+                  _ body: (Int, CompletionEvent) async throws -> Void) async throws {
+    enum Item: Sendable { case event(Int, CompletionEvent), failed(Error), done }
+    let (merged, continuation) = AsyncStream<Item>.makeStream()
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for (index, stream) in streams.enumerated() {
+            group.addTask {
+                do {
+                    for try await event in stream { continuation.yield(.event(index, event)) }
+                    continuation.yield(.done)
+                } catch {
+                    continuation.yield(.failed(error))
+                }
+            }
+        }
+        var remaining = streams.count
+        for await item in merged {
+            switch item {
+            case .event(let index, let event): try await body(index, event)
+            case .failed(let error): throw error
+            case .done: remaining -= 1
+            }
+            if remaining == 0 { break }
+        }
+        try Task.checkCancellation()
+        group.cancelAll()
+    }
+}
+
+// MARK: - Latency metrics
+
+/// Time to first token and inter-token latency of one request.
+final class TokenTiming: Sendable {
+    private struct State { var sawFirst = false; var last: [Int: ContinuousClock.Instant] = [:] }
+    private let started: ContinuousClock.Instant
+    private let metrics: APIMetrics
+    private let state = Locked(State())
+    init(started: ContinuousClock.Instant, metrics: APIMetrics) { self.started = started; self.metrics = metrics }
+
+    func record(_ event: CompletionEvent, prompt: Int) {
+        let now = ContinuousClock.now
+        switch event {
+        case .token(let choice, _, _, _):
+            let key = prompt << 16 | choice
+            let (first, previous) = state.withLock { s -> (Bool, ContinuousClock.Instant?) in
+                let first = !s.sawFirst
+                s.sawFirst = true
+                let previous = s.last[key]
+                s.last[key] = now
+                return (first, previous)
+            }
+            if first { metrics.timeToFirstToken.observe((now - started).seconds) }
+            if let previous { metrics.interTokenLatency.observe((now - previous).seconds) }
+        case .finished(_, let reason, _):
+            metrics.finishedChoices.increment([reason.rawValue])
+        case .usage(let promptTokens, let completionTokens):
+            metrics.promptTokens.increment(by: Double(promptTokens))
+            metrics.generatedTokens.increment(by: Double(completionTokens))
+        case .prompt:
+            break
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (s, attoseconds) = components
+        return Double(s) + Double(attoseconds) / 1e18
+    }
+}

@@ -1,1 +1,0 @@
-// The API layer lands with issue 6.

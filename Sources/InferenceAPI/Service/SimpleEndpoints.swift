@@ -1,0 +1,60 @@
+import HTTPServer
+
+// MARK: - GET /v1/models
+
+enum ModelEndpoints {
+    static func modelObject(_ model: ModelDescription) -> JSONValue {
+        .object([
+            "id": .string(model.id),
+            "object": "model",
+            "created": .int(model.created),
+            "owned_by": "gptneo-server",
+            "root": .string(model.id),
+            "parent": .null,
+            "max_model_len": .int(model.contextLength),
+        ])
+    }
+}
+
+// MARK: - POST /v1/tokenize, /v1/detokenize (vLLM's extension)
+
+enum TokenizerEndpoints {
+    static func tokenize(_ request: HTTPRequest, context: ServingContext) -> HTTPResponse {
+        do {
+            let fields = try FieldReader(body: request.body)
+            try checkModel(fields, context)
+            guard let prompt = try fields.string("prompt") else { throw APIError.invalidField("prompt", "'prompt' is required.") }
+            let tokens = context.tokenizer.encode(prompt, allowSpecialTokens: true)
+            return .json(.object([
+                "tokens": .array(tokens.map { .int($0) }),
+                "count": .int(tokens.count),
+                "max_model_len": .int(context.model.contextLength),
+            ]))
+        } catch {
+            return CompletionsHandler.apiError(for: error).response
+        }
+    }
+
+    static func detokenize(_ request: HTTPRequest, context: ServingContext) -> HTTPResponse {
+        do {
+            let fields = try FieldReader(body: request.body)
+            try checkModel(fields, context)
+            guard let value = fields.value("tokens") else { throw APIError.invalidField("tokens", "'tokens' is required.") }
+            guard case .array(let elements) = value else { throw fields.typeError("tokens", "an array of token ids", value) }
+            let ids = try CompletionRequest.parseTokenIDs(elements, param: "tokens", vocabularySize: context.tokenizer.vocabularySize)
+            return .json(.object(["prompt": .string(context.tokenizer.decode(ids))]))
+        } catch {
+            return CompletionsHandler.apiError(for: error).response
+        }
+    }
+
+    private static func checkModel(_ fields: FieldReader, _ context: ServingContext) throws(APIError) {
+        if let model = try fields.string("model"), model != context.model.id {
+            throw .notFound("The model '\(model)' does not exist; this server serves '\(context.model.id)'.", code: "model_not_found")
+        }
+    }
+}
+
+extension JSONValue: ExpressibleByStringLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+}
