@@ -10,7 +10,7 @@ public enum EmbeddingPooling: String, Codable, Sendable, CaseIterable {
 }
 
 /// `encoding_format` of OpenAI's embeddings API.
-public enum EmbeddingEncodingFormat: String, Codable, Sendable {
+public enum EmbeddingEncodingFormat: String, Codable, Sendable, CaseIterable {
     case float, base64
 }
 

@@ -1,0 +1,214 @@
+import Foundation
+import GPTNeo
+import HTTPServer
+
+// POST /v1/classify, /v1/classify-tokens, /v1/answer, /v1/embeddings. Each request tokenizes its inputs,
+// queues every sequence on the batcher at once (they batch with each other and with generation), runs
+// the head on the hidden states and post-processes as transformers' pipelines do.
+
+public enum TaskEndpoints {
+    /// The paths these handlers serve (all POST).
+    public static let paths: Set<String> = ["/v1/classify", "/v1/classify-tokens", "/v1/answer", "/v1/embeddings"]
+
+    /// Answers a task request; nil when `request.path` is not one of `paths`.
+    public static func handle(_ request: HTTPRequest, context: TaskServingContext) async -> HTTPResponse? {
+        let handler: (FieldReader, TaskServingContext) async throws -> JSONValue
+        switch request.path {
+        case "/v1/classify": handler = classify
+        case "/v1/classify-tokens": handler = classifyTokens
+        case "/v1/answer": handler = answer
+        case "/v1/embeddings": handler = embeddings
+        default: return nil
+        }
+        do {
+            let fields = try FieldReader(body: request.body)
+            try context.checkModel(fields)
+            return .json(try await handler(fields, context))
+        } catch {
+            return CompletionsHandler.apiError(for: error).response
+        }
+    }
+
+    // MARK: - /v1/classify
+
+    static func classify(_ fields: FieldReader, _ context: TaskServingContext) async throws -> JSONValue {
+        guard let head = context.heads.sequenceClassification else { throw context.missingHead(.sequenceClassification) }
+        let (texts, _) = try context.texts(fields, "input")
+        // Absent: the pipeline's default of 1; null: every label.
+        let topK: Int?
+        if fields.object["top_k"] == nil { topK = 1 } else if fields.value("top_k") == nil { topK = nil } else {
+            topK = try fields.int("top_k", in: 1...Int.max)
+        }
+        let function = try fields.choice("function_to_apply", ClassificationFunction.self)
+        let tokens = try texts.enumerated().map { (i, text) throws(APIError) in
+            try context.tokens(of: text, param: texts.count > 1 ? "input[\(i)]" : "input").map(\.id)
+        }
+        let hidden = try await context.encodeAll(tokens)
+        var data: [JSONValue] = []
+        for (i, ids) in tokens.enumerated() {
+            let logits = try head.logits(hidden: hidden[i], tokens: ids)
+            let result = TextClassification.classify(logits: logits, labels: head.labels, function: function,
+                                                     problemType: head.problemType, topK: topK)
+            data.append(.object([
+                "index": .int(i), "label": .string(result.label), "score": .double(result.score),
+                "scores": .array(result.scores.map { .object(["label": .string($0.label), "score": .double($0.score)]) }),
+            ]))
+        }
+        return response(context, data: data, promptTokens: tokens.reduce(0) { $0 + $1.count })
+    }
+
+    // MARK: - /v1/classify-tokens
+
+    static func classifyTokens(_ fields: FieldReader, _ context: TaskServingContext) async throws -> JSONValue {
+        guard let head = context.heads.tokenClassification else { throw context.missingHead(.tokenClassification) }
+        let (texts, _) = try context.texts(fields, "input")
+        let strategy = try fields.choice("aggregation_strategy", AggregationStrategy.self) ?? .none
+        let ignore = try fields.strings("ignore_labels") ?? ["O"]
+        let tokens = try texts.enumerated().map { (i, text) throws(APIError) in
+            try context.tokens(of: text, param: texts.count > 1 ? "input[\(i)]" : "input")
+        }
+        let hidden = try await context.encodeAll(tokens.map { $0.map(\.id) })
+        let tokenizer = context.tokenizer
+        var data: [JSONValue] = []
+        for (i, spans) in tokens.enumerated() {
+            let logits = try head.logits(hidden: hidden[i], rows: spans.count)
+            let entities = TokenClassification.entities(
+                text: texts[i], tokens: spans, logits: logits, labels: head.labels,
+                tokenBytes: { tokenizer.taskTokenBytes($0) }, unknownTokenID: tokenizer.endOfTextTokenID,
+                strategy: strategy, ignoreLabels: ignore)
+            data.append(.object(["index": .int(i), "entities": .array(entities.map(entityJSON))]))
+        }
+        return response(context, data: data, promptTokens: tokens.reduce(0) { $0 + $1.count })
+    }
+
+    /// The pipeline's keys in its order: entity, score, index (strategy "none") or entity_group, score.
+    static func entityJSON(_ entity: TokenEntity) -> JSONValue {
+        var object = JSONObject()
+        if let name = entity.entity { object["entity"] = .string(name) }
+        if let group = entity.entityGroup { object["entity_group"] = .string(group) }
+        object["score"] = .double(entity.score)
+        if let index = entity.index { object["index"] = .int(index) }
+        object["word"] = .string(entity.word)
+        object["start"] = .int(entity.start)
+        object["end"] = .int(entity.end)
+        return .object(object)
+    }
+
+    // MARK: - /v1/answer
+
+    static func answer(_ fields: FieldReader, _ context: TaskServingContext) async throws -> JSONValue {
+        guard let head = context.heads.questionAnswering else { throw context.missingHead(.questionAnswering) }
+        let (questions, questionsArray) = try context.texts(fields, "question")
+        let (contexts, contextsArray) = try context.texts(fields, "context")
+        // As the pipeline: several questions share one context, or pair up with as many contexts.
+        let pairs: [(question: String, context: String)]
+        switch (questionsArray, contextsArray) {
+        case (_, false): pairs = questions.map { ($0, contexts[0]) }
+        case (true, true):
+            guard questions.count == contexts.count else {
+                throw APIError.invalidField("context", "'question' has \(questions.count) items but 'context' has \(contexts.count); give as many contexts as questions, or one.")
+            }
+            pairs = Array(zip(questions, contexts))
+        case (false, true):
+            throw APIError.invalidField("question", "With several contexts, 'question' must be an array of as many questions.")
+        }
+        var p = QuestionAnsweringParameters()
+        p.topK = try fields.int("top_k", in: 1...1000) ?? 1
+        p.maxAnswerLength = try fields.int("max_answer_len", in: 1...100_000) ?? 15
+        p.maxSequenceLength = try fields.int("max_seq_len", in: 1...context.contextLength) ?? min(384, context.contextLength)
+        p.docStride = try fields.int("doc_stride", in: 0...p.maxSequenceLength) ?? min(p.maxSequenceLength / 2, 128)
+        p.handleImpossibleAnswer = try fields.bool("handle_impossible_answer") ?? false
+
+        var plans: [(question: [Int], context: [TokenSpan], windows: [QuestionAnswering.Window])] = []
+        for (i, pair) in pairs.enumerated() {
+            let suffix = pairs.count > 1 ? "[\(i)]" : ""
+            let question = context.tokenizer.taskTokens(pair.question).map(\.id)
+            let contextTokens = context.tokenizer.taskTokens(pair.context)
+            do {
+                let windows = try QuestionAnswering.windows(question: question, context: contextTokens.map(\.id), parameters: p)
+                plans.append((question, contextTokens, windows))
+            } catch let error as QuestionAnsweringError {
+                let param = switch error {
+                case .emptyInput(let field): field + suffix
+                case .questionTooLong: "question" + suffix
+                case .invalidParameter: "doc_stride"
+                }
+                throw APIError.invalidField(param, error.description)
+            }
+        }
+        let sequences = plans.flatMap { $0.windows.map(\.tokens) }
+        let hidden = try await context.encodeAll(sequences)
+        var data: [JSONValue] = []
+        var next = 0
+        for (i, plan) in plans.enumerated() {
+            var starts: [[Float]] = [], ends: [[Float]] = []
+            for window in plan.windows {
+                let (start, end) = try head.logits(hidden: hidden[next], rows: window.tokens.count)
+                starts.append(start); ends.append(end)
+                next += 1
+            }
+            let answers = QuestionAnswering.answers(
+                context: pairs[i].context, questionTokenCount: plan.question.count, contextTokens: plan.context,
+                windows: plan.windows, startLogits: starts, endLogits: ends, parameters: p)
+            data.append(.object(["index": .int(i), "answers": .array(answers.map {
+                .object(["score": .double($0.score), "start": .int($0.start), "end": .int($0.end), "answer": .string($0.answer)])
+            })]))
+        }
+        return response(context, data: data, promptTokens: sequences.reduce(0) { $0 + $1.count })
+    }
+
+    // MARK: - /v1/embeddings
+
+    static func embeddings(_ fields: FieldReader, _ context: TaskServingContext) async throws -> JSONValue {
+        if fields.value("dimensions") != nil {
+            throw APIError.invalidField("dimensions", "'dimensions' is not supported: this model's embeddings have \(context.hiddenSize) dimensions.")
+        }
+        let format = try fields.choice("encoding_format", EmbeddingEncodingFormat.self) ?? .float
+        let sequences = try embeddingInputs(fields, context)
+        let hidden = try await context.encodeAll(sequences)
+        let data: [JSONValue] = sequences.indices.map { i in
+            let vector = Embeddings.pool(hidden: hidden[i], rows: sequences[i].count, hiddenSize: context.hiddenSize,
+                                         pooling: context.embeddings.pooling, normalize: context.embeddings.normalize)
+            let embedding: JSONValue = format == .base64
+                ? .string(Embeddings.base64(vector)) : .array(vector.map { .double(Double($0)) })
+            return .object(["object": "embedding", "index": .int(i), "embedding": embedding])
+        }
+        let tokens = sequences.reduce(0) { $0 + $1.count }
+        return .object(["object": "list", "data": .array(data), "model": .string(context.modelID), "usage": promptUsage(tokens)])
+    }
+
+    /// OpenAI's `input`: a string, an array of strings, an array of token ids, or an array of such arrays.
+    static func embeddingInputs(_ fields: FieldReader, _ context: TaskServingContext) throws(APIError) -> [[Int]] {
+        guard let value = fields.value("input") else { throw .invalidField("input", "'input' is required.") }
+        let vocabulary = context.tokenizer.vocabularySize
+        func ids(_ elements: [JSONValue], _ param: String) throws(APIError) -> [Int] {
+            let ids = try CompletionRequest.parseTokenIDs(elements, param: param, vocabularySize: vocabulary)
+            try context.checkLength(ids.count, param: param)
+            return ids
+        }
+        if case .array(let elements) = value, let first = elements.first, case .number = first {
+            return [try ids(elements, "input")]
+        }
+        if case .array(let elements) = value, let first = elements.first, case .array = first {
+            guard elements.count <= context.limits.maxInputs else {
+                throw .invalidField("input", "'input' has \(elements.count) items; at most \(context.limits.maxInputs) are allowed per request.")
+            }
+            return try elements.enumerated().map { (i, element) throws(APIError) in
+                guard case .array(let inner) = element else {
+                    throw .invalidField("input", "'input[\(i)]' must be an array of token ids like the first item, got \(element.kindDescription).")
+                }
+                return try ids(inner, "input[\(i)]")
+            }
+        }
+        let (texts, _) = try context.texts(fields, "input")
+        return try texts.enumerated().map { (i, text) throws(APIError) in
+            try context.tokens(of: text, param: texts.count > 1 ? "input[\(i)]" : "input").map(\.id)
+        }
+    }
+
+    // MARK: - Helpers
+
+    static func response(_ context: TaskServingContext, data: [JSONValue], promptTokens: Int) -> JSONValue {
+        .object(["object": "list", "model": .string(context.modelID), "data": .array(data), "usage": promptUsage(promptTokens)])
+    }
+}

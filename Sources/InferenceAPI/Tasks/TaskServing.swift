@@ -1,0 +1,99 @@
+import Batcher
+import Foundation
+import GPTNeo
+import Tokenizer
+
+// What the task endpoints (/v1/classify, /v1/classify-tokens, /v1/answer, /v1/embeddings) need: hidden
+// states from the shared body through the batcher (prefill-only work that batches with generation), the
+// heads, a tokenizer with offsets, and the embedding pooling rule.
+
+// MARK: - Backends
+
+/// Final hidden states (after `ln_f`) of every position, rows × hiddenSize. The real one is the `Batcher`.
+public protocol HiddenStateEncoder: Sendable {
+    func encode(tokens: [Int]) async throws -> [Float]
+}
+
+extension Batcher: HiddenStateEncoder {}
+
+/// The tokenizer as the tasks use it: ids with character offsets (as HF's offset_mapping) and raw bytes.
+public protocol TaskTokenizer: Sendable {
+    var vocabularySize: Int { get }
+    /// `<|endoftext|>`, which GPT-2 uses as `unk_token` too (the token-classification pipeline reports it by its text).
+    var endOfTextTokenID: Int? { get }
+    /// Text to tokens with offsets; special tokens in the text are recognised, as HF's tokenizer call does.
+    func taskTokens(_ text: String) -> [TokenSpan]
+    func taskTokenBytes(_ id: Int) -> [UInt8]
+}
+
+extension GPT2Tokenizer: TaskTokenizer {
+    public func taskTokens(_ text: String) -> [TokenSpan] {
+        encodeWithOffsets(text, allowSpecialTokens: true).map(TokenSpan.init)
+    }
+    public func taskTokenBytes(_ id: Int) -> [UInt8] { bytes(of: id) ?? [] }
+}
+
+// MARK: - Configuration
+
+/// How `/v1/embeddings` turns token states into one vector.
+public struct EmbeddingConfiguration: Sendable, Equatable {
+    public var pooling: EmbeddingPooling = .mean
+    /// L2-normalise each vector (what sentence-embedding models usually expect).
+    public var normalize = false
+    public init(pooling: EmbeddingPooling = .mean, normalize: Bool = false) {
+        self.pooling = pooling; self.normalize = normalize
+    }
+}
+
+/// Bounds on one task request.
+public struct TaskLimits: Sendable, Equatable {
+    /// Inputs in one request (`input` array, questions).
+    public var maxInputs = 256
+    public init() {}
+}
+
+/// Everything the task endpoints see of the loaded model.
+public struct TaskServingContext: Sendable {
+    public var modelID: String
+    public var heads: TaskHeads
+    public var hiddenSize: Int
+    /// Longest token sequence one forward pass takes (`max_position_embeddings`).
+    public var contextLength: Int
+    public var encoder: any HiddenStateEncoder
+    public var tokenizer: any TaskTokenizer
+    public var embeddings: EmbeddingConfiguration
+    public var limits: TaskLimits
+
+    public init(modelID: String, heads: TaskHeads, hiddenSize: Int, contextLength: Int, encoder: any HiddenStateEncoder,
+                tokenizer: any TaskTokenizer, embeddings: EmbeddingConfiguration = .init(), limits: TaskLimits = .init()) {
+        self.modelID = modelID; self.heads = heads; self.hiddenSize = hiddenSize; self.contextLength = contextLength
+        self.encoder = encoder; self.tokenizer = tokenizer; self.embeddings = embeddings; self.limits = limits
+    }
+
+    /// What `/v1/models` lists: generation and embeddings always, plus one task per head.
+    public var tasks: [String] {
+        var tasks = ["text-generation", "embeddings"]
+        if heads.sequenceClassification != nil { tasks.append("text-classification") }
+        if heads.tokenClassification != nil { tasks.append("token-classification") }
+        if heads.questionAnswering != nil { tasks.append("question-answering") }
+        return tasks
+    }
+
+    /// Hidden states of several token sequences, all queued at once so the batcher runs them together.
+    func encodeAll(_ sequences: [[Int]]) async throws -> [[Float]] {
+        let encoder = self.encoder
+        return try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
+            for (i, tokens) in sequences.enumerated() {
+                group.addTask { (i, try await encoder.encode(tokens: tokens)) }
+            }
+            var results = [[Float]](repeating: [], count: sequences.count)
+            for try await (i, hidden) in group {
+                guard hidden.count == sequences[i].count * hiddenSize else {
+                    throw APIError.internalError("the encoder returned \(hidden.count) values for \(sequences[i].count) tokens")
+                }
+                results[i] = hidden
+            }
+            return results
+        }
+    }
+}
