@@ -43,7 +43,9 @@ let package = Package(
         .target(
             name: "GPTNeo",
             dependencies: ["COpenBLAS"],
-            swiftSettings: hotLoopSettings
+            // Optimized even in debug builds: unoptimized SIMD kernels make every test that runs the
+            // model (engine, batcher, API) many times slower.
+            swiftSettings: hotLoopSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
 
         // MARK: GPT-2 byte-level BPE
