@@ -1,12 +1,10 @@
 import Foundation
-import GPTNeo
-import Tokenizer
 
-// CONTRACT (written before the implementation): the public surface the API codes against.
-// The batcher's implementer owns this file and may split it; changing a signature needs a note.
+// MARK: - Request
 
 /// Sampling and stopping for one completion request (OpenAI semantics unless noted).
 public struct GenerationParameters: Sendable {
+    /// Tokens to generate per choice (0 is allowed: with `echo`, only the prompt is scored).
     public var maxTokens: Int = 16
     /// 0 means greedy.
     public var temperature: Double = 1
@@ -38,33 +36,44 @@ public struct GenerationRequest: Sendable {
     }
 }
 
+// MARK: - Events
+
 public enum FinishReason: String, Sendable { case stop, length }
 
 /// One token's log-probability and the best alternatives (log-softmax of the raw logits).
 public struct TokenLogprob: Sendable, Equatable {
     public var tokenID: Int
     public var logprob: Float
-    /// Up to `logprobs` alternatives, best first (may include the chosen token).
+    /// Up to `logprobs` alternatives, best first (may include the chosen token); ties go to the lower id.
     public var top: [(tokenID: Int, logprob: Float)]
+    public init(tokenID: Int, logprob: Float, top: [(tokenID: Int, logprob: Float)]) {
+        self.tokenID = tokenID; self.logprob = logprob; self.top = top
+    }
     public static func == (a: Self, b: Self) -> Bool {
-        a.tokenID == b.tokenID && a.logprob == b.logprob
-            && a.top.map(\.tokenID) == b.top.map(\.tokenID) && a.top.map(\.logprob) == b.top.map(\.logprob)
+        a.tokenID == b.tokenID && a.logprob.bitPattern == b.logprob.bitPattern
+            && a.top.map(\.tokenID) == b.top.map(\.tokenID)
+            && a.top.map(\.logprob.bitPattern) == b.top.map(\.logprob.bitPattern)
     }
 }
 
 public enum GenerationEvent: Sendable {
-    /// With `echo`: the prompt's tokens; the first has no logprob (nil).
+    /// With `echo`: the prompt's tokens, sent once the prompt is prefilled. `logprobs` has one entry
+    /// per token (the first is nil) when `logprobs` was requested, and is empty otherwise.
     case prompt(tokens: [Int], logprobs: [TokenLogprob?])
     /// A token of choice `choice`. `text` is the text this token made complete, after stop-string
     /// handling (text that may begin a stop string is held back until it is known not to).
+    /// The end-of-sequence token that stops a choice is not reported as a token.
     case token(choice: Int, tokenID: Int, text: String, logprob: TokenLogprob?)
     /// Choice `choice` is done; `text` is any held-back text released at the end.
     case finished(choice: Int, reason: FinishReason, text: String)
-    /// Last event of the request.
+    /// Last event of the request. `completionTokens` counts every sampled token of every choice
+    /// (including a stopping end-of-sequence token).
     case usage(promptTokens: Int, completionTokens: Int)
 }
 
-public enum BatcherError: Error, Sendable, Equatable {
+// MARK: - Errors
+
+public enum BatcherError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The waiting queue is full: the API answers 429.
     case overloaded
     /// Prompt + max_tokens exceed the model's context; the message names the numbers.
@@ -74,7 +83,29 @@ public enum BatcherError: Error, Sendable, Equatable {
     case invalidRequest(String)
     /// The batcher is shutting down.
     case shuttingDown
+    /// The engine failed on a batch this request was part of (a bug, not a user error).
+    case engineFailure(String)
+
+    public var description: String {
+        switch self {
+        case .overloaded:
+            return "too many requests are waiting; try again later"
+        case let .contextLengthExceeded(promptTokens, maxTokens, contextLength):
+            return "this model's maximum context length is \(contextLength) tokens, but \(promptTokens + maxTokens)"
+                + " were requested (\(promptTokens) in the prompt, \(maxTokens) for the completion)"
+        case let .exceedsMemoryBudget(requiredBytes, budgetBytes):
+            return "the request needs \(requiredBytes) bytes of KV cache, more than the budget of \(budgetBytes) bytes"
+        case let .invalidRequest(message):
+            return message
+        case .shuttingDown:
+            return "the server is shutting down"
+        case let .engineFailure(message):
+            return "the engine failed: \(message)"
+        }
+    }
 }
+
+// MARK: - Configuration and statistics
 
 public struct BatcherConfiguration: Sendable {
     /// KV cache budget in bytes for all running sequences.
@@ -85,27 +116,20 @@ public struct BatcherConfiguration: Sendable {
     public var maxRunningSequences: Int = 64
     /// Prefill chunk length in tokens (fixed, so results do not depend on the load).
     public var prefillChunkTokens: Int = 128
+    /// Most prompt tokens prefilled in one step (at least one chunk always runs), so that a burst of
+    /// long prompts does not stall the running streams.
+    public var maxPrefillTokensPerStep: Int = 512
     public init() {}
 }
 
 /// A snapshot for /metrics.
-public struct BatcherStatistics: Sendable {
+public struct BatcherStatistics: Sendable, Equatable {
     public var queuedRequests: Int
     public var runningSequences: Int
     public var kvCacheBytesInUse: Int
     public var kvCacheBudgetBytes: Int
-}
-
-/// One engine, one scheduling loop; every method here is safe to call from any task.
-public final class Batcher: Sendable {
-    public init(model: GPTNeoModel, tokenizer: GPT2Tokenizer, configuration: BatcherConfiguration) { fatalError("not implemented") }
-    /// Queues a completion. Throws at once for overload, context overflow or invalid parameters.
-    /// Cancelling the consuming task (or dropping the stream) cancels the request at the next step.
-    public func submit(_ request: GenerationRequest) throws -> AsyncThrowingStream<GenerationEvent, Error> { fatalError("not implemented") }
-    /// Prefill-only work (classification heads, embeddings): the final hidden states (after `ln_f`)
-    /// of every position, rows × hiddenSize. Goes through the same queue and batches as generation.
-    public func encode(tokens: [Int]) async throws -> [Float] { fatalError("not implemented") }
-    /// Stops admitting work; running requests finish (or are cancelled after `gracePeriod`).
-    public func shutdown(gracePeriod: Duration) async { fatalError("not implemented") }
-    public var statistics: BatcherStatistics { fatalError("not implemented") }
+    /// Forward passes run since start.
+    public var steps: Int = 0
+    /// Tokens sampled since start (all requests, all choices).
+    public var generatedTokens: Int = 0
 }

@@ -1,0 +1,80 @@
+import GPTNeo
+import Tokenizer
+
+// MARK: - What the scheduler needs from a model
+// The scheduler is generic over this so that its bookkeeping (admission, chunking, cancellation,
+// events) is tested fast against a fake model as well as end to end against the real engine.
+
+/// The numbers of a model the batcher checks requests against.
+struct ModelLimits: Sendable {
+    var vocabularySize: Int
+    var hiddenSize: Int
+    var contextLength: Int
+    var endOfSequenceTokenID: Int?
+}
+
+/// One sequence's share of a forward call (mirrors `ForwardItem`, generic over the cache type).
+struct RunnerItem<Cache> {
+    var cache: Cache
+    var tokens: [Int]
+    var hiddenRows: OutputRows
+    var logitRows: OutputRows
+}
+
+/// A forward pass over many sequences with per-sequence caches. Not thread-safe: the scheduling loop
+/// is its only user. An item's output must not depend on the other items (batch invariance).
+protocol ModelRunner: AnyObject {
+    associatedtype Cache: AnyObject
+    var limits: ModelLimits { get }
+    /// Bytes `makeCache(capacity:)` allocates: what admission control reserves.
+    func cacheByteSize(capacity: Int) -> Int
+    func makeCache(capacity: Int) -> Cache
+    func copy(_ cache: Cache, capacity: Int) -> Cache
+    func forward(_ items: [RunnerItem<Cache>]) throws -> [ForwardOutput]
+}
+
+// MARK: - The real engine
+
+final class EngineRunner: ModelRunner {
+    let engine: GPTNeoEngine
+    let config: GPTNeoConfig
+    let limits: ModelLimits
+
+    init(model: GPTNeoModel, endOfSequenceTokenID: Int?) {
+        engine = GPTNeoEngine(model: model)
+        config = model.config
+        limits = ModelLimits(
+            vocabularySize: config.vocabSize, hiddenSize: config.hiddenSize,
+            contextLength: config.maxPositionEmbeddings,
+            endOfSequenceTokenID: config.eosTokenID ?? endOfSequenceTokenID)
+    }
+
+    func cacheByteSize(capacity: Int) -> Int { KVCache.byteSize(config: config, capacity: capacity) }
+    func makeCache(capacity: Int) -> KVCache { KVCache(config: config, capacity: capacity) }
+    func copy(_ cache: KVCache, capacity: Int) -> KVCache { cache.copy(capacity: capacity) }
+
+    func forward(_ items: [RunnerItem<KVCache>]) throws -> [ForwardOutput] {
+        try engine.forward(items.map {
+            ForwardItem(cache: $0.cache, tokens: $0.tokens, hiddenRows: $0.hiddenRows, logitRows: $0.logitRows)
+        })
+    }
+}
+
+// MARK: - Text
+
+/// Streaming detokenization of one choice: pieces concatenate to the decoded text of all ids.
+protocol TokenTextStream {
+    mutating func append(_ id: Int) -> String
+    mutating func finish() -> String
+}
+
+/// Makes one `TokenTextStream` per choice.
+protocol TokenTextDecoding: Sendable {
+    func makeTextStream() -> any TokenTextStream
+}
+
+extension IncrementalDecoder: TokenTextStream {}
+
+extension GPT2Tokenizer: TokenTextDecoding {
+    func makeTextStream() -> any TokenTextStream { makeIncrementalDecoder() }
+}

@@ -1,0 +1,243 @@
+import DequeModule
+import Foundation
+import GPTNeo
+
+// MARK: - The scheduling loop
+// One thread owns the runner (the engine and its scratch memory) and every KV cache. Callers only touch
+// the queue below, under `condition`'s lock; the loop takes work from it between steps. A step is one
+// `forward` call holding one chunk of every prefilling prompt (within a token budget) and one row per
+// running choice, so that a long prompt never stalls the streams already running.
+
+final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
+    enum LifeState { case running, draining(deadline: ContinuousClock.Instant), stopped }
+
+    // MARK: Shared with callers (guarded by `condition`)
+    private let condition = NSCondition()
+    private var waiting = Deque<PendingJob>()
+    private var runningIDs: Set<UInt64> = []
+    private var cancelledIDs: Set<UInt64> = []
+    private var nextID: UInt64 = 1
+    private var lifeState = LifeState.running
+    private var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
+    private var reservedBytes = 0
+    private var snapshot: BatcherStatistics
+
+    // MARK: Owned by the loop thread
+    let runner: Runner
+    let configuration: BatcherConfiguration
+    let decoding: any TokenTextDecoding
+    var limits: ModelLimits { runner.limits }
+    var active: [ActiveJob<Runner.Cache>] = []
+    let scratch: UnsafeMutableBufferPointer<Float>
+    var sampledThisStep = 0
+
+    init(runner: Runner, decoding: any TokenTextDecoding, configuration: BatcherConfiguration) {
+        precondition(configuration.prefillChunkTokens > 0 && configuration.maxRunningSequences > 0
+                     && configuration.maxQueuedRequests >= 0, "invalid batcher configuration")
+        self.runner = runner
+        self.decoding = decoding
+        self.configuration = configuration
+        scratch = .allocate(capacity: runner.limits.vocabularySize)
+        snapshot = BatcherStatistics(queuedRequests: 0, runningSequences: 0, kvCacheBytesInUse: 0,
+                                     kvCacheBudgetBytes: configuration.kvCacheBudgetBytes)
+    }
+
+    deinit { scratch.deallocate() }
+
+    func start() {
+        let thread = Thread { [self] in runLoop() }
+        thread.name = "gptneo-batcher"
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    // MARK: - Caller side
+
+    /// Queues a job built from a fresh id; throws when the queue is full or the batcher stopping.
+    func enqueue(sequences: Int, promptCount: Int, capacity: Int, makeKind: (UInt64) -> PendingJob.Kind) throws -> UInt64 {
+        let (_, total) = reservation(sequences: sequences, capacity: capacity, bytesPerSequence: runner.cacheByteSize)
+        guard total <= configuration.kvCacheBudgetBytes else {
+            throw BatcherError.exceedsMemoryBudget(requiredBytes: total, budgetBytes: configuration.kvCacheBudgetBytes)
+        }
+        condition.lock()
+        defer { condition.unlock() }
+        guard case .running = lifeState else { throw BatcherError.shuttingDown }
+        guard waiting.count < configuration.maxQueuedRequests else { throw BatcherError.overloaded }
+        let id = nextID
+        nextID += 1
+        waiting.append(PendingJob(id: id, kind: makeKind(id), reservedBytes: total, sequences: sequences))
+        snapshot.queuedRequests = waiting.count
+        condition.signal()
+        return id
+    }
+
+    /// Cancels a job: a waiting one leaves the queue now, a running one at the next step.
+    func cancel(_ id: UInt64) {
+        condition.lock()
+        var removed: PendingJob?
+        if let index = waiting.firstIndex(where: { $0.id == id }) {
+            removed = waiting.remove(at: index)
+            snapshot.queuedRequests = waiting.count
+        } else if runningIDs.contains(id) {
+            cancelledIDs.insert(id)
+            condition.signal()
+        }
+        condition.unlock()
+        removed?.fail(CancellationError())
+    }
+
+    /// Stops admitting; running jobs get until `gracePeriod` to finish. Returns when the loop has exited.
+    func shutdown(gracePeriod: Duration) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            condition.lock()
+            if case .stopped = lifeState {
+                condition.unlock()
+                continuation.resume()
+                return
+            }
+            shutdownWaiters.append(continuation)
+            let drained = beginDraining(gracePeriod: gracePeriod)
+            condition.unlock()
+            for job in drained { job.fail(BatcherError.shuttingDown) }
+        }
+    }
+
+    /// Like `shutdown` without waiting (the owner is gone).
+    func stopSoon() {
+        condition.lock()
+        let drained = beginDraining(gracePeriod: .zero)
+        condition.unlock()
+        for job in drained { job.fail(BatcherError.shuttingDown) }
+    }
+
+    /// Caller holds the lock. Returns the waiting jobs to fail outside it.
+    private func beginDraining(gracePeriod: Duration) -> [PendingJob] {
+        let deadline = ContinuousClock.now + gracePeriod
+        switch lifeState {
+        case .running: lifeState = .draining(deadline: deadline)
+        case let .draining(old): lifeState = .draining(deadline: min(old, deadline))
+        case .stopped: return []
+        }
+        let drained = Array(waiting)
+        waiting.removeAll()
+        snapshot.queuedRequests = 0
+        condition.signal()
+        return drained
+    }
+
+    var statistics: BatcherStatistics {
+        condition.lock()
+        defer { condition.unlock() }
+        return snapshot
+    }
+
+    // MARK: - Loop side
+
+    private func runLoop() {
+        while takeWork() { step() }
+    }
+
+    /// Applies cancellations, admits what fits, and sleeps while there is nothing to do.
+    /// Returns false when the loop should exit.
+    private func takeWork() -> Bool {
+        condition.lock()
+        while true {
+            var cancelled = cancelledIDs
+            cancelledIDs.removeAll()
+            var shutdownError = false
+            if case let .draining(deadline) = lifeState, ContinuousClock.now >= deadline {
+                cancelled.formUnion(active.map(\.id))
+                shutdownError = true
+            }
+            let admitted = admit()
+            if !cancelled.isEmpty || !admitted.isEmpty {
+                // Cache allocation and the callers' completion handlers run outside the lock.
+                condition.unlock()
+                for job in active where cancelled.contains(job.id) {
+                    job.end(.failure(shutdownError ? BatcherError.shuttingDown : CancellationError()))
+                }
+                for pending in admitted { activate(pending) }
+                condition.lock()
+                removeEndedJobs()
+            }
+            if !active.isEmpty {
+                condition.unlock()
+                return true
+            }
+            if case .draining = lifeState {
+                lifeState = .stopped
+                let waiters = shutdownWaiters
+                shutdownWaiters = []
+                condition.unlock()
+                for waiter in waiters { waiter.resume() }
+                return false
+            }
+            condition.wait()
+        }
+    }
+
+    /// Caller holds the lock. Pops the waiting jobs that fit, first come first served: the head is
+    /// never overtaken, so a large request cannot starve behind a stream of small ones.
+    private func admit() -> [PendingJob] {
+        var admitted: [PendingJob] = []
+        var sequences = active.reduce(0) { $0 + $1.runningSequences }
+        while let head = waiting.first,
+              reservedBytes + head.reservedBytes <= configuration.kvCacheBudgetBytes,
+              sequences + head.sequences <= configuration.maxRunningSequences {
+            waiting.removeFirst()
+            reservedBytes += head.reservedBytes
+            sequences += head.sequences
+            runningIDs.insert(head.id)
+            admitted.append(head)
+        }
+        snapshot.queuedRequests = waiting.count
+        snapshot.kvCacheBytesInUse = reservedBytes
+        return admitted
+    }
+
+    private func activate(_ pending: PendingJob) {
+        let capacity: Int
+        switch pending.kind {
+        case let .generate(request, _): capacity = request.promptTokens.count + request.parameters.maxTokens
+        case let .encode(tokens, _): capacity = tokens.count
+        }
+        let perSequence = runner.cacheByteSize(capacity: capacity)
+        active.append(ActiveJob(pending: pending, bytesPerSequence: perSequence, cache: runner.makeCache(capacity: capacity)))
+    }
+
+    /// Caller holds the lock. Forgets ended jobs and returns the memory of finished choices.
+    private func removeEndedJobs() {
+        for job in active {
+            let held = job.isDone ? 0 : job.bytesPerSequence * job.runningSequences
+            if held < job.reservedBytes {
+                reservedBytes -= job.reservedBytes - held
+                job.reservedBytes = held
+            }
+        }
+        for job in active where job.isDone { runningIDs.remove(job.id) }
+        active.removeAll { $0.isDone }
+        snapshot.kvCacheBytesInUse = reservedBytes
+        snapshot.runningSequences = active.reduce(0) { $0 + $1.runningSequences }
+    }
+
+    /// One forward pass and what follows from it.
+    private func step() {
+        let plan = planStep(active)
+        do {
+            let outputs = try runner.forward(plan.items)
+            for (index, output) in outputs.enumerated() { consume(output, of: plan.slots[index]) }
+            condition.lock()
+            snapshot.steps += 1
+            snapshot.generatedTokens += sampledThisStep
+            sampledThisStep = 0
+        } catch {
+            let message = String(describing: error)
+            for job in Set(plan.slots.map(\.job.id)).compactMap({ id in active.first { $0.id == id } }) {
+                job.end(.failure(BatcherError.engineFailure(message)))
+            }
+            condition.lock()
+        }
+        removeEndedJobs()
+        condition.unlock()
+    }
+}

@@ -1,0 +1,167 @@
+import GPTNeo
+
+// MARK: - What one step runs, and what its outputs mean
+// Chunk boundaries depend only on the request (chunk k is prompt[k*C ..< (k+1)*C]), and every row is
+// computed by the engine independently of its neighbours, so the logits a request sees, and therefore
+// its tokens, are the same whatever else runs. Sampling uses only the request's own state.
+
+struct StepPlan<Cache: AnyObject> {
+    enum Slot {
+        case prefill(start: Int, count: Int)
+        case decode(choice: ChoiceState<Cache>)
+    }
+    var items: [RunnerItem<Cache>] = []
+    var slots: [(job: ActiveJob<Cache>, slot: Slot)] = []
+}
+
+extension Scheduler {
+    typealias Cache = Runner.Cache
+
+    /// One row per running choice, then one chunk per prefilling job in admission order while the
+    /// prefill budget lasts (the first chunk always runs, so nothing starves).
+    func planStep(_ jobs: [ActiveJob<Cache>]) -> StepPlan<Cache> {
+        var plan = StepPlan<Cache>()
+        for job in jobs where !job.isDone && !job.isPrefilling {
+            for choice in job.choices {
+                guard let cache = choice.cache, let token = choice.pendingInput else { continue }
+                plan.items.append(RunnerItem(cache: cache, tokens: [token], hiddenRows: .none, logitRows: .last))
+                plan.slots.append((job, .decode(choice: choice)))
+            }
+        }
+        var prefillTokens = 0
+        for job in jobs where !job.isDone && job.isPrefilling {
+            guard let cache = job.prefillCache else { continue }
+            let start = job.prefilledTokens
+            let count = min(configuration.prefillChunkTokens, job.prompt.count - start)
+            if prefillTokens > 0 && prefillTokens + count > configuration.maxPrefillTokensPerStep { break }
+            prefillTokens += count
+            let isLast = start + count == job.prompt.count
+            var hiddenRows = OutputRows.none
+            var logitRows = OutputRows.none
+            if let parameters = job.parameters {
+                if parameters.echo && parameters.logprobs != nil {
+                    logitRows = .all
+                } else if isLast && parameters.maxTokens > 0 {
+                    logitRows = .last
+                }
+            } else {
+                hiddenRows = .all
+            }
+            plan.items.append(RunnerItem(cache: cache, tokens: Array(job.prompt[start..<(start + count)]),
+                                         hiddenRows: hiddenRows, logitRows: logitRows))
+            plan.slots.append((job, .prefill(start: start, count: count)))
+        }
+        return plan
+    }
+
+    /// Applies one item's output to its job.
+    func consume(_ output: ForwardOutput, of entry: (job: ActiveJob<Cache>, slot: StepPlan<Cache>.Slot)) {
+        let job = entry.job
+        guard !job.isDone else { return }
+        let vocabulary = limits.vocabularySize
+        switch entry.slot {
+        case let .decode(choice):
+            choice.pendingInput = nil
+            output.logits.withUnsafeBufferPointer { logits in
+                advance(choice, of: job, logits: UnsafeBufferPointer(rebasing: logits[0..<vocabulary]))
+            }
+        case let .prefill(start, count):
+            job.prefilledTokens = start + count
+            guard let parameters = job.parameters else {
+                job.hidden.append(contentsOf: output.hidden)
+                if !job.isPrefilling { job.end(.success(())) }
+                return
+            }
+            let allRows = parameters.echo && parameters.logprobs != nil
+            if allRows { scorePrompt(job, start: start, count: count, logits: output.logits, top: parameters.logprobs ?? 0) }
+            guard !job.isPrefilling else { return }
+            let lastRow = allRows ? count - 1 : 0
+            output.logits.withUnsafeBufferPointer { logits in
+                let row = parameters.maxTokens > 0
+                    ? UnsafeBufferPointer(rebasing: logits[(lastRow * vocabulary)..<((lastRow + 1) * vocabulary)]) : nil
+                startChoices(job, parameters: parameters, lastLogits: row)
+            }
+        }
+        if job.choices.allSatisfy(\.isFinished) && !job.isPrefilling && !job.isDone {
+            job.send(.usage(promptTokens: job.prompt.count, completionTokens: job.completionTokens))
+            job.end(.success(()))
+        }
+    }
+
+    /// Echo logprobs: row r of a chunk starting at `start` scores prompt token start + r + 1.
+    private func scorePrompt(_ job: ActiveJob<Cache>, start: Int, count: Int, logits: [Float], top: Int) {
+        let vocabulary = limits.vocabularySize
+        if start == 0 { job.promptLogprobs = [nil] }
+        logits.withUnsafeBufferPointer { logits in
+            for row in 0..<count where start + row + 1 < job.prompt.count {
+                let rowLogits = UnsafeBufferPointer(rebasing: logits[(row * vocabulary)..<((row + 1) * vocabulary)])
+                job.promptLogprobs.append(tokenLogprob(tokenID: job.prompt[start + row + 1], logits: rowLogits, topCount: top))
+            }
+        }
+    }
+
+    /// The prompt is in the cache: report it (echo), then give each choice its cache and first token.
+    private func startChoices(_ job: ActiveJob<Cache>, parameters: GenerationParameters, lastLogits: UnsafeBufferPointer<Float>?) {
+        if parameters.echo {
+            job.send(.prompt(tokens: job.prompt, logprobs: parameters.logprobs == nil ? [] : job.promptLogprobs))
+        }
+        guard let cache = job.prefillCache else { return }
+        job.prefillCache = nil
+        let capacity = job.prompt.count + parameters.maxTokens
+        let seed = parameters.seed ?? UInt64.random(in: .min ... .max)
+        for index in 0..<parameters.n {
+            let choiceCache = index == 0 ? cache : runner.copy(cache, capacity: capacity)
+            job.choices.append(ChoiceState(
+                index: index, cache: choiceCache,
+                sampler: TokenSampler(parameters: parameters, generator: .forChoice(index, seed: seed)),
+                history: TokenHistory(promptTokens: job.prompt, tracksSeenTokens: parameters.repetitionPenalty != 1),
+                text: decoding.makeTextStream(),
+                stopMatcher: StopStringMatcher(stops: parameters.stop)))
+        }
+        for choice in job.choices {
+            if let lastLogits {
+                advance(choice, of: job, logits: lastLogits)
+            } else {
+                finish(choice, of: job, reason: .length)  // max_tokens = 0: only the prompt was asked for
+            }
+        }
+    }
+
+    /// Samples the choice's next token from `logits` and reports it.
+    private func advance(_ choice: ChoiceState<Cache>, of job: ActiveJob<Cache>, logits: UnsafeBufferPointer<Float>) {
+        guard let parameters = job.parameters, !choice.isFinished else { return }
+        let token = choice.sampler.sample(logits: logits, history: choice.history, scratch: scratch)
+        choice.history.append(token)
+        choice.generatedTokens += 1
+        job.completionTokens += 1
+        sampledThisStep += 1
+        if token == limits.endOfSequenceTokenID && !parameters.ignoreEOS {
+            finish(choice, of: job, reason: .stop)
+            return
+        }
+        let logprob = parameters.logprobs.map { tokenLogprob(tokenID: token, logits: logits, topCount: $0) }
+        let (text, stopped) = choice.stopMatcher.append(choice.text.append(token))
+        guard job.send(.token(choice: choice.index, tokenID: token, text: text, logprob: logprob)) else {
+            job.end(.failure(CancellationError()))
+            return
+        }
+        if stopped {
+            choice.cache = nil
+            job.send(.finished(choice: choice.index, reason: .stop, text: ""))
+        } else if choice.generatedTokens >= parameters.maxTokens {
+            finish(choice, of: job, reason: .length)
+        } else {
+            choice.pendingInput = token
+        }
+    }
+
+    /// Ends a choice for EOS or length: releases held text (a stop string may still complete in the
+    /// decoder's final bytes) and frees its cache.
+    private func finish(_ choice: ChoiceState<Cache>, of job: ActiveJob<Cache>, reason: FinishReason) {
+        choice.cache = nil
+        choice.pendingInput = nil
+        let (tail, stopped) = choice.stopMatcher.append(choice.text.finish())
+        let text = stopped ? tail : tail + choice.stopMatcher.finish()
+        job.send(.finished(choice: choice.index, reason: stopped ? .stop : reason, text: text))
+    }
+}
