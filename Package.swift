@@ -90,6 +90,14 @@ let package = Package(
             ]
         ),
 
+        // MARK: Benchmarks (run by hand: swift run -c release TokenizerBenchmark)
+        .executableTarget(
+            name: "TokenizerBenchmark",
+            dependencies: ["Tokenizer"],
+            path: "Benchmarks/TokenizerBenchmark",
+            swiftSettings: hotLoopSettings
+        ),
+
         // MARK: Tests
         .testTarget(name: "GPTNeoTests", dependencies: ["GPTNeo"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),

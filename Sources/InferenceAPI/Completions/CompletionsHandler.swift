@@ -109,7 +109,7 @@ struct CompletionsHandler: Sendable {
                 return .invalidField("max_tokens", "This request needs \(required) bytes of KV cache but the server's budget is \(budget) bytes; reduce 'max_tokens', 'n' or the prompt.", code: "exceeds_memory_budget")
             case .invalidRequest(let message): return .badRequest(message)
             case .shuttingDown: return .unavailable("The server is shutting down.")
-            case .engineFailure(let message): return .internalError("Generation failed: \(message)")
+            case .engineFailure(let message): return .internalError("The engine failed: \(message)")
             }
         default:
             return .internalError("Generation failed: \(error)")

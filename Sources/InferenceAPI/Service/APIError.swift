@@ -81,3 +81,21 @@ extension HTTPResponse {
         HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: .bytes(value.encoded))
     }
 }
+
+extension InferenceService {
+    /// The HTTP server's own error answers (400, 408, 413, 414, 431, 503...) in OpenAI's shape.
+    public static func errorResponse(status: Int, message: String) -> HTTPResponse {
+        let type = switch status {
+        case 503: "service_unavailable_error"
+        case 500...: "internal_error"
+        default: "invalid_request_error"
+        }
+        let code: String? = switch status {
+        case 413: "payload_too_large"
+        case 408: "request_timeout"
+        case 503: "unavailable"
+        default: nil
+        }
+        return APIError(status: status, message: message, type: type, code: code, retryAfterSeconds: status == 503 ? 1 : nil).response
+    }
+}

@@ -1,0 +1,224 @@
+import Dispatch
+import Foundation
+import Logging
+
+// MARK: - Public server
+
+/// An HTTP/1.1 server on POSIX sockets and Dispatch. Its life: `start()` binds and accepts;
+/// `shutdown()` stops accepting, lets in-flight requests finish within the grace period and
+/// closes idle connections.
+public final class HTTPServer: Sendable {
+    private let core: ServerCore
+
+    public init(configuration: HTTPServerConfiguration, logger: Logger, handler: @escaping HTTPHandler) {
+        core = ServerCore(configuration: configuration, logger: logger, handler: handler)
+    }
+
+    /// Binds and starts accepting; returns the bound port. Throws `HTTPServerError` (port in
+    /// use, unknown address...). Starting twice is a programmer error.
+    @discardableResult
+    public func start() throws -> Int { try core.start() }
+
+    /// Stops accepting, lets in-flight requests finish within the grace period, closes idle
+    /// connections; returns when everything is closed. Safe to call more than once.
+    public func shutdown() async { await core.shutdown() }
+
+    /// Connections currently open (for tests and metrics).
+    public var connectionCount: Int { core.connectionCount }
+}
+
+// MARK: - Server core
+
+/// The mutable side of `HTTPServer`: life-cycle state, listener, connection registry. `lock`
+/// guards `state`, `connections` and the waiters; the accept source and the sweep timer run on
+/// `acceptQueue`.
+final class ServerCore: @unchecked Sendable {
+    enum State {
+        case initial
+        case starting
+        case running(listener: Int32)
+        case shuttingDown
+        case shutdown
+    }
+
+    let configuration: HTTPServerConfiguration
+    let logger: Logger
+    let handler: HTTPHandler
+
+    private let lock = NSLock()
+    private var state = State.initial
+    private var connections: [Int: HTTPConnection] = [:]
+    private var nextConnectionID = 0
+    private var allClosedWaiters: [CheckedContinuation<Void, Never>] = []
+    private var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
+
+    private let acceptQueue = DispatchQueue(label: "http.accept")
+    private var acceptSource: DispatchSourceRead?
+    private var sweepTimer: DispatchSourceTimer?
+    private let refusal: [UInt8]
+
+    init(configuration: HTTPServerConfiguration, logger: Logger, handler: @escaping HTTPHandler) {
+        self.configuration = configuration
+        self.logger = logger
+        self.handler = handler
+        refusal = Self.cannedResponse(configuration.makeErrorResponse(503, "server at its connection limit"))
+    }
+
+    var connectionCount: Int { lock.withLock { connections.count } }
+
+    // MARK: Start
+
+    func start() throws -> Int {
+        lock.withLock {
+            guard case .initial = state else { preconditionFailure("HTTPServer.start() called twice") }
+            state = .starting
+        }
+        let listener: (fd: Int32, port: Int)
+        do {
+            listener = try makeListeningSocket(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
+        } catch {
+            lock.withLock { state = .shutdown }
+            throw error
+        }
+        lock.withLock { state = .running(listener: listener.fd) }
+
+        let source = DispatchSource.makeReadSource(fileDescriptor: listener.fd, queue: acceptQueue)
+        source.setEventHandler { [self] in acceptPending(listener.fd) }
+        source.setCancelHandler { closeSocket(listener.fd) }
+        acceptSource = source
+        source.activate()
+
+        let timer = DispatchSource.makeTimerSource(queue: acceptQueue)
+        let interval = DispatchTimeInterval.nanoseconds(Int(configuration.sweepInterval.nanoseconds))
+        timer.schedule(deadline: .now() + interval, repeating: interval)
+        timer.setEventHandler { [self] in sweep() }
+        sweepTimer = timer
+        timer.activate()
+
+        logger.info("listening", metadata: ["host": "\(configuration.host)", "port": "\(listener.port)"])
+        return listener.port
+    }
+
+    // MARK: Accepting
+
+    private func acceptPending(_ listener: Int32) {
+        while let fd = acceptConnection(listener) {
+            let connection: HTTPConnection? = lock.withLock {
+                guard case .running = state, connections.count < configuration.maxConnections else { return nil }
+                nextConnectionID += 1
+                let queue = DispatchQueue(label: "http.connection", target: .global())
+                let connection = HTTPConnection(id: nextConnectionID, fd: fd, core: self, queue: queue)
+                connections[nextConnectionID] = connection
+                return connection
+            }
+            if let connection {
+                connection.start()
+            } else {
+                logger.warning("refusing connection: at the connection limit", metadata: ["limit": "\(configuration.maxConnections)"])
+                refuseConnection(fd, response: refusal)
+            }
+        }
+    }
+
+    /// Checks every connection's deadlines on its own queue.
+    private func sweep() {
+        let now = monotonicNow()
+        for connection in lock.withLock({ Array(connections.values) }) {
+            connection.queue.async { connection.checkTimeouts(now: now) }
+        }
+    }
+
+    func connectionClosed(_ id: Int) {
+        let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
+            connections[id] = nil
+            guard connections.isEmpty, case .shuttingDown = state else { return [] }
+            defer { allClosedWaiters = [] }
+            return allClosedWaiters
+        }
+        waiters.forEach { $0.resume() }
+    }
+
+    // MARK: Shutdown
+
+    func shutdown() async {
+        enum Step { case done, wait, proceed }
+        let step: Step = lock.withLock {
+            switch state {
+            case .initial, .starting:
+                state = .shutdown
+                return .done
+            case .shutdown:
+                return .done
+            case .shuttingDown:
+                return .wait
+            case .running:
+                state = .shuttingDown
+                return .proceed
+            }
+        }
+        switch step {
+        case .done:
+            return
+        case .wait:
+            await withCheckedContinuation { continuation in
+                let finished = lock.withLock {
+                    if case .shutdown = state { return true }
+                    shutdownWaiters.append(continuation)
+                    return false
+                }
+                if finished { continuation.resume() }
+            }
+            return
+        case .proceed:
+            break
+        }
+
+        logger.info("shutting down", metadata: ["open_connections": "\(connectionCount)"])
+        acceptQueue.sync { acceptSource?.cancel() }
+        for connection in lock.withLock({ Array(connections.values) }) {
+            connection.queue.async { connection.beginShutdown() }
+        }
+        let grace = configuration.shutdownGracePeriod
+        let forceClose = Task { [self] in
+            try? await Task.sleep(for: grace)
+            guard !Task.isCancelled else { return }
+            let remaining = lock.withLock { Array(connections.values) }
+            if !remaining.isEmpty {
+                logger.warning("grace period over: closing busy connections", metadata: ["count": "\(remaining.count)"])
+            }
+            for connection in remaining { connection.queue.async { connection.close() } }
+        }
+        await withCheckedContinuation { continuation in
+            let empty = lock.withLock {
+                if connections.isEmpty { return true }
+                allClosedWaiters.append(continuation)
+                return false
+            }
+            if empty { continuation.resume() }
+        }
+        forceClose.cancel()
+        acceptQueue.sync { sweepTimer?.cancel() }
+        let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
+            state = .shutdown
+            defer { shutdownWaiters = [] }
+            return shutdownWaiters
+        }
+        waiters.forEach { $0.resume() }
+        logger.info("stopped")
+    }
+
+    // MARK: Helpers
+
+    /// A complete `Connection: close` answer from an error response (only `.bytes` bodies count).
+    private static func cannedResponse(_ response: HTTPResponse) -> [UInt8] {
+        var body: [UInt8] = []
+        if case .bytes(let bytes) = response.body { body = bytes }
+        var dates = DateCache()
+        var out: [UInt8] = []
+        appendResponseHead(
+            to: &out, status: response.status, headers: response.headers, framing: .length(body.count),
+            connection: "close", requestID: "-", date: dates.current()
+        )
+        return out + body
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+
+// MARK: - Every option in one place
+
+/// All of the server's settings. They come, in increasing precedence, from the defaults, a config
+/// file (`--config`), environment variables (`GPTNEO_*`) and command-line flags. Each setting has one
+/// entry in `ServerOptions.settings`, which names its config key and environment variable.
+public struct ServerOptions: Sendable, Equatable {
+    /// Checkpoint directory; nil serves the bundled default model.
+    public var model: String?
+    public var host = "127.0.0.1"
+    public var port = 8000
+    /// The id `/v1/models` reports and requests may name; default: the checkpoint directory's name.
+    public var modelName: String?
+    public var apiKeys: [String] = []
+    public var metricsRequireKey = false
+    public var maxQueuedRequests = 256
+    public var maxRunningSequences = 64
+    public var kvCacheMiB = 2048
+    public var maxBodyBytes = 1 << 20
+    public var maxChoices = 16
+    public var shutdownGraceSeconds = 30
+    public var logLevel = "info"
+
+    public init() {}
+
+    /// One setting: its config-file key, its environment variable and how to apply a text value.
+    struct Setting: Sendable {
+        var key: String
+        var apply: @Sendable (inout ServerOptions, String) throws(OptionsError) -> Void
+        var environment: String { "GPTNEO_" + key.uppercased() }
+    }
+
+    static let settings: [Setting] = [
+        Setting(key: "model") { $0.model = $1 },
+        Setting(key: "host") { $0.host = $1 },
+        Setting(key: "port") { o, v throws(OptionsError) in o.port = try parseInt(v, "port", 0...65535) },
+        Setting(key: "model_name") { $0.modelName = $1 },
+        Setting(key: "api_keys") { o, v in o.apiKeys = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } },
+        Setting(key: "metrics_require_key") { o, v throws(OptionsError) in o.metricsRequireKey = try parseBool(v, "metrics_require_key") },
+        Setting(key: "max_queued_requests") { o, v throws(OptionsError) in o.maxQueuedRequests = try parseInt(v, "max_queued_requests", 1...1_000_000) },
+        Setting(key: "max_running_sequences") { o, v throws(OptionsError) in o.maxRunningSequences = try parseInt(v, "max_running_sequences", 1...4096) },
+        Setting(key: "kv_cache_mib") { o, v throws(OptionsError) in o.kvCacheMiB = try parseInt(v, "kv_cache_mib", 1...1_048_576) },
+        Setting(key: "max_body_bytes") { o, v throws(OptionsError) in o.maxBodyBytes = try parseInt(v, "max_body_bytes", 1024...(1 << 30)) },
+        Setting(key: "max_choices") { o, v throws(OptionsError) in o.maxChoices = try parseInt(v, "max_choices", 1...128) },
+        Setting(key: "shutdown_grace_seconds") { o, v throws(OptionsError) in o.shutdownGraceSeconds = try parseInt(v, "shutdown_grace_seconds", 0...3600) },
+        Setting(key: "log_level") { o, v throws(OptionsError) in
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(v) else {
+                throw .invalidValue(setting: "log_level", value: v, expected: "one of trace, debug, info, notice, warning, error, critical")
+            }
+            o.logLevel = v
+        },
+    ]
+
+    /// The environment variables read, for `--help` and the README.
+    public static var environmentVariables: [String] { settings.map(\.environment) }
+
+    /// Applies a config file, then the environment, then `flags` (key → value as given on the command line).
+    public static func resolve(configFile: String?, environment: [String: String], flags: [String: String]) throws(OptionsError) -> ServerOptions {
+        var options = ServerOptions()
+        if let configFile {
+            let text: String
+            do { text = try String(contentsOfFile: configFile, encoding: .utf8) } catch {
+                throw .unreadableConfig(path: configFile, reason: (error as NSError).localizedDescription)
+            }
+            try options.apply(configText: text, path: configFile)
+        }
+        for setting in settings {
+            if let value = environment[setting.environment] { try setting.apply(&options, value) }
+        }
+        for setting in settings {
+            if let value = flags[setting.key] { try setting.apply(&options, value) }
+        }
+        return options
+    }
+
+    /// The config format: `key = value` lines, `#` comments, keys as in `settings` (`port = 8080`,
+    /// `api_keys = k1,k2`). Unknown keys are errors, so a typo does not pass silently.
+    mutating func apply(configText: String, path: String) throws(OptionsError) {
+        for (number, rawLine) in configText.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            guard let equals = trimmed.firstIndex(of: "=") else {
+                throw .badConfigLine(path: path, line: number + 1, reason: "expected 'key = value'")
+            }
+            let key = trimmed[..<equals].trimmingCharacters(in: .whitespaces)
+            var value = trimmed[trimmed.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+            guard let setting = Self.settings.first(where: { $0.key == key }) else {
+                throw .badConfigLine(path: path, line: number + 1, reason: "unknown key '\(key)' (known: \(Self.settings.map(\.key).joined(separator: ", ")))")
+            }
+            try setting.apply(&self, value)
+        }
+    }
+
+    private static func parseInt(_ text: String, _ name: String, _ range: ClosedRange<Int>) throws(OptionsError) -> Int {
+        guard let value = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
+            throw .invalidValue(setting: name, value: text, expected: "an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    private static func parseBool(_ text: String, _ name: String) throws(OptionsError) -> Bool {
+        switch text.lowercased() {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off", "": return false
+        default: throw .invalidValue(setting: name, value: text, expected: "true or false")
+        }
+    }
+}
+
+public enum OptionsError: Error, Equatable, CustomStringConvertible {
+    case invalidValue(setting: String, value: String, expected: String)
+    case unreadableConfig(path: String, reason: String)
+    case badConfigLine(path: String, line: Int, reason: String)
+
+    public var description: String {
+        switch self {
+        case .invalidValue(let setting, let value, let expected): "invalid \(setting) '\(value)': expected \(expected)"
+        case .unreadableConfig(let path, let reason): "cannot read config file \(path): \(reason)"
+        case .badConfigLine(let path, let line, let reason): "\(path):\(line): \(reason)"
+        }
+    }
+}

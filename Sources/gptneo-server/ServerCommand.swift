@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import InferenceAPI
+
+// MARK: - Command line
+
+/// `gptneo-server --model DIR [--host H] [--port P] [--config FILE] ...`. Every flag has a
+/// `GPTNEO_*` environment variable and a config-file key; flags win over the environment, which wins
+/// over the config file (see `ServerOptions`).
+@main
+struct ServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gptneo-server",
+        abstract: "Serve a GPT-Neo checkpoint over an OpenAI-compatible HTTP API.",
+        discussion: """
+        Without --model, serves the bundled default model (\(DefaultModel.relativePath)).
+
+        Environment variables (flags win over them): \(ServerOptions.environmentVariables.joined(separator: ", ")).
+        GPTNEO_API_KEYS is a comma-separated list.
+
+        Config file (--config FILE or GPTNEO_CONFIG): lines of 'key = value' with the same names in lower case without \
+        the GPTNEO_ prefix (for example 'port = 8080', 'api_keys = k1,k2'); '#' starts a comment. \
+        The environment and flags win over it.
+        """)
+
+    @Option(help: ArgumentHelp("Hugging Face GPT-Neo checkpoint directory (config.json, *.safetensors, tokenizer files).", valueName: "dir"))
+    var model: String?
+    @Option(help: ArgumentHelp("Address to listen on (default 127.0.0.1).", valueName: "address"))
+    var host: String?
+    @Option(help: ArgumentHelp("TCP port (default 8000; 0 picks a free one).", valueName: "port"))
+    var port: String?
+    @Option(help: ArgumentHelp("Config file of 'key = value' lines.", valueName: "file"))
+    var config: String?
+    @Option(help: ArgumentHelp("Model id reported by /v1/models (default: the checkpoint directory's name).", valueName: "id"))
+    var modelName: String?
+    @Option(help: ArgumentHelp("An accepted API key (repeatable). With any key set, /v1/* needs 'Authorization: Bearer KEY'.", valueName: "key"))
+    var apiKey: [String] = []
+    @Flag(help: "Require an API key for /metrics too.")
+    var metricsRequireKey = false
+    @Option(help: ArgumentHelp("Requests that may wait for the batch before new ones get 429 (default 256).", valueName: "n"))
+    var maxQueuedRequests: String?
+    @Option(help: ArgumentHelp("Most sequences decoded together (default 64).", valueName: "n"))
+    var maxRunningSequences: String?
+    @Option(help: ArgumentHelp("KV cache budget in MiB (default 2048).", valueName: "mib"))
+    var kvCacheMib: String?
+    @Option(help: ArgumentHelp("Largest request body in bytes (default 1048576); larger ones get 413.", valueName: "bytes"))
+    var maxBodyBytes: String?
+    @Option(help: ArgumentHelp("Largest n / best_of per prompt (default 16).", valueName: "n"))
+    var maxChoices: String?
+    @Option(help: ArgumentHelp("Seconds in-flight requests may run after SIGTERM/SIGINT (default 30).", valueName: "seconds"))
+    var shutdownGraceSeconds: String?
+    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default info).", valueName: "level"))
+    var logLevel: String?
+
+    /// Flags as the config keys of `ServerOptions`.
+    var flags: [String: String] {
+        var flags: [String: String] = [:]
+        flags["model"] = model
+        flags["host"] = host
+        flags["port"] = port
+        flags["model_name"] = modelName
+        if !apiKey.isEmpty { flags["api_keys"] = apiKey.joined(separator: ",") }
+        if metricsRequireKey { flags["metrics_require_key"] = "true" }
+        flags["max_queued_requests"] = maxQueuedRequests
+        flags["max_running_sequences"] = maxRunningSequences
+        flags["kv_cache_mib"] = kvCacheMib
+        flags["max_body_bytes"] = maxBodyBytes
+        flags["max_choices"] = maxChoices
+        flags["shutdown_grace_seconds"] = shutdownGraceSeconds
+        flags["log_level"] = logLevel
+        return flags
+    }
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        do {
+            let options = try ServerOptions.resolve(configFile: config ?? environment["GPTNEO_CONFIG"], environment: environment, flags: flags)
+            try await ServerRunner(options: options, sourceFile: #filePath).run()
+        } catch {
+            // One clear line, then a non-zero exit (startup failures only; a signal exits 0).
+            FileHandle.standardError.write(Data("gptneo-server: error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import Batcher
+import Foundation
+import GPTNeo
+import HTTPServer
+import InferenceAPI
+import Logging
+import Tokenizer
+
+// MARK: - Startup failures
+
+enum StartupError: Error, CustomStringConvertible {
+    case noDefaultModel
+    case noSuchModelDirectory(String)
+    case cannotLoad(directory: String, reason: String)
+    case cannotListen(String)
+    case warmUp(String)
+
+    var description: String {
+        switch self {
+        case .noDefaultModel:
+            "no --model given and the bundled default model (\(DefaultModel.relativePath)) was not found next to the sources, the working directory or the executable"
+        case .noSuchModelDirectory(let path): "model directory \(path) does not exist or is not a directory"
+        case .cannotLoad(let directory, let reason): "cannot load the model in \(directory): \(reason)"
+        case .cannotListen(let reason): reason
+        case .warmUp(let reason): reason
+        }
+    }
+}
+
+// MARK: - Wiring
+
+/// Starts the pieces in order: bind the port (so a busy port fails at once and /readyz answers 503
+/// while loading), load the checkpoint and tokenizer, start the batcher, warm up, serve until
+/// SIGTERM/SIGINT, then drain and exit 0.
+struct ServerRunner {
+    let options: ServerOptions
+    let sourceFile: String
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: options.logLevel) ?? .info
+            return handler
+        }
+        let logger = Logger(label: "gptneo-server")
+        let directory = try modelDirectory()
+
+        var api = APIConfiguration()
+        api.apiKeys = options.apiKeys
+        api.metricsRequireKey = options.metricsRequireKey
+        api.limits.maxChoices = options.maxChoices
+        api.limits.maxTotalChoices = max(api.limits.maxTotalChoices, options.maxChoices)
+        let service = InferenceService(configuration: api, logger: logger)
+
+        var http = HTTPServerConfiguration()
+        http.host = options.host
+        http.port = options.port
+        http.maxBodyBytes = options.maxBodyBytes
+        http.shutdownGracePeriod = .seconds(options.shutdownGraceSeconds)
+        http.makeErrorResponse = { status, message in InferenceService.errorResponse(status: status, message: message) }
+        let server = HTTPServer(configuration: http, logger: logger, handler: { await service.handle($0) })
+        let port: Int
+        do { port = try server.start() } catch { throw StartupError.cannotListen("\(error)") }
+        logger.info("listening on http://\(options.host):\(port), loading \(directory.path)")
+
+        // Signals are watched from the start: a SIGTERM while loading also exits cleanly.
+        let backendBox = BackendBox()
+        let grace = Duration.seconds(options.shutdownGraceSeconds)
+        let signalled = Task {
+            let signal = await waitForSignal([SIGTERM, SIGINT])
+            logger.info("signal \(signal): draining")
+            service.beginDraining()
+            await server.shutdown()
+            await backendBox.backend?.shutdown(gracePeriod: grace)
+            logger.info("stopped")
+            exit(0)
+        }
+
+        let (model, tokenizer) = try await load(directory)
+        var batcherConfiguration = BatcherConfiguration()
+        batcherConfiguration.maxQueuedRequests = options.maxQueuedRequests
+        batcherConfiguration.maxRunningSequences = options.maxRunningSequences
+        batcherConfiguration.kvCacheBudgetBytes = options.kvCacheMiB << 20
+        let backend = BatcherBackend(batcher: Batcher(model: model, tokenizer: tokenizer, configuration: batcherConfiguration))
+        backendBox.backend = backend
+        let description = ModelDescription(id: options.modelName ?? directory.lastPathComponent, contextLength: model.config.maxPositionEmbeddings)
+        do {
+            try await service.start(with: ServingContext(backend: backend, tokenizer: tokenizer, model: description))
+        } catch {
+            throw StartupError.warmUp("\(error)")
+        }
+        logger.info("ready: serving '\(description.id)' on http://\(options.host):\(port)")
+        await signalled.value
+    }
+
+    private func modelDirectory() throws -> URL {
+        guard let path = options.model else {
+            guard let found = DefaultModel.locate(sourceFile: sourceFile) else { throw StartupError.noDefaultModel }
+            return found
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw StartupError.noSuchModelDirectory(path)
+        }
+        return URL(fileURLWithPath: path).standardizedFileURL
+    }
+
+    /// Loads off the cooperative pool so the HTTP server keeps answering /healthz and /readyz.
+    private func load(_ directory: URL) async throws -> (GPTNeoModel, GPT2Tokenizer) {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                do {
+                    let model = try GPTNeoModel.load(directory: directory)
+                    let tokenizer = try GPT2Tokenizer.load(directory: directory)
+                    continuation.resume(returning: (model, tokenizer))
+                } catch {
+                    continuation.resume(throwing: StartupError.cannotLoad(directory: directory.path, reason: "\(error)"))
+                }
+            }
+        }
+    }
+}
+
+/// The backend, once loaded, for the signal task.
+private final class BackendBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _backend: BatcherBackend?
+    var backend: BatcherBackend? {
+        get { lock.withLock { _backend } }
+        set { lock.withLock { _backend = newValue } }
+    }
+}

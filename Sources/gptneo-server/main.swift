@@ -1,1 +1,0 @@
-print("gptneo-server: not yet wired")
