@@ -51,6 +51,12 @@ struct ServerCommand: AsyncParsableCommand {
     var shutdownGraceSeconds: String?
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default info).", valueName: "level"))
     var logLevel: String?
+    @Option(help: ArgumentHelp("JSON file naming extra task-head files (sequence/token classification, QA) for the same body.", valueName: "file"))
+    var heads: String?
+    @Option(help: ArgumentHelp("Pooling of /v1/embeddings: mean, weightedmean or last (default mean).", valueName: "rule"))
+    var embeddingPooling: String?
+    @Flag(help: "L2-normalise /v1/embeddings vectors.")
+    var normalizeEmbeddings = false
 
     /// Flags as the config keys of `ServerOptions`.
     var flags: [String: String] {
@@ -68,6 +74,9 @@ struct ServerCommand: AsyncParsableCommand {
         flags["max_choices"] = maxChoices
         flags["shutdown_grace_seconds"] = shutdownGraceSeconds
         flags["log_level"] = logLevel
+        flags["heads"] = heads
+        flags["embedding_pooling"] = embeddingPooling
+        if normalizeEmbeddings { flags["normalize_embeddings"] = "true" }
         return flags
     }
 

@@ -81,16 +81,35 @@ struct ServerRunner {
         batcherConfiguration.maxQueuedRequests = options.maxQueuedRequests
         batcherConfiguration.maxRunningSequences = options.maxRunningSequences
         batcherConfiguration.kvCacheBudgetBytes = options.kvCacheMiB << 20
-        let backend = BatcherBackend(batcher: Batcher(model: model, tokenizer: tokenizer, configuration: batcherConfiguration))
+        let batcher = Batcher(model: model, tokenizer: tokenizer, configuration: batcherConfiguration)
+        let backend = BatcherBackend(batcher: batcher)
         backendBox.backend = backend
         let description = ModelDescription(id: options.modelName ?? directory.lastPathComponent, contextLength: model.config.maxPositionEmbeddings)
+        let tasks = try taskContext(directory: directory, model: model, tokenizer: tokenizer, batcher: batcher, modelID: description.id)
+        logger.info("tasks: \(tasks.tasks.joined(separator: ", "))")
         do {
-            try await service.start(with: ServingContext(backend: backend, tokenizer: tokenizer, model: description))
+            try await service.start(with: ServingContext(backend: backend, tokenizer: tokenizer, model: description, tasks: tasks))
         } catch {
             throw StartupError.warmUp("\(error)")
         }
         logger.info("ready: serving '\(description.id)' on http://\(options.host):\(port)")
         await signalled.value
+    }
+
+    /// The heads in the checkpoint plus those in `--heads`, on the batcher's body (issue 7).
+    private func taskContext(directory: URL, model: GPTNeoModel, tokenizer: GPT2Tokenizer, batcher: Batcher,
+                             modelID: String) throws -> TaskServingContext {
+        do {
+            let extra = try options.heads.map { try HeadsConfiguration.load(from: URL(fileURLWithPath: $0)) }
+            let heads = try TaskHeads.load(checkpointDirectory: directory, hiddenSize: model.config.hiddenSize, extra: extra)
+            let embeddings = EmbeddingConfiguration(pooling: EmbeddingPooling(rawValue: options.embeddingPooling) ?? .mean,
+                                                    normalize: options.normalizeEmbeddings)
+            return TaskServingContext(modelID: modelID, heads: heads, hiddenSize: model.config.hiddenSize,
+                                      contextLength: model.config.maxPositionEmbeddings, encoder: batcher,
+                                      tokenizer: tokenizer, embeddings: embeddings)
+        } catch {
+            throw StartupError.cannotLoad(directory: options.heads ?? directory.path, reason: "task heads: \(error)")
+        }
     }
 
     private func modelDirectory() throws -> URL {

@@ -219,6 +219,41 @@ final class TasksEndpointsTests: XCTestCase {
         XCTAssertEqual(status, 404)
     }
 
+    // MARK: - Through the service
+
+    func testServiceRoutesTaskEndpointsBehindTheKeysAndListsTasks() async throws {
+        let stack = try stack()
+        var configuration = APIConfiguration()
+        configuration.apiKeys = ["secret"]
+        let service = InferenceService(configuration: configuration)
+        try await service.start(with: ServingContext(
+            backend: BatcherBackend(batcher: stack.batcher), tokenizer: stack.tokenizer,
+            model: ModelDescription(id: "tiny", contextLength: 512), tasks: stack.context()))
+        func call(_ method: String, _ path: String, _ body: String = "", key: String? = "secret") async -> (Int, [String: Any]) {
+            var headers: HTTPHeaders = ["Content-Type": "application/json"]
+            if let key { headers.add(name: "Authorization", value: "Bearer \(key)") }
+            let response = await service.handle(HTTPRequest(method: method, target: path, headers: headers, body: Array(body.utf8), requestID: "t"))
+            guard case .bytes(let bytes) = response.body, !bytes.isEmpty else { return (response.status, [:]) }
+            return (response.status, (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] ?? [:])
+        }
+        let (status, models) = await call("GET", "/v1/models")
+        XCTAssertEqual(status, 200)
+        XCTAssertEqual((models["data"] as? [[String: Any]])?.first?["tasks"] as? [String],
+                       ["text-generation", "embeddings", "text-classification", "token-classification", "question-answering"])
+        let (classified, json) = await call("POST", "/v1/classify", #"{"input": "ok", "top_k": null}"#)
+        XCTAssertEqual(classified, 200, "\(json)")
+        XCTAssertEqual(((json["data"] as? [[String: Any]])?.first?["scores"] as? [Any])?.count, 3)
+        let (embedded, _) = await call("POST", "/v1/embeddings", #"{"input": ["a", "b"]}"#)
+        XCTAssertEqual(embedded, 200)
+        let (unauthorized, _) = await call("POST", "/v1/answer", #"{"question": "q", "context": "c"}"#, key: nil)
+        XCTAssertEqual(unauthorized, 401)
+        let (wrongMethod, _) = await call("GET", "/v1/classify-tokens")
+        XCTAssertEqual(wrongMethod, 405)
+        let metrics = await service.handle(HTTPRequest(method: "GET", target: "/metrics", headers: [:], body: [], requestID: "m"))
+        guard case .bytes(let text) = metrics.body else { return XCTFail("metrics streamed") }
+        XCTAssertTrue(String(decoding: text, as: UTF8.self).contains("/v1/classify"), "task requests are counted per endpoint")
+    }
+
     // MARK: - Mixed with generation
 
     func testTaskRequestsBatchedWithGenerationGiveTheSameAnswers() async throws {

@@ -21,6 +21,11 @@ public struct ServerOptions: Sendable, Equatable {
     public var maxChoices = 16
     public var shutdownGraceSeconds = 30
     public var logLevel = "info"
+    /// Extra task-head configuration (JSON naming head files; see GPTNeo/HeadsLoading.swift).
+    public var heads: String?
+    /// How /v1/embeddings pools token states: mean, weightedmean or last.
+    public var embeddingPooling = "mean"
+    public var normalizeEmbeddings = false
 
     public init() {}
 
@@ -50,6 +55,14 @@ public struct ServerOptions: Sendable, Equatable {
             }
             o.logLevel = v
         },
+        Setting(key: "heads") { $0.heads = $1 },
+        Setting(key: "embedding_pooling") { o, v throws(OptionsError) in
+            guard ["mean", "weightedmean", "last"].contains(v) else {
+                throw .invalidValue(setting: "embedding_pooling", value: v, expected: "one of mean, weightedmean, last")
+            }
+            o.embeddingPooling = v
+        },
+        Setting(key: "normalize_embeddings") { o, v throws(OptionsError) in o.normalizeEmbeddings = try parseBool(v, "normalize_embeddings") },
     ]
 
     /// The environment variables read, for `--help` and the README.

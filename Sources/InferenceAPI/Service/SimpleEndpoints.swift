@@ -3,8 +3,9 @@ import HTTPServer
 // MARK: - GET /v1/models
 
 enum ModelEndpoints {
-    static func modelObject(_ model: ModelDescription) -> JSONValue {
-        .object([
+    /// `tasks`: what the model serves (generation, embeddings, its heads' tasks) when known.
+    static func modelObject(_ model: ModelDescription, tasks: [String]? = nil) -> JSONValue {
+        var object: JSONObject = [
             "id": .string(model.id),
             "object": "model",
             "created": .int(model.created),
@@ -12,7 +13,9 @@ enum ModelEndpoints {
             "root": .string(model.id),
             "parent": .null,
             "max_model_len": .int(model.contextLength),
-        ])
+        ]
+        if let tasks { object["tasks"] = .array(tasks.map { .string($0) }) }
+        return .object(object)
     }
 }
 
