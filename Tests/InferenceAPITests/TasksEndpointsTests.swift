@@ -217,6 +217,12 @@ final class TasksEndpointsTests: XCTestCase {
         }
         let (status, _) = try await post("/v1/classify", ["input": "ok", "model": "other"], context)
         XCTAssertEqual(status, 404)
+        var limited = context
+        limited.limits.maxWindows = 3
+        let long = String(repeating: "word ", count: 40)
+        let (tooMany, json) = try await post("/v1/answer", ["question": "q", "context": long, "max_seq_len": 12, "doc_stride": 2], limited)
+        XCTAssertEqual(tooMany, 400)
+        XCTAssertEqual((json["error"] as? [String: Any])?["param"] as? String, "context")
     }
 
     // MARK: - Through the service

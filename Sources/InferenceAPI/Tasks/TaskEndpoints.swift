@@ -137,6 +137,9 @@ public enum TaskEndpoints {
             }
         }
         let sequences = plans.flatMap { $0.windows.map(\.tokens) }
+        guard sequences.count <= context.limits.maxWindows else {
+            throw APIError.invalidField("context", "The contexts need \(sequences.count) windows of max_seq_len tokens; at most \(context.limits.maxWindows) are allowed per request. Raise 'max_seq_len', lower 'doc_stride' or send less text.")
+        }
         let hidden = try await context.encodeAll(sequences)
         var data: [JSONValue] = []
         var next = 0

@@ -49,6 +49,9 @@ public struct EmbeddingConfiguration: Sendable, Equatable {
 public struct TaskLimits: Sendable, Equatable {
     /// Inputs in one request (`input` array, questions).
     public var maxInputs = 256
+    /// Forward passes one /v1/answer request may need (its contexts' windows together): a long context with
+    /// a small `max_seq_len` and a large `doc_stride` could otherwise ask for thousands.
+    public var maxWindows = 1024
     public init() {}
 }
 
