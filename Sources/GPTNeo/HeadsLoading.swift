@@ -108,10 +108,8 @@ extension TaskHeads {
         var heads = TaskHeads()
         var found: Set<TaskHeadKind> = []
 
-        // 1. Heads inside the checkpoint (any shard).
-        let files = ((try? FileManager.default.contentsOfDirectory(at: checkpointDirectory, includingPropertiesForKeys: nil)) ?? [])
-            .filter { $0.pathExtension == "safetensors" }.sorted { $0.path < $1.path }
-        for file in files {
+        // 1. Heads inside the checkpoint (its weight files, as transformers finds them).
+        for file in try checkpointFiles(checkpointDirectory) {
             let names = Set(try HeadSafetensors.tensorNames(in: file))
             for kind in TaskHeadKind.allCases where names.contains(kind.tensorPrefix + ".weight") {
                 guard found.insert(kind).inserted else { throw HeadsError.duplicateHead(kind) }
@@ -128,6 +126,19 @@ extension TaskHeads {
                               problemType: head.problemType ?? config.problemType, config: config)
         }
         return heads
+    }
+
+    /// `model.safetensors`, else the shards named in `model.safetensors.index.json`, else none.
+    static func checkpointFiles(_ directory: URL) throws -> [URL] {
+        let single = directory.appendingPathComponent("model.safetensors")
+        if FileManager.default.fileExists(atPath: single.path) { return [single] }
+        let index = directory.appendingPathComponent("model.safetensors.index.json")
+        guard FileManager.default.fileExists(atPath: index.path) else { return [] }
+        guard let data = try? Data(contentsOf: index),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let weightMap = object["weight_map"] as? [String: String]
+        else { throw HeadsError.malformedConfiguration(path: index.path, reason: "no weight_map of tensor name to shard file") }
+        return Set(weightMap.values).sorted().map { directory.appendingPathComponent($0) }
     }
 
     private mutating func install(kind: TaskHeadKind, file: URL, hiddenSize: Int, labels: [String]?,

@@ -38,15 +38,25 @@ final class HeadsTests: XCTestCase {
     }
 
     func testACheckpointDirectoryBringsItsOwnHeadAndLabels() throws {
+        // A sharded GPTNeoForSequenceClassification checkpoint: the body's file and the head's, with an index.
         let directory = try temporaryDirectory()
         let fm = FileManager.default
         try fm.copyItem(at: Self.heads.appendingPathComponent("sequence-checkpoint/config.json"),
                         to: directory.appendingPathComponent("config.json"))
-        try fm.createSymbolicLink(at: directory.appendingPathComponent("model.safetensors"),
+        try fm.createSymbolicLink(at: directory.appendingPathComponent("model-00001-of-00002.safetensors"),
                                   withDestinationURL: Self.body.appendingPathComponent("model.safetensors"))
         try fm.copyItem(at: Self.heads.appendingPathComponent("score.safetensors"),
                         to: directory.appendingPathComponent("model-00002-of-00002.safetensors"))
-        let heads = try TaskHeads.load(checkpointDirectory: directory, hiddenSize: 64)
+        var weightMap = ["score.weight": "model-00002-of-00002.safetensors"]
+        for name in try HeadSafetensors.tensorNames(in: Self.body.appendingPathComponent("model.safetensors")) {
+            weightMap[name] = "model-00001-of-00002.safetensors"
+        }
+        try JSONSerialization.data(withJSONObject: ["metadata": [:], "weight_map": weightMap])
+            .write(to: directory.appendingPathComponent("model.safetensors.index.json"))
+        // The engine serves the body of that checkpoint, and the head comes with it.
+        let model = try GPTNeoModel.load(directory: directory)
+        XCTAssertEqual(model.config.labels, [0: "negative", 1: "neutral", 2: "positive"])
+        let heads = try TaskHeads.load(checkpointDirectory: directory, hiddenSize: model.config.hiddenSize)
         XCTAssertEqual(heads.kinds, [.sequenceClassification])
         XCTAssertEqual(heads.sequenceClassification?.labels, ["negative", "neutral", "positive"])
         XCTAssertEqual(heads.sequenceClassification?.padTokenID, 50256)
