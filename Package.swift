@@ -43,7 +43,9 @@ let package = Package(
         .target(
             name: "GPTNeo",
             dependencies: ["COpenBLAS"],
-            swiftSettings: hotLoopSettings
+            // Optimized even in debug builds: unoptimized SIMD kernels make every test that runs the
+            // model (engine, batcher, API) many times slower.
+            swiftSettings: hotLoopSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
 
         // MARK: GPT-2 byte-level BPE
@@ -86,6 +88,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+
+        // MARK: Benchmarks (run by hand: swift run -c release TokenizerBenchmark)
+        .executableTarget(
+            name: "TokenizerBenchmark",
+            dependencies: ["Tokenizer"],
+            path: "Benchmarks/TokenizerBenchmark",
+            swiftSettings: hotLoopSettings
         ),
 
         // MARK: Tests

@@ -21,16 +21,22 @@ struct RunnerItem<Cache> {
     var logitRows: OutputRows
 }
 
+/// What one item got back (mirrors `ForwardOutput`): rows × hiddenSize, rows × vocabularySize.
+struct RunnerOutput {
+    var hidden: [Float]
+    var logits: [Float]
+}
+
 /// A forward pass over many sequences with per-sequence caches. Not thread-safe: the scheduling loop
 /// is its only user. An item's output must not depend on the other items (batch invariance).
-protocol ModelRunner: AnyObject {
+protocol ModelRunner: AnyObject, SendableMetatype {
     associatedtype Cache: AnyObject
     var limits: ModelLimits { get }
     /// Bytes `makeCache(capacity:)` allocates: what admission control reserves.
     func cacheByteSize(capacity: Int) -> Int
     func makeCache(capacity: Int) -> Cache
     func copy(_ cache: Cache, capacity: Int) -> Cache
-    func forward(_ items: [RunnerItem<Cache>]) throws -> [ForwardOutput]
+    func forward(_ items: [RunnerItem<Cache>]) throws -> [RunnerOutput]
 }
 
 // MARK: - The real engine
@@ -53,10 +59,10 @@ final class EngineRunner: ModelRunner {
     func makeCache(capacity: Int) -> KVCache { KVCache(config: config, capacity: capacity) }
     func copy(_ cache: KVCache, capacity: Int) -> KVCache { cache.copy(capacity: capacity) }
 
-    func forward(_ items: [RunnerItem<KVCache>]) throws -> [ForwardOutput] {
+    func forward(_ items: [RunnerItem<KVCache>]) throws -> [RunnerOutput] {
         try engine.forward(items.map {
             ForwardItem(cache: $0.cache, tokens: $0.tokens, hiddenRows: $0.hiddenRows, logitRows: $0.logitRows)
-        })
+        }).map { RunnerOutput(hidden: $0.hidden, logits: $0.logits) }
     }
 }
 

@@ -29,6 +29,12 @@ public struct Xoshiro256StarStar: RandomNumberGenerator, Sendable {
         if s0 | s1 | s2 | s3 == 0 { s0 = 1 }  // the one state xoshiro can't leave
     }
 
+    /// A generator in a given state (not all zero), for checking against published outputs.
+    init(state: (UInt64, UInt64, UInt64, UInt64)) {
+        precondition(state.0 | state.1 | state.2 | state.3 != 0, "xoshiro's state must not be all zero")
+        (s0, s1, s2, s3) = state
+    }
+
     public mutating func next() -> UInt64 {
         let result = rotateLeft(s1 &* 5, 7) &* 9
         let t = s1 << 17

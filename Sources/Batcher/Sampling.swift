@@ -102,6 +102,20 @@ struct TokenSampler {
 
     /// Temperature, top-k, top-p, then one uniform draw over what is left.
     mutating func draw(from logits: UnsafeBufferPointer<Float>) -> Int {
+        let (candidates, total) = keptCandidates(logits)
+        guard !candidates.isEmpty else { return argmax(logits) }
+        let target = generator.nextUnitDouble() * total
+        var cumulative = 0.0
+        for candidate in candidates {
+            cumulative += candidate.weight
+            if cumulative > target { return candidate.token }
+        }
+        return candidates[candidates.count - 1].token
+    }
+
+    /// The tokens temperature, top-k and top-p leave, with unnormalized weights exp((l - max) / T)
+    /// in (0, 1], and their sum. Index order, or descending weight when top-p sorted them.
+    func keptCandidates(_ logits: UnsafeBufferPointer<Float>) -> (candidates: [(token: Int, weight: Double)], total: Double) {
         let vocabulary = logits.count
         // top-k as transformers' TopKLogitsWarper: keep every logit >= the k-th largest (ties stay).
         var threshold = -Float.infinity
@@ -109,7 +123,6 @@ struct TokenSampler {
 
         var maximum = -Float.infinity
         for value in logits where value > maximum { maximum = value }
-        // exp((l - max) / T) in Double: weights in (0, 1], the largest exactly 1.
         var candidates: [(token: Int, weight: Double)] = []
         candidates.reserveCapacity(topK > 0 ? topK : vocabulary)
         var total = 0.0
@@ -120,16 +133,8 @@ struct TokenSampler {
             candidates.append((token, weight))
             total += weight
         }
-        guard !candidates.isEmpty else { return argmax(logits) }
-        if topP < 1 { (candidates, total) = nucleus(candidates, total: total) }
-
-        let target = generator.nextUnitDouble() * total
-        var cumulative = 0.0
-        for candidate in candidates {
-            cumulative += candidate.weight
-            if cumulative > target { return candidate.token }
-        }
-        return candidates[candidates.count - 1].token
+        if topP < 1 && !candidates.isEmpty { return nucleus(candidates, total: total) }
+        return (candidates, total)
     }
 
     /// top-p as transformers' TopPLogitsWarper: in descending order, keep a token while the

@@ -55,7 +55,7 @@ extension Scheduler {
     }
 
     /// Applies one item's output to its job.
-    func consume(_ output: ForwardOutput, of entry: (job: ActiveJob<Cache>, slot: StepPlan<Cache>.Slot)) {
+    func consume(_ output: RunnerOutput, of entry: (job: ActiveJob<Cache>, slot: StepPlan<Cache>.Slot)) {
         let job = entry.job
         guard !job.isDone else { return }
         let vocabulary = limits.vocabularySize

@@ -1,0 +1,106 @@
+import Foundation
+
+// GPTNeoSelfAttention._attn of modeling_gpt_neo.py for one sequence, one head: scores q·k with NO
+// 1/sqrt(head_dim) scaling (GPT-Neo's quirk), masked causally (local layers: the current position and
+// the previous window_size - 1), softmax in fp32, then the probability-weighted sum of values.
+// Masked positions get finfo.min in transformers, so exp() makes them exactly 0: skipping them is the
+// same computation. Keys are visited in ascending position, so a query's result does not depend on
+// how the sequence was split into chunks or batched.
+
+// MARK: - One sequence's chunk
+
+/// Where one item's chunk sits in the engine's packed buffers, and its cache.
+struct AttentionItem {
+    let cache: KVCache
+    /// First row of the item in the packed (rows, C) buffers.
+    let firstRow: Int
+    /// Rows (tokens) in this chunk.
+    let length: Int
+    /// Position of the chunk's first token (= cache.count before this forward).
+    let start: Int
+}
+
+/// Attention of one head over one item's chunk, for one layer.
+/// q, k, v, out: packed (rows, C) buffers; the item's rows are firstRow..<firstRow+length.
+/// scores: scratch of at least start+length floats.
+func attendHead(item: AttentionItem, head: Int, layer: Int, kind: GPTNeoConfig.AttentionKind, window: Int,
+                q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>, C: Int, headDim: Int) {
+    let cache = item.cache
+    let cachedKeys = UnsafePointer(cache.keys(layer))
+    let cachedValues = UnsafePointer(cache.values(layer))
+    let headOffset = head * headDim
+    let fullVectors = headDim / vectorWidth
+    let tail = headDim - fullVectors * vectorWidth
+
+    // Position j's key/value row: from this chunk when j >= start, else from the cache's slot.
+    @inline(__always) func keyRow(_ j: Int) -> UnsafePointer<Float> {
+        j >= item.start ? k + (item.firstRow + j - item.start) * C : cachedKeys + cache.slot(layer: layer, position: j) * C
+    }
+    @inline(__always) func valueRow(_ j: Int) -> UnsafePointer<Float> {
+        j >= item.start ? v + (item.firstRow + j - item.start) * C : cachedValues + cache.slot(layer: layer, position: j) * C
+    }
+
+    for t in 0..<item.length {
+        let position = item.start + t
+        let first = kind == .global ? 0 : max(0, position - window + 1)
+        let query = q + (item.firstRow + t) * C + headOffset
+
+        // Scores: q·k per key, SIMD8 accumulator then a fixed horizontal sum.
+        var maxScore = -Float.infinity
+        for j in first...position {
+            let key = keyRow(j) + headOffset
+            var accumulator = Vector()
+            for block in 0..<fullVectors {
+                accumulator = accumulator.addingProduct(loadVector(query + block * vectorWidth), loadVector(key + block * vectorWidth))
+            }
+            if tail > 0 {
+                let offset = fullVectors * vectorWidth
+                accumulator = accumulator.addingProduct(loadPartial(query + offset, tail), loadPartial(key + offset, tail))
+            }
+            let score = horizontalSum(accumulator)
+            scores[j - first] = score
+            maxScore = max(maxScore, score)
+        }
+
+        // Softmax in fp32, summed in ascending position.
+        let keyCount = position - first + 1
+        var total: Float = 0
+        for i in 0..<keyCount {
+            let e = exp(scores[i] - maxScore)
+            scores[i] = e
+            total += e
+        }
+        for i in 0..<keyCount { scores[i] = scores[i] / total }
+
+        // Weighted sum of values with the normalized probabilities, like softmax(...) @ v.
+        let output = out + (item.firstRow + t) * C + headOffset
+        for block in 0..<(fullVectors + (tail > 0 ? 1 : 0)) {
+            let offset = block * vectorWidth
+            let width = min(vectorWidth, headDim - offset)
+            var accumulator = Vector()
+            for i in 0..<keyCount {
+                let probability = scores[i]
+                let value = valueRow(first + i) + headOffset + offset
+                let values = width == vectorWidth ? loadVector(value) : loadPartial(value, width)
+                accumulator = accumulator.addingProduct(Vector(repeating: probability), values)
+            }
+            if width == vectorWidth { storeVector(accumulator, output + offset) } else { storePartial(accumulator, output + offset, width) }
+        }
+    }
+}
+
+/// Stores the chunk's keys and values in the cache (after every query of the chunk has read the old
+/// entries): global layers every position, local layers only the last `window` positions, which are
+/// all a later query can see.
+func storeChunk(item: AttentionItem, layer: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, C: Int) {
+    let cache = item.cache
+    let slots = cache.slotCount(layer: layer)
+    let firstStored = max(item.start, item.start + item.length - slots)
+    for position in firstStored..<(item.start + item.length) {
+        let row = item.firstRow + position - item.start
+        let slot = cache.slot(layer: layer, position: position)
+        (cache.keys(layer) + slot * C).update(from: k + row * C, count: C)
+        (cache.values(layer) + slot * C).update(from: v + row * C, count: C)
+    }
+}

@@ -1,0 +1,189 @@
+import Foundation
+
+// GPTNeoForCausalLM.forward of modeling_gpt_neo.py, for many sequences at once:
+//   h = wte[token] + wpe[position]
+//   per block: h += out_proj(attn(ln_1(h))) ; h += c_proj(gelu_new(c_fc(ln_2(h))))
+//   logits = ln_f(h) · wteᵀ
+//
+// Batch invariance: every item's rows are computed exactly as if the item were alone. Per-row kernels
+// (LayerNorm, GELU, residual) and attention never mix rows; the linear layers use the packed kernel
+// (row-independent by construction) for every item whose chunk has at most `packedChunkLimit` tokens,
+// all such items together, and `cblas_sgemm` on one item's rows alone for longer chunks. The path
+// depends only on the item's own chunk length.
+
+// MARK: - Forward interface
+
+/// Which rows of a forward item the caller wants back.
+public enum OutputRows: Sendable, Equatable { case none, last, all }
+
+/// One sequence's share of a batched forward pass: `tokens` are appended to `cache` at positions
+/// `cache.count ..< cache.count + tokens.count`.
+public struct ForwardItem {
+    public var cache: KVCache
+    public var tokens: [Int]
+    /// Rows whose final hidden states (after `ln_f`) are returned.
+    public var hiddenRows: OutputRows
+    /// Rows whose LM-head logits are returned.
+    public var logitRows: OutputRows
+    public init(cache: KVCache, tokens: [Int], hiddenRows: OutputRows = .none, logitRows: OutputRows = .last) {
+        self.cache = cache; self.tokens = tokens; self.hiddenRows = hiddenRows; self.logitRows = logitRows
+    }
+}
+
+/// What one item got back; arrays are row-major (rows × hiddenSize, rows × vocabSize).
+public struct ForwardOutput: Sendable {
+    public var hidden: [Float]
+    public var logits: [Float]
+}
+
+extension OutputRows {
+    /// The chunk rows selected among `length`.
+    func rows(length: Int) -> Range<Int> {
+        switch self {
+        case .none: return 0..<0
+        case .last: return length == 0 ? 0..<0 : (length - 1)..<length
+        case .all: return 0..<length
+        }
+    }
+}
+
+// MARK: - Engine
+
+/// The forward pass with its scratch memory. Not thread-safe: one scheduling loop owns it.
+/// Batch invariance: an item's outputs are bitwise the same whatever other items share the call.
+public final class GPTNeoEngine {
+    public let model: GPTNeoModel
+    /// Chunks of at most this many tokens go through the packed kernel; longer ones through sgemm,
+    /// one item at a time. Fixed for the engine's life, so an item's path never depends on the batch.
+    public let packedChunkLimit: Int
+    let scratch = Scratch()
+
+    public init(model: GPTNeoModel, packedChunkLimit: Int = GPTNeoEngine.defaultPackedChunkLimit) {
+        precondition(packedChunkLimit >= 1, "packedChunkLimit must be at least 1")
+        self.model = model
+        self.packedChunkLimit = packedChunkLimit
+    }
+
+    /// Measured on the 125M shape (see Benchmarks/EngineBenchmark): below this the packed kernel is
+    /// at least as fast as sgemm.
+    public static let defaultPackedChunkLimit = 16
+
+    /// A cache sized for this model.
+    public func makeCache(capacity: Int) -> KVCache { KVCache(config: model.config, capacity: capacity) }
+
+    /// Runs all items together. Throws `EngineError` for token ids outside the vocabulary or a cache
+    /// that would overflow its capacity or `maxPositionEmbeddings`; nothing is changed then.
+    public func forward(_ items: [ForwardItem]) throws -> [ForwardOutput] {
+        try validate(items)
+        let config = model.config
+        let C = config.hiddenSize
+
+        // Packed items first (one contiguous block of rows), then each long item.
+        var order = items.indices.filter { items[$0].tokens.count <= packedChunkLimit }
+        let packedCount = order.count
+        order += items.indices.filter { items[$0].tokens.count > packedChunkLimit }
+        var placed = [AttentionItem?](repeating: nil, count: items.count)
+        var row = 0
+        for index in order {
+            let item = items[index]
+            placed[index] = AttentionItem(cache: item.cache, firstRow: row, length: item.tokens.count, start: item.cache.count)
+            row += item.tokens.count
+        }
+        let totalRows = row
+        let packedRows = order.prefix(packedCount).reduce(0) { $0 + items[$1].tokens.count }
+        let longItems = order.dropFirst(packedCount).map { placed[$0]! }
+        let attentionItems = order.map { placed[$0]! }.filter { $0.length > 0 }
+        scratch.reserve(rows: totalRows, config: config)
+
+        let buffers = scratch
+        let weights = model.weights
+        // h = wte[token] + wpe[position]  (rows, C)
+        for (index, item) in items.enumerated() {
+            let placement = placed[index]!
+            for (t, token) in item.tokens.enumerated() {
+                let out = buffers.hidden + (placement.firstRow + t) * C
+                out.update(from: weights.tokenEmbedding.pointer + token * C, count: C)
+                addInPlace(out, weights.positionEmbedding.pointer + (placement.start + t) * C, count: C)
+            }
+        }
+
+        // y = x · wᵀ + b for every row: packed rows together, each long item alone.
+        func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: FloatTensor, _ b: FloatTensor?, K: Int, N: Int) {
+            packedMatMul(y, x, w.pointer, b?.pointer, M: packedRows, K: K, N: N)
+            for item in longItems {
+                blasMatMul(y + item.firstRow * N, x + item.firstRow * K, w.pointer, b?.pointer, M: item.length, K: K, N: N)
+            }
+        }
+
+        let I = config.intermediateSize
+        for (layer, block) in weights.blocks.enumerated() {
+            layerNorm(buffers.normed, buffers.hidden, block.attnNormWeight.pointer, block.attnNormBias.pointer,
+                      eps: config.layerNormEpsilon, rows: totalRows, C: C)
+            linear(buffers.queries, buffers.normed, block.wq, nil, K: C, N: C)
+            linear(buffers.keys, buffers.normed, block.wk, nil, K: C, N: C)
+            linear(buffers.values, buffers.normed, block.wv, nil, K: C, N: C)
+            attend(attentionItems, layer: layer, kind: block.kind)
+            for item in attentionItems { storeChunk(item: item, layer: layer, k: buffers.keys, v: buffers.values, C: C) }
+            linear(buffers.projected, buffers.attended, block.wo, block.bo, K: C, N: C)
+            addInPlace(buffers.hidden, buffers.projected, count: totalRows * C)
+
+            layerNorm(buffers.normed, buffers.hidden, block.ffnNormWeight.pointer, block.ffnNormBias.pointer,
+                      eps: config.layerNormEpsilon, rows: totalRows, C: C)
+            linear(buffers.inner, buffers.normed, block.ffnUp, block.ffnUpBias, K: C, N: I)
+            geluNewInPlace(buffers.inner, rows: totalRows, N: I)
+            linear(buffers.projected, buffers.inner, block.ffnDown, block.ffnDownBias, K: I, N: C)
+            addInPlace(buffers.hidden, buffers.projected, count: totalRows * C)
+        }
+        for item in items { item.cache.count += item.tokens.count }
+
+        return finalOutputs(items, placed: placed.map { $0! })
+    }
+
+    // MARK: Validation
+
+    private func validate(_ items: [ForwardItem]) throws {
+        let config = model.config
+        var seen = Set<ObjectIdentifier>()
+        for item in items {
+            precondition(seen.insert(ObjectIdentifier(item.cache)).inserted, "the same KVCache appears twice in one forward call")
+            let cache = item.cache
+            guard cache.kinds == config.attentionLayers, cache.hiddenSize == config.hiddenSize,
+                  cache.windowSize == config.windowSize else {
+                throw EngineError.cacheMismatch(reason: "made for \(cache.kinds.count) layers of width \(cache.hiddenSize), window \(cache.windowSize)")
+            }
+            for token in item.tokens where token < 0 || token >= config.vocabSize {
+                throw EngineError.tokenOutOfVocabulary(token: token, vocabSize: config.vocabSize)
+            }
+            let end = cache.count + item.tokens.count
+            guard end <= config.maxPositionEmbeddings else {
+                throw EngineError.contextTooLong(requested: end, limit: config.maxPositionEmbeddings)
+            }
+            guard end <= cache.capacity else { throw EngineError.cacheCapacityExceeded(requested: end, capacity: cache.capacity) }
+        }
+    }
+
+    // MARK: Attention
+
+    /// Every (item, head) pair, spread over the cores; each pair is computed by one thread in a fixed
+    /// order, so the split does not change any value.
+    private func attend(_ items: [AttentionItem], layer: Int, kind: GPTNeoConfig.AttentionKind) {
+        let config = model.config
+        let heads = config.numHeads
+        let pairs = items.count * heads
+        guard pairs > 0 else { return }
+        let work = items.reduce(0) { $0 + $1.length * min($1.start + $1.length, kind == .global ? Int.max : config.windowSize) }
+        let workers = work * heads * config.headDim < (1 << 16) ? 1 : scratch.workers
+        let buffers = scratch
+        func run(worker: Int) {
+            let scores = buffers.scores + worker * buffers.scoresPerWorker
+            var pair = worker
+            while pair < pairs {
+                attendHead(item: items[pair / heads], head: pair % heads, layer: layer, kind: kind, window: config.windowSize,
+                           q: buffers.queries, k: buffers.keys, v: buffers.values, out: buffers.attended, scores: scores,
+                           C: config.hiddenSize, headDim: config.headDim)
+                pair += workers
+            }
+        }
+        parallelFor(workers) { run(worker: $0) }
+    }
+}

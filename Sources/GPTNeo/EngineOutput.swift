@@ -1,0 +1,124 @@
+import Foundation
+
+// MARK: - Final LayerNorm and LM head
+
+extension GPTNeoEngine {
+    /// ln_f on the rows each item asked for, then the LM head (tied to wte) on its logit rows. Items
+    /// wanting at most `packedChunkLimit` logit rows share one packed product (the LM head is the
+    /// largest matrix: reading it once per decode step for all sequences is what batching buys).
+    func finalOutputs(_ items: [ForwardItem], placed: [AttentionItem]) -> [ForwardOutput] {
+        let config = model.config
+        let weights = model.weights
+        let (C, V) = (config.hiddenSize, config.vocabSize)
+        let buffers = scratch
+
+        var outputs: [ForwardOutput] = []
+        outputs.reserveCapacity(items.count)
+        var packedLogitRows = 0
+        for (index, item) in items.enumerated() {
+            let placement = placed[index]
+            let hiddenRows = item.hiddenRows.rows(length: placement.length)
+            let logitRows = item.logitRows.rows(length: placement.length)
+            // Rows needing ln_f: the union of both selections (each is empty, the last row, or all).
+            let normRows = hiddenRows.count >= logitRows.count ? hiddenRows : logitRows
+            if !normRows.isEmpty {
+                let first = placement.firstRow + normRows.lowerBound
+                layerNorm(buffers.normed + first * C, buffers.hidden + first * C, weights.finalNormWeight.pointer,
+                          weights.finalNormBias.pointer, eps: config.layerNormEpsilon, rows: normRows.count, C: C)
+            }
+            let hidden = Array(UnsafeBufferPointer(start: buffers.normed + (placement.firstRow + hiddenRows.lowerBound) * C,
+                                                   count: hiddenRows.count * C))
+            var logits: [Float] = []
+            if logitRows.count > packedChunkLimit {
+                logits = [Float](unsafeUninitializedCapacity: logitRows.count * V) { out, initialized in
+                    blasMatMul(out.baseAddress!, buffers.normed + (placement.firstRow + logitRows.lowerBound) * C,
+                               weights.lmHead.pointer, nil, M: logitRows.count, K: C, N: V)
+                    initialized = logitRows.count * V
+                }
+            } else {
+                packedLogitRows += logitRows.count
+            }
+            outputs.append(ForwardOutput(hidden: hidden, logits: logits))
+        }
+        guard packedLogitRows > 0 else { return outputs }
+
+        // Gather the packed logit rows, one product, then hand each item its rows.
+        scratch.reserveLogits(rows: packedLogitRows, config: config)
+        let gathered = scratch.gathered
+        let logitBuffer = scratch.logits
+        var row = 0
+        for (index, item) in items.enumerated() {
+            let logitRows = item.logitRows.rows(length: placed[index].length)
+            guard !logitRows.isEmpty, logitRows.count <= packedChunkLimit else { continue }
+            (gathered + row * C).update(from: buffers.normed + (placed[index].firstRow + logitRows.lowerBound) * C,
+                                        count: logitRows.count * C)
+            row += logitRows.count
+        }
+        packedMatMul(logitBuffer, gathered, weights.lmHead.pointer, nil, M: packedLogitRows, K: C, N: V)
+        row = 0
+        for (index, item) in items.enumerated() {
+            let logitRows = item.logitRows.rows(length: placed[index].length)
+            guard !logitRows.isEmpty, logitRows.count <= packedChunkLimit else { continue }
+            outputs[index].logits = Array(UnsafeBufferPointer(start: logitBuffer + row * V, count: logitRows.count * V))
+            row += logitRows.count
+        }
+        return outputs
+    }
+}
+
+// MARK: - Scratch memory
+
+/// Buffers reused across forward calls, grown when a call needs more rows; never shrunk.
+final class Scratch {
+    private(set) var rows = 0
+    private(set) var logitRows = 0
+    var hidden = Scratch.empty      // (rows, C) residual stream
+    var normed = Scratch.empty      // (rows, C) LayerNorm output
+    var queries = Scratch.empty     // (rows, C)
+    var keys = Scratch.empty        // (rows, C)
+    var values = Scratch.empty      // (rows, C)
+    var attended = Scratch.empty    // (rows, C) attention output, heads merged
+    var projected = Scratch.empty   // (rows, C) out_proj / c_proj output
+    var inner = Scratch.empty       // (rows, I) MLP hidden
+    var gathered = Scratch.empty    // (logitRows, C) rows for the packed LM head
+    var logits = Scratch.empty      // (logitRows, V)
+    var scores = Scratch.empty      // (workers, maxPositions) attention scores
+    var scoresPerWorker = 0
+    let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
+
+    nonisolated(unsafe) static let empty = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+
+    func reserve(rows needed: Int, config: GPTNeoConfig) {
+        if scoresPerWorker < config.maxPositionEmbeddings {
+            replace(&scores, count: workers * config.maxPositionEmbeddings)
+            scoresPerWorker = config.maxPositionEmbeddings
+        }
+        guard needed > rows else { return }
+        let grown = max(needed, rows * 2)
+        let C = config.hiddenSize
+        for keyPath in [\Scratch.hidden, \.normed, \.queries, \.keys, \.values, \.attended, \.projected] {
+            replace(&self[keyPath: keyPath], count: grown * C)
+        }
+        replace(&inner, count: grown * config.intermediateSize)
+        rows = grown
+    }
+
+    func reserveLogits(rows needed: Int, config: GPTNeoConfig) {
+        guard needed > logitRows else { return }
+        let grown = max(needed, logitRows * 2)
+        replace(&gathered, count: grown * config.hiddenSize)
+        replace(&logits, count: grown * config.vocabSize)
+        logitRows = grown
+    }
+
+    private func replace(_ pointer: inout UnsafeMutablePointer<Float>, count: Int) {
+        if pointer != Scratch.empty { pointer.deallocate() }
+        pointer = .allocate(capacity: max(1, count))
+        pointer.initialize(repeating: 0, count: max(1, count))
+    }
+
+    deinit {
+        for pointer in [hidden, normed, queries, keys, values, attended, projected, inner, gathered, logits, scores]
+        where pointer != Scratch.empty { pointer.deallocate() }
+    }
+}

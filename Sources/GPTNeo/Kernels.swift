@@ -1,0 +1,149 @@
+import Foundation
+
+// Element-wise and per-row kernels. Each works one row at a time in a fixed order, and the last
+// partial SIMD vector of a row goes through the same vector arithmetic (zero-padded), so a value
+// depends only on its own row: never on how many rows share the call (batch invariance).
+
+// MARK: - SIMD helpers
+
+typealias Vector = SIMD8<Float>
+let vectorWidth = 8
+
+@inline(__always) func loadVector(_ p: UnsafePointer<Float>) -> Vector {
+    UnsafeRawPointer(p).loadUnaligned(as: Vector.self)
+}
+
+@inline(__always) func storeVector(_ v: Vector, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vector.self)
+}
+
+/// The first `count` (< 8) elements, the rest zero.
+@inline(__always) func loadPartial(_ p: UnsafePointer<Float>, _ count: Int) -> Vector {
+    var v = Vector(repeating: 0)
+    for i in 0..<count { v[i] = p[i] }
+    return v
+}
+
+@inline(__always) func storePartial(_ v: Vector, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
+    for i in 0..<count { p[i] = v[i] }
+}
+
+/// Horizontal sum in one fixed order: halves, then quarters, then the last pair.
+@inline(__always) func horizontalSum(_ v: Vector) -> Float {
+    let four = v.lowHalf + v.highHalf
+    let two = four.lowHalf + four.highHalf
+    return two[0] + two[1]
+}
+
+// MARK: - LayerNorm
+
+/// out = (x - mean) / sqrt(var + eps) * weight + bias, per row; biased variance like torch.
+/// x, out are (rows, C); weight, bias are (C). `out` may equal `x`.
+func layerNorm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+               _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, eps: Float, rows: Int, C: Int) {
+    let full = C / vectorWidth * vectorWidth
+    let tail = C - full
+    let inverseC = 1 / Float(C)
+    for r in 0..<rows {
+        let row = x + r * C
+        let outRow = out + r * C
+        var sum = Vector(repeating: 0)
+        var c = 0
+        while c < full { sum += loadVector(row + c); c += vectorWidth }
+        if tail > 0 { sum += loadPartial(row + full, tail) }
+        let mean = horizontalSum(sum) * inverseC
+        let meanVector = Vector(repeating: mean)
+        var squares = Vector(repeating: 0)
+        c = 0
+        while c < full { let d = loadVector(row + c) - meanVector; squares = squares.addingProduct(d, d); c += vectorWidth }
+        if tail > 0 {
+            var d = loadPartial(row + full, tail) - meanVector
+            for i in tail..<vectorWidth { d[i] = 0 }
+            squares = squares.addingProduct(d, d)
+        }
+        let variance = horizontalSum(squares) * inverseC
+        let scale = Vector(repeating: 1 / (variance + eps).squareRoot())
+        c = 0
+        while c < full {
+            let normalized = (loadVector(row + c) - meanVector) * scale
+            storeVector(normalized * loadVector(weight + c) + loadVector(bias + c), outRow + c)
+            c += vectorWidth
+        }
+        if tail > 0 {
+            let normalized = (loadPartial(row + full, tail) - meanVector) * scale
+            storePartial(normalized * loadPartial(weight + full, tail) + loadPartial(bias + full, tail), outRow + full, tail)
+        }
+    }
+}
+
+// MARK: - Residual and bias
+
+/// x += y over `count` elements (row-independent: element-wise).
+func addInPlace(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {
+    let full = count / vectorWidth * vectorWidth
+    var i = 0
+    while i < full { storeVector(loadVector(x + i) + loadVector(y + i), x + i); i += vectorWidth }
+    while i < count { x[i] += y[i]; i += 1 }
+}
+
+/// y[r, n] += bias[n] for (rows, N).
+func addBias(_ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, N: Int) {
+    for r in 0..<rows { addInPlace(y + r * N, bias, count: N) }
+}
+
+// MARK: - gelu_new
+
+/// Rational approximation of tanh (Eigen's `generic_fast_tanh_float`, minimax 13/6): within a few
+/// ulp of tanhf over the float range; inputs are clamped where tanh rounds to ±1.
+@inline(__always) func tanhApproximation(_ input: Vector) -> Vector {
+    let bound: Float = 7.90531110763549805
+    let x = input.clamped(lowerBound: Vector(repeating: -bound), upperBound: Vector(repeating: bound))
+    let x2 = x * x
+    var p = Vector(repeating: -2.76076847742355e-16) * x2 + Vector(repeating: 2.00018790482477e-13)
+    p = p * x2 + Vector(repeating: -8.60467152213735e-11)
+    p = p * x2 + Vector(repeating: 5.12229709037114e-08)
+    p = p * x2 + Vector(repeating: 1.48572235717979e-05)
+    p = p * x2 + Vector(repeating: 6.37261928875436e-04)
+    p = p * x2 + Vector(repeating: 4.89352455891786e-03)
+    p = p * x
+    var q = Vector(repeating: 1.19825839466702e-06)
+    q = q * x2 + Vector(repeating: 1.18534705686654e-04)
+    q = q * x2 + Vector(repeating: 2.26843463243900e-03)
+    q = q * x2 + Vector(repeating: 4.89352518554385e-03)
+    let result = p / q
+    // Tiny inputs: tanh(x) = x to float precision (the rational form loses relative accuracy there).
+    let small = (input .< Vector(repeating: 0.0004)) .& (input .> Vector(repeating: -0.0004))
+    return result.replacing(with: input, where: small)
+}
+
+/// gelu_new(x) = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), in place over (rows, N), per row.
+func geluNewInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, N: Int) {
+    let full = N / vectorWidth * vectorWidth
+    let tail = N - full
+    let sqrtTwoOverPi = Vector(repeating: Float((2.0 / Double.pi).squareRoot()))
+    @inline(__always) func gelu(_ v: Vector) -> Vector {
+        let inner = sqrtTwoOverPi * (v + Vector(repeating: 0.044715) * (v * v * v))
+        return Vector(repeating: 0.5) * v * (Vector(repeating: 1) + tanhApproximation(inner))
+    }
+    for r in 0..<rows {
+        let row = x + r * N
+        var c = 0
+        while c < full { storeVector(gelu(loadVector(row + c)), row + c); c += vectorWidth }
+        if tail > 0 { storePartial(gelu(loadPartial(row + full, tail)), row + full, tail) }
+    }
+}
+
+// MARK: - Threads
+
+/// Wraps a value the compiler cannot prove Sendable; used only for closures whose iterations write
+/// disjoint memory (each output element has exactly one writer).
+struct UncheckedSendable<Value>: @unchecked Sendable { let value: Value }
+
+/// Runs body(0..<iterations) on the cores, returning when all are done.
+func parallelFor(_ iterations: Int, _ body: (Int) -> Void) {
+    if iterations == 1 { body(0); return }
+    withoutActuallyEscaping(body) { escapable in
+        let box = UncheckedSendable(value: escapable)
+        DispatchQueue.concurrentPerform(iterations: iterations) { box.value($0) }
+    }
+}

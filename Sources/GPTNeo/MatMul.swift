@@ -1,0 +1,141 @@
+import COpenBLAS
+import Foundation
+
+// Linear layers: y = x · wᵀ (+ bias) with PyTorch's (out, in) weight layout.
+//
+// Two paths, chosen by the caller from one item's chunk length only (see Engine):
+// - `packedMatMul`, our own kernel for few rows (decode steps, short chunks of many items packed
+//   together). Every output element is one SIMD8 FMA accumulator over k ascending, a fixed horizontal
+//   sum, the scalar tail in order, then the bias: the same arithmetic whatever tile, thread or row
+//   count computes it, so a row's result never depends on the other rows (batch invariance).
+// - `blasMatMul`, OpenBLAS `cblas_sgemm` for one item's long chunk alone: its blocking depends on the
+//   shape, and the shape depends only on that item.
+
+// MARK: - Own kernel
+
+/// y = x · wᵀ + bias: x (M, K), w (N, K), bias (N) or nil, y (M, N). Parallel over output columns.
+func packedMatMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                  _ bias: UnsafePointer<Float>?, M: Int, K: Int, N: Int) {
+    guard M > 0, N > 0 else { return }
+    // Keep a block of weight rows in L2 while every row tile of x streams past it.
+    let blockColumns = max(4, min(64, (96 * 1024) / max(1, K * 4)) / 4 * 4)
+    let work = M * N * K
+    let workers = work < (1 << 17) ? 1 : min(ProcessInfo.processInfo.activeProcessorCount, 8)
+    // Fixed partition into `parts` column ranges aligned to blockColumns; any partition gives the
+    // same numbers, this one just balances load.
+    let blocks = (N + blockColumns - 1) / blockColumns
+    let parts = min(blocks, workers == 1 ? 1 : workers * 4)
+    func run(part: Int) {
+        let firstBlock = blocks * part / parts
+        let lastBlock = blocks * (part + 1) / parts
+        for block in firstBlock..<lastBlock {
+            let n0 = block * blockColumns
+            let n1 = min(N, n0 + blockColumns)
+            matMulTile(y, x, w, bias, rows: 0..<M, columns: n0..<n1, K: K, N: N)
+        }
+    }
+    parallelFor(parts) { run(part: $0) }
+}
+
+/// The output element's value from its accumulator: fixed horizontal sum, scalar tail, bias.
+@inline(__always) private func finish(_ accumulator: Vector, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                                       vectorEnd: Int, K: Int, _ bias: UnsafePointer<Float>?, _ n: Int) -> Float {
+    var sum = horizontalSum(accumulator)
+    var k = vectorEnd
+    while k < K { sum = sum.addingProduct(x[k], w[k]); k += 1 }
+    if let bias { sum += bias[n] }
+    return sum
+}
+
+private func matMulTile(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                        _ bias: UnsafePointer<Float>?, rows: Range<Int>, columns: Range<Int>, K: Int, N: Int) {
+    let K8 = K / vectorWidth * vectorWidth
+    var m = rows.lowerBound
+    // 4 rows × 2 weight rows: 8 accumulators + 6 loads fit the 16 AVX registers.
+    while m + 4 <= rows.upperBound {
+        let x0 = x + m * K, x1 = x0 + K, x2 = x1 + K, x3 = x2 + K
+        var n = columns.lowerBound
+        while n + 2 <= columns.upperBound {
+            let w0 = w + n * K, w1 = w0 + K
+            var a00 = Vector(), a01 = Vector(), a10 = Vector(), a11 = Vector()
+            var a20 = Vector(), a21 = Vector(), a30 = Vector(), a31 = Vector()
+            var k = 0
+            while k < K8 {
+                let v0 = loadVector(w0 + k), v1 = loadVector(w1 + k)
+                let r0 = loadVector(x0 + k); a00 = a00.addingProduct(r0, v0); a01 = a01.addingProduct(r0, v1)
+                let r1 = loadVector(x1 + k); a10 = a10.addingProduct(r1, v0); a11 = a11.addingProduct(r1, v1)
+                let r2 = loadVector(x2 + k); a20 = a20.addingProduct(r2, v0); a21 = a21.addingProduct(r2, v1)
+                let r3 = loadVector(x3 + k); a30 = a30.addingProduct(r3, v0); a31 = a31.addingProduct(r3, v1)
+                k += vectorWidth
+            }
+            let out = y + m * N + n
+            out[0] = finish(a00, x0, w0, vectorEnd: K8, K: K, bias, n)
+            out[1] = finish(a01, x0, w1, vectorEnd: K8, K: K, bias, n + 1)
+            out[N] = finish(a10, x1, w0, vectorEnd: K8, K: K, bias, n)
+            out[N + 1] = finish(a11, x1, w1, vectorEnd: K8, K: K, bias, n + 1)
+            out[2 * N] = finish(a20, x2, w0, vectorEnd: K8, K: K, bias, n)
+            out[2 * N + 1] = finish(a21, x2, w1, vectorEnd: K8, K: K, bias, n + 1)
+            out[3 * N] = finish(a30, x3, w0, vectorEnd: K8, K: K, bias, n)
+            out[3 * N + 1] = finish(a31, x3, w1, vectorEnd: K8, K: K, bias, n + 1)
+            n += 2
+        }
+        for column in n..<columns.upperBound {
+            for row in m..<m + 4 { y[row * N + column] = dot1x1(x + row * K, w + column * K, K8: K8, K: K, bias, column) }
+        }
+        m += 4
+    }
+    // Remaining rows (all rows of a decode step with fewer than 4 sequences): 1 row × 4 weight rows.
+    while m < rows.upperBound {
+        let x0 = x + m * K
+        var n = columns.lowerBound
+        while n + 4 <= columns.upperBound {
+            let w0 = w + n * K, w1 = w0 + K, w2 = w1 + K, w3 = w2 + K
+            var a0 = Vector(), a1 = Vector(), a2 = Vector(), a3 = Vector()
+            var k = 0
+            while k < K8 {
+                let r = loadVector(x0 + k)
+                a0 = a0.addingProduct(r, loadVector(w0 + k)); a1 = a1.addingProduct(r, loadVector(w1 + k))
+                a2 = a2.addingProduct(r, loadVector(w2 + k)); a3 = a3.addingProduct(r, loadVector(w3 + k))
+                k += vectorWidth
+            }
+            let out = y + m * N + n
+            out[0] = finish(a0, x0, w0, vectorEnd: K8, K: K, bias, n)
+            out[1] = finish(a1, x0, w1, vectorEnd: K8, K: K, bias, n + 1)
+            out[2] = finish(a2, x0, w2, vectorEnd: K8, K: K, bias, n + 2)
+            out[3] = finish(a3, x0, w3, vectorEnd: K8, K: K, bias, n + 3)
+            n += 4
+        }
+        for column in n..<columns.upperBound { y[m * N + column] = dot1x1(x0, w + column * K, K8: K8, K: K, bias, column) }
+        m += 1
+    }
+}
+
+@inline(__always) private func dot1x1(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, K8: Int, K: Int,
+                                      _ bias: UnsafePointer<Float>?, _ n: Int) -> Float {
+    var a = Vector()
+    var k = 0
+    while k < K8 { a = a.addingProduct(loadVector(x + k), loadVector(w + k)); k += vectorWidth }
+    return finish(a, x, w, vectorEnd: K8, K: K, bias, n)
+}
+
+// MARK: - OpenBLAS
+
+/// y = x · wᵀ + bias through `cblas_sgemm`: x (M, K), w (N, K), y (M, N). The only BLAS call site.
+func blasMatMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                _ bias: UnsafePointer<Float>?, M: Int, K: Int, N: Int) {
+    guard M > 0, N > 0 else { return }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(N), Int32(K),
+                1, x, Int32(K), w, Int32(K), 0, y, Int32(N))
+    if let bias { addBias(y, bias, rows: M, N: N) }
+}
+
+/// Which implementation computes a linear layer.
+enum MatMulPath { case packed, blas }
+
+@inline(__always) func matMul(_ path: MatMulPath, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                              _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?, M: Int, K: Int, N: Int) {
+    switch path {
+    case .packed: packedMatMul(y, x, w, bias, M: M, K: K, N: N)
+    case .blas: blasMatMul(y, x, w, bias, M: M, K: K, N: N)
+    }
+}

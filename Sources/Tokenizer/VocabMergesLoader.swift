@@ -1,0 +1,67 @@
+import Foundation
+
+// MARK: - vocab.json + merges.txt (what GPT-2 and EleutherAI's checkpoints ship)
+
+enum VocabMergesLoader {
+    /// `vocab.json` maps each token's byte-level spelling to its id; `merges.txt` is an optional
+    /// `#version` line, then `left right` per merge in rank order. `<|endoftext|>`, when the vocabulary has
+    /// it, is GPT-2's special token (HF makes it bos/eos/unk).
+    static func load(vocabulary vocabularyURL: URL, merges mergesURL: URL) throws -> Vocabulary {
+        let vocabularyData = try readFile(vocabularyURL)
+        let strings: [String: Int]
+        do {
+            strings = try JSONDecoder().decode([String: Int].self, from: vocabularyData)
+        } catch {
+            throw TokenizerError.malformedJSON(path: vocabularyURL.path, reason: "expected {\"token\": id, ...}: \(error)")
+        }
+        let idOfBytes = try bytesToID(strings, path: vocabularyURL.path)
+        let pairs = try parseMerges(try readFile(mergesURL), path: mergesURL.path)
+        let merges = try Vocabulary.mergeTable(path: mergesURL.path, pairs: pairs, idOfBytes: idOfBytes)
+        var added: [AddedToken] = []
+        if let id = strings["<|endoftext|>"] {
+            added.append(AddedToken(content: "<|endoftext|>", id: Int32(id), special: true))
+        }
+        return try Vocabulary(path: vocabularyURL.path, idOfBytes: idOfBytes, merges: merges, addedTokens: added)
+    }
+
+    /// Byte-level spellings -> bytes, checking ids fit the Int32 the tables use.
+    static func bytesToID(_ strings: [String: Int], path: String) throws -> [[UInt8]: Int32] {
+        var idOfBytes: [[UInt8]: Int32] = [:]
+        idOfBytes.reserveCapacity(strings.count)
+        for (string, id) in strings {
+            guard id >= 0, id < Int(Int32.max) else {
+                throw TokenizerError.invalidTokenID(path: path, reason: "id \(id) of '\(string)' is out of range")
+            }
+            let bytes = ByteLevelTable.bytes(ofVocabularyString: string)
+            if let other = idOfBytes[bytes], other != Int32(id) {
+                // Two spellings of the same bytes: keep the lower id, as a BPE result can be only one of them.
+                idOfBytes[bytes] = min(other, Int32(id))
+            } else {
+                idOfBytes[bytes] = Int32(id)
+            }
+        }
+        return idOfBytes
+    }
+
+    /// The `left right` pairs of a merges file, with their 1-based line numbers.
+    static func parseMerges(_ data: Data, path: String) throws -> [(left: String, right: String, line: Int)] {
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw TokenizerError.malformedMerge(path: path, line: 1, reason: "the file is not UTF-8")
+        }
+        var pairs: [(left: String, right: String, line: Int)] = []
+        pairs.reserveCapacity(50_000)
+        var lineNumber = 0
+        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
+            var line = Substring(rawLine)
+            if line.hasSuffix("\r") { line = line.dropLast() }
+            if line.isEmpty || (lineNumber == 1 && line.hasPrefix("#version")) { continue }
+            let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw TokenizerError.malformedMerge(path: path, line: lineNumber, reason: "expected 'left right', got '\(line)'")
+            }
+            pairs.append((String(parts[0]), String(parts[1]), lineNumber))
+        }
+        return pairs
+    }
+}

@@ -1,0 +1,110 @@
+// MARK: - The loaded model: tokens, merges, added tokens
+
+/// A token matched in the text before pre-tokenization (`<|endoftext|>`, `added_tokens` of tokenizer.json).
+struct AddedToken: Sendable {
+    var content: String
+    var id: Int32
+    /// Special tokens are recognised only when the caller allows it; the others always, as in HF.
+    var special: Bool
+    /// Absorb the whitespace on the left / right of the match, as HF's `lstrip` / `rstrip`.
+    var leftStrip = false
+    var rightStrip = false
+}
+
+/// Everything a loader produces, shared read-only by the tokenizer and its incremental decoders.
+final class Vocabulary: Sendable {
+    /// The bytes each id stands for (nil for ids the files leave unused).
+    let tokenBytes: [[UInt8]?]
+    /// Id of each single-byte token: a dense 256-entry array indexed by the byte.
+    let byteTokenIDs: [Int32]
+    let encoder: BytePairEncoder
+    let addedTokens: [AddedToken]
+    /// Whole pieces that are tokens, looked up before BPE when the model says `ignore_merges`.
+    let wholePieceIDs: [[UInt8]: Int32]?
+    let endOfTextTokenID: Int?
+
+    /// - Parameters:
+    ///   - path: the file the data came from, for error messages.
+    ///   - idOfBytes: each token's bytes -> id.
+    ///   - merges: `(left, right)` token ids of each merge, in rank order, with the merged id.
+    init(
+        path: String,
+        idOfBytes: [[UInt8]: Int32],
+        merges: [BytePair: Merge],
+        addedTokens: [AddedToken],
+        ignoreMerges: Bool = false
+    ) throws {
+        var maximumID: Int32 = -1
+        for id in idOfBytes.values { maximumID = max(maximumID, id) }
+        for token in addedTokens { maximumID = max(maximumID, token.id) }
+        var tokenBytes = [[UInt8]?](repeating: nil, count: Int(maximumID) + 1)
+        for (bytes, id) in idOfBytes {
+            guard id >= 0 else { throw TokenizerError.invalidTokenID(path: path, reason: "negative id \(id)") }
+            if let existing = tokenBytes[Int(id)], existing != bytes {
+                throw TokenizerError.invalidTokenID(path: path, reason: "id \(id) is given to two tokens")
+            }
+            tokenBytes[Int(id)] = bytes
+        }
+        for token in addedTokens {
+            guard token.id >= 0 else {
+                throw TokenizerError.invalidTokenID(path: path, reason: "negative id \(token.id)")
+            }
+            tokenBytes[Int(token.id)] = Array(token.content.utf8)
+        }
+        var byteTokenIDs = [Int32](repeating: -1, count: 256)
+        for byte in 0..<256 {
+            guard let id = idOfBytes[[UInt8(byte)]] else {
+                throw TokenizerError.missingByteToken(path: path, byte: UInt8(byte))
+            }
+            byteTokenIDs[byte] = id
+        }
+        self.tokenBytes = tokenBytes
+        self.byteTokenIDs = byteTokenIDs
+        self.encoder = BytePairEncoder(merges: merges)
+        // Longest first, so that when two added tokens match at one place the longer wins (HF matches
+        // leftmost-longest).
+        self.addedTokens = addedTokens.sorted { $0.content.unicodeScalars.count > $1.content.unicodeScalars.count }
+        self.wholePieceIDs = ignoreMerges ? idOfBytes : nil
+        let endOfText = "<|endoftext|>"
+        if let token = addedTokens.first(where: { $0.content == endOfText }) {
+            endOfTextTokenID = Int(token.id)
+        } else {
+            endOfTextTokenID = idOfBytes[Array(endOfText.utf8)].map(Int.init)
+        }
+    }
+
+    /// The merge table for `merges.txt`-style pairs of token strings, in rank order.
+    static func mergeTable(
+        path: String,
+        pairs: [(left: String, right: String, line: Int)],
+        idOfBytes: [[UInt8]: Int32]
+    ) throws -> [BytePair: Merge] {
+        var table: [BytePair: Merge] = [:]
+        table.reserveCapacity(pairs.count)
+        for (rank, pair) in pairs.enumerated() {
+            let left = ByteLevelTable.bytes(ofVocabularyString: pair.left)
+            let right = ByteLevelTable.bytes(ofVocabularyString: pair.right)
+            guard let leftID = idOfBytes[left] else {
+                throw TokenizerError.malformedMerge(path: path, line: pair.line, reason: "'\(pair.left)' is not in the vocabulary")
+            }
+            guard let rightID = idOfBytes[right] else {
+                throw TokenizerError.malformedMerge(path: path, line: pair.line, reason: "'\(pair.right)' is not in the vocabulary")
+            }
+            guard let resultID = idOfBytes[left + right] else {
+                throw TokenizerError.malformedMerge(
+                    path: path, line: pair.line, reason: "'\(pair.left)\(pair.right)' is not in the vocabulary")
+            }
+            let key = BytePair(left: leftID, right: rightID)
+            // A repeated pair keeps its first (lowest) rank.
+            if table[key] == nil { table[key] = Merge(rank: Int32(rank), result: resultID) }
+        }
+        return table
+    }
+
+    /// The bytes of `id`, or nil for an id outside the vocabulary.
+    @inline(__always)
+    func bytes(of id: Int) -> [UInt8]? {
+        guard id >= 0, id < tokenBytes.count else { return nil }
+        return tokenBytes[id]
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+
+// MARK: - Reference values written by scripts/fixtures/generate_batcher_fixtures.py
+
+enum Fixtures {
+    static let root = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+    static let tinyModel = root.appendingPathComponent("tiny-gpt-neo")
+
+    struct Scored: Decodable {
+        var token: Int
+        var logprob: Float
+        var top_ids: [Int]
+        var top_logprobs: [Float]
+    }
+
+    struct Processor: Decodable {
+        var logits: [Float]
+        var history: [Int]
+        var repetition_penalty: Double
+        var penalized: [Float]
+        var temperature: Double
+        var top_k: Int
+        var top_p: Double
+        var kept: [Int]
+    }
+
+    struct Generation: Decodable {
+        var prompt: [Int]
+        var max_tokens: Int
+        var repetition_penalty: Double
+        var continuation: [Int]
+        var finish_reason: String
+        var text: String
+        var prompt_logprobs: [Scored]
+        var completion_logprobs: [Scored]
+    }
+
+    struct Stop: Decodable {
+        var prompt: [Int]
+        var max_tokens: Int
+        var stop: String
+        var text: String
+        var completion_tokens: Int
+    }
+
+    struct Expected: Decodable {
+        var transformers_version: String
+        var top: Int
+        var processors: [Processor]
+        var generations: [Generation]
+        var stops: [Stop]
+    }
+
+    static let expected: Expected = {
+        let url = root.appendingPathComponent("batcher/expected.json")
+        do {
+            return try JSONDecoder().decode(Expected.self, from: Data(contentsOf: url))
+        } catch {
+            fatalError("cannot read \(url.path): \(error); run scripts/fixtures/generate_batcher_fixtures.py")
+        }
+    }()
+}

@@ -1,0 +1,175 @@
+import Foundation
+import XCTest
+@testable import Tokenizer
+
+/// The three file formats load to the same tokenizer; unusable files give typed errors.
+final class FileFormatTests: XCTestCase {
+    static let fromTokenizerJSON = try! GPT2Tokenizer.load(tokenizerJSON: Fixtures.tokenizerJSON)
+    static let fromTiktoken = try! GPT2Tokenizer.load(tiktoken: Fixtures.tiktoken)
+
+    func testThreeFormatsGiveIdenticalIDs() {
+        let formats = [("tokenizer.json", Self.fromTokenizerJSON), ("gpt2.tiktoken", Self.fromTiktoken)]
+        for (name, tokenizer) in formats {
+            XCTAssertEqual(tokenizer.vocabularySize, 50257, name)
+            XCTAssertEqual(tokenizer.endOfTextTokenID, 50256, name)
+            var failures = 0
+            for golden in Fixtures.golden.cases {
+                let ids = tokenizer.encode(golden.text, allowSpecialTokens: golden.allow_special)
+                let reference = Fixtures.gpt2.encode(golden.text, allowSpecialTokens: golden.allow_special)
+                if ids != reference || ids != golden.ids {
+                    failures += 1
+                    if failures <= 5 { XCTFail("\(name) on \(describe(golden.text)): \(firstDifference(ids, golden.ids))") }
+                }
+            }
+            XCTAssertEqual(failures, 0, name)
+            for id in [0, 255, 256, 50_000, 50_255, 50_256] {
+                XCTAssertEqual(tokenizer.bytes(of: id), Fixtures.gpt2.bytes(of: id), "\(name) id \(id)")
+            }
+        }
+    }
+
+    func testVocabularyFacts() {
+        let tokenizer = Fixtures.gpt2
+        XCTAssertEqual(tokenizer.vocabularySize, 50257)
+        XCTAssertEqual(tokenizer.endOfTextTokenID, 50256)
+        XCTAssertEqual(tokenizer.encode("Hello world"), [15496, 995])
+        XCTAssertEqual(tokenizer.bytes(of: 50256), Array("<|endoftext|>".utf8))
+        XCTAssertEqual(tokenizer.bytes(of: 220), [0x20])
+        XCTAssertNil(tokenizer.bytes(of: 50257))
+        XCTAssertNil(tokenizer.bytes(of: -1))
+    }
+
+    func testUnknownIDsDecodeToNothing() {
+        // HF's decoder skips ids it has no token for; callers that must reject them check `bytes(of:)`.
+        let tokenizer = Fixtures.gpt2
+        XCTAssertEqual(tokenizer.decode([15496, 50257, -3, Int.max, 995]), "Hello world")
+        var decoder = tokenizer.makeIncrementalDecoder()
+        XCTAssertEqual(decoder.append(99_999), "")
+        XCTAssertEqual(decoder.append(15496), "Hello")
+        XCTAssertEqual(decoder.finish(), "")
+    }
+
+    // MARK: - Picking a file from a directory
+
+    func testDirectoryPrefersTokenizerJSONThenVocabThenTiktoken() throws {
+        let directory = try temporaryDirectory()
+        try FileManager.default.copyItem(at: Fixtures.tiktoken, to: directory.appendingPathComponent("gpt2.tiktoken"))
+        XCTAssertEqual(try GPT2Tokenizer.load(directory: directory).encode("Hello world"), [15496, 995])
+
+        // A broken tokenizer.json is skipped in favour of the next usable format.
+        try Data("{not json".utf8).write(to: directory.appendingPathComponent("tokenizer.json"))
+        try FileManager.default.copyItem(at: Fixtures.vocabularyJSON, to: directory.appendingPathComponent("vocab.json"))
+        try FileManager.default.copyItem(at: Fixtures.mergesText, to: directory.appendingPathComponent("merges.txt"))
+        XCTAssertEqual(try GPT2Tokenizer.load(directory: directory).encode(" Hello world"), [18435, 995])
+    }
+
+    func testEmptyDirectoryIsNoUsableTokenizer() throws {
+        let directory = try temporaryDirectory()
+        XCTAssertThrowsError(try GPT2Tokenizer.load(directory: directory)) { error in
+            guard case TokenizerError.noUsableTokenizer(_, let reasons)? = error as? TokenizerError else {
+                return XCTFail("unexpected error \(error)")
+            }
+            XCTAssertTrue(reasons.isEmpty)
+        }
+    }
+
+    func testEveryBrokenFormatIsReportedWithItsReason() throws {
+        let directory = try temporaryDirectory()
+        try Data("{not json".utf8).write(to: directory.appendingPathComponent("tokenizer.json"))
+        try Data("[1, 2]".utf8).write(to: directory.appendingPathComponent("vocab.json"))
+        try Data("#version: 0.2\na b\n".utf8).write(to: directory.appendingPathComponent("merges.txt"))
+        try Data("not base64!! x\n".utf8).write(to: directory.appendingPathComponent("gpt2.tiktoken"))
+        XCTAssertThrowsError(try GPT2Tokenizer.load(directory: directory)) { error in
+            guard case TokenizerError.noUsableTokenizer(_, let reasons)? = error as? TokenizerError else {
+                return XCTFail("unexpected error \(error)")
+            }
+            XCTAssertEqual(reasons.count, 3, "\(reasons)")
+            guard reasons.count == 3 else { return }
+            guard case .malformedJSON = reasons[0], case .malformedJSON = reasons[1],
+                  case .malformedRankFile(_, 1, _) = reasons[2] else {
+                return XCTFail("unexpected reasons \(reasons)")
+            }
+            XCTAssertTrue("\(error)".contains("tokenizer.json"), "\(error)")
+        }
+    }
+
+    // MARK: - Typed errors for each kind of bad file
+
+    func testMissingFileIsUnreadable() throws {
+        let missing = try temporaryDirectory().appendingPathComponent("nope.json")
+        XCTAssertThrowsError(try GPT2Tokenizer.load(tokenizerJSON: missing)) { error in
+            guard case TokenizerError.unreadableFile? = error as? TokenizerError else { return XCTFail("\(error)") }
+        }
+    }
+
+    func testMergeNamingAnUnknownTokenIsRejectedWithItsLine() throws {
+        let directory = try temporaryDirectory()
+        let vocabulary = directory.appendingPathComponent("vocab.json")
+        let merges = directory.appendingPathComponent("merges.txt")
+        try FileManager.default.copyItem(at: Fixtures.vocabularyJSON, to: vocabulary)
+        try Data("#version: 0.2\nĠ t\nzzzq qqqz\n".utf8).write(to: merges)
+        XCTAssertThrowsError(try GPT2Tokenizer.load(vocabulary: vocabulary, merges: merges)) { error in
+            guard case TokenizerError.malformedMerge(_, 3, _)? = error as? TokenizerError else { return XCTFail("\(error)") }
+        }
+        try Data("#version: 0.2\nĠ t extra\n".utf8).write(to: merges)
+        XCTAssertThrowsError(try GPT2Tokenizer.load(vocabulary: vocabulary, merges: merges)) { error in
+            guard case TokenizerError.malformedMerge(_, 2, _)? = error as? TokenizerError else { return XCTFail("\(error)") }
+        }
+    }
+
+    func testVocabularyWithoutEveryByteIsRejected() throws {
+        let directory = try temporaryDirectory()
+        let vocabulary = directory.appendingPathComponent("vocab.json")
+        let merges = directory.appendingPathComponent("merges.txt")
+        try Data(#"{"a": 0, "b": 1}"#.utf8).write(to: vocabulary)
+        try Data("#version: 0.2\n".utf8).write(to: merges)
+        XCTAssertThrowsError(try GPT2Tokenizer.load(vocabulary: vocabulary, merges: merges)) { error in
+            guard case TokenizerError.missingByteToken(_, 0)? = error as? TokenizerError else { return XCTFail("\(error)") }
+        }
+    }
+
+    func testTokenizerJSONOfAnotherKindIsUnsupported() throws {
+        let original = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.tokenizerJSON)) as! [String: Any]
+        let edits: [(String, (inout [String: Any]) -> Void)] = [
+            ("WordPiece model", { json in var model = json["model"] as! [String: Any]; model["type"] = "WordPiece"; json["model"] = model }),
+            ("prefix space", { json in json["pre_tokenizer"] = ["type": "ByteLevel", "add_prefix_space": true] }),
+            ("Metaspace", { json in json["pre_tokenizer"] = ["type": "Metaspace"] }),
+            ("normalizer", { json in json["normalizer"] = ["type": "NFC"] }),
+            ("dropout", { json in var model = json["model"] as! [String: Any]; model["dropout"] = 0.1; json["model"] = model }),
+        ]
+        let directory = try temporaryDirectory()
+        for (name, edit) in edits {
+            var json = original
+            edit(&json)
+            let url = directory.appendingPathComponent("tokenizer.json")
+            try JSONSerialization.data(withJSONObject: json).write(to: url)
+            XCTAssertThrowsError(try GPT2Tokenizer.load(tokenizerJSON: url), name) { error in
+                guard case TokenizerError.unsupportedTokenizer? = error as? TokenizerError else { return XCTFail("\(name): \(error)") }
+            }
+        }
+    }
+
+    func testRankFileErrors() throws {
+        let directory = try temporaryDirectory()
+        let url = directory.appendingPathComponent("bad.tiktoken")
+        try Data("IQ== 0\nIQ== 1\n".utf8).write(to: url)
+        XCTAssertThrowsError(try GPT2Tokenizer.load(tiktoken: url)) { error in
+            guard case TokenizerError.malformedRankFile(_, 2, _)? = error as? TokenizerError else { return XCTFail("\(error)") }
+        }
+        try Data("IQ== zero\n".utf8).write(to: url)
+        XCTAssertThrowsError(try GPT2Tokenizer.load(tiktoken: url)) { error in
+            guard case TokenizerError.malformedRankFile(_, 1, _)? = error as? TokenizerError else { return XCTFail("\(error)") }
+        }
+        try Data("IQ== 0\n".utf8).write(to: url)
+        XCTAssertThrowsError(try GPT2Tokenizer.load(tiktoken: url)) { error in
+            guard case TokenizerError.missingByteToken? = error as? TokenizerError else { return XCTFail("\(error)") }
+        }
+    }
+
+    private func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tokenizer-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import XCTest
+@testable import Tokenizer
+
+// MARK: - Golden fixtures written by scripts/fixtures/generate_tokenizer_fixtures.py
+
+struct GoldenCase: Decodable {
+    var category: String
+    var text: String
+    var allow_special: Bool
+    var ids: [Int]
+    var offsets: [[Int]]
+}
+
+struct GoldenDecodeCase: Decodable {
+    var ids: [Int]
+    var text: String
+}
+
+struct GoldenFile: Decodable {
+    var transformers_version: String
+    var cases: [GoldenCase]
+    var decode_cases: [GoldenDecodeCase]
+}
+
+enum Fixtures {
+    static let testsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    static let vocabularyDirectory = testsDirectory.appendingPathComponent("Fixtures/tiny-gpt-neo")
+    static let tokenizerDirectory = testsDirectory.appendingPathComponent("Fixtures/tokenizer")
+    static let vocabularyJSON = vocabularyDirectory.appendingPathComponent("vocab.json")
+    static let mergesText = vocabularyDirectory.appendingPathComponent("merges.txt")
+    static let tokenizerJSON = tokenizerDirectory.appendingPathComponent("tokenizer.json")
+    static let tiktoken = tokenizerDirectory.appendingPathComponent("gpt2.tiktoken")
+
+    static let golden: GoldenFile = {
+        do {
+            let data = try Data(contentsOf: tokenizerDirectory.appendingPathComponent("cases.json"))
+            return try JSONDecoder().decode(GoldenFile.self, from: data)
+        } catch {
+            fatalError("cannot read the golden tokenizer fixture: \(error)")
+        }
+    }()
+
+    /// GPT-2 from vocab.json + merges.txt, loaded once for all tests.
+    static let gpt2: GPT2Tokenizer = {
+        do {
+            return try GPT2Tokenizer.load(vocabulary: vocabularyJSON, merges: mergesText)
+        } catch {
+            fatalError("cannot load GPT-2's vocabulary: \(error)")
+        }
+    }()
+}
+
+/// Prints the text as Swift would spell it, short enough for a failure message.
+func describe(_ text: String, limit: Int = 80) -> String {
+    let debug = text.debugDescription
+    return debug.count > limit ? String(debug.prefix(limit)) + "…" : debug
+}
+
+/// The first place two id lists differ, for failure messages.
+func firstDifference(_ got: [Int], _ expected: [Int]) -> String {
+    let index = zip(got, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(got.count, expected.count)
+    let gotTail = Array(got.dropFirst(index).prefix(6))
+    let expectedTail = Array(expected.dropFirst(index).prefix(6))
+    return "at token \(index): got \(gotTail) expected \(expectedTail) (lengths \(got.count) vs \(expected.count))"
+}
