@@ -76,20 +76,18 @@ struct ServerRunner {
             exit(0)
         }
 
-        let (model, tokenizer) = try await load(directory)
         var batcherConfiguration = BatcherConfiguration()
         batcherConfiguration.maxQueuedRequests = options.maxQueuedRequests
         batcherConfiguration.maxRunningSequences = options.maxRunningSequences
         batcherConfiguration.kvCacheBudgetBytes = options.kvCacheMiB << 20
-        let backend = BatcherBackend(batcher: Batcher(model: model, tokenizer: tokenizer, configuration: batcherConfiguration))
-        backendBox.backend = backend
-        let description = ModelDescription(id: options.modelName ?? directory.lastPathComponent, contextLength: model.config.maxPositionEmbeddings)
+        let context = try await load(directory, batcher: batcherConfiguration)
+        backendBox.backend = context.backend
         do {
-            try await service.start(with: ServingContext(backend: backend, tokenizer: tokenizer, model: description))
+            try await service.start(with: context)
         } catch {
             throw StartupError.warmUp("\(error)")
         }
-        logger.info("ready: serving '\(description.id)' on http://\(options.host):\(port)")
+        logger.info("ready: serving '\(context.model.id)' on http://\(options.host):\(port)")
         await signalled.value
     }
 
@@ -106,15 +104,14 @@ struct ServerRunner {
     }
 
     /// Loads off the cooperative pool so the HTTP server keeps answering /healthz and /readyz.
-    private func load(_ directory: URL) async throws -> (GPTNeoModel, GPT2Tokenizer) {
-        try await withCheckedThrowingContinuation { continuation in
+    private func load(_ directory: URL, batcher: BatcherConfiguration) async throws -> ServingContext {
+        let modelName = options.modelName
+        return try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 do {
-                    let model = try GPTNeoModel.load(directory: directory)
-                    let tokenizer = try GPT2Tokenizer.load(directory: directory)
-                    continuation.resume(returning: (model, tokenizer))
+                    continuation.resume(returning: try ServingContext.load(directory: directory, modelName: modelName, batcher: batcher))
                 } catch {
-                    continuation.resume(throwing: StartupError.cannotLoad(directory: directory.path, reason: "\(error)"))
+                    continuation.resume(throwing: StartupError.cannotLoad(directory: directory.path, reason: (error as? ModelLoadingError)?.reason ?? "\(error)"))
                 }
             }
         }
@@ -124,8 +121,8 @@ struct ServerRunner {
 /// The backend, once loaded, for the signal task.
 private final class BackendBox: @unchecked Sendable {
     private let lock = NSLock()
-    private var _backend: BatcherBackend?
-    var backend: BatcherBackend? {
+    private var _backend: (any CompletionBackend)?
+    var backend: (any CompletionBackend)? {
         get { lock.withLock { _backend } }
         set { lock.withLock { _backend = newValue } }
     }
