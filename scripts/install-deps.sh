@@ -16,3 +16,20 @@ if [ ${#missing[@]} -gt 0 ]; then
     sudo_if_needed apt-get update -qq
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# promtool (from Debian's prometheus package) checks the /metrics exposition in scripts/test.sh.
+if ! command -v promtool >/dev/null 2>&1; then
+    echo "installing: prometheus (for promtool)"
+    sudo_if_needed apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
+# A virtualenv for the client-compatibility checks (the official openai package, schemathesis).
+# Reinstalled only when the requirements file changes.
+requirements=scripts/openai-client-check/requirements.txt
+if [ ! -x .venv/bin/python ] || ! cmp -s "$requirements" .venv/.requirements-installed; then
+    echo "installing: python packages from $requirements into .venv"
+    python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check -r "$requirements"
+    cp "$requirements" .venv/.requirements-installed
+fi

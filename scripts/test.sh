@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: Swift unit and end-to-end tests, then the client-compatibility checks.
+# Runs the whole test suite: Swift unit and end-to-end tests, then the client-compatibility checks
+# (the official openai client, promtool on /metrics, schemathesis on /openapi.json) against a real
+# server on loopback serving the bundled tiny model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 swift build --build-tests
 swift test --skip-build
+scripts/openai-client-check/run.sh .build/debug/gptneo-server

@@ -158,7 +158,12 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
                 }
                 for pending in admitted { activate(pending) }
                 condition.lock()
-                removeEndedJobs()
+                let ended = removeEndedJobs()
+                if !ended.isEmpty {
+                    condition.unlock()
+                    for job in ended { job.deliverOutcome() }
+                    condition.lock()
+                }
             }
             if !active.isEmpty {
                 condition.unlock()
@@ -205,8 +210,9 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
         active.append(ActiveJob(pending: pending, bytesPerSequence: perSequence, cache: runner.makeCache(capacity: capacity)))
     }
 
-    /// Caller holds the lock. Forgets ended jobs and returns the memory of finished choices.
-    private func removeEndedJobs() {
+    /// Caller holds the lock. Returns the memory of finished choices and removes the ended jobs,
+    /// which the caller then tells their outcome outside the lock.
+    private func removeEndedJobs() -> [ActiveJob<Runner.Cache>] {
         for job in active {
             let held = job.isDone ? 0 : job.bytesPerSequence * job.runningSequences
             if held < job.reservedBytes {
@@ -214,10 +220,12 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
                 job.reservedBytes = held
             }
         }
-        for job in active where job.isDone { runningIDs.remove(job.id) }
+        let ended = active.filter(\.isDone)
+        for job in ended { runningIDs.remove(job.id) }
         active.removeAll { $0.isDone }
         snapshot.kvCacheBytesInUse = reservedBytes
         snapshot.runningSequences = active.reduce(0) { $0 + $1.runningSequences }
+        return ended
     }
 
     /// One forward pass and what follows from it.
@@ -237,7 +245,8 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
             }
             condition.lock()
         }
-        removeEndedJobs()
+        let ended = removeEndedJobs()
         condition.unlock()
+        for job in ended { job.deliverOutcome() }
     }
 }

@@ -105,12 +105,23 @@ final class ActiveJob<Cache: AnyObject> {
         return true
     }
 
-    /// Ends the job: frees every cache and tells the caller.
+    /// Ends the job: frees every cache now; the caller is told by `deliverOutcome` once the
+    /// scheduler has returned the job's memory, so a finished stream never sees stale statistics.
     func end(_ result: Result<Void, Error>) {
+        guard !isDone else { return }
         isDone = true
+        outcome = result
         prefillCache = nil
         for choice in choices { choice.cache = nil }
-        switch (kind, result) {
+    }
+
+    private var outcome: Result<Void, Error>?
+
+    /// Finishes the stream or completes the encode call (call once, without holding the lock).
+    func deliverOutcome() {
+        guard let outcome else { return }
+        self.outcome = nil
+        switch (kind, outcome) {
         case let (.generate(_, continuation), .success):
             continuation.finish()
         case let (.generate(_, continuation), .failure(error)):

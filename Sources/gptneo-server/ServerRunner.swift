@@ -76,40 +76,19 @@ struct ServerRunner {
             exit(0)
         }
 
-        let (model, tokenizer) = try await load(directory)
         var batcherConfiguration = BatcherConfiguration()
         batcherConfiguration.maxQueuedRequests = options.maxQueuedRequests
         batcherConfiguration.maxRunningSequences = options.maxRunningSequences
         batcherConfiguration.kvCacheBudgetBytes = options.kvCacheMiB << 20
-        let batcher = Batcher(model: model, tokenizer: tokenizer, configuration: batcherConfiguration)
-        let backend = BatcherBackend(batcher: batcher)
-        backendBox.backend = backend
-        let description = ModelDescription(id: options.modelName ?? directory.lastPathComponent, contextLength: model.config.maxPositionEmbeddings)
-        let tasks = try taskContext(directory: directory, model: model, tokenizer: tokenizer, batcher: batcher, modelID: description.id)
-        logger.info("tasks: \(tasks.tasks.joined(separator: ", "))")
+        let context = try await load(directory, batcher: batcherConfiguration)
+        backendBox.backend = context.backend
         do {
-            try await service.start(with: ServingContext(backend: backend, tokenizer: tokenizer, model: description, tasks: tasks))
+            try await service.start(with: context)
         } catch {
             throw StartupError.warmUp("\(error)")
         }
-        logger.info("ready: serving '\(description.id)' on http://\(options.host):\(port)")
+        logger.info("ready: serving '\(context.model.id)' on http://\(options.host):\(port); tasks: \(context.tasks?.tasks.joined(separator: ", ") ?? "text-generation")")
         await signalled.value
-    }
-
-    /// The heads in the checkpoint plus those in `--heads`, on the batcher's body (issue 7).
-    private func taskContext(directory: URL, model: GPTNeoModel, tokenizer: GPT2Tokenizer, batcher: Batcher,
-                             modelID: String) throws -> TaskServingContext {
-        do {
-            let extra = try options.heads.map { try HeadsConfiguration.load(from: URL(fileURLWithPath: $0)) }
-            let heads = try TaskHeads.load(checkpointDirectory: directory, hiddenSize: model.config.hiddenSize, extra: extra)
-            let embeddings = EmbeddingConfiguration(pooling: EmbeddingPooling(rawValue: options.embeddingPooling) ?? .mean,
-                                                    normalize: options.normalizeEmbeddings)
-            return TaskServingContext(modelID: modelID, heads: heads, hiddenSize: model.config.hiddenSize,
-                                      contextLength: model.config.maxPositionEmbeddings, encoder: batcher,
-                                      tokenizer: tokenizer, embeddings: embeddings)
-        } catch {
-            throw StartupError.cannotLoad(directory: options.heads ?? directory.path, reason: "task heads: \(error)")
-        }
     }
 
     private func modelDirectory() throws -> URL {
@@ -125,15 +104,17 @@ struct ServerRunner {
     }
 
     /// Loads off the cooperative pool so the HTTP server keeps answering /healthz and /readyz.
-    private func load(_ directory: URL) async throws -> (GPTNeoModel, GPT2Tokenizer) {
-        try await withCheckedThrowingContinuation { continuation in
+    private func load(_ directory: URL, batcher: BatcherConfiguration) async throws -> ServingContext {
+        let modelName = options.modelName
+        let tasks = TaskOptions(headsConfiguration: options.heads.map { URL(fileURLWithPath: $0) },
+                                embeddings: EmbeddingConfiguration(pooling: EmbeddingPooling(rawValue: options.embeddingPooling) ?? .mean,
+                                                                   normalize: options.normalizeEmbeddings))
+        return try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 do {
-                    let model = try GPTNeoModel.load(directory: directory)
-                    let tokenizer = try GPT2Tokenizer.load(directory: directory)
-                    continuation.resume(returning: (model, tokenizer))
+                    continuation.resume(returning: try ServingContext.load(directory: directory, modelName: modelName, batcher: batcher, tasks: tasks))
                 } catch {
-                    continuation.resume(throwing: StartupError.cannotLoad(directory: directory.path, reason: "\(error)"))
+                    continuation.resume(throwing: StartupError.cannotLoad(directory: directory.path, reason: (error as? ModelLoadingError)?.reason ?? "\(error)"))
                 }
             }
         }
@@ -143,8 +124,8 @@ struct ServerRunner {
 /// The backend, once loaded, for the signal task.
 private final class BackendBox: @unchecked Sendable {
     private let lock = NSLock()
-    private var _backend: BatcherBackend?
-    var backend: BatcherBackend? {
+    private var _backend: (any CompletionBackend)?
+    var backend: (any CompletionBackend)? {
         get { lock.withLock { _backend } }
         set { lock.withLock { _backend = newValue } }
     }

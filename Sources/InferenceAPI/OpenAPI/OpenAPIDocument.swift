@@ -41,11 +41,14 @@ enum OpenAPIDocument {
           }
         }
       },
-      "TokenIDs": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+      "TokenID": {"type": "integer", "minimum": 0, "maximum": 50256, "description": "An id of GPT-Neo's vocabulary (50257 ids, as GPT-2's)."},
+      "TokenIDs": {"type": "array", "items": {"$ref": "#/components/schemas/TokenID"}, "minItems": 1},
       "CompletionRequest": {
         "type": "object",
         "required": ["prompt"],
-        "description": "OpenAI's Completions request. Unknown fields are ignored; null means absent.",
+        "description": "OpenAI's Completions request. Unknown fields are ignored; null means absent. Prompt tokens + max_tokens must fit the model's context (max_model_len of /v1/models), and best_of must be at least n.",
+        "if": {"required": ["stream_options"], "properties": {"stream_options": {"type": "object"}}},
+        "then": {"required": ["stream"], "properties": {"stream": {"const": true}}},
         "properties": {
           "model": {"type": ["string", "null"], "description": "Must be the served model's id when given."},
           "prompt": {
@@ -82,7 +85,7 @@ enum OpenAPIDocument {
           "logit_bias": {
             "type": ["object", "null"],
             "description": "Token id (as a string) to a bias added to its logit.",
-            "propertyNames": {"pattern": "^[0-9]+$"},
+            "propertyNames": {"pattern": "^([0-9]|[1-9][0-9]{1,3}|[1-4][0-9]{4}|50[01][0-9]{2}|502[0-4][0-9]|5025[0-6])$"},
             "additionalProperties": {"type": "number", "minimum": -100, "maximum": 100}
           },
           "seed": {"type": ["integer", "null"]},
@@ -164,7 +167,10 @@ enum OpenAPIDocument {
             "description": "A completion, or with stream: true server-sent events 'data: {chunk}' ending with 'data: [DONE]'.",
             "content": {
               "application/json": {"schema": {"$ref": "#/components/schemas/Completion"}},
-              "text/event-stream": {"schema": {"type": "string"}}
+              "text/event-stream": {"schema": {
+                "description": "One server-sent event: 'data' is a Completion chunk as JSON, an error object as JSON, or '[DONE]'.",
+                "type": "object", "required": ["data"], "properties": {"data": {"type": "string"}, "event": {"type": "string"}}
+              }}
             }
           },
           "400": {"$ref": "#/components/responses/BadRequest"},
@@ -231,7 +237,7 @@ enum OpenAPIDocument {
         "summary": "Token ids to text (vLLM's extension).",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {
           "type": "object", "required": ["tokens"],
-          "properties": {"model": {"type": ["string", "null"]}, "tokens": {"type": "array", "items": {"type": "integer", "minimum": 0}}}
+          "properties": {"model": {"type": ["string", "null"]}, "tokens": {"type": "array", "items": {"$ref": "#/components/schemas/TokenID"}}}
         }}}},
         "responses": {
           "200": {"description": "The text.", "content": {"application/json": {"schema": {

@@ -35,6 +35,16 @@ extension GPT2Tokenizer: TaskTokenizer {
 
 // MARK: - Configuration
 
+/// The server's task settings: extra head files and the embedding pooling.
+public struct TaskOptions: Sendable, Equatable {
+    /// A JSON file naming extra head files (see GPTNeo/HeadsLoading.swift); nil: only the checkpoint's heads.
+    public var headsConfiguration: URL?
+    public var embeddings: EmbeddingConfiguration
+    public init(headsConfiguration: URL? = nil, embeddings: EmbeddingConfiguration = .init()) {
+        self.headsConfiguration = headsConfiguration; self.embeddings = embeddings
+    }
+}
+
 /// How `/v1/embeddings` turns token states into one vector.
 public struct EmbeddingConfiguration: Sendable, Equatable {
     public var pooling: EmbeddingPooling = .mean
@@ -71,6 +81,16 @@ public struct TaskServingContext: Sendable {
                 tokenizer: any TaskTokenizer, embeddings: EmbeddingConfiguration = .init(), limits: TaskLimits = .init()) {
         self.modelID = modelID; self.heads = heads; self.hiddenSize = hiddenSize; self.contextLength = contextLength
         self.encoder = encoder; self.tokenizer = tokenizer; self.embeddings = embeddings; self.limits = limits
+    }
+
+    /// The checkpoint's heads plus the configured extra ones, on the batcher's body.
+    public static func load(directory: URL, model: GPTNeoModel, tokenizer: GPT2Tokenizer, batcher: Batcher, modelID: String,
+                            options: TaskOptions) throws -> TaskServingContext {
+        let extra = try options.headsConfiguration.map { try HeadsConfiguration.load(from: $0) }
+        let heads = try TaskHeads.load(checkpointDirectory: directory, hiddenSize: model.config.hiddenSize, extra: extra)
+        return TaskServingContext(modelID: modelID, heads: heads, hiddenSize: model.config.hiddenSize,
+                                  contextLength: model.config.maxPositionEmbeddings, encoder: batcher, tokenizer: tokenizer,
+                                  embeddings: options.embeddings)
     }
 
     /// What `/v1/models` lists: generation and embeddings always, plus one task per head.

@@ -1,0 +1,150 @@
+import XCTest
+@testable import Batcher
+
+/// The scheduler's bookkeeping on the fake model: chunking, echo alignment, choices, stops, finishes.
+final class SchedulerTests: XCTestCase {
+    private func makeBatcher(
+        runner: FakeRunner = FakeRunner(), configure: (inout BatcherConfiguration) -> Void = { _ in }
+    ) -> Batcher {
+        var configuration = BatcherConfiguration()
+        configuration.prefillChunkTokens = 16
+        configuration.maxPrefillTokensPerStep = 32
+        configure(&configuration)
+        return Batcher(runner: runner, decoding: FakeText(), configuration: configuration)
+    }
+
+    private func prompt(_ length: Int, salt: Int = 0) -> [Int] {
+        (0..<length).map { ($0 * 7 + salt * 13 + 3) % 60 }
+    }
+
+    private func reference(_ prompt: [Int], topCount: Int) -> [TokenLogprob?] {
+        [nil] + (1..<prompt.count).map { i in
+            FakeRunner.logits(FakeRunner.prefixHash(Array(prompt[..<i]))).withUnsafeBufferPointer {
+                tokenLogprob(tokenID: prompt[i], logits: $0, topCount: topCount)
+            }
+        }
+    }
+
+    func testGreedyMatchesTheModelComputedDirectly() async throws {
+        let batcher = makeBatcher()
+        for length in [1, 5, 16, 17, 70] {
+            let result = try await collect(batcher.submit(request(prompt(length)) { $0.maxTokens = 10 }))
+            let expected = FakeRunner.greedy(prompt: prompt(length), count: 10)
+            XCTAssertEqual(result.only.tokens, expected, "prompt of \(length): \(firstMismatches(result.only.tokens, expected))")
+            XCTAssertEqual(result.only.text, expected.map(FakeText.text).joined())
+            XCTAssertEqual(result.only.finishReason, .length)
+            XCTAssertEqual(result.usage?.prompt, length)
+            XCTAssertEqual(result.usage?.completion, 10)
+            XCTAssertEqual(result.eventsAfterUsage, 0)
+        }
+        await batcher.shutdown(gracePeriod: .seconds(1))
+    }
+
+    func testPromptIsPrefilledInFixedChunks() async throws {
+        let runner = FakeRunner()
+        let batcher = makeBatcher(runner: runner)
+        _ = try await collect(batcher.submit(request(prompt(40)) { $0.maxTokens = 2 }))
+        XCTAssertEqual(runner.calls, [[16], [16], [8], [1]])
+        await batcher.shutdown(gracePeriod: .seconds(1))
+    }
+
+    func testEchoLogprobsScoreEachPromptTokenFromThePreviousRow() async throws {
+        let batcher = makeBatcher()
+        let prompt = prompt(40)
+        let result = try await collect(batcher.submit(request(prompt) { $0.maxTokens = 3; $0.echo = true; $0.logprobs = 3 }))
+        XCTAssertEqual(result.promptTokens, prompt)
+        let expected = reference(prompt, topCount: 3)
+        XCTAssertEqual(result.promptLogprobs.count, prompt.count)
+        XCTAssertEqual(result.promptLogprobs, expected, "first mismatch at \(zip(result.promptLogprobs, expected).enumerated().first { $1.0 != $1.1 }?.offset ?? -1)")
+        let generated = result.only.tokens
+        let completionExpected = (0..<3).map { i in
+            FakeRunner.logits(FakeRunner.prefixHash(prompt + generated[..<i])).withUnsafeBufferPointer {
+                tokenLogprob(tokenID: generated[i], logits: $0, topCount: 3)
+            }
+        }
+        XCTAssertEqual(result.only.logprobs, completionExpected)
+        await batcher.shutdown(gracePeriod: .seconds(1))
+    }
+
+    func testEchoWithoutLogprobsAndMaxTokensZero() async throws {
+        let batcher = makeBatcher()
+        let result = try await collect(batcher.submit(request(prompt(20)) { $0.maxTokens = 0; $0.echo = true }))
+        XCTAssertEqual(result.promptTokens, prompt(20))
+        XCTAssertEqual(result.promptLogprobs.count, 0)
+        XCTAssertEqual(result.only.tokens, [])
+        XCTAssertEqual(result.only.finishReason, .length)
+        XCTAssertEqual(result.usage?.completion, 0)
+        await batcher.shutdown(gracePeriod: .seconds(1))
+    }
+
+    func testThreeChoicesSharePrefillAndChoiceZeroEqualsASingleRun() async throws {
+        let runner = FakeRunner()
+        let batcher = makeBatcher(runner: runner)
+        let prompt = prompt(20)
+        let three = try await collect(batcher.submit(request(prompt) { $0.n = 3; $0.temperature = 1; $0.seed = 9; $0.maxTokens = 12 }))
+        XCTAssertEqual(runner.calls.flatMap { $0 }.filter { $0 > 1 }.reduce(0, +), prompt.count, "the prompt is prefilled once")
+        let one = try await collect(batcher.submit(request(prompt) { $0.temperature = 1; $0.seed = 9; $0.maxTokens = 12 }))
+        XCTAssertEqual(three.choices.count, 3)
+        XCTAssertEqual(three.choices[0], one.only)
+        XCTAssertNotEqual(three.choices[0]?.tokens, three.choices[1]?.tokens)
+        XCTAssertNotEqual(three.choices[1]?.tokens, three.choices[2]?.tokens)
+        XCTAssert(three.choices.values.allSatisfy { $0.tokens.count == 12 && $0.finishReason == .length })
+        XCTAssertEqual(three.usage?.completion, 36)
+        await batcher.shutdown(gracePeriod: .seconds(1))
+    }
+
+    func testStopStringSpanningTokensIsCut() async throws {
+        let batcher = makeBatcher()
+        let prompt = prompt(6)
+        let greedy = FakeRunner.greedy(prompt: prompt, count: 30)
+        let text = greedy.map(FakeText.text).joined()
+        // The last character of token 10's text and the first of token 11's.
+        let boundary = greedy[..<11].map(FakeText.text).joined().count
+        let stop = String(Array(text)[(boundary - 1)...(boundary)])
+        let expectedText = String(text[..<text.range(of: stop)!.lowerBound])
+        let result = try await collect(batcher.submit(request(prompt) { $0.maxTokens = 30; $0.stop = ["zzzz", stop] }))
+        XCTAssertEqual(result.only.text, expectedText)
+        XCTAssertEqual(result.only.finishReason, .stop)
+        await batcher.shutdown(gracePeriod: .seconds(1))
+    }
+
+    func testEndOfSequenceStopsUnlessIgnored() async throws {
+        let batcher = makeBatcher()
+        let stopped = try await collect(batcher.submit(request(prompt(4)) { $0.logitBias = [FakeRunner.eos: 100] }))
+        XCTAssertEqual(stopped.only.tokens, [], "EOS is not reported as a token")
+        XCTAssertEqual(stopped.only.finishReason, .stop)
+        XCTAssertEqual(stopped.usage?.completion, 1)
+        let ignored = try await collect(batcher.submit(request(prompt(4)) {
+            $0.logitBias = [FakeRunner.eos: 100]; $0.ignoreEOS = true; $0.maxTokens = 3
+        }))
+        XCTAssertEqual(ignored.only.tokens, [FakeRunner.eos, FakeRunner.eos, FakeRunner.eos])
+        XCTAssertEqual(ignored.only.finishReason, .length)
+        await batcher.shutdown(gracePeriod: .seconds(1))
+    }
+
+    func testEncodeReturnsTheHiddenStateOfEveryPosition() async throws {
+        let batcher = makeBatcher()
+        let tokens = prompt(40)
+        let hidden = try await batcher.encode(tokens: tokens)
+        let expected = (1...tokens.count).flatMap { FakeRunner.hidden(FakeRunner.prefixHash(Array(tokens[..<$0]))) }
+        XCTAssertEqual(hidden, expected)
+        await batcher.shutdown(gracePeriod: .seconds(1))
+    }
+
+    func testLongPromptIsInterleavedWithRunningStreams() async throws {
+        let runner = FakeRunner(stepDelay: 0.002)
+        let batcher = makeBatcher(runner: runner)
+        let shortPrompt = prompt(3)
+        let running = Task { try await collect(batcher.submit(request(shortPrompt) { $0.maxTokens = 120 })) }
+        await eventually("the first stream runs") { runner.calls.count >= 3 }
+        let long = try await collect(batcher.submit(request(prompt(200, salt: 1)) { $0.maxTokens = 1 }))
+        XCTAssertEqual(long.only.tokens.count, 1)
+        let calls = runner.calls
+        let chunkCalls = calls.filter { $0.contains(16) }
+        XCTAssertEqual(chunkCalls.count, 12, "200 tokens in chunks of 16: \(calls)")
+        XCTAssert(chunkCalls.allSatisfy { $0.contains(1) }, "every chunk step also decodes the running stream: \(chunkCalls)")
+        let first = try await running.value
+        XCTAssertEqual(first.only.tokens, FakeRunner.greedy(prompt: prompt(3), count: 120))
+        await batcher.shutdown(gracePeriod: .seconds(1))
+    }
+}

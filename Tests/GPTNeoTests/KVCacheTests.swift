@@ -1,0 +1,95 @@
+import Foundation
+import XCTest
+@testable import GPTNeo
+
+final class KVCacheTests: XCTestCase {
+    let model = Shared.model
+    var config: GPTNeoConfig { model.config }
+
+    func testLocalLayersKeepExactlyTheWindow() throws {
+        let engine = GPTNeoEngine(model: model)
+        let tokens = Shared.expected.cases.last!.tokens  // 100 tokens, window 8
+        let cache = engine.makeCache(capacity: tokens.count)
+        let bytesBefore = cache.byteSize
+        for token in tokens { _ = try engine.forward([ForwardItem(cache: cache, tokens: [token])]) }
+        for (layer, kind) in config.attentionLayers.enumerated() {
+            XCTAssertEqual(cache.slotCount(layer: layer), kind == .local ? config.windowSize : tokens.count, "layer \(layer)")
+        }
+        XCTAssertEqual(cache.byteSize, bytesBefore, "the cache never grows")
+        let C = config.hiddenSize
+        let expectedBytes = 2 * C * 4 * (2 * tokens.count + 2 * config.windowSize)
+        XCTAssertEqual(cache.byteSize, expectedBytes)
+        XCTAssertEqual(KVCache.byteSize(config: config, capacity: tokens.count), expectedBytes)
+        // Smaller than the window: local layers need only the capacity.
+        XCTAssertEqual(KVCache(config: config, capacity: 3).slotCount(layer: 1), 3)
+    }
+
+    /// A copy continues exactly like the original (n > 1 choices from one prefilled prompt).
+    func testCopyContinuesIdentically() throws {
+        let engine = GPTNeoEngine(model: model)
+        let tokens = Shared.expected.cases[5].tokens  // 40 tokens
+        let original = engine.makeCache(capacity: 60)
+        _ = try engine.forward([ForwardItem(cache: original, tokens: Array(tokens.prefix(30)))])
+        let copy = original.copy(capacity: 45)
+        XCTAssertEqual(copy.count, 30)
+        let rest = Array(tokens.suffix(10))
+        let a = try engine.forward([ForwardItem(cache: original, tokens: rest, logitRows: .all)])[0].logits
+        let b = try engine.forward([ForwardItem(cache: copy, tokens: rest, logitRows: .all)])[0].logits
+        assertBitwiseEqual(b, a, "copy vs original")
+    }
+
+    func testResetStartsOver() throws {
+        let engine = GPTNeoEngine(model: model)
+        let tokens = Shared.expected.cases[4].tokens
+        let cache = engine.makeCache(capacity: 20)
+        let first = try engine.forward([ForwardItem(cache: cache, tokens: tokens)])[0].logits
+        cache.reset()
+        XCTAssertEqual(cache.count, 0)
+        assertBitwiseEqual(try engine.forward([ForwardItem(cache: cache, tokens: tokens)])[0].logits, first, "after reset")
+    }
+
+    // MARK: Errors leave the caches untouched
+
+    func testForwardErrors() throws {
+        let engine = GPTNeoEngine(model: model)
+        let cache = engine.makeCache(capacity: 10)
+        let other = engine.makeCache(capacity: 10)
+        _ = try engine.forward([ForwardItem(cache: cache, tokens: [1, 2, 3])])
+
+        func assertFails(_ items: [ForwardItem], _ expected: EngineError, file: StaticString = #filePath, line: UInt = #line) {
+            XCTAssertThrowsError(try engine.forward(items), file: file, line: line) { error in
+                XCTAssertEqual(error as? EngineError, expected, file: file, line: line)
+            }
+            XCTAssertEqual(cache.count, 3, "a failed call changes nothing", file: file, line: line)
+            XCTAssertEqual(other.count, 0, file: file, line: line)
+        }
+        assertFails([ForwardItem(cache: other, tokens: [5]), ForwardItem(cache: cache, tokens: [50257])],
+                    .tokenOutOfVocabulary(token: 50257, vocabSize: 50257))
+        assertFails([ForwardItem(cache: cache, tokens: [-1])], .tokenOutOfVocabulary(token: -1, vocabSize: 50257))
+        assertFails([ForwardItem(cache: other, tokens: [5]), ForwardItem(cache: cache, tokens: [Int](repeating: 7, count: 8))],
+                    .cacheCapacityExceeded(requested: 11, capacity: 10))
+
+        let big = engine.makeCache(capacity: config.maxPositionEmbeddings + 10)
+        XCTAssertThrowsError(try engine.forward([ForwardItem(cache: big, tokens: [Int](repeating: 7, count: config.maxPositionEmbeddings + 1))])) { error in
+            XCTAssertEqual(error as? EngineError, .contextTooLong(requested: config.maxPositionEmbeddings + 1, limit: config.maxPositionEmbeddings))
+        }
+        XCTAssertEqual(big.count, 0)
+
+        var otherShape = config
+        otherShape.windowSize = 4
+        XCTAssertThrowsError(try engine.forward([ForwardItem(cache: KVCache(config: otherShape, capacity: 4), tokens: [1])])) { error in
+            guard case .cacheMismatch? = error as? EngineError else { return XCTFail("got \(error)") }
+        }
+    }
+
+    /// The full context works: max_position_embeddings tokens exactly.
+    func testFullContextIsAccepted() throws {
+        let engine = GPTNeoEngine(model: model)
+        let cache = engine.makeCache(capacity: config.maxPositionEmbeddings)
+        let tokens = (0..<config.maxPositionEmbeddings).map { ($0 * 7919) % config.vocabSize }
+        let out = try engine.forward([ForwardItem(cache: cache, tokens: tokens)])
+        XCTAssertEqual(out[0].logits.count, config.vocabSize)
+        XCTAssertTrue(out[0].logits.allSatisfy(\.isFinite))
+        XCTAssertThrowsError(try engine.forward([ForwardItem(cache: cache, tokens: [1])]))
+    }
+}

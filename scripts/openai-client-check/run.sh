@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# End-to-end checks against a real server on loopback, serving the bundled tiny model:
+#   1. the official `openai` Python client (check_openai_client.py), with an API key configured;
+#   2. `promtool check metrics` on a /metrics scrape taken after that traffic;
+#   3. schemathesis against /openapi.json (bounded; skipped with GPTNEO_SKIP_SCHEMATHESIS=1);
+#   4. SIGTERM: /readyz turns 503 while draining and the process exits 0.
+# Usage: run.sh PATH-TO-gptneo-server. Needs .venv (scripts/install-deps.sh) and promtool.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+server_binary=${1:?usage: run.sh PATH-TO-gptneo-server}
+python=.venv/bin/python
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill -KILL "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+base="http://127.0.0.1:$port"
+key="client-check-key"
+
+echo "== starting $server_binary on port $port"
+GPTNEO_API_KEYS="$key" "$server_binary" --port "$port" --log-level warning >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 600); do
+    if curl -fs "$base/readyz" >/dev/null 2>&1; then break; fi
+    if ! kill -0 "$server_pid" 2>/dev/null; then echo "server exited during startup:"; cat "$work/server.log"; exit 1; fi
+    sleep 0.1
+done
+curl -fs "$base/readyz" >/dev/null || { echo "server not ready after 60 s"; cat "$work/server.log"; exit 1; }
+
+echo "== openai client"
+"$python" scripts/openai-client-check/check_openai_client.py --base-url "$base/v1" --api-key "$key" --api-key-required
+
+echo "== promtool check metrics"
+curl -fs "$base/metrics" >"$work/metrics.txt"
+grep -q 'gptneo_http_requests_total{endpoint="/v1/completions",method="POST",status="200"}' "$work/metrics.txt" \
+    || { echo "no completion requests counted in /metrics"; exit 1; }
+promtool check metrics <"$work/metrics.txt"
+echo "promtool: metrics ok ($(grep -vc '^#' "$work/metrics.txt") samples)"
+
+if [ "${GPTNEO_SKIP_SCHEMATHESIS:-0}" != "1" ]; then
+    echo "== schemathesis against /openapi.json"
+    curl -fs "$base/openapi.json" >"$work/openapi.json"
+    "$python" -m schemathesis.cli run "$work/openapi.json" --url "$base" \
+        --header "Authorization: Bearer $key" \
+        --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+        --max-examples "${GPTNEO_SCHEMATHESIS_EXAMPLES:-40}" --phases examples,coverage,fuzzing \
+        --request-timeout 60 --no-color --suppress-health-check all \
+        --seed 1 </dev/null
+fi
+
+echo "== graceful shutdown"
+kill -TERM "$server_pid"
+draining=0
+for _ in $(seq 1 50); do
+    status=$(curl -s -o /dev/null -w '%{http_code}' "$base/readyz" || true)
+    if [ "$status" = "503" ]; then draining=1; fi
+    if ! kill -0 "$server_pid" 2>/dev/null; then break; fi
+    sleep 0.1
+done
+set +e
+wait "$server_pid"
+code=$?
+set -e
+server_pid=""
+[ "$code" -eq 0 ] || { echo "server exited $code after SIGTERM"; cat "$work/server.log"; exit 1; }
+echo "server drained and exited 0 after SIGTERM (saw readyz 503 while draining: $draining)"
+echo "end-to-end checks: ok"
