@@ -21,6 +21,24 @@ struct GoldenFile: Decodable {
     var transformers_version: String
     var cases: [GoldenCase]
     var decode_cases: [GoldenDecodeCase]
+    /// `[first code point, count, class]` runs covering every non-surrogate code point; class is
+    /// "L", "N", "W" or "O" as HF's pre-tokenizer treats the code point.
+    var character_classes: [[CharacterClassRun]]
+}
+
+/// One field of a character-class run: a number or the class letter.
+enum CharacterClassRun: Decodable, Equatable {
+    case number(Int)
+    case name(String)
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let number = try? container.decode(Int.self) {
+            self = .number(number)
+        } else {
+            self = .name(try container.decode(String.self))
+        }
+    }
 }
 
 enum Fixtures {
