@@ -98,13 +98,34 @@ public final class GPT2Tokenizer: Sendable {
     /// `str` indices, which is what HF's `offset_mapping` reports). As in HF, a token covers every
     /// character one of its bytes belongs to: the tokens holding parts of one emoji all report that
     /// emoji's range, and a token's leading space is part of its range (GPT-2's post-processor does not
-    /// trim offsets).
+    /// trim offsets; a `tokenizer.json` whose ByteLevel post-processor says `trim_offsets: true` gets HF's
+    /// trimming).
     public func encodeWithOffsets(_ text: String, allowSpecialTokens: Bool = false) -> [TokenWithOffsets] {
         var tokens: [TokenWithOffsets] = []
         encode(text, allowSpecialTokens: allowSpecialTokens, withOffsets: true) { id, start, end in
             tokens.append(TokenWithOffsets(id: id, start: start, end: end))
         }
+        if let trimming = vocabulary.offsetTrimming {
+            for index in tokens.indices { trim(&tokens[index], isFirst: index == 0, trimming) }
+        }
         return tokens
+    }
+
+    /// HF's `process_offsets` of the ByteLevel post-processor: count the token's leading and trailing
+    /// spaces (byte 0x20, which is the only whitespace among byte-level characters) and move the offsets
+    /// inward by that many characters, never past each other.
+    private func trim(_ token: inout TokenWithOffsets, isFirst: Bool, _ trimming: OffsetTrimming) {
+        guard let bytes = vocabulary.bytes(of: token.id) else { return }
+        let isSpace: (UInt8) -> Bool = { $0 == 0x20 }
+        var leading = bytes.prefix(while: isSpace).count
+        let trailing = bytes.reversed().prefix(while: isSpace).count
+        if leading > 0 {
+            if (isFirst || token.start == 0) && trimming.addPrefixSpace && leading == 1 { leading = 0 }
+            token.start = min(token.start + leading, token.end)
+        }
+        if trailing > 0, token.end >= trailing {
+            token.end = max(token.end - trailing, token.start)
+        }
     }
 
     private func encode(

@@ -11,6 +11,13 @@ struct AddedToken: Sendable {
     var rightStrip = false
 }
 
+/// HF's ByteLevel post-processor with `trim_offsets`: offsets exclude a token's leading and trailing
+/// spaces, except the single leading space of the first token when `add_prefix_space` (it could have been
+/// the one the pre-tokenizer adds).
+struct OffsetTrimming: Sendable {
+    var addPrefixSpace: Bool
+}
+
 /// Everything a loader produces, shared read-only by the tokenizer and its incremental decoders.
 final class Vocabulary: Sendable {
     /// The bytes each id stands for (nil for ids the files leave unused).
@@ -22,6 +29,7 @@ final class Vocabulary: Sendable {
     /// Whole pieces that are tokens, looked up before BPE when the model says `ignore_merges`.
     let wholePieceIDs: [[UInt8]: Int32]?
     let endOfTextTokenID: Int?
+    let offsetTrimming: OffsetTrimming?
 
     /// - Parameters:
     ///   - path: the file the data came from, for error messages.
@@ -32,8 +40,10 @@ final class Vocabulary: Sendable {
         idOfBytes: [[UInt8]: Int32],
         merges: [BytePair: Merge],
         addedTokens: [AddedToken],
-        ignoreMerges: Bool = false
+        ignoreMerges: Bool = false,
+        offsetTrimming: OffsetTrimming? = nil
     ) throws {
+        self.offsetTrimming = offsetTrimming
         var maximumID: Int32 = -1
         for id in idOfBytes.values { maximumID = max(maximumID, id) }
         for token in addedTokens { maximumID = max(maximumID, token.id) }

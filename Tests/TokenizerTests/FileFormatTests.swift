@@ -49,6 +49,30 @@ final class FileFormatTests: XCTestCase {
         XCTAssertEqual(decoder.finish(), "")
     }
 
+    func testTrimmingPostProcessorTrimsOffsetsAsHF() throws {
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.tokenizerJSON)) as! [String: Any]
+        json["post_processor"] = ["type": "Sequence", "processors": [
+            ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true],
+        ]]
+        let url = try temporaryDirectory().appendingPathComponent("tokenizer.json")
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        let tokenizer = try GPT2Tokenizer.load(tokenizerJSON: url)
+        let golden = Fixtures.golden
+        XCTAssertGreaterThan(golden.trimmed_offsets.count, 1000)
+        var failures = 0
+        for expected in golden.trimmed_offsets {
+            let text = golden.cases[expected.case].text
+            let got = tokenizer.encodeWithOffsets(text).map { [$0.start, $0.end] }
+            if got != expected.offsets {
+                failures += 1
+                if failures <= 5 { XCTFail("\(describe(text)): got \(got.prefix(8)) expected \(expected.offsets.prefix(8))") }
+            }
+        }
+        XCTAssertEqual(failures, 0)
+        // The untouched GPT-2 file does not trim.
+        XCTAssertEqual(Self.fromTokenizerJSON.encodeWithOffsets("Hello world").map(\.start), [0, 5])
+    }
+
     // MARK: - Picking a file from a directory
 
     func testDirectoryPrefersTokenizerJSONThenVocabThenTiktoken() throws {

@@ -17,10 +17,17 @@ struct GoldenDecodeCase: Decodable {
     var text: String
 }
 
+struct TrimmedOffsets: Decodable {
+    var `case`: Int
+    var offsets: [[Int]]
+}
+
 struct GoldenFile: Decodable {
     var transformers_version: String
     var cases: [GoldenCase]
     var decode_cases: [GoldenDecodeCase]
+    /// Offsets HF reports with a ByteLevel post-processor that trims (`case` indexes `cases`).
+    var trimmed_offsets: [TrimmedOffsets]
     /// `[first code point, count, class]` runs covering every non-surrogate code point; class is
     /// "L", "N", "W" or "O" as HF's pre-tokenizer treats the code point.
     var character_classes: [[CharacterClassRun]]
