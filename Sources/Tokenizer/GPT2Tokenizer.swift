@@ -2,7 +2,8 @@ import Foundation
 
 // CONTRACT (written before the implementation): the public surface the batcher, the API and the
 // task heads code against. Added since: `load(tokenizerJSON:)`, `load(vocabulary:merges:)`,
-// `load(tiktoken:)`, `TokenWithOffsets.init`, `TokenizerError`.
+// `load(tiktoken:)`, `decode(_:skipSpecialTokens:)`, `isSpecialToken(_:)`,
+// `makeIncrementalDecoder(skipSpecialTokens:)`, `TokenWithOffsets.init`, `TokenizerError`.
 
 /// GPT-2 byte-level BPE, identical to Hugging Face's `GPT2TokenizerFast` on any text.
 ///
@@ -185,16 +186,33 @@ public final class GPT2Tokenizer: Sendable {
     /// vocabulary are skipped, as HF's decoder skips ids it has no token for (validate ids first where
     /// that matters; `bytes(of:)` returns nil for them).
     public func decode(_ ids: [Int]) -> String {
+        decode(ids, skipSpecialTokens: false)
+    }
+
+    /// `decode`, leaving out special tokens when `skipSpecialTokens` (HF's `skip_special_tokens`, which
+    /// its text-generation pipeline turns on by default).
+    public func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String {
         var bytes: [UInt8] = []
-        for id in ids {
+        for id in ids where !(skipSpecialTokens && vocabulary.specialTokenIDs.contains(id)) {
             if let tokenBytes = vocabulary.bytes(of: id) { bytes.append(contentsOf: tokenBytes) }
         }
         return decodeUTF8Replacing(bytes)
     }
 
+    /// Whether `id` is a special token (`<|endoftext|>`, or an added token marked special).
+    public func isSpecialToken(_ id: Int) -> Bool {
+        vocabulary.specialTokenIDs.contains(id)
+    }
+
     /// A decoder for streaming: text comes out only once its bytes form complete characters.
     public func makeIncrementalDecoder() -> IncrementalDecoder {
-        IncrementalDecoder(vocabulary: vocabulary)
+        IncrementalDecoder(vocabulary: vocabulary, skipSpecialTokens: false)
+    }
+
+    /// A streaming decoder that leaves out special tokens when `skipSpecialTokens`; its pieces concatenate
+    /// to `decode(ids, skipSpecialTokens:)`.
+    public func makeIncrementalDecoder(skipSpecialTokens: Bool) -> IncrementalDecoder {
+        IncrementalDecoder(vocabulary: vocabulary, skipSpecialTokens: skipSpecialTokens)
     }
 }
 

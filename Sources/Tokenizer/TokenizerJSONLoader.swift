@@ -75,11 +75,11 @@ enum TokenizerJSONLoader {
         switch file.model.merges {
         case .strings(let lines):
             for (index, line) in lines.enumerated() {
-                let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+                let parts = VocabMergesLoader.mergeParts(line)
                 guard parts.count == 2 else {
                     throw TokenizerError.malformedMerge(path: path, line: index + 1, reason: "expected 'left right', got '\(line)'")
                 }
-                pairs.append((String(parts[0]), String(parts[1]), index + 1))
+                pairs.append((parts[0], parts[1], index + 1))
             }
         case .pairs(let lists):
             for (index, list) in lists.enumerated() {

@@ -15,6 +15,8 @@ struct GoldenCase: Decodable {
 struct GoldenDecodeCase: Decodable {
     var ids: [Int]
     var text: String
+    /// HF's `decode(ids, skip_special_tokens=True)`.
+    var text_skipping_special: String
 }
 
 struct TrimmedOffsets: Decodable {
