@@ -11,8 +11,18 @@ struct AddedToken: Sendable {
     var rightStrip = false
 }
 
+/// HF's ByteLevel post-processor with `trim_offsets`: offsets exclude a token's leading and trailing
+/// spaces, except the single leading space of the first token when `add_prefix_space` (it could have been
+/// the one the pre-tokenizer adds).
+struct OffsetTrimming: Sendable {
+    var addPrefixSpace: Bool
+}
+
 /// Everything a loader produces, shared read-only by the tokenizer and its incremental decoders.
 final class Vocabulary: Sendable {
+    /// Far above any BPE vocabulary in use (GPT-2: 50,257; the largest tiktoken files: ~200,000).
+    static let maximumVocabularySize = 4_000_000
+
     /// The bytes each id stands for (nil for ids the files leave unused).
     let tokenBytes: [[UInt8]?]
     /// Id of each single-byte token: a dense 256-entry array indexed by the byte.
@@ -22,6 +32,9 @@ final class Vocabulary: Sendable {
     /// Whole pieces that are tokens, looked up before BPE when the model says `ignore_merges`.
     let wholePieceIDs: [[UInt8]: Int32]?
     let endOfTextTokenID: Int?
+    let offsetTrimming: OffsetTrimming?
+    /// Ids of the special added tokens (what HF's `skip_special_tokens` leaves out).
+    let specialTokenIDs: Set<Int>
 
     /// - Parameters:
     ///   - path: the file the data came from, for error messages.
@@ -32,11 +45,18 @@ final class Vocabulary: Sendable {
         idOfBytes: [[UInt8]: Int32],
         merges: [BytePair: Merge],
         addedTokens: [AddedToken],
-        ignoreMerges: Bool = false
+        ignoreMerges: Bool = false,
+        offsetTrimming: OffsetTrimming? = nil
     ) throws {
+        self.offsetTrimming = offsetTrimming
+        self.specialTokenIDs = Set(addedTokens.filter(\.special).map { Int($0.id) })
         var maximumID: Int32 = -1
         for id in idOfBytes.values { maximumID = max(maximumID, id) }
         for token in addedTokens { maximumID = max(maximumID, token.id) }
+        // The id table is dense, so a stray huge id in a file must not allocate gigabytes.
+        guard Int(maximumID) < Self.maximumVocabularySize else {
+            throw TokenizerError.invalidTokenID(path: path, reason: "id \(maximumID) exceeds \(Self.maximumVocabularySize - 1)")
+        }
         var tokenBytes = [[UInt8]?](repeating: nil, count: Int(maximumID) + 1)
         for (bytes, id) in idOfBytes {
             guard id >= 0 else { throw TokenizerError.invalidTokenID(path: path, reason: "negative id \(id)") }

@@ -15,12 +15,39 @@ struct GoldenCase: Decodable {
 struct GoldenDecodeCase: Decodable {
     var ids: [Int]
     var text: String
+    /// HF's `decode(ids, skip_special_tokens=True)`.
+    var text_skipping_special: String
+}
+
+struct TrimmedOffsets: Decodable {
+    var `case`: Int
+    var offsets: [[Int]]
 }
 
 struct GoldenFile: Decodable {
     var transformers_version: String
     var cases: [GoldenCase]
     var decode_cases: [GoldenDecodeCase]
+    /// Offsets HF reports with a ByteLevel post-processor that trims (`case` indexes `cases`).
+    var trimmed_offsets: [TrimmedOffsets]
+    /// `[first code point, count, class]` runs covering every non-surrogate code point; class is
+    /// "L", "N", "W" or "O" as HF's pre-tokenizer treats the code point.
+    var character_classes: [[CharacterClassRun]]
+}
+
+/// One field of a character-class run: a number or the class letter.
+enum CharacterClassRun: Decodable, Equatable {
+    case number(Int)
+    case name(String)
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let number = try? container.decode(Int.self) {
+            self = .number(number)
+        } else {
+            self = .name(try container.decode(String.self))
+        }
+    }
 }
 
 enum Fixtures {

@@ -58,6 +58,28 @@ final class GoldenEncodingTests: XCTestCase {
         XCTAssertGreaterThan(Fixtures.golden.decode_cases.count, 400)
     }
 
+    func testDecodeSkippingSpecialTokensMatchesHuggingFace() {
+        var failures = 0
+        var skipped = 0
+        for golden in Fixtures.golden.decode_cases {
+            let text = Fixtures.gpt2.decode(golden.ids, skipSpecialTokens: true)
+            var decoder = Fixtures.gpt2.makeIncrementalDecoder(skipSpecialTokens: true)
+            let streamed = golden.ids.map { decoder.append($0) }.joined() + decoder.finish()
+            if golden.text != golden.text_skipping_special { skipped += 1 }
+            let expected = Array(golden.text_skipping_special.unicodeScalars)
+            if Array(text.unicodeScalars) != expected || Array(streamed.unicodeScalars) != expected {
+                failures += 1
+                if failures <= 10 {
+                    XCTFail("decode(\(golden.ids), skip) = \(describe(text)) / streamed \(describe(streamed)), HF gives \(describe(golden.text_skipping_special))")
+                }
+            }
+        }
+        XCTAssertEqual(failures, 0)
+        XCTAssertGreaterThan(skipped, 3, "the fixture must hold ids with special tokens")
+        XCTAssertTrue(Fixtures.gpt2.isSpecialToken(50256))
+        XCTAssertFalse(Fixtures.gpt2.isSpecialToken(15496))
+    }
+
     func testDecodeOfEncodeIsIdentity() {
         var failures = 0
         for golden in Fixtures.golden.cases {
