@@ -100,6 +100,14 @@ let package = Package(
             swiftSettings: hotLoopSettings
         ),
 
+        // MARK: Batcher benchmark (run by hand: swift run -c release BatcherBenchmark MODEL_DIRECTORY)
+        .executableTarget(
+            name: "BatcherBenchmark",
+            dependencies: ["Batcher", "GPTNeo", "Tokenizer"],
+            path: "Benchmarks/BatcherBenchmark",
+            swiftSettings: hotLoopSettings
+        ),
+
         // MARK: Tests
         .testTarget(name: "GPTNeoTests", dependencies: ["GPTNeo"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
