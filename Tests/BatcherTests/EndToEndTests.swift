@@ -43,6 +43,22 @@ final class EndToEndTests: XCTestCase {
         await batcher.shutdown(gracePeriod: .zero)
     }
 
+    /// The engine fixture's 64-token continuations (EOS not stopping), all three requests at once.
+    func testConcurrentGreedyContinuationsEqualTransformersGenerate() async throws {
+        let batcher = TinyModel.batcher { $0.prefillChunkTokens = 4 }
+        let generations = Fixtures.engineExpected.generations
+        XCTAssertEqual(generations.count, 3)
+        let streams = try generations.map { reference in
+            try batcher.submit(request(reference.prompt) { $0.maxTokens = reference.continuation.count; $0.ignoreEOS = true })
+        }
+        for (index, stream) in streams.enumerated() {
+            let tokens = try await collect(stream).only.tokens
+            let expected = generations[index].continuation
+            XCTAssertEqual(tokens, expected, "generation \(index): \(firstMismatches(tokens, expected))")
+        }
+        await batcher.shutdown(gracePeriod: .zero)
+    }
+
     func testStopStringsSpanningTokensMatchPythonsFind() async throws {
         let batcher = TinyModel.batcher()
         XCTAssertFalse(Fixtures.expected.stops.isEmpty)
