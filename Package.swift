@@ -68,7 +68,9 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: hotLoopSettings
+            // Optimized in debug builds too (as GPTNeo): sampling and logprobs loop over the whole
+            // vocabulary for every token, which unoptimized makes the model tests several times slower.
+            swiftSettings: hotLoopSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
 
         // MARK: OpenAI-compatible API on top of the batcher and the HTTP server
@@ -104,6 +106,14 @@ let package = Package(
             dependencies: ["GPTNeo"],
             path: "Benchmarks/EngineBenchmark",
             exclude: ["make_random_125m.py"]
+        ),
+
+        // MARK: Batcher benchmark (run by hand: swift run -c release BatcherBenchmark MODEL_DIRECTORY)
+        .executableTarget(
+            name: "BatcherBenchmark",
+            dependencies: ["Batcher", "GPTNeo", "Tokenizer"],
+            path: "Benchmarks/BatcherBenchmark",
+            swiftSettings: hotLoopSettings
         ),
 
         // MARK: Tests
