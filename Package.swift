@@ -103,6 +103,6 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
         .testTarget(name: "BatcherTests", dependencies: ["Batcher", "GPTNeo", "Tokenizer"]),
-        .testTarget(name: "InferenceAPITests", dependencies: ["InferenceAPI", "HTTPServer"]),
+        .testTarget(name: "InferenceAPITests", dependencies: ["InferenceAPI", "HTTPServer", .product(name: "Logging", package: "swift-log")]),
     ]
 )

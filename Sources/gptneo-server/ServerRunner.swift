@@ -57,7 +57,7 @@ struct ServerRunner {
         http.port = options.port
         http.maxBodyBytes = options.maxBodyBytes
         http.shutdownGracePeriod = .seconds(options.shutdownGraceSeconds)
-        http.makeErrorResponse = { status, message in InferenceService.errorResponse(status: status, message: message) }
+        http.makeErrorResponse = { status, message in service.serverErrorResponse(status: status, message: message) }
         let server = HTTPServer(configuration: http, logger: logger, handler: { await service.handle($0) })
         let port: Int
         do { port = try server.start() } catch { throw StartupError.cannotListen("\(error)") }
