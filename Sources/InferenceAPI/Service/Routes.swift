@@ -5,17 +5,21 @@ import Batcher
 /// Every path the API serves. Matching by exact path keeps 404 and 405 answers in our error shape.
 enum Route: Equatable {
     case completions, models, model(String), tokenize, detokenize, health, ready, metrics, openAPI
+    /// `APIConfiguration.extraRoutes[index]`.
+    case extra(Int)
 
-    var method: String {
+    func method(extra: [ExtraRoute]) -> String {
         switch self {
         case .completions, .tokenize, .detokenize: "POST"
+        case .extra(let index): extra[index].method
         default: "GET"
         }
     }
 
     /// The `endpoint` label of the metrics (bounded: a model id becomes the route pattern).
-    var endpoint: String {
+    func endpoint(extra: [ExtraRoute]) -> String {
         switch self {
+        case .extra(let index): extra[index].path
         case .completions: "/v1/completions"
         case .models: "/v1/models"
         case .model: "/v1/models/{model}"
@@ -30,7 +34,7 @@ enum Route: Equatable {
 }
 
 enum Routes {
-    static func match(_ path: String) -> Route? {
+    static func match(_ path: String, extra: [ExtraRoute] = []) -> Route? {
         switch path {
         case "/v1/completions": return .completions
         case "/v1/models": return .models
@@ -46,7 +50,7 @@ enum Routes {
                 let id = String(path.dropFirst(prefix.count))
                 return .model(id.removingPercentEncoding ?? id)
             }
-            return nil
+            return extra.firstIndex { $0.path == path }.map(Route.extra)
         }
     }
 
