@@ -286,7 +286,7 @@ final class HTTPConnection: @unchecked Sendable {
         logAccess(flight, status: flight.status ?? 500)
         current = nil
         servedRequests += 1
-        if !flight.keepAlive { closeAfterFlush = true }
+        if !flight.keepAlive || shuttingDown { closeAfterFlush = true }
         // A pipelined request that was arriving meanwhile gets a fresh head/body window.
         let now = monotonicNow()
         (idleSince, headStartedAt, lastReadAt) = (now, now, now)
@@ -394,6 +394,8 @@ final class HTTPConnection: @unchecked Sendable {
 
     private func beginLingeringClose() {
         guard case .open = lifecycle else { return }
+        // Nothing unread and no request under way: a plain close cannot turn into a reset.
+        if parser.phase == .idle && queued.isEmpty && bytesWaitingToBeRead(fd) == 0 { return close() }
         shutdown(fd, Int32(SHUT_WR))
         lifecycle = .lingering(deadline: monotonicNow() + Self.lingerTime, discarded: 0)
         setWriting(false)

@@ -1,6 +1,11 @@
 import Dispatch
 import Foundation
 import Logging
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 // MARK: - Public server
 
@@ -49,6 +54,7 @@ final class ServerCore: @unchecked Sendable {
     private var state = State.initial
     private var connections: [Int: HTTPConnection] = [:]
     private var nextConnectionID = 0
+    private var listenerFD: Int32?
     private var allClosedWaiters: [CheckedContinuation<Void, Never>] = []
     private var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
 
@@ -80,7 +86,10 @@ final class ServerCore: @unchecked Sendable {
             lock.withLock { state = .shutdown }
             throw error
         }
-        lock.withLock { state = .running(listener: listener.fd) }
+        lock.withLock {
+            state = .running(listener: listener.fd)
+            listenerFD = listener.fd
+        }
 
         let source = DispatchSource.makeReadSource(fileDescriptor: listener.fd, queue: acceptQueue)
         source.setEventHandler { [self] in acceptPending(listener.fd) }
@@ -174,6 +183,10 @@ final class ServerCore: @unchecked Sendable {
         }
 
         logger.info("shutting down", metadata: ["open_connections": "\(connectionCount)"])
+        // `shutdown(2)` on the listening socket refuses new connections at once; the descriptor
+        // itself is closed by the source's cancel handler, once Dispatch no longer watches it.
+        let listener: Int32? = lock.withLock { listenerFD }
+        if let listener { shutdownSocket(listener) }
         acceptQueue.sync { acceptSource?.cancel() }
         for connection in lock.withLock({ Array(connections.values) }) {
             connection.queue.async { connection.beginShutdown() }
