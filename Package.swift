@@ -95,6 +95,13 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
 
+        // MARK: Benchmark: trivial endpoint for wrk (Benchmarks/http/run.sh)
+        .executableTarget(
+            name: "HTTPBenchServer",
+            dependencies: ["HTTPServer", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/http/HTTPBenchServer"
+        ),
+
         // MARK: Tests
         .testTarget(name: "GPTNeoTests", dependencies: ["GPTNeo"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
