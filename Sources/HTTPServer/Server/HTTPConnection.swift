@@ -15,7 +15,8 @@ final class HTTPConnection: @unchecked Sendable {
     let id: Int
     let queue: DispatchQueue
     private let fd: Int32
-    private unowned let core: ServerCore
+    /// Strong: the registry drops the connection when it closes, which breaks the cycle.
+    private let core: ServerCore
     private let configuration: HTTPServerConfiguration
     private let handler: HTTPHandler
     private let logger: Logger
@@ -169,7 +170,8 @@ final class HTTPConnection: @unchecked Sendable {
             if total > Self.maxLingerDiscard { close() } else { lifecycle = .lingering(deadline: deadline, discarded: total) }
             return
         case .open:
-            break
+            // After a final error answer nothing more is parsed.
+            guard !stoppedReading else { return updateReadInterest() }
         }
         lastReadAt = now
         let wasIdle = parser.phase == .idle
@@ -310,6 +312,7 @@ final class HTTPConnection: @unchecked Sendable {
         logAccess(flight, status: response.status)
         closeAfterFlush = true
         stoppedReading = true
+        updateReadInterest()
         flush()
     }
 
@@ -428,7 +431,11 @@ final class HTTPConnection: @unchecked Sendable {
 
     private func sourceCancelled() {
         cancelledSources += 1
-        if cancelledSources == 2 { closeSocket(fd) }
+        guard cancelledSources == 2 else { return }
+        closeSocket(fd)
+        // The sources' handlers hold the connection: dropping the sources breaks that cycle.
+        readSource = nil
+        writeSource = nil
     }
 
     // MARK: Timeouts and shutdown

@@ -60,6 +60,8 @@ final class ServerCore: @unchecked Sendable {
 
     private let acceptQueue = DispatchQueue(label: "http.accept")
     private var acceptSource: DispatchSourceRead?
+    /// Accept paused for lack of descriptors (only touched on `acceptQueue`).
+    private var acceptPaused = false
     private var sweepTimer: DispatchSourceTimer?
     private let refusal: [UInt8]
 
@@ -111,6 +113,7 @@ final class ServerCore: @unchecked Sendable {
     // MARK: Accepting
 
     private func acceptPending(_ listener: Int32) {
+        defer { pauseAcceptingIfOutOfDescriptors() }
         while let fd = acceptConnection(listener) {
             let connection: HTTPConnection? = lock.withLock {
                 guard case .running = state, connections.count < configuration.maxConnections else { return nil }
@@ -127,6 +130,23 @@ final class ServerCore: @unchecked Sendable {
                 refuseConnection(fd, response: refusal)
             }
         }
+    }
+
+    /// Out of file descriptors, the pending connection stays readable and the source would spin:
+    /// pause accepting for a moment instead (connections wait in the backlog meanwhile).
+    private func pauseAcceptingIfOutOfDescriptors() {
+        let code = errno
+        guard code == EMFILE || code == ENFILE, let acceptSource, !acceptPaused else { return }
+        logger.error("out of file descriptors: pausing accept for 100 ms", metadata: ["open_connections": "\(connectionCount)"])
+        acceptPaused = true
+        acceptSource.suspend()
+        acceptQueue.asyncAfter(deadline: .now() + .milliseconds(100)) { [self] in resumeAccepting() }
+    }
+
+    private func resumeAccepting() {
+        guard acceptPaused else { return }
+        acceptPaused = false
+        acceptSource?.resume()
     }
 
     /// Checks every connection's deadlines on its own queue.
@@ -187,7 +207,10 @@ final class ServerCore: @unchecked Sendable {
         // itself is closed by the source's cancel handler, once Dispatch no longer watches it.
         let listener: Int32? = lock.withLock { listenerFD }
         if let listener { shutdownSocket(listener) }
-        acceptQueue.sync { acceptSource?.cancel() }
+        acceptQueue.sync {
+            acceptSource?.cancel()
+            resumeAccepting()
+        }
         for connection in lock.withLock({ Array(connections.values) }) {
             connection.queue.async { connection.beginShutdown() }
         }
