@@ -63,4 +63,22 @@ final class ServerLifecycleTests: XCTestCase {
         }
         XCTAssertEqual(server.connectionCount, 0)
     }
+
+    func testBusyKeepAliveConnectionIsNeverTakenForIdleByTheDeadlineSweep() throws {
+        // A fast sweep (a quarter of the 40 ms write timeout) races with requests finishing:
+        // a deadline check must never see a connection's last activity as "in the future".
+        var configuration = testConfiguration()
+        configuration.writeTimeout = .milliseconds(40)
+        try withServer(configuration, handler: { _ in text(200, "ok") }) { _, port in
+            let client = try TestClient(port: port)
+            let started = Date()
+            var served = 0
+            while Date().timeIntervalSince(started) < 1 {
+                try client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                XCTAssertEqual(try client.readResponse().status, 200, "after \(served) requests")
+                served += 1
+            }
+            XCTAssertGreaterThan(served, 100)
+        }
+    }
 }

@@ -11,14 +11,20 @@ import Darwin
 extension HTTPConnection {
     // MARK: Timeouts and shutdown
 
-    func checkTimeouts(now: UInt64) {
+    /// Closes or answers 408 where a deadline has passed. The clock is read here, on the
+    /// connection's queue: a time taken earlier could precede activity recorded meanwhile.
+    func checkTimeouts() {
+        let now = monotonicNow()
+        func elapsed(since instant: UInt64, atLeast limit: Duration) -> Bool {
+            now > instant && now - instant >= UInt64(limit.nanoseconds)
+        }
         switch lifecycle {
         case .closed: return
         case .lingering(let deadline, _): if now >= deadline { close() }; return
         case .open: break
         }
         if pendingBytes > 0 {
-            if now &- lastWriteProgressAt >= UInt64(configuration.writeTimeout.nanoseconds) {
+            if elapsed(since: lastWriteProgressAt, atLeast: configuration.writeTimeout) {
                 logger.info("closing connection: client not reading", metadata: ["pending_bytes": "\(pendingBytes)"])
                 close()
             }
@@ -29,11 +35,11 @@ extension HTTPConnection {
         case .idle:
             // A fresh connection gets the head timeout to start talking; a kept-alive one the idle timeout.
             let limit = servedRequests == 0 ? configuration.headTimeout : configuration.idleTimeout
-            if now &- idleSince >= UInt64(limit.nanoseconds) { close() }
+            if elapsed(since: idleSince, atLeast: limit) { close() }
         case .head:
-            if now &- headStartedAt >= UInt64(configuration.headTimeout.nanoseconds) { timeOut("request head not received in time") }
+            if elapsed(since: headStartedAt, atLeast: configuration.headTimeout) { timeOut("request head not received in time") }
         case .body:
-            if now &- lastReadAt >= UInt64(configuration.bodyTimeout.nanoseconds) { timeOut("request body stalled") }
+            if elapsed(since: lastReadAt, atLeast: configuration.bodyTimeout) { timeOut("request body stalled") }
         case .failed:
             break
         }

@@ -151,9 +151,8 @@ final class ServerCore: @unchecked Sendable {
 
     /// Checks every connection's deadlines on its own queue.
     private func sweep() {
-        let now = monotonicNow()
         for connection in lock.withLock({ Array(connections.values) }) {
-            connection.queue.async { connection.checkTimeouts(now: now) }
+            connection.queue.async { connection.checkTimeouts() }
         }
     }
 
