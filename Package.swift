@@ -106,6 +106,20 @@ let package = Package(
             exclude: ["make_random_125m.py"]
         ),
 
+        // MARK: Fuzzing: `swift build --sanitize fuzzer --sanitize address --product HTTPParserFuzzer` (see Fuzz/README.md)
+        .executableTarget(
+            name: "HTTPParserFuzzer",
+            dependencies: ["HTTPServer"],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+
+        // MARK: Benchmark: trivial endpoint for wrk (Benchmarks/http/run.sh)
+        .executableTarget(
+            name: "HTTPBenchServer",
+            dependencies: ["HTTPServer", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/http/HTTPBenchServer"
+        ),
+
         // MARK: Tests
         .testTarget(name: "GPTNeoTests", dependencies: ["GPTNeo"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
