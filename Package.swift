@@ -68,7 +68,9 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: hotLoopSettings
+            // Optimized in debug builds too (as GPTNeo): sampling and logprobs loop over the whole
+            // vocabulary for every token, which unoptimized makes the model tests several times slower.
+            swiftSettings: hotLoopSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
 
         // MARK: OpenAI-compatible API on top of the batcher and the HTTP server
@@ -118,6 +120,14 @@ let package = Package(
             name: "HTTPBenchServer",
             dependencies: ["HTTPServer", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/http/HTTPBenchServer"
+        ),
+
+        // MARK: Batcher benchmark (run by hand: swift run -c release BatcherBenchmark MODEL_DIRECTORY)
+        .executableTarget(
+            name: "BatcherBenchmark",
+            dependencies: ["Batcher", "GPTNeo", "Tokenizer"],
+            path: "Benchmarks/BatcherBenchmark",
+            swiftSettings: hotLoopSettings
         ),
 
         // MARK: Tests

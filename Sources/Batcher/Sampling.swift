@@ -137,27 +137,52 @@ struct TokenSampler {
         return (candidates, total)
     }
 
-    /// top-p as transformers' TopPLogitsWarper: in descending order, keep a token while the
-    /// probability of the tokens before it is below `topP` (so the one that crosses stays, and at
-    /// least one token always does).
+    /// top-p as transformers' TopPLogitsWarper: in descending order of probability, keep a token while
+    /// the probability of the tokens before it is below `topP` (so the one that crosses stays, and at
+    /// least one token always does). Returns the kept tokens in index order.
+    ///
+    /// Sorting 50k weights every step would dominate a decode step, so tokens are first binned by
+    /// (max - logit) / T in steps of 1/64 (a monotone function of the weight): whole bins above the
+    /// crossing point are kept, and only the bin where the mass crosses `topP` is sorted.
     func nucleus(_ candidates: [(token: Int, weight: Double)], total: Double) -> ([(token: Int, weight: Double)], Double) {
-        // Sorting 50k entries every step is the slow part; the kept set always lies among the heavy
-        // tokens when they already hold `topP` of the mass, because every lighter token sorts after them.
         let needed = topP * total
-        var pool = candidates
-        for cutoff in [1e-4, 1e-8] {
-            let heavy = candidates.filter { $0.weight >= cutoff }
-            if heavy.reduce(0, { $0 + $1.weight }) >= needed { pool = heavy; break }
+        let binsPerUnit = 64.0
+        let binCount = 64 * 64 + 1  // the last bin holds weights below e^-64
+        var binMass = [Double](repeating: 0, count: binCount)
+        var binOf = [Int32](repeating: 0, count: candidates.count)
+        for (index, candidate) in candidates.enumerated() {
+            // weight = exp(-distance), so the bin grows as the weight shrinks; equal weights share a bin.
+            let distance = -log(candidate.weight)
+            let bin = distance.isFinite ? min(binCount - 1, Int(distance * binsPerUnit)) : binCount - 1
+            binOf[index] = Int32(bin)
+            binMass[bin] += candidate.weight
         }
-        pool.sort { $0.weight != $1.weight ? $0.weight > $1.weight : $0.token < $1.token }
-        var kept: [(token: Int, weight: Double)] = []
         var cumulative = 0.0
-        for candidate in pool {
-            if !kept.isEmpty && cumulative >= needed { break }
-            kept.append(candidate)
-            cumulative += candidate.weight
+        var crossing = binCount  // bins below this are kept whole
+        for bin in 0..<binCount {
+            if cumulative + binMass[bin] >= needed { crossing = bin; break }
+            cumulative += binMass[bin]
         }
-        return (kept, cumulative)
+        var kept = [Bool](repeating: false, count: candidates.count)
+        var keptCount = 0
+        var crossingBin: [(index: Int, weight: Double)] = []
+        for index in candidates.indices {
+            if binOf[index] < crossing {
+                kept[index] = true
+                keptCount += 1
+            } else if binOf[index] == crossing {
+                crossingBin.append((index, candidates[index].weight))
+            }
+        }
+        crossingBin.sort { $0.weight != $1.weight ? $0.weight > $1.weight : $0.index < $1.index }
+        for entry in crossingBin {
+            if keptCount > 0 && cumulative >= needed { break }
+            kept[entry.index] = true
+            keptCount += 1
+            cumulative += entry.weight
+        }
+        let result = candidates.indices.filter { kept[$0] }.map { candidates[$0] }
+        return (result, result.reduce(0) { $0 + $1.weight })
     }
 
     func kthLargest(_ logits: UnsafeBufferPointer<Float>, k: Int) -> Float {

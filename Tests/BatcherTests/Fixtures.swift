@@ -52,6 +52,25 @@ enum Fixtures {
         var stops: [Stop]
     }
 
+    /// The engine's fixture (scripts/fixtures/generate_engine_fixtures.py): 64-token greedy continuations
+    /// from `generate(do_sample=False, eos_token_id=None)`.
+    struct EngineExpected: Decodable {
+        struct Generation: Decodable {
+            var prompt: [Int]
+            var continuation: [Int]
+        }
+        var generations: [Generation]
+    }
+
+    static let engineExpected: EngineExpected = {
+        let url = root.appendingPathComponent("engine/expected.json")
+        do {
+            return try JSONDecoder().decode(EngineExpected.self, from: Data(contentsOf: url))
+        } catch {
+            fatalError("cannot read \(url.path): \(error)")
+        }
+    }()
+
     static let expected: Expected = {
         let url = root.appendingPathComponent("batcher/expected.json")
         do {
