@@ -108,6 +108,20 @@ let package = Package(
             exclude: ["make_random_125m.py"]
         ),
 
+        // MARK: Fuzzing: `swift build --sanitize fuzzer --sanitize address --product HTTPParserFuzzer` (see Fuzz/README.md)
+        .executableTarget(
+            name: "HTTPParserFuzzer",
+            dependencies: ["HTTPServer"],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+
+        // MARK: Benchmark: trivial endpoint for wrk (Benchmarks/http/run.sh)
+        .executableTarget(
+            name: "HTTPBenchServer",
+            dependencies: ["HTTPServer", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/http/HTTPBenchServer"
+        ),
+
         // MARK: Batcher benchmark (run by hand: swift run -c release BatcherBenchmark MODEL_DIRECTORY)
         .executableTarget(
             name: "BatcherBenchmark",
@@ -121,6 +135,6 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
         .testTarget(name: "BatcherTests", dependencies: ["Batcher", "GPTNeo", "Tokenizer"]),
-        .testTarget(name: "InferenceAPITests", dependencies: ["InferenceAPI", "HTTPServer"]),
+        .testTarget(name: "InferenceAPITests", dependencies: ["InferenceAPI", "HTTPServer", .product(name: "Logging", package: "swift-log")]),
     ]
 )

@@ -128,6 +128,16 @@ extension TaskHeads {
         return heads
     }
 
+    /// As `load(checkpointDirectory:hiddenSize:extra:)` with `hidden_size` from the checkpoint's config.json.
+    public static func load(checkpointDirectory: URL, extra: HeadsConfiguration? = nil) throws -> TaskHeads {
+        let config = try HeadConfigFields.read(directory: checkpointDirectory)
+        guard let hiddenSize = config.hiddenSize, hiddenSize > 0 else {
+            throw HeadsError.malformedConfiguration(path: checkpointDirectory.appendingPathComponent("config.json").path,
+                                                    reason: "no positive hidden_size")
+        }
+        return try load(checkpointDirectory: checkpointDirectory, hiddenSize: hiddenSize, extra: extra)
+    }
+
     /// `model.safetensors`, else the shards named in `model.safetensors.index.json`, else none.
     static func checkpointFiles(_ directory: URL) throws -> [URL] {
         let single = directory.appendingPathComponent("model.safetensors")

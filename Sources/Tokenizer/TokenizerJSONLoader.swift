@@ -11,6 +11,8 @@ private struct TokenizerFile: Decodable {
         var special: Bool?
         var lstrip: Bool?
         var rstrip: Bool?
+        var single_word: Bool?
+        var normalized: Bool?
     }
 
     /// A pre-tokenizer, normalizer, decoder or post-processor: only its type and byte-level options.
@@ -92,7 +94,10 @@ enum TokenizerJSONLoader {
         let merges = try Vocabulary.mergeTable(path: path, pairs: pairs, idOfBytes: idOfBytes)
         let added = (file.added_tokens ?? []).map { token in
             AddedToken(content: token.content, id: Int32(clamping: token.id), special: token.special ?? false,
-                       leftStrip: token.lstrip ?? false, rightStrip: token.rstrip ?? false)
+                       leftStrip: token.lstrip ?? false, rightStrip: token.rstrip ?? false,
+                       singleWord: token.single_word ?? false,
+                       // HF's default: special tokens are not normalized, the others are.
+                       normalized: token.normalized ?? !(token.special ?? false))
         }
         return try Vocabulary(path: path, idOfBytes: idOfBytes, merges: merges, addedTokens: added,
                               ignoreMerges: file.model.ignore_merges ?? false,

@@ -2,13 +2,34 @@
 
 /// A token matched in the text before pre-tokenization (`<|endoftext|>`, `added_tokens` of tokenizer.json).
 struct AddedToken: Sendable {
-    var content: String
-    var id: Int32
+    let content: String
+    let id: Int32
     /// Special tokens are recognised only when the caller allows it; the others always, as in HF.
-    var special: Bool
+    let special: Bool
     /// Absorb the whitespace on the left / right of the match, as HF's `lstrip` / `rstrip`.
-    var leftStrip = false
-    var rightStrip = false
+    let leftStrip: Bool
+    let rightStrip: Bool
+    /// Match only where no word character touches the token (HF's `single_word`).
+    let singleWord: Bool
+    /// HF matches `normalized` tokens in a second pass, in the text the others left.
+    let normalized: Bool
+
+    /// The content as scalars, what matching compares.
+    let scalars: [Unicode.Scalar]
+
+    init(
+        content: String, id: Int32, special: Bool, leftStrip: Bool = false, rightStrip: Bool = false,
+        singleWord: Bool = false, normalized: Bool = false
+    ) {
+        self.content = content
+        self.id = id
+        self.special = special
+        self.leftStrip = leftStrip
+        self.rightStrip = rightStrip
+        self.singleWord = singleWord
+        self.normalized = normalized
+        self.scalars = Array(content.unicodeScalars)
+    }
 }
 
 /// HF's ByteLevel post-processor with `trim_offsets`: offsets exclude a token's leading and trailing
@@ -83,7 +104,7 @@ final class Vocabulary: Sendable {
         self.encoder = BytePairEncoder(merges: merges)
         // Longest first, so that when two added tokens match at one place the longer wins (HF matches
         // leftmost-longest).
-        self.addedTokens = addedTokens.sorted { $0.content.unicodeScalars.count > $1.content.unicodeScalars.count }
+        self.addedTokens = addedTokens.sorted { $0.scalars.count > $1.scalars.count }
         self.wholePieceIDs = ignoreMerges ? idOfBytes : nil
         let endOfText = "<|endoftext|>"
         if let token = addedTokens.first(where: { $0.content == endOfText }) {

@@ -35,6 +35,9 @@ final class HeadsTests: XCTestCase {
 
     func testTheBodyAloneHasNoHeads() throws {
         XCTAssertEqual(try TaskHeads.load(checkpointDirectory: Self.body, hiddenSize: 64).kinds, [])
+        // hidden_size from config.json when not given.
+        let extra = try HeadsConfiguration.load(from: Self.heads.appendingPathComponent("heads.json"))
+        XCTAssertEqual(try TaskHeads.load(checkpointDirectory: Self.body, extra: extra).kinds.count, 3)
     }
 
     func testACheckpointDirectoryBringsItsOwnHeadAndLabels() throws {

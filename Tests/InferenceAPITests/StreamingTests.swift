@@ -1,4 +1,5 @@
 import Batcher
+import HTTPServer
 import XCTest
 @testable import InferenceAPI
 
@@ -91,7 +92,7 @@ final class StreamingTests: XCTestCase {
 
     func testAClientThatGoesAwayStopsTheStream() async throws {
         struct Gone: Error {}
-        final class FailingWriter: HTTPBodyWriterProbe, @unchecked Sendable {
+        final class FailingWriter: HTTPBodyWriter, @unchecked Sendable {
             var writes = 0
             func write(_ bytes: [UInt8]) async throws { writes += 1; if writes > 1 { throw Gone() } }
         }
@@ -105,5 +106,3 @@ final class StreamingTests: XCTestCase {
     }
 }
 
-import HTTPServer
-typealias HTTPBodyWriterProbe = HTTPBodyWriter

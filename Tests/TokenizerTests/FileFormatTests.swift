@@ -62,6 +62,30 @@ final class FileFormatTests: XCTestCase {
         }
     }
 
+    func testAddedTokensOfEveryKindMatchHF() throws {
+        let variant = Fixtures.golden.added_token_variant
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.tokenizerJSON)) as! [String: Any]
+        json["added_tokens"] = variant.added_tokens.map { $0.mapValues(\.object) }
+        let url = try temporaryDirectory().appendingPathComponent("tokenizer.json")
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        let tokenizer = try GPT2Tokenizer.load(tokenizerJSON: url)
+        XCTAssertEqual(tokenizer.vocabularySize, 50261)
+        XCTAssertGreaterThan(variant.cases.count, 50)
+        var failures = 0
+        for golden in variant.cases {
+            let tokens = tokenizer.encodeWithOffsets(golden.text, allowSpecialTokens: golden.allow_special)
+            let ids = tokens.map(\.id)
+            let offsets = tokens.map { [$0.start, $0.end] }
+            if ids != golden.ids || offsets != golden.offsets {
+                failures += 1
+                if failures <= 8 {
+                    XCTFail("\(describe(golden.text)) special=\(golden.allow_special): got \(ids) \(offsets), HF \(golden.ids) \(golden.offsets)")
+                }
+            }
+        }
+        XCTAssertEqual(failures, 0)
+    }
+
     func testTrimmingPostProcessorTrimsOffsetsAsHF() throws {
         var json = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.tokenizerJSON)) as! [String: Any]
         json["post_processor"] = ["type": "Sequence", "processors": [

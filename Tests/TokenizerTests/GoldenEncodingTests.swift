@@ -20,7 +20,7 @@ final class GoldenEncodingTests: XCTestCase {
             if ids != golden.ids {
                 failures += 1
                 if failures <= 10 {
-                    XCTFail("[\(golden.category)] \(describe(golden.text)) special=\(golden.allow_special): \(firstDifference(ids, golden.ids))")
+                    XCTFail("[\(golden.category ?? "")] \(describe(golden.text)) special=\(golden.allow_special): \(firstDifference(ids, golden.ids))")
                 }
             }
         }
@@ -36,7 +36,7 @@ final class GoldenEncodingTests: XCTestCase {
                 failures += 1
                 if failures <= 10 {
                     let index = zip(got, golden.offsets).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(got.count, golden.offsets.count)
-                    XCTFail("[\(golden.category)] \(describe(golden.text)): offsets differ at token \(index): got \(Array(got.dropFirst(index).prefix(4))) expected \(Array(golden.offsets.dropFirst(index).prefix(4)))")
+                    XCTFail("[\(golden.category ?? "")] \(describe(golden.text)): offsets differ at token \(index): got \(Array(got.dropFirst(index).prefix(4))) expected \(Array(golden.offsets.dropFirst(index).prefix(4)))")
                 }
             }
         }

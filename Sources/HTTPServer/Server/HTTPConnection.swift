@@ -14,13 +14,14 @@ import Darwin
 final class HTTPConnection: @unchecked Sendable {
     let id: Int
     let queue: DispatchQueue
-    private let fd: Int32
-    private unowned let core: ServerCore
-    private let configuration: HTTPServerConfiguration
-    private let handler: HTTPHandler
-    private let logger: Logger
+    let fd: Int32
+    /// Strong: the registry drops the connection when it closes, which breaks the cycle.
+    let core: ServerCore
+    let configuration: HTTPServerConfiguration
+    let handler: HTTPHandler
+    let logger: Logger
 
-    private enum Lifecycle {
+    enum Lifecycle {
         case open
         /// Our side is shut down after a final answer; reading and discarding until the client
         /// closes, so that its unread bytes do not turn our close into a reset that destroys the answer.
@@ -29,13 +30,13 @@ final class HTTPConnection: @unchecked Sendable {
     }
 
     /// A request taken off the wire but not answered yet, or the error to answer instead.
-    private enum Queued {
+    enum Queued {
         case request(HTTPRequestHead, [UInt8])
         case failure(status: Int, message: String)
     }
 
     /// The response being produced.
-    private struct InFlight {
+    struct InFlight {
         var method: String
         var path: String
         var version: HTTPVersion
@@ -49,44 +50,44 @@ final class HTTPConnection: @unchecked Sendable {
         var chunked = false
     }
 
-    private var lifecycle = Lifecycle.open
-    private var parser: HTTPRequestParser
-    private var events: [HTTPParserEvent] = []
-    private var queued: [Queued] = []
-    private var current: InFlight?
+    var lifecycle = Lifecycle.open
+    var parser: HTTPRequestParser
+    var events: [HTTPParserEvent] = []
+    var queued: [Queued] = []
+    var current: InFlight?
     /// Parsing stopped (after a timeout answer); the next thing written is the last.
-    private var stoppedReading = false
-    private var continuePending = false
-    private var shuttingDown = false
-    private var servedRequests = 0
+    var stoppedReading = false
+    var continuePending = false
+    var shuttingDown = false
+    var servedRequests = 0
 
-    private let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
-    private var readSource: DispatchSourceRead?
-    private var writeSource: DispatchSourceWrite?
-    private var readSuspended = false
-    private var writeSuspended = false
-    private var cancelledSources = 0
-    private var resetOnClose = false
+    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
+    var readSource: DispatchSourceRead?
+    var writeSource: DispatchSourceWrite?
+    var readSuspended = false
+    var writeSuspended = false
+    var cancelledSources = 0
+    var resetOnClose = false
 
-    private var outbound: [UInt8] = []
-    private var outboundOffset = 0
-    private var closeAfterFlush = false
-    private var drainWaiter: CheckedContinuation<Void, any Error>?
+    var outbound: [UInt8] = []
+    var outboundOffset = 0
+    var closeAfterFlush = false
+    var drainWaiter: CheckedContinuation<Void, any Error>?
 
     // Deadlines, in `DispatchTime` nanoseconds.
-    private var idleSince: UInt64
-    private var headStartedAt: UInt64
-    private var lastReadAt: UInt64
-    private var lastWriteProgressAt: UInt64
+    var idleSince: UInt64
+    var headStartedAt: UInt64
+    var lastReadAt: UInt64
+    var lastWriteProgressAt: UInt64
 
-    private var dateCache = DateCache()
-    private let requestIDBase = UInt64.random(in: 0...UInt64.max)
-    private var requestCounter: UInt64 = 0
+    var dateCache = DateCache()
+    let requestIDBase = UInt64.random(in: 0...UInt64.max)
+    var requestCounter: UInt64 = 0
 
     /// Requests parsed ahead of the one being answered before reading pauses.
-    private static let maxQueuedRequests = 4
-    private static let lingerTime: UInt64 = 2_000_000_000
-    private static let maxLingerDiscard = 1 << 20
+    static let maxQueuedRequests = 4
+    static let lingerTime: UInt64 = 2_000_000_000
+    static let maxLingerDiscard = 1 << 20
 
     init(id: Int, fd: Int32, core: ServerCore, queue: DispatchQueue) {
         self.id = id
@@ -105,7 +106,7 @@ final class HTTPConnection: @unchecked Sendable {
 
     deinit { readBuffer.deallocate() }
 
-    private var pendingBytes: Int { outbound.count - outboundOffset }
+    var pendingBytes: Int { outbound.count - outboundOffset }
 
     // MARK: Sources
 
@@ -127,13 +128,13 @@ final class HTTPConnection: @unchecked Sendable {
         }
     }
 
-    private func setReading(_ on: Bool) {
+    func setReading(_ on: Bool) {
         guard let readSource, on == readSuspended else { return }
         if on { readSource.resume() } else { readSource.suspend() }
         readSuspended = !on
     }
 
-    private func setWriting(_ on: Bool) {
+    func setWriting(_ on: Bool) {
         guard let writeSource, on == writeSuspended else { return }
         if on { writeSource.resume() } else { writeSource.suspend() }
         writeSuspended = !on
@@ -141,7 +142,7 @@ final class HTTPConnection: @unchecked Sendable {
 
     /// Whether reading should run: not while enough requests wait (pipelining is bounded), nor
     /// once the parser has stopped; always while lingering.
-    private func updateReadInterest() {
+    func updateReadInterest() {
         switch lifecycle {
         case .open:
             setReading(!stoppedReading && parser.phase != .failed && queued.count < Self.maxQueuedRequests)
@@ -152,7 +153,7 @@ final class HTTPConnection: @unchecked Sendable {
 
     // MARK: Reading
 
-    private func readable() {
+    func readable() {
         let count = recv(fd, readBuffer.baseAddress, readBuffer.count, 0)
         if count < 0 {
             let code = errno
@@ -169,7 +170,8 @@ final class HTTPConnection: @unchecked Sendable {
             if total > Self.maxLingerDiscard { close() } else { lifecycle = .lingering(deadline: deadline, discarded: total) }
             return
         case .open:
-            break
+            // After a final error answer nothing more is parsed.
+            guard !stoppedReading else { return updateReadInterest() }
         }
         lastReadAt = now
         let wasIdle = parser.phase == .idle
@@ -195,13 +197,13 @@ final class HTTPConnection: @unchecked Sendable {
     }
 
     /// EOF or a reset from the client: it has gone, so whatever runs for it is cancelled.
-    private func peerClosed() {
+    func peerClosed() {
         close()
     }
 
     // MARK: Dispatching requests
 
-    private func startNextIfPossible() {
+    func startNextIfPossible() {
         guard case .open = lifecycle, current == nil, !closeAfterFlush, pendingBytes <= configuration.maxPendingStreamBytes
         else { return }
         guard !queued.isEmpty else { return sendContinueIfWaiting() }
@@ -227,14 +229,14 @@ final class HTTPConnection: @unchecked Sendable {
 
     /// Answers `Expect: 100-continue` once nothing is ahead of it: an interim answer must not
     /// land in the middle of an earlier response.
-    private func sendContinueIfWaiting() {
+    func sendContinueIfWaiting() {
         guard continuePending, current == nil, queued.isEmpty, !closeAfterFlush else { return }
         continuePending = false
         outbound.append(contentsOf: continueResponse)
         flush()
     }
 
-    private func responseReady(_ response: HTTPResponse) {
+    func responseReady(_ response: HTTPResponse) {
         guard case .open = lifecycle, var flight = current else { return }
         flight.task = nil
         flight.status = response.status
@@ -274,7 +276,7 @@ final class HTTPConnection: @unchecked Sendable {
         }
     }
 
-    private func appendHead(_ response: HTTPResponse, _ flight: inout InFlight, framing: ResponseFraming) {
+    func appendHead(_ response: HTTPResponse, _ flight: inout InFlight, framing: ResponseFraming) {
         let connection: String? = !flight.keepAlive ? "close" : (flight.version == .http10 ? "keep-alive" : nil)
         appendResponseHead(
             to: &outbound, status: response.status, headers: response.headers, framing: framing,
@@ -282,11 +284,11 @@ final class HTTPConnection: @unchecked Sendable {
         )
     }
 
-    private func finishResponse(_ flight: InFlight) {
+    func finishResponse(_ flight: InFlight) {
         logAccess(flight, status: flight.status ?? 500)
         current = nil
         servedRequests += 1
-        if !flight.keepAlive { closeAfterFlush = true }
+        if !flight.keepAlive || shuttingDown { closeAfterFlush = true }
         // A pipelined request that was arriving meanwhile gets a fresh head/body window.
         let now = monotonicNow()
         (idleSince, headStartedAt, lastReadAt) = (now, now, now)
@@ -296,7 +298,7 @@ final class HTTPConnection: @unchecked Sendable {
     }
 
     /// Answers on the server's behalf (parse error, timeout) and closes after it.
-    private func sendErrorResponse(status: Int, message: String) {
+    func sendErrorResponse(status: Int, message: String) {
         var response = configuration.makeErrorResponse(status, message)
         if case .stream = response.body { response = .jsonError(status: status, message: message) }
         var flight = InFlight(
@@ -310,208 +312,8 @@ final class HTTPConnection: @unchecked Sendable {
         logAccess(flight, status: response.status)
         closeAfterFlush = true
         stoppedReading = true
-        flush()
-    }
-
-    // MARK: Streams
-
-    /// Called by the body writer (through `queue`): frames and flushes one piece, and suspends the
-    /// writer while more than `maxPendingStreamBytes` wait unsent.
-    fileprivate func streamWrite(_ bytes: [UInt8], _ continuation: CheckedContinuation<Void, any Error>) {
-        guard case .open = lifecycle, var flight = current, flight.isStream else {
-            return continuation.resume(throwing: HTTPServerError.clientDisconnected)
-        }
-        if flight.chunked { appendChunk(to: &outbound, bytes) } else { outbound.append(contentsOf: bytes) }
-        flight.bodyBytes += bytes.count
-        current = flight
-        flush()
-        guard case .open = lifecycle else { return continuation.resume(throwing: HTTPServerError.clientDisconnected) }
-        if pendingBytes > configuration.maxPendingStreamBytes {
-            drainWaiter = continuation
-        } else {
-            continuation.resume()
-        }
-    }
-
-    private func streamFinished(_ failure: (any Error)?) {
-        guard case .open = lifecycle, let flight = current, flight.isStream else { return }
-        if let failure {
-            // The status is long sent: the only honest signal left is an abrupt close, so the
-            // client cannot take a truncated body for a complete one.
-            logger.warning("stream failed", metadata: ["request_id": "\(flight.requestID)", "error": "\(failure)"])
-            logAccess(flight, status: flight.status ?? 500)
-            current = nil
-            resetOnClose = true
-            return close()
-        }
-        if flight.chunked { outbound.append(contentsOf: lastChunk) }
-        finishResponse(flight)
-    }
-
-    // MARK: Writing
-
-    private func flush() {
-        guard case .open = lifecycle else { return }
-        while outboundOffset < outbound.count {
-            let written = outbound.withUnsafeBytes { bytes in
-                sendBytes(fd, bytes.baseAddress! + outboundOffset, bytes.count - outboundOffset)
-            }
-            if written > 0 {
-                outboundOffset += written
-                lastWriteProgressAt = monotonicNow()
-                continue
-            }
-            let code = errno
-            if written < 0 && code == EINTR { continue }
-            if written < 0 && (code == EAGAIN || code == EWOULDBLOCK) {
-                compactOutbound()
-                setWriting(true)
-                if pendingBytes <= configuration.maxPendingStreamBytes / 2 { resumeDrainWaiter() }
-                return
-            }
-            return peerClosed()
-        }
-        outbound.removeAll(keepingCapacity: outbound.capacity <= 256 * 1024)
-        outboundOffset = 0
-        setWriting(false)
-        resumeDrainWaiter()
-        if closeAfterFlush { beginLingeringClose() } else { startNextIfPossible() }
-    }
-
-    private func compactOutbound() {
-        if outboundOffset >= 64 * 1024 && outboundOffset * 2 >= outbound.count {
-            outbound.removeFirst(outboundOffset)
-            outboundOffset = 0
-        }
-    }
-
-    private func resumeDrainWaiter() {
-        drainWaiter?.resume()
-        drainWaiter = nil
-    }
-
-    // MARK: Closing
-
-    private func beginLingeringClose() {
-        guard case .open = lifecycle else { return }
-        shutdown(fd, Int32(SHUT_WR))
-        lifecycle = .lingering(deadline: monotonicNow() + Self.lingerTime, discarded: 0)
-        setWriting(false)
         updateReadInterest()
-    }
-
-    /// Closes at once: cancels what runs for the client, wakes a suspended writer with an error.
-    func close() {
-        if case .closed = lifecycle { return }
-        lifecycle = .closed
-        if let flight = current {
-            flight.task?.cancel()
-            logAccess(flight, status: flight.status ?? 499, note: "client gone")
-            current = nil
-        }
-        drainWaiter?.resume(throwing: HTTPServerError.clientDisconnected)
-        drainWaiter = nil
-        queued.removeAll()
-        if resetOnClose {
-            var noLinger = linger(l_onoff: 1, l_linger: 0)
-            setsockopt(fd, SOL_SOCKET, SO_LINGER, &noLinger, socklen_t(MemoryLayout<linger>.size))
-        }
-        // Cancel first, then resume: a suspended source only delivers its cancel handler once resumed.
-        readSource?.cancel()
-        writeSource?.cancel()
-        setReading(true)
-        setWriting(true)
-        core.connectionClosed(id)
-    }
-
-    private func sourceCancelled() {
-        cancelledSources += 1
-        if cancelledSources == 2 { closeSocket(fd) }
-    }
-
-    // MARK: Timeouts and shutdown
-
-    func checkTimeouts(now: UInt64) {
-        switch lifecycle {
-        case .closed: return
-        case .lingering(let deadline, _): if now >= deadline { close() }; return
-        case .open: break
-        }
-        if pendingBytes > 0 {
-            if now &- lastWriteProgressAt >= UInt64(configuration.writeTimeout.nanoseconds) {
-                logger.info("closing connection: client not reading", metadata: ["pending_bytes": "\(pendingBytes)"])
-                close()
-            }
-            return
-        }
-        guard current == nil, queued.isEmpty, !stoppedReading else { return }
-        switch parser.phase {
-        case .idle:
-            // A fresh connection gets the head timeout to start talking; a kept-alive one the idle timeout.
-            let limit = servedRequests == 0 ? configuration.headTimeout : configuration.idleTimeout
-            if now &- idleSince >= UInt64(limit.nanoseconds) { close() }
-        case .head:
-            if now &- headStartedAt >= UInt64(configuration.headTimeout.nanoseconds) { timeOut("request head not received in time") }
-        case .body:
-            if now &- lastReadAt >= UInt64(configuration.bodyTimeout.nanoseconds) { timeOut("request body stalled") }
-        case .failed:
-            break
-        }
-    }
-
-    private func timeOut(_ message: String) {
-        stoppedReading = true
-        updateReadInterest()
-        queued.append(.failure(status: 408, message: message))
-        startNextIfPossible()
-    }
-
-    /// Shutdown began: idle connections close now; a busy one closes after its current response.
-    func beginShutdown() {
-        shuttingDown = true
-        guard case .open = lifecycle else { return }
-        if let flight = current {
-            // Not yet answered: the answer will say `Connection: close`.
-            if !flight.isStream { current?.keepAlive = false }
-        } else if queued.isEmpty && parser.phase == .idle && pendingBytes == 0 {
-            close()
-        }
-    }
-
-    // MARK: Request ids and access log
-
-    private func nextRequestID() -> String {
-        requestCounter += 1
-        return hex16(requestIDBase) + hex16(requestCounter &+ UInt64(id) << 40)
-    }
-
-    private func logAccess(_ flight: InFlight, status: Int, note: String? = nil) {
-        let level = configuration.accessLogLevel
-        guard logger.logLevel <= level else { return }
-        let milliseconds = Double(monotonicNow() &- flight.start) / 1e6
-        var metadata: Logger.Metadata = [
-            "method": "\(flight.method)", "path": "\(flight.path)", "status": "\(status)",
-            "bytes": "\(flight.bodyBytes)", "duration_ms": "\(Double(Int(milliseconds * 1000)) / 1000)",
-            "request_id": "\(flight.requestID)",
-        ]
-        if let note { metadata["note"] = "\(note)" }
-        logger.log(level: level, "\(flight.method) \(flight.path) \(status)", metadata: metadata)
-    }
-}
-
-// MARK: - Body writer
-
-/// The `HTTPBodyWriter` handed to a stream: each write is framed and flushed at once.
-struct ConnectionBodyWriter: HTTPBodyWriter {
-    let connection: HTTPConnection
-
-    func write(_ bytes: [UInt8]) async throws {
-        try Task.checkCancellation()
-        // An empty chunk would end a chunked body: nothing to send.
-        guard !bytes.isEmpty else { return }
-        try await withCheckedThrowingContinuation { continuation in
-            connection.queue.async { connection.streamWrite(bytes, continuation) }
-        }
+        flush()
     }
 }
 
@@ -525,7 +327,7 @@ func acceptableRequestID(_ value: String) -> String? {
     return value
 }
 
-private func hex16(_ value: UInt64) -> String {
+func hex16(_ value: UInt64) -> String {
     let digits = String(value, radix: 16)
     return String(repeating: "0", count: 16 - digits.count) + digits
 }

@@ -1,6 +1,11 @@
 import Dispatch
 import Foundation
 import Logging
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 // MARK: - Public server
 
@@ -49,11 +54,14 @@ final class ServerCore: @unchecked Sendable {
     private var state = State.initial
     private var connections: [Int: HTTPConnection] = [:]
     private var nextConnectionID = 0
+    private var listenerFD: Int32?
     private var allClosedWaiters: [CheckedContinuation<Void, Never>] = []
     private var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
 
     private let acceptQueue = DispatchQueue(label: "http.accept")
     private var acceptSource: DispatchSourceRead?
+    /// Accept paused for lack of descriptors (only touched on `acceptQueue`).
+    private var acceptPaused = false
     private var sweepTimer: DispatchSourceTimer?
     private let refusal: [UInt8]
 
@@ -80,7 +88,10 @@ final class ServerCore: @unchecked Sendable {
             lock.withLock { state = .shutdown }
             throw error
         }
-        lock.withLock { state = .running(listener: listener.fd) }
+        lock.withLock {
+            state = .running(listener: listener.fd)
+            listenerFD = listener.fd
+        }
 
         let source = DispatchSource.makeReadSource(fileDescriptor: listener.fd, queue: acceptQueue)
         source.setEventHandler { [self] in acceptPending(listener.fd) }
@@ -102,6 +113,7 @@ final class ServerCore: @unchecked Sendable {
     // MARK: Accepting
 
     private func acceptPending(_ listener: Int32) {
+        defer { pauseAcceptingIfOutOfDescriptors() }
         while let fd = acceptConnection(listener) {
             let connection: HTTPConnection? = lock.withLock {
                 guard case .running = state, connections.count < configuration.maxConnections else { return nil }
@@ -120,11 +132,27 @@ final class ServerCore: @unchecked Sendable {
         }
     }
 
+    /// Out of file descriptors, the pending connection stays readable and the source would spin:
+    /// pause accepting for a moment instead (connections wait in the backlog meanwhile).
+    private func pauseAcceptingIfOutOfDescriptors() {
+        let code = errno
+        guard code == EMFILE || code == ENFILE, let acceptSource, !acceptPaused else { return }
+        logger.error("out of file descriptors: pausing accept for 100 ms", metadata: ["open_connections": "\(connectionCount)"])
+        acceptPaused = true
+        acceptSource.suspend()
+        acceptQueue.asyncAfter(deadline: .now() + .milliseconds(100)) { [self] in resumeAccepting() }
+    }
+
+    private func resumeAccepting() {
+        guard acceptPaused else { return }
+        acceptPaused = false
+        acceptSource?.resume()
+    }
+
     /// Checks every connection's deadlines on its own queue.
     private func sweep() {
-        let now = monotonicNow()
         for connection in lock.withLock({ Array(connections.values) }) {
-            connection.queue.async { connection.checkTimeouts(now: now) }
+            connection.queue.async { connection.checkTimeouts() }
         }
     }
 
@@ -174,7 +202,14 @@ final class ServerCore: @unchecked Sendable {
         }
 
         logger.info("shutting down", metadata: ["open_connections": "\(connectionCount)"])
-        acceptQueue.sync { acceptSource?.cancel() }
+        // `shutdown(2)` on the listening socket refuses new connections at once; the descriptor
+        // itself is closed by the source's cancel handler, once Dispatch no longer watches it.
+        let listener: Int32? = lock.withLock { listenerFD }
+        if let listener { shutdownSocket(listener) }
+        acceptQueue.sync {
+            acceptSource?.cancel()
+            resumeAccepting()
+        }
         for connection in lock.withLock({ Array(connections.values) }) {
             connection.queue.async { connection.beginShutdown() }
         }

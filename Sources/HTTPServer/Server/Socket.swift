@@ -130,3 +130,14 @@ func refuseConnection(_ fd: Int32, response: [UInt8]) {
 func closeSocket(_ fd: Int32) {
     close(fd)
 }
+
+/// `shutdown(2)` both ways; on a listening socket, new connections are refused from then on.
+func shutdownSocket(_ fd: Int32) {
+    shutdown(fd, Int32(SHUT_RDWR))
+}
+
+/// Bytes received on the socket and not read yet (`FIONREAD`).
+func bytesWaitingToBeRead(_ fd: Int32) -> Int {
+    var count: Int32 = 0
+    return ioctl(fd, UInt(FIONREAD), &count) == 0 ? Int(count) : 0
+}

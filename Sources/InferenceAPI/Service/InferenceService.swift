@@ -11,6 +11,8 @@ public struct APIConfiguration: Sendable {
     /// Put `/metrics` behind the keys too.
     public var metricsRequireKey = false
     public var limits = CompletionLimits()
+    /// Endpoints beyond the built-in ones (matched after them).
+    public var extraRoutes: [ExtraRoute] = []
     public init() {}
 }
 
@@ -19,10 +21,21 @@ public struct ServingContext: Sendable {
     public var backend: any CompletionBackend
     public var tokenizer: any TextTokenizer
     public var model: ModelDescription
-    /// Classification, QA and embeddings on the same body (issue 7); nil serves generation only.
-    public var tasks: TaskServingContext?
-    public init(backend: any CompletionBackend, tokenizer: any TextTokenizer, model: ModelDescription, tasks: TaskServingContext? = nil) {
-        self.backend = backend; self.tokenizer = tokenizer; self.model = model; self.tasks = tasks
+    /// The checkpoint directory, when loaded from one (task heads read their extra weights there).
+    public var checkpointDirectory: URL?
+    public init(backend: any CompletionBackend, tokenizer: any TextTokenizer, model: ModelDescription, checkpointDirectory: URL? = nil) {
+        self.backend = backend; self.tokenizer = tokenizer; self.model = model; self.checkpointDirectory = checkpointDirectory
+    }
+}
+
+/// An endpoint added by another part of the API (the task heads): it gets the same API keys,
+/// readiness gating, 404/405 handling and metrics as the built-in ones. Paths under `/v1/` need a key.
+public struct ExtraRoute: Sendable {
+    public var method: String
+    public var path: String
+    public var handler: @Sendable (HTTPRequest, ServingContext) async -> HTTPResponse
+    public init(method: String, path: String, handler: @escaping @Sendable (HTTPRequest, ServingContext) async -> HTTPResponse) {
+        self.method = method; self.path = path; self.handler = handler
     }
 }
 
@@ -108,9 +121,9 @@ public final class InferenceService: Sendable {
 
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
         let started = ContinuousClock.now
-        let route = Routes.match(request.path)
+        let route = Routes.match(request.path, extra: configuration.extraRoutes)
         var response = await dispatch(request, route: route)
-        let labels = [route?.endpoint ?? "other", Routes.methodLabel(request.method), String(response.status)]
+        let labels = [route?.endpoint(extra: configuration.extraRoutes) ?? "other", Routes.methodLabel(request.method), String(response.status)]
         metrics.requests.increment(labels)
         let endpoint = labels[0]
         response.headers.replaceOrAdd(name: "X-Request-Id", value: request.requestID)
@@ -136,9 +149,10 @@ public final class InferenceService: Sendable {
         }
         guard let route else { return APIError.notFound("No route for \(request.path).").response }
         let method = request.method == "HEAD" ? "GET" : request.method
-        guard method == route.method else {
-            var response = APIError.methodNotAllowed("\(request.method) is not allowed on \(request.path); use \(route.method).").response
-            response.headers.add(name: "Allow", value: route.method == "GET" ? "GET, HEAD" : route.method)
+        let routeMethod = route.method(extra: configuration.extraRoutes)
+        guard method == routeMethod else {
+            var response = APIError.methodNotAllowed("\(request.method) is not allowed on \(request.path); use \(routeMethod).").response
+            response.headers.add(name: "Allow", value: routeMethod == "GET" ? "GET, HEAD" : routeMethod)
             return response
         }
         let (phase, context) = state.withLock { ($0.phase, $0.context) }
@@ -161,19 +175,15 @@ public final class InferenceService: Sendable {
         case .completions:
             return await CompletionsHandler(context: context, limits: configuration.limits, metrics: metrics).handle(request)
         case .models:
-            return .json(.object(["object": "list", "data": .array([ModelEndpoints.modelObject(context.model, tasks: context.tasks?.tasks)])]))
+            return .json(.object(["object": "list", "data": .array([ModelEndpoints.modelObject(context.model)])]))
         case .model(let id):
             guard id == context.model.id else {
                 return APIError.notFound("The model '\(id)' does not exist.", code: "model_not_found").response
             }
-            return .json(ModelEndpoints.modelObject(context.model, tasks: context.tasks?.tasks))
+            return .json(ModelEndpoints.modelObject(context.model))
+        case .extra(let index): return await configuration.extraRoutes[index].handler(request, context)
         case .tokenize: return TokenizerEndpoints.tokenize(request, context: context)
         case .detokenize: return TokenizerEndpoints.detokenize(request, context: context)
-        case .task:
-            guard let tasks = context.tasks, let response = await TaskEndpoints.handle(request, context: tasks) else {
-                return APIError.notFound("This server does not serve \(request.path).").response
-            }
-            return response
         case .health, .ready, .metrics, .openAPI: preconditionFailure("answered above")
         }
     }

@@ -5,19 +5,21 @@ import Batcher
 /// Every path the API serves. Matching by exact path keeps 404 and 405 answers in our error shape.
 enum Route: Equatable {
     case completions, models, model(String), tokenize, detokenize, health, ready, metrics, openAPI
-    /// /v1/classify, /v1/classify-tokens, /v1/answer, /v1/embeddings (Tasks/TaskEndpoints.swift).
-    case task(String)
+    /// `APIConfiguration.extraRoutes[index]`.
+    case extra(Int)
 
-    var method: String {
+    func method(extra: [ExtraRoute]) -> String {
         switch self {
-        case .completions, .tokenize, .detokenize, .task: "POST"
+        case .completions, .tokenize, .detokenize: "POST"
+        case .extra(let index): extra[index].method
         default: "GET"
         }
     }
 
     /// The `endpoint` label of the metrics (bounded: a model id becomes the route pattern).
-    var endpoint: String {
+    func endpoint(extra: [ExtraRoute]) -> String {
         switch self {
+        case .extra(let index): extra[index].path
         case .completions: "/v1/completions"
         case .models: "/v1/models"
         case .model: "/v1/models/{model}"
@@ -27,13 +29,12 @@ enum Route: Equatable {
         case .ready: "/readyz"
         case .metrics: "/metrics"
         case .openAPI: "/openapi.json"
-        case .task(let path): path
         }
     }
 }
 
 enum Routes {
-    static func match(_ path: String) -> Route? {
+    static func match(_ path: String, extra: [ExtraRoute] = []) -> Route? {
         switch path {
         case "/v1/completions": return .completions
         case "/v1/models": return .models
@@ -44,13 +45,12 @@ enum Routes {
         case "/metrics": return .metrics
         case "/openapi.json": return .openAPI
         default:
-            if TaskEndpoints.paths.contains(path) { return .task(path) }
             let prefix = "/v1/models/"
             if path.hasPrefix(prefix), path.count > prefix.count {
                 let id = String(path.dropFirst(prefix.count))
                 return .model(id.removingPercentEncoding ?? id)
             }
-            return nil
+            return extra.firstIndex { $0.path == path }.map(Route.extra)
         }
     }
 

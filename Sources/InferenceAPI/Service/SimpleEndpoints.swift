@@ -3,8 +3,7 @@ import HTTPServer
 // MARK: - GET /v1/models
 
 enum ModelEndpoints {
-    /// `tasks`: what the model serves (generation, embeddings, its heads' tasks) when known.
-    static func modelObject(_ model: ModelDescription, tasks: [String]? = nil) -> JSONValue {
+    static func modelObject(_ model: ModelDescription) -> JSONValue {
         var object: JSONObject = [
             "id": .string(model.id),
             "object": "model",
@@ -14,7 +13,7 @@ enum ModelEndpoints {
             "parent": .null,
             "max_model_len": .int(model.contextLength),
         ]
-        if let tasks { object["tasks"] = .array(tasks.map { .string($0) }) }
+        if let tasks = model.tasks { object["tasks"] = .array(tasks.map { .string($0) }) }
         return .object(object)
     }
 }

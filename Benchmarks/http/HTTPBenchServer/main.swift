@@ -1,0 +1,23 @@
+import HTTPServer
+import Logging
+
+// MARK: - Trivial-endpoint server for the wrk benchmark
+// `GET /` answers a 13-byte text body, like the Hummingbird yardstick in `hummingbird-bench/`.
+// Usage: HTTPBenchServer [port] [--access-log]   (default port 8080; access log off)
+
+let arguments = CommandLine.arguments.dropFirst()
+var configuration = HTTPServerConfiguration()
+configuration.port = arguments.first.flatMap { Int($0) } ?? 8080
+configuration.shutdownGracePeriod = .seconds(2)
+var logger = Logger(label: "bench")
+logger.logLevel = arguments.contains("--access-log") ? .info : .warning
+
+let hello = Array("Hello, world!".utf8)
+var router = HTTPRouter()
+router.add("GET", "/") { _ in
+    HTTPResponse(status: 200, headers: ["Content-Type": "text/plain; charset=utf-8"], body: .bytes(hello))
+}
+let server = HTTPServer(configuration: configuration, logger: logger, handler: router.handler())
+let port = try server.start()
+print("HTTPBenchServer listening on 127.0.0.1:\(port)")
+_ = await server.runUntilSignalled()

@@ -1,0 +1,86 @@
+import Dispatch
+import Logging
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// MARK: - Connection deadlines, shutdown, request ids, access log
+
+extension HTTPConnection {
+    // MARK: Timeouts and shutdown
+
+    /// Closes or answers 408 where a deadline has passed. The clock is read here, on the
+    /// connection's queue: a time taken earlier could precede activity recorded meanwhile.
+    func checkTimeouts() {
+        let now = monotonicNow()
+        func elapsed(since instant: UInt64, atLeast limit: Duration) -> Bool {
+            now > instant && now - instant >= UInt64(limit.nanoseconds)
+        }
+        switch lifecycle {
+        case .closed: return
+        case .lingering(let deadline, _): if now >= deadline { close() }; return
+        case .open: break
+        }
+        if pendingBytes > 0 {
+            if elapsed(since: lastWriteProgressAt, atLeast: configuration.writeTimeout) {
+                logger.info("closing connection: client not reading", metadata: ["pending_bytes": "\(pendingBytes)"])
+                close()
+            }
+            return
+        }
+        guard current == nil, queued.isEmpty, !stoppedReading else { return }
+        switch parser.phase {
+        case .idle:
+            // A fresh connection gets the head timeout to start talking; a kept-alive one the idle timeout.
+            let limit = servedRequests == 0 ? configuration.headTimeout : configuration.idleTimeout
+            if elapsed(since: idleSince, atLeast: limit) { close() }
+        case .head:
+            if elapsed(since: headStartedAt, atLeast: configuration.headTimeout) { timeOut("request head not received in time") }
+        case .body:
+            if elapsed(since: lastReadAt, atLeast: configuration.bodyTimeout) { timeOut("request body stalled") }
+        case .failed:
+            break
+        }
+    }
+
+    func timeOut(_ message: String) {
+        stoppedReading = true
+        updateReadInterest()
+        queued.append(.failure(status: 408, message: message))
+        startNextIfPossible()
+    }
+
+    /// Shutdown began: idle connections close now; a busy one closes after its current response.
+    func beginShutdown() {
+        shuttingDown = true
+        guard case .open = lifecycle else { return }
+        if let flight = current {
+            // Not yet answered: the answer will say `Connection: close`.
+            if !flight.isStream { current?.keepAlive = false }
+        } else if queued.isEmpty && parser.phase == .idle && pendingBytes == 0 {
+            close()
+        }
+    }
+
+    // MARK: Request ids and access log
+
+    func nextRequestID() -> String {
+        requestCounter += 1
+        return hex16(requestIDBase) + hex16(requestCounter &+ UInt64(id) << 40)
+    }
+
+    func logAccess(_ flight: InFlight, status: Int, note: String? = nil) {
+        let level = configuration.accessLogLevel
+        guard logger.logLevel <= level else { return }
+        let milliseconds = Double(monotonicNow() &- flight.start) / 1e6
+        var metadata: Logger.Metadata = [
+            "method": "\(flight.method)", "path": "\(flight.path)", "status": "\(status)",
+            "bytes": "\(flight.bodyBytes)", "duration_ms": "\(Double(Int(milliseconds * 1000)) / 1000)",
+            "request_id": "\(flight.requestID)",
+        ]
+        if let note { metadata["note"] = "\(note)" }
+        logger.log(level: level, "\(flight.method) \(flight.path) \(status)", metadata: metadata)
+    }
+}
