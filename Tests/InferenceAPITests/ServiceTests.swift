@@ -167,24 +167,3 @@ final class ServiceTests: XCTestCase {
                                          "/healthz", "/readyz", "/metrics", "/openapi.json"])
     }
 }
-
-final class ExtraRouteTests: XCTestCase {
-    func testExtraRoutesGetKeysReadinessAndMetricsLikeBuiltInOnes() async throws {
-        var configuration = APIConfiguration()
-        configuration.apiKeys = ["k"]
-        configuration.extraRoutes = [ExtraRoute(method: "POST", path: "/v1/classify") { request, context in
-            .json(.object(["model": .string(context.model.id), "bytes": .int(request.body.count)]))
-        }]
-        let service = try await InferenceService.makeReady(configuration: configuration)
-        let auth: HTTPHeaders = ["Authorization": "Bearer k"]
-        do { let value = await service.send("POST", "/v1/classify", body: "{}").status; XCTAssertEqual(value, 401) }
-        let answer = await service.send("POST", "/v1/classify", body: "abc", headers: auth)
-        XCTAssertEqual(answer.status, 200)
-        XCTAssertEqual(answer.json["bytes"]?.intValue, 3)
-        let wrong = await service.send("GET", "/v1/classify", headers: auth)
-        XCTAssertEqual(wrong.status, 405)
-        XCTAssertEqual(wrong.headers["Allow"], "POST")
-        let metrics = await service.send("GET", "/metrics").text
-        XCTAssertTrue(metrics.contains(#"gptneo_http_requests_total{endpoint="/v1/classify",method="POST",status="200"} 1"#), metrics)
-    }
-}

@@ -46,19 +46,6 @@ public protocol CompletionBackend: Sendable {
     func submit(_ request: GenerationRequest) throws -> AsyncThrowingStream<CompletionEvent, Error>
     var statistics: BackendStatistics { get }
     func shutdown(gracePeriod: Duration) async
-    /// Final hidden states (after `ln_f`) of every position, rows × hiddenSize, through the same
-    /// queue as generation (for task heads: classification, embeddings, QA).
-    func encode(tokens: [Int]) async throws -> [Float]
-}
-
-/// Thrown by backends that only generate.
-public struct EncodeUnsupported: Error, CustomStringConvertible {
-    public init() {}
-    public var description: String { "this backend cannot encode" }
-}
-
-extension CompletionBackend {
-    public func encode(tokens: [Int]) async throws -> [Float] { throw EncodeUnsupported() }
 }
 
 /// Text ↔ ids: the real one is `GPT2Tokenizer`.
@@ -117,8 +104,6 @@ public struct BatcherBackend: CompletionBackend {
     }
 
     public func shutdown(gracePeriod: Duration) async { await batcher.shutdown(gracePeriod: gracePeriod) }
-
-    public func encode(tokens: [Int]) async throws -> [Float] { try await batcher.encode(tokens: tokens) }
 
     static func convert(_ logprob: TokenLogprob) -> TokenScore {
         TokenScore(tokenID: logprob.tokenID, logprob: logprob.logprob,

@@ -11,8 +11,6 @@ public struct APIConfiguration: Sendable {
     /// Put `/metrics` behind the keys too.
     public var metricsRequireKey = false
     public var limits = CompletionLimits()
-    /// Endpoints beyond the built-in ones (matched after them).
-    public var extraRoutes: [ExtraRoute] = []
     public init() {}
 }
 
@@ -21,21 +19,8 @@ public struct ServingContext: Sendable {
     public var backend: any CompletionBackend
     public var tokenizer: any TextTokenizer
     public var model: ModelDescription
-    /// The checkpoint directory, when loaded from one (task heads read their extra weights there).
-    public var checkpointDirectory: URL?
-    public init(backend: any CompletionBackend, tokenizer: any TextTokenizer, model: ModelDescription, checkpointDirectory: URL? = nil) {
-        self.backend = backend; self.tokenizer = tokenizer; self.model = model; self.checkpointDirectory = checkpointDirectory
-    }
-}
-
-/// An endpoint added by another part of the API (the task heads): it gets the same API keys,
-/// readiness gating, 404/405 handling and metrics as the built-in ones. Paths under `/v1/` need a key.
-public struct ExtraRoute: Sendable {
-    public var method: String
-    public var path: String
-    public var handler: @Sendable (HTTPRequest, ServingContext) async -> HTTPResponse
-    public init(method: String, path: String, handler: @escaping @Sendable (HTTPRequest, ServingContext) async -> HTTPResponse) {
-        self.method = method; self.path = path; self.handler = handler
+    public init(backend: any CompletionBackend, tokenizer: any TextTokenizer, model: ModelDescription) {
+        self.backend = backend; self.tokenizer = tokenizer; self.model = model
     }
 }
 
@@ -121,9 +106,9 @@ public final class InferenceService: Sendable {
 
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
         let started = ContinuousClock.now
-        let route = Routes.match(request.path, extra: configuration.extraRoutes)
+        let route = Routes.match(request.path)
         var response = await dispatch(request, route: route)
-        let labels = [route?.endpoint(extra: configuration.extraRoutes) ?? "other", Routes.methodLabel(request.method), String(response.status)]
+        let labels = [route?.endpoint ?? "other", Routes.methodLabel(request.method), String(response.status)]
         metrics.requests.increment(labels)
         let endpoint = labels[0]
         response.headers.replaceOrAdd(name: "X-Request-Id", value: request.requestID)
@@ -149,10 +134,9 @@ public final class InferenceService: Sendable {
         }
         guard let route else { return APIError.notFound("No route for \(request.path).").response }
         let method = request.method == "HEAD" ? "GET" : request.method
-        let routeMethod = route.method(extra: configuration.extraRoutes)
-        guard method == routeMethod else {
-            var response = APIError.methodNotAllowed("\(request.method) is not allowed on \(request.path); use \(routeMethod).").response
-            response.headers.add(name: "Allow", value: routeMethod == "GET" ? "GET, HEAD" : routeMethod)
+        guard method == route.method else {
+            var response = APIError.methodNotAllowed("\(request.method) is not allowed on \(request.path); use \(route.method).").response
+            response.headers.add(name: "Allow", value: route.method == "GET" ? "GET, HEAD" : route.method)
             return response
         }
         let (phase, context) = state.withLock { ($0.phase, $0.context) }
@@ -181,7 +165,6 @@ public final class InferenceService: Sendable {
                 return APIError.notFound("The model '\(id)' does not exist.", code: "model_not_found").response
             }
             return .json(ModelEndpoints.modelObject(context.model))
-        case .extra(let index): return await configuration.extraRoutes[index].handler(request, context)
         case .tokenize: return TokenizerEndpoints.tokenize(request, context: context)
         case .detokenize: return TokenizerEndpoints.detokenize(request, context: context)
         case .health, .ready, .metrics, .openAPI: preconditionFailure("answered above")

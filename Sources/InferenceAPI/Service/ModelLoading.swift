@@ -30,6 +30,6 @@ extension ServingContext {
         let batcher = Batcher(model: model, tokenizer: tokenizer, configuration: configuration)
         let description = ModelDescription(id: modelName ?? directory.standardizedFileURL.lastPathComponent,
                                            contextLength: model.config.maxPositionEmbeddings)
-        return ServingContext(backend: BatcherBackend(batcher: batcher), tokenizer: tokenizer, model: description, checkpointDirectory: directory)
+        return ServingContext(backend: BatcherBackend(batcher: batcher), tokenizer: tokenizer, model: description)
     }
 }

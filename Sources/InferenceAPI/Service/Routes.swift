@@ -5,21 +5,17 @@ import Batcher
 /// Every path the API serves. Matching by exact path keeps 404 and 405 answers in our error shape.
 enum Route: Equatable {
     case completions, models, model(String), tokenize, detokenize, health, ready, metrics, openAPI
-    /// `APIConfiguration.extraRoutes[index]`.
-    case extra(Int)
 
-    func method(extra: [ExtraRoute]) -> String {
+    var method: String {
         switch self {
         case .completions, .tokenize, .detokenize: "POST"
-        case .extra(let index): extra[index].method
         default: "GET"
         }
     }
 
     /// The `endpoint` label of the metrics (bounded: a model id becomes the route pattern).
-    func endpoint(extra: [ExtraRoute]) -> String {
+    var endpoint: String {
         switch self {
-        case .extra(let index): extra[index].path
         case .completions: "/v1/completions"
         case .models: "/v1/models"
         case .model: "/v1/models/{model}"
@@ -34,7 +30,7 @@ enum Route: Equatable {
 }
 
 enum Routes {
-    static func match(_ path: String, extra: [ExtraRoute] = []) -> Route? {
+    static func match(_ path: String) -> Route? {
         switch path {
         case "/v1/completions": return .completions
         case "/v1/models": return .models
@@ -50,7 +46,7 @@ enum Routes {
                 let id = String(path.dropFirst(prefix.count))
                 return .model(id.removingPercentEncoding ?? id)
             }
-            return extra.firstIndex { $0.path == path }.map(Route.extra)
+            return nil
         }
     }
 
