@@ -50,8 +50,6 @@ struct ServerRunner {
         api.metricsRequireKey = options.metricsRequireKey
         api.limits.maxChoices = options.maxChoices
         api.limits.maxTotalChoices = max(api.limits.maxTotalChoices, options.maxChoices)
-        let taskRoutes = TaskRoutes()
-        api.extraRoutes += taskRoutes.routes
         let service = InferenceService(configuration: api, logger: logger)
 
         var http = HTTPServerConfiguration()
@@ -59,7 +57,7 @@ struct ServerRunner {
         http.port = options.port
         http.maxBodyBytes = options.maxBodyBytes
         http.shutdownGracePeriod = .seconds(options.shutdownGraceSeconds)
-        http.makeErrorResponse = { status, message in service.serverErrorResponse(status: status, message: message) }
+        http.makeErrorResponse = { status, message in InferenceService.errorResponse(status: status, message: message) }
         let server = HTTPServer(configuration: http, logger: logger, handler: { await service.handle($0) })
         let port: Int
         do { port = try server.start() } catch { throw StartupError.cannotListen("\(error)") }
@@ -82,25 +80,14 @@ struct ServerRunner {
         batcherConfiguration.maxQueuedRequests = options.maxQueuedRequests
         batcherConfiguration.maxRunningSequences = options.maxRunningSequences
         batcherConfiguration.kvCacheBudgetBytes = options.kvCacheMiB << 20
-        var context = try await load(directory, batcher: batcherConfiguration)
-        // Task heads on the same body (issue 7): a bad head file stops startup here, not a request later.
-        do {
-            let tasks = try TaskServingContext.make(from: context, options: TaskOptions(
-                headsConfiguration: options.heads.map { URL(fileURLWithPath: $0) },
-                embeddings: EmbeddingConfiguration(pooling: EmbeddingPooling(rawValue: options.embeddingPooling) ?? .mean,
-                                                   normalize: options.normalizeEmbeddings)))
-            taskRoutes.install(tasks)
-            context.model.tasks = tasks.tasks
-        } catch {
-            throw StartupError.cannotLoad(directory: options.heads ?? directory.path, reason: "task heads: \(error)")
-        }
+        let context = try await load(directory, batcher: batcherConfiguration)
         backendBox.backend = context.backend
         do {
             try await service.start(with: context)
         } catch {
             throw StartupError.warmUp("\(error)")
         }
-        logger.info("ready: serving '\(context.model.id)' (\(context.model.tasks?.joined(separator: ", ") ?? "")) on http://\(options.host):\(port)")
+        logger.info("ready: serving '\(context.model.id)' on http://\(options.host):\(port); tasks: \(context.tasks?.tasks.joined(separator: ", ") ?? "text-generation")")
         await signalled.value
     }
 
@@ -119,10 +106,13 @@ struct ServerRunner {
     /// Loads off the cooperative pool so the HTTP server keeps answering /healthz and /readyz.
     private func load(_ directory: URL, batcher: BatcherConfiguration) async throws -> ServingContext {
         let modelName = options.modelName
+        let tasks = TaskOptions(headsConfiguration: options.heads.map { URL(fileURLWithPath: $0) },
+                                embeddings: EmbeddingConfiguration(pooling: EmbeddingPooling(rawValue: options.embeddingPooling) ?? .mean,
+                                                                   normalize: options.normalizeEmbeddings))
         return try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 do {
-                    continuation.resume(returning: try ServingContext.load(directory: directory, modelName: modelName, batcher: batcher))
+                    continuation.resume(returning: try ServingContext.load(directory: directory, modelName: modelName, batcher: batcher, tasks: tasks))
                 } catch {
                     continuation.resume(throwing: StartupError.cannotLoad(directory: directory.path, reason: (error as? ModelLoadingError)?.reason ?? "\(error)"))
                 }

@@ -231,18 +231,10 @@ final class TasksEndpointsTests: XCTestCase {
         let stack = try stack()
         var configuration = APIConfiguration()
         configuration.apiKeys = ["secret"]
-        let taskRoutes = TaskRoutes()
-        configuration.extraRoutes += taskRoutes.routes
         let service = InferenceService(configuration: configuration)
-        // As the server does: the task side is made from the loaded serving context, then installed.
-        var serving = ServingContext(backend: BatcherBackend(batcher: stack.batcher), tokenizer: stack.tokenizer,
-                                     model: ModelDescription(id: "tiny", contextLength: 512), checkpointDirectory: Self.body)
-        let tasks = try TaskServingContext.make(from: serving, options: TaskOptions(
-            headsConfiguration: HeadFixtures.directory.appendingPathComponent("heads.json")))
-        XCTAssertEqual(tasks.hiddenSize, 64)
-        taskRoutes.install(tasks)
-        serving.model.tasks = tasks.tasks
-        try await service.start(with: serving)
+        try await service.start(with: ServingContext(
+            backend: BatcherBackend(batcher: stack.batcher), tokenizer: stack.tokenizer,
+            model: ModelDescription(id: "tiny", contextLength: 512), tasks: stack.context()))
         func call(_ method: String, _ path: String, _ body: String = "", key: String? = "secret") async -> (Int, [String: Any]) {
             var headers: HTTPHeaders = ["Content-Type": "application/json"]
             if let key { headers.add(name: "Authorization", value: "Bearer \(key)") }

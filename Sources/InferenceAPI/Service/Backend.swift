@@ -66,10 +66,8 @@ public struct ModelDescription: Sendable {
     public var contextLength: Int
     /// Unix time the server loaded it.
     public var created: Int
-    /// What the model serves (`text-generation`, `embeddings`, its heads' tasks), when known; listed by /v1/models.
-    public var tasks: [String]?
-    public init(id: String, contextLength: Int, created: Int = Int(Date().timeIntervalSince1970), tasks: [String]? = nil) {
-        self.id = id; self.contextLength = contextLength; self.created = created; self.tasks = tasks
+    public init(id: String, contextLength: Int, created: Int = Int(Date().timeIntervalSince1970)) {
+        self.id = id; self.contextLength = contextLength; self.created = created
     }
 }
 

@@ -19,8 +19,10 @@ public struct ServingContext: Sendable {
     public var backend: any CompletionBackend
     public var tokenizer: any TextTokenizer
     public var model: ModelDescription
-    public init(backend: any CompletionBackend, tokenizer: any TextTokenizer, model: ModelDescription) {
-        self.backend = backend; self.tokenizer = tokenizer; self.model = model
+    /// Classification, QA and embeddings on the same body (issue 7); nil serves generation only.
+    public var tasks: TaskServingContext?
+    public init(backend: any CompletionBackend, tokenizer: any TextTokenizer, model: ModelDescription, tasks: TaskServingContext? = nil) {
+        self.backend = backend; self.tokenizer = tokenizer; self.model = model; self.tasks = tasks
     }
 }
 
@@ -159,14 +161,19 @@ public final class InferenceService: Sendable {
         case .completions:
             return await CompletionsHandler(context: context, limits: configuration.limits, metrics: metrics).handle(request)
         case .models:
-            return .json(.object(["object": "list", "data": .array([ModelEndpoints.modelObject(context.model)])]))
+            return .json(.object(["object": "list", "data": .array([ModelEndpoints.modelObject(context.model, tasks: context.tasks?.tasks)])]))
         case .model(let id):
             guard id == context.model.id else {
                 return APIError.notFound("The model '\(id)' does not exist.", code: "model_not_found").response
             }
-            return .json(ModelEndpoints.modelObject(context.model))
+            return .json(ModelEndpoints.modelObject(context.model, tasks: context.tasks?.tasks))
         case .tokenize: return TokenizerEndpoints.tokenize(request, context: context)
         case .detokenize: return TokenizerEndpoints.detokenize(request, context: context)
+        case .task:
+            guard let tasks = context.tasks, let response = await TaskEndpoints.handle(request, context: tasks) else {
+                return APIError.notFound("This server does not serve \(request.path).").response
+            }
+            return response
         case .health, .ready, .metrics, .openAPI: preconditionFailure("answered above")
         }
     }

@@ -15,7 +15,8 @@ extension ServingContext {
     /// Loads the checkpoint and its tokenizer and starts a batcher over them. The model id is
     /// `modelName`, or the directory's name as vLLM reports a local path's last component.
     public static func load(directory: URL, modelName: String? = nil,
-                            batcher configuration: BatcherConfiguration = BatcherConfiguration()) throws(ModelLoadingError) -> ServingContext {
+                            batcher configuration: BatcherConfiguration = BatcherConfiguration(),
+                            tasks: TaskOptions = TaskOptions()) throws(ModelLoadingError) -> ServingContext {
         let model: GPTNeoModel
         let tokenizer: GPT2Tokenizer
         do {
@@ -30,6 +31,13 @@ extension ServingContext {
         let batcher = Batcher(model: model, tokenizer: tokenizer, configuration: configuration)
         let description = ModelDescription(id: modelName ?? directory.standardizedFileURL.lastPathComponent,
                                            contextLength: model.config.maxPositionEmbeddings)
-        return ServingContext(backend: BatcherBackend(batcher: batcher), tokenizer: tokenizer, model: description)
+        let taskContext: TaskServingContext
+        do {
+            taskContext = try TaskServingContext.load(directory: directory, model: model, tokenizer: tokenizer, batcher: batcher,
+                                                      modelID: description.id, options: tasks)
+        } catch {
+            throw ModelLoadingError(directory: tasks.headsConfiguration?.path ?? directory.path, reason: "task heads: \(error)")
+        }
+        return ServingContext(backend: BatcherBackend(batcher: batcher), tokenizer: tokenizer, model: description, tasks: taskContext)
     }
 }

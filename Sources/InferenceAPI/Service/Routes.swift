@@ -5,10 +5,12 @@ import Batcher
 /// Every path the API serves. Matching by exact path keeps 404 and 405 answers in our error shape.
 enum Route: Equatable {
     case completions, models, model(String), tokenize, detokenize, health, ready, metrics, openAPI
+    /// /v1/classify, /v1/classify-tokens, /v1/answer, /v1/embeddings (Tasks/TaskEndpoints.swift).
+    case task(String)
 
     var method: String {
         switch self {
-        case .completions, .tokenize, .detokenize: "POST"
+        case .completions, .tokenize, .detokenize, .task: "POST"
         default: "GET"
         }
     }
@@ -25,6 +27,7 @@ enum Route: Equatable {
         case .ready: "/readyz"
         case .metrics: "/metrics"
         case .openAPI: "/openapi.json"
+        case .task(let path): path
         }
     }
 }
@@ -41,6 +44,7 @@ enum Routes {
         case "/metrics": return .metrics
         case "/openapi.json": return .openAPI
         default:
+            if TaskEndpoints.paths.contains(path) { return .task(path) }
             let prefix = "/v1/models/"
             if path.hasPrefix(prefix), path.count > prefix.count {
                 let id = String(path.dropFirst(prefix.count))

@@ -3,7 +3,8 @@ import HTTPServer
 // MARK: - GET /v1/models
 
 enum ModelEndpoints {
-    static func modelObject(_ model: ModelDescription) -> JSONValue {
+    /// `tasks`: what the model serves (generation, embeddings, its heads' tasks) when known.
+    static func modelObject(_ model: ModelDescription, tasks: [String]? = nil) -> JSONValue {
         var object: JSONObject = [
             "id": .string(model.id),
             "object": "model",
@@ -13,7 +14,7 @@ enum ModelEndpoints {
             "parent": .null,
             "max_model_len": .int(model.contextLength),
         ]
-        if let tasks = model.tasks { object["tasks"] = .array(tasks.map { .string($0) }) }
+        if let tasks { object["tasks"] = .array(tasks.map { .string($0) }) }
         return .object(object)
     }
 }

@@ -16,24 +16,6 @@ public protocol HiddenStateEncoder: Sendable {
 
 extension Batcher: HiddenStateEncoder {}
 
-/// Encodes through the serving backend (`BatcherBackend` forwards to the batcher's queue).
-struct BackendEncoder: HiddenStateEncoder {
-    let backend: any CompletionBackend
-    func encode(tokens: [Int]) async throws -> [Float] { try await backend.encode(tokens: tokens) }
-}
-
-/// Why the task endpoints could not be set up for a loaded model.
-public enum TaskSetupError: Error, Sendable, Equatable, CustomStringConvertible {
-    case noCheckpointDirectory
-    case tokenizerWithoutOffsets
-    public var description: String {
-        switch self {
-        case .noCheckpointDirectory: "the model was not loaded from a checkpoint directory, so its heads cannot be read"
-        case .tokenizerWithoutOffsets: "the tokenizer does not report character offsets"
-        }
-    }
-}
-
 /// The tokenizer as the tasks use it: ids with character offsets (as HF's offset_mapping) and raw bytes.
 public protocol TaskTokenizer: Sendable {
     var vocabularySize: Int { get }
@@ -101,17 +83,13 @@ public struct TaskServingContext: Sendable {
         self.encoder = encoder; self.tokenizer = tokenizer; self.embeddings = embeddings; self.limits = limits
     }
 
-    /// The task side of a loaded model: the checkpoint's heads plus the configured extra ones, on the same
-    /// body, encoding through the serving backend (the batcher). Fails at startup, never at request time.
-    public static func make(from serving: ServingContext, options: TaskOptions) throws -> TaskServingContext {
-        guard let directory = serving.checkpointDirectory else { throw TaskSetupError.noCheckpointDirectory }
-        guard let tokenizer = serving.tokenizer as? any TaskTokenizer else { throw TaskSetupError.tokenizerWithoutOffsets }
-        let config = try GPTNeoConfig.load(contentsOf: directory.appendingPathComponent("config.json"))
+    /// The checkpoint's heads plus the configured extra ones, on the batcher's body.
+    public static func load(directory: URL, model: GPTNeoModel, tokenizer: GPT2Tokenizer, batcher: Batcher, modelID: String,
+                            options: TaskOptions) throws -> TaskServingContext {
         let extra = try options.headsConfiguration.map { try HeadsConfiguration.load(from: $0) }
-        let heads = try TaskHeads.load(checkpointDirectory: directory, hiddenSize: config.hiddenSize, extra: extra)
-        return TaskServingContext(modelID: serving.model.id, heads: heads, hiddenSize: config.hiddenSize,
-                                  contextLength: min(serving.model.contextLength, config.maxPositionEmbeddings),
-                                  encoder: BackendEncoder(backend: serving.backend), tokenizer: tokenizer,
+        let heads = try TaskHeads.load(checkpointDirectory: directory, hiddenSize: model.config.hiddenSize, extra: extra)
+        return TaskServingContext(modelID: modelID, heads: heads, hiddenSize: model.config.hiddenSize,
+                                  contextLength: model.config.maxPositionEmbeddings, encoder: batcher, tokenizer: tokenizer,
                                   embeddings: options.embeddings)
     }
 
