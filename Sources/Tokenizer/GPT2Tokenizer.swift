@@ -156,7 +156,7 @@ public final class GPT2Tokenizer: Sendable {
                             var byteIndex = 0
                             for id in ids {
                                 if withOffsets {
-                                    let length = vocabulary.tokenBytes[Int(id)]?.count ?? 1
+                                    let length = Int(vocabulary.modelTokenLengths[Int(id)])
                                     emit(Int(id), scalarOfByte[byteIndex], scalarOfByte[byteIndex + length - 1] + 1)
                                     byteIndex += length
                                 } else {

@@ -69,7 +69,7 @@ final class FileFormatTests: XCTestCase {
         let url = try temporaryDirectory().appendingPathComponent("tokenizer.json")
         try JSONSerialization.data(withJSONObject: json).write(to: url)
         let tokenizer = try GPT2Tokenizer.load(tokenizerJSON: url)
-        XCTAssertEqual(tokenizer.vocabularySize, 50261)
+        XCTAssertEqual(tokenizer.vocabularySize, 50263)
         XCTAssertGreaterThan(variant.cases.count, 50)
         var failures = 0
         for golden in variant.cases {
@@ -81,6 +81,11 @@ final class FileFormatTests: XCTestCase {
                 if failures <= 8 {
                     XCTFail("\(describe(golden.text)) special=\(golden.allow_special): got \(ids) \(offsets), HF \(golden.ids) \(golden.offsets)")
                 }
+            }
+            let decoded = tokenizer.decode(golden.ids)
+            if Array(decoded.unicodeScalars) != Array((golden.decoded ?? "").unicodeScalars) {
+                failures += 1
+                XCTFail("decode(\(golden.ids)) = \(describe(decoded)), HF \(describe(golden.decoded ?? ""))")
             }
         }
         XCTAssertEqual(failures, 0)

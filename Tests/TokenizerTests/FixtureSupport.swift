@@ -10,6 +10,8 @@ struct GoldenCase: Decodable {
     var allow_special: Bool
     var ids: [Int]
     var offsets: [[Int]]
+    /// HF's decode of `ids` (added-token cases only).
+    var decoded: String?
 }
 
 struct GoldenDecodeCase: Decodable {
