@@ -89,6 +89,14 @@ final class FileFormatTests: XCTestCase {
             }
         }
         XCTAssertEqual(failures, 0)
+
+        json["post_processor"] = ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true]
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        let trimming = try GPT2Tokenizer.load(tokenizerJSON: url)
+        for golden in variant.cases {
+            let offsets = trimming.encodeWithOffsets(golden.text, allowSpecialTokens: golden.allow_special).map { [$0.start, $0.end] }
+            XCTAssertEqual(offsets, golden.trimmed_offsets ?? [], "trimmed offsets of \(describe(golden.text)) special=\(golden.allow_special)")
+        }
     }
 
     func testTrimmingPostProcessorTrimsOffsetsAsHF() throws {

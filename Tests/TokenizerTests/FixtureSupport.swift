@@ -12,6 +12,8 @@ struct GoldenCase: Decodable {
     var offsets: [[Int]]
     /// HF's decode of `ids` (added-token cases only).
     var decoded: String?
+    /// Offsets with a trimming ByteLevel post-processor (added-token cases only).
+    var trimmed_offsets: [[Int]]?
 }
 
 struct GoldenDecodeCase: Decodable {
