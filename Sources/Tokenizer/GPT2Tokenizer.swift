@@ -193,9 +193,10 @@ public final class GPT2Tokenizer: Sendable {
     private func tokenIDs(ofPiece bytes: [UInt8]) -> [Int32] {
         if bytes.count == 1 { return [vocabulary.byteTokenIDs[Int(bytes[0])]] }
         if let whole = vocabulary.wholePieceIDs?[bytes] { return [whole] }
-        if let cached = cache.lookup(bytes) { return cached }
+        let cacheable = bytes.count <= WordCache.maximumPieceLength
+        if cacheable, let cached = cache.lookup(bytes) { return cached }
         let ids = vocabulary.encoder.encode(bytes.map { vocabulary.byteTokenIDs[Int($0)] })
-        cache.insert(bytes, ids)
+        if cacheable { cache.insert(bytes, ids) }
         return ids
     }
 
