@@ -14,6 +14,8 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
     // MARK: Shared with callers (guarded by `condition`)
     private let condition = NSCondition()
     private var waiting = Deque<PendingJob>()
+    /// Sequences of the waiting jobs (their `n`s).
+    private var waitingSequences = 0
     private var runningIDs: Set<UInt64> = []
     private var cancelledIDs: Set<UInt64> = []
     private var nextID: UInt64 = 1
@@ -62,10 +64,15 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard case .running = lifeState else { throw BatcherError.shuttingDown }
-        guard waiting.count < configuration.maxQueuedRequests else { throw BatcherError.overloaded }
+        // A burst at an idle server is not an overload: requests the loop can admit at once don't count.
+        let freeSequences = configuration.maxRunningSequences - snapshot.runningSequences - waitingSequences
+        guard waiting.count < configuration.maxQueuedRequests || freeSequences >= sequences else {
+            throw BatcherError.overloaded
+        }
         let id = nextID
         nextID += 1
         waiting.append(PendingJob(id: id, kind: makeKind(id), reservedBytes: total, sequences: sequences))
+        waitingSequences += sequences
         snapshot.queuedRequests = waiting.count
         condition.signal()
         return id
@@ -77,6 +84,7 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
         var removed: PendingJob?
         if let index = waiting.firstIndex(where: { $0.id == id }) {
             removed = waiting.remove(at: index)
+            waitingSequences -= removed?.sequences ?? 0
             snapshot.queuedRequests = waiting.count
         } else if runningIDs.contains(id) {
             cancelledIDs.insert(id)
@@ -120,6 +128,7 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
         }
         let drained = Array(waiting)
         waiting.removeAll()
+        waitingSequences = 0
         snapshot.queuedRequests = 0
         condition.signal()
         return drained
@@ -190,6 +199,7 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
               reservedBytes + head.reservedBytes <= configuration.kvCacheBudgetBytes,
               sequences + head.sequences <= configuration.maxRunningSequences {
             waiting.removeFirst()
+            waitingSequences -= head.sequences
             reservedBytes += head.reservedBytes
             sequences += head.sequences
             runningIDs.insert(head.id)
@@ -197,6 +207,7 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
         }
         snapshot.queuedRequests = waiting.count
         snapshot.kvCacheBytesInUse = reservedBytes
+        snapshot.runningSequences = sequences
         return admitted
     }
 

@@ -57,6 +57,19 @@ final class AdmissionTests: XCTestCase {
         await batcher.shutdown(gracePeriod: .zero)
     }
 
+    func testABurstThatFitsTheRunningBatchIsNotAnOverload() async throws {
+        let batcher = makeBatcher(runner: FakeRunner(stepDelay: 0.002)) { $0.maxRunningSequences = 4; $0.maxQueuedRequests = 0 }
+        var streams: [AsyncThrowingStream<GenerationEvent, Error>] = []
+        for salt in 0..<4 { streams.append(try batcher.submit(request([salt]) { $0.maxTokens = 200 })) }
+        assertThrows(.overloaded, batcher, request([9]))
+        await eventually("all four run") { batcher.statistics.runningSequences == 4 }
+        assertThrows(.overloaded, batcher, request([9]))
+        streams.removeAll()
+        await eventually("cancelled work is gone") { batcher.statistics.runningSequences == 0 }
+        XCTAssertNoThrow(try batcher.submit(request([9])))
+        await batcher.shutdown(gracePeriod: .zero)
+    }
+
     func testAdmissionWaitsForKVMemory() async throws {
         let runner = FakeRunner(stepDelay: 0.001)
         // Each request reserves (4 + 20) * 1000 bytes; the budget holds two.
