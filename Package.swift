@@ -108,6 +108,14 @@ let package = Package(
             swiftSettings: hotLoopSettings
         ),
 
+        // MARK: Benchmarks (not tests): swift run -c release EngineBenchmark MODEL_DIR
+        .executableTarget(
+            name: "EngineBenchmark",
+            dependencies: ["GPTNeo"],
+            path: "Benchmarks/EngineBenchmark",
+            exclude: ["make_random_125m.py"]
+        ),
+
         // MARK: Tests
         .testTarget(name: "GPTNeoTests", dependencies: ["GPTNeo"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),

@@ -44,48 +44,71 @@ func attendHead(item: AttentionItem, head: Int, layer: Int, kind: GPTNeoConfig.A
     for t in 0..<item.length {
         let position = item.start + t
         let first = kind == .global ? 0 : max(0, position - window + 1)
+        let keyCount = position - first + 1
         let query = q + (item.firstRow + t) * C + headOffset
 
-        // Scores: q·k per key, SIMD8 accumulator then a fixed horizontal sum.
-        var maxScore = -Float.infinity
-        for j in first...position {
+        // Scores q·k, four keys at a time for independent FMA chains; each key's score is the same
+        // SIMD8 accumulation + fixed horizontal sum whichever group it falls in.
+        @inline(__always) func finishScore(_ accumulator: Vector, _ key: UnsafePointer<Float>) -> Float {
+            var accumulator = accumulator
+            if tail > 0 {
+                let offset = fullVectors * vectorWidth
+                accumulator = accumulator.addingProduct(loadPartial(query + offset, tail), loadPartial(key + offset, tail))
+            }
+            return horizontalSum(accumulator)
+        }
+        var j = first
+        while j + 4 <= position + 1 {
+            let k0 = keyRow(j) + headOffset, k1 = keyRow(j + 1) + headOffset
+            let k2 = keyRow(j + 2) + headOffset, k3 = keyRow(j + 3) + headOffset
+            var a0 = Vector(), a1 = Vector(), a2 = Vector(), a3 = Vector()
+            for block in 0..<fullVectors {
+                let offset = block * vectorWidth
+                let queryVector = loadVector(query + offset)
+                a0 = a0.addingProduct(queryVector, loadVector(k0 + offset))
+                a1 = a1.addingProduct(queryVector, loadVector(k1 + offset))
+                a2 = a2.addingProduct(queryVector, loadVector(k2 + offset))
+                a3 = a3.addingProduct(queryVector, loadVector(k3 + offset))
+            }
+            scores[j - first] = finishScore(a0, k0)
+            scores[j - first + 1] = finishScore(a1, k1)
+            scores[j - first + 2] = finishScore(a2, k2)
+            scores[j - first + 3] = finishScore(a3, k3)
+            j += 4
+        }
+        while j <= position {
             let key = keyRow(j) + headOffset
             var accumulator = Vector()
             for block in 0..<fullVectors {
                 accumulator = accumulator.addingProduct(loadVector(query + block * vectorWidth), loadVector(key + block * vectorWidth))
             }
-            if tail > 0 {
-                let offset = fullVectors * vectorWidth
-                accumulator = accumulator.addingProduct(loadPartial(query + offset, tail), loadPartial(key + offset, tail))
-            }
-            let score = horizontalSum(accumulator)
-            scores[j - first] = score
-            maxScore = max(maxScore, score)
+            scores[j - first] = finishScore(accumulator, key)
+            j += 1
         }
 
-        // Softmax in fp32, summed in ascending position.
-        let keyCount = position - first + 1
+        // Softmax in fp32: exp lane-wise (vectorized), the sum in ascending position.
+        var maxScore = -Float.infinity
+        for i in 0..<keyCount { maxScore = max(maxScore, scores[i]) }
+        expShiftedInPlace(scores, count: keyCount, shift: maxScore)
         var total: Float = 0
-        for i in 0..<keyCount {
-            let e = exp(scores[i] - maxScore)
-            scores[i] = e
-            total += e
-        }
+        for i in 0..<keyCount { total += scores[i] }
         for i in 0..<keyCount { scores[i] = scores[i] / total }
 
-        // Weighted sum of values with the normalized probabilities, like softmax(...) @ v.
+        // Weighted sum of values with the normalized probabilities, like softmax(...) @ v: every
+        // output element accumulates its keys in ascending position.
         let output = out + (item.firstRow + t) * C + headOffset
-        for block in 0..<(fullVectors + (tail > 0 ? 1 : 0)) {
-            let offset = block * vectorWidth
-            let width = min(vectorWidth, headDim - offset)
-            var accumulator = Vector()
-            for i in 0..<keyCount {
-                let probability = scores[i]
-                let value = valueRow(first + i) + headOffset + offset
-                let values = width == vectorWidth ? loadVector(value) : loadPartial(value, width)
-                accumulator = accumulator.addingProduct(Vector(repeating: probability), values)
+        output.update(repeating: 0, count: headDim)
+        for i in 0..<keyCount {
+            let probability = Vector(repeating: scores[i])
+            let value = valueRow(first + i) + headOffset
+            for block in 0..<fullVectors {
+                let offset = block * vectorWidth
+                storeVector(loadVector(output + offset).addingProduct(probability, loadVector(value + offset)), output + offset)
             }
-            if width == vectorWidth { storeVector(accumulator, output + offset) } else { storePartial(accumulator, output + offset, width) }
+            if tail > 0 {
+                let offset = fullVectors * vectorWidth
+                storePartial(loadPartial(output + offset, tail).addingProduct(probability, loadPartial(value + offset, tail)), output + offset, tail)
+            }
         }
     }
 }

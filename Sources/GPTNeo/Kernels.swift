@@ -133,6 +133,41 @@ func geluNewInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, N: Int) {
     }
 }
 
+// MARK: - exp
+
+/// exp(x) lane-wise (Cephes' expf: range reduction by ln 2, degree-5 polynomial): within 2 ulp of
+/// expf; 0 below -87.3 where expf is denormal or 0.
+@inline(__always) func expApproximation(_ input: Vector) -> Vector {
+    let x = input.clamped(lowerBound: Vector(repeating: -87.33654), upperBound: Vector(repeating: 88.72283))
+    let n = (x * Vector(repeating: 1.44269504088896341) + Vector(repeating: 0.5)).rounded(.down)
+    var r = x - n * Vector(repeating: 0.693359375)
+    r = r - n * Vector(repeating: -2.12194440e-4)
+    let r2 = r * r
+    var p = Vector(repeating: 1.9875691500e-4)
+    p = p * r + Vector(repeating: 1.3981999507e-3)
+    p = p * r + Vector(repeating: 8.3334519073e-3)
+    p = p * r + Vector(repeating: 4.1665795894e-2)
+    p = p * r + Vector(repeating: 1.6666665459e-1)
+    p = p * r + Vector(repeating: 5.0000001201e-1)
+    let y = p * r2 + r + Vector(repeating: 1)
+    // 2^n through the exponent bits.
+    // n is integral and small: adding 1.5·2^23 puts it in the low mantissa bits (cheaper than a
+    // generic Float→Int32 conversion, which Swift does not vectorize).
+    let magic = Vector(repeating: 12582912)
+    let integer = unsafeBitCast(n + magic, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self)
+    let exponent = (integer &+ 127) &<< 23
+    let result = y * unsafeBitCast(exponent, to: Vector.self)
+    return result.replacing(with: 0, where: input .< Vector(repeating: -87.33654))
+}
+
+/// values[i] = exp(values[i] - shift) for i in 0..<count (the tail through a zero-padded vector).
+func expShiftedInPlace(_ values: UnsafeMutablePointer<Float>, count: Int, shift: Float) {
+    let shiftVector = Vector(repeating: shift)
+    var i = 0
+    while i + vectorWidth <= count { storeVector(expApproximation(loadVector(values + i) - shiftVector), values + i); i += vectorWidth }
+    if i < count { storePartial(expApproximation(loadPartial(values + i, count - i) - shiftVector), values + i, count - i) }
+}
+
 // MARK: - Threads
 
 /// Wraps a value the compiler cannot prove Sendable; used only for closures whose iterations write

@@ -123,6 +123,20 @@ final class KernelTests: XCTestCase {
         XCTAssertLessThan(worst, 5e-7, "max |tanh error| (a few ulp of 1)")
     }
 
+    func testExpApproximationIsAccurate() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x <= 0 {
+            let approx = expApproximation(Vector(repeating: x))[0]
+            let exact = Foundation.exp(x)
+            worst = max(worst, abs(approx - exact) / exact)
+            x += 0.0137
+        }
+        XCTAssertLessThan(worst, 3e-7, "max relative exp error")
+        XCTAssertEqual(expApproximation(Vector(repeating: -200))[0], 0)
+        XCTAssertEqual(expApproximation(Vector(repeating: 0))[0], 1)
+    }
+
     func testLayerNormMatchesDefinition() {
         let C = 13
         let x: [Float] = (0..<(2 * C)).map { Float($0 % 7) * 0.3 - 1 }

@@ -1,0 +1,105 @@
+import Foundation
+import GPTNeo
+
+// Engine benchmark (not a test). Usage, release build:
+//   python Benchmarks/EngineBenchmark/make_random_125m.py /tmp/gpt-neo-125M-random
+//   swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [forward|paths|decode|all]
+// Reports: one forward pass of 512 tokens; packed kernel vs sgemm per chunk length (to choose
+// GPTNeoEngine.defaultPackedChunkLimit); decode tokens/s for 1, 8 and 32 streams.
+
+// MARK: - Timing
+
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+/// CPU seconds (user + system, all threads) used by the process so far: unlike wall time, not inflated
+/// by other processes on a shared machine.
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+
+func format(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
+
+// MARK: - Main
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 2 else {
+    FileHandle.standardError.write("usage: EngineBenchmark MODEL_DIRECTORY [forward|paths|decode|all]\n".data(using: .utf8)!)
+    exit(2)
+}
+let mode = arguments.count >= 3 ? arguments[2] : "all"
+var model: GPTNeoModel!
+let loadTime = try seconds { model = try GPTNeoModel.load(directory: URL(fileURLWithPath: arguments[1])) }
+let config = model.config
+print("model: \(config.numLayers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize); loaded in \(format(loadTime, 2)) s")
+print("cores: \(ProcessInfo.processInfo.activeProcessorCount)")
+
+/// Deterministic pseudo-random tokens.
+func tokens(_ count: Int, seed: Int) -> [Int] { (0..<count).map { ($0 * 7919 + seed * 104729) % config.vocabSize } }
+
+if mode == "forward" || mode == "all" {
+    let engine = GPTNeoEngine(model: model)
+    let input = tokens(512, seed: 1)
+    var times: [Double] = [], cpu: [Double] = []
+    for _ in 0..<6 {
+        let cache = engine.makeCache(capacity: 512)
+        let cpuBefore = cpuSeconds()
+        times.append(try seconds { _ = try engine.forward([ForwardItem(cache: cache, tokens: input)]) })
+        cpu.append(cpuSeconds() - cpuBefore)
+    }
+    times.removeFirst(); cpu.removeFirst()  // warm-up: page faults of the mapping, scratch allocation
+    print("forward 512 tokens: median \(format(median(times) * 1000)) ms, min \(format(times.min()! * 1000)) ms wall "
+          + "(runs: \(times.map { format($0 * 1000) })); CPU time median \(format(median(cpu) * 1000)) ms")
+}
+
+if mode == "paths" || mode == "all" {
+    print("chunk length → ms per forward (median CPU time, then wall), packed kernel vs sgemm; from position 0, logits of the last row")
+    for length in [2, 4, 8, 12, 16, 24, 32, 48, 64] {
+        let input = tokens(length, seed: 2)
+        var results: [String] = []
+        for limit in [length, length - 1] {
+            let engine = GPTNeoEngine(model: model, packedChunkLimit: limit)
+            var times: [Double] = [], cpu: [Double] = []
+            for _ in 0..<6 {
+                let cache = engine.makeCache(capacity: length)
+                let cpuBefore = cpuSeconds()
+                times.append(try seconds { _ = try engine.forward([ForwardItem(cache: cache, tokens: input)]) })
+                cpu.append(cpuSeconds() - cpuBefore)
+            }
+            results.append("\(format(median(Array(cpu.dropFirst())) * 1000)) CPU / \(format(median(Array(times.dropFirst())) * 1000)) wall")
+        }
+        print("  \(length): packed \(results[0]) ms, sgemm \(results[1]) ms")
+    }
+}
+
+if mode == "decode" || mode == "all" {
+    let engine = GPTNeoEngine(model: model)
+    for streams in [1, 8, 32] {
+        let caches = (0..<streams).map { _ in engine.makeCache(capacity: 64) }
+        _ = try engine.forward(caches.enumerated().map { ForwardItem(cache: $1, tokens: tokens(16, seed: $0)) })
+        let steps = 24
+        var next = [Int](repeating: 50256, count: streams)
+        let cpuBefore = cpuSeconds()
+        let time = try seconds {
+            for _ in 0..<steps {
+                let outputs = try engine.forward(caches.indices.map { ForwardItem(cache: caches[$0], tokens: [next[$0]]) })
+                for (i, output) in outputs.enumerated() {
+                    var best = 0
+                    output.logits.withUnsafeBufferPointer { row in for v in 1..<row.count where row[v] > row[best] { best = v } }
+                    next[i] = best
+                }
+            }
+        }
+        let perStep = time / Double(steps)
+        let cpuPerStep = (cpuSeconds() - cpuBefore) / Double(steps)
+        print("decode \(streams) stream(s): \(format(perStep * 1000)) ms/step wall, \(format(Double(streams) / perStep)) tokens/s aggregate; "
+              + "CPU \(format(cpuPerStep * 1000)) ms/step")
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import XCTest
+@testable import GPTNeo
+
+/// A random model whose sizes are not multiples of the SIMD width (head 12, hidden 36, MLP 44,
+/// vocabulary 101) so every tail path of the kernels runs; checked against a plain Double
+/// implementation of the same equations, and for cache and batch consistency.
+final class OddShapeTests: XCTestCase {
+    static let (C, heads, I, V, P, window) = (36, 3, 44, 101, 64, 5)
+    static let kinds = ["global", "local", "local"]
+    nonisolated(unsafe) static var temporary: TemporaryCheckpoint!
+    nonisolated(unsafe) static var model: GPTNeoModel!
+
+    override class func setUp() {
+        temporary = try! TemporaryCheckpoint()
+        let config = """
+        {"vocab_size": \(V), "hidden_size": \(C), "num_heads": \(heads), "num_layers": 3, "intermediate_size": \(I),
+         "attention_types": [[["global", "local", "local"], 1]], "window_size": \(window),
+         "max_position_embeddings": \(P), "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5}
+        """
+        try! temporary.writeConfig(config)
+        var state: UInt64 = 42
+        func random(_ count: Int, scale: Float, offset: Float = 0) -> [Float] {
+            (0..<count).map { _ in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return offset + scale * (Float(state >> 40) / Float(1 << 24) * 2 - 1)
+            }
+        }
+        var tensors: [RawTensor] = [.f32("transformer.wte.weight", shape: [V, C], values: random(V * C, scale: 0.5)),
+                                    .f32("transformer.wpe.weight", shape: [P, C], values: random(P * C, scale: 0.3))]
+        for layer in 0..<3 {
+            let p = "transformer.h.\(layer)."
+            tensors += [
+                .f32(p + "ln_1.weight", shape: [C], values: random(C, scale: 0.2, offset: 1)),
+                .f32(p + "ln_1.bias", shape: [C], values: random(C, scale: 0.1)),
+                .f32(p + "attn.attention.q_proj.weight", shape: [C, C], values: random(C * C, scale: 0.3)),
+                .f32(p + "attn.attention.k_proj.weight", shape: [C, C], values: random(C * C, scale: 0.3)),
+                .f32(p + "attn.attention.v_proj.weight", shape: [C, C], values: random(C * C, scale: 0.3)),
+                .f32(p + "attn.attention.out_proj.weight", shape: [C, C], values: random(C * C, scale: 0.3)),
+                .f32(p + "attn.attention.out_proj.bias", shape: [C], values: random(C, scale: 0.1)),
+                .f32(p + "ln_2.weight", shape: [C], values: random(C, scale: 0.2, offset: 1)),
+                .f32(p + "ln_2.bias", shape: [C], values: random(C, scale: 0.1)),
+                .f32(p + "mlp.c_fc.weight", shape: [I, C], values: random(I * C, scale: 0.3)),
+                .f32(p + "mlp.c_fc.bias", shape: [I], values: random(I, scale: 0.1)),
+                .f32(p + "mlp.c_proj.weight", shape: [C, I], values: random(C * I, scale: 0.3)),
+                .f32(p + "mlp.c_proj.bias", shape: [C], values: random(C, scale: 0.1)),
+            ]
+        }
+        tensors += [.f32("transformer.ln_f.weight", shape: [C], values: random(C, scale: 0.2, offset: 1)),
+                    .f32("transformer.ln_f.bias", shape: [C], values: random(C, scale: 0.1))]
+        try! temporary.write("model.safetensors", safetensorsBytes(tensors))
+        model = try! GPTNeoModel.load(directory: temporary.directory)
+    }
+
+    override class func tearDown() { model = nil; temporary.remove() }
+
+    let tokens = (0..<40).map { ($0 * 37 + 11) % 101 }
+
+    // MARK: Plain reference
+
+    /// All logits (T, V) of `tokens`, straight from the equations of modeling_gpt_neo.py, in Double.
+    func referenceLogits(_ tokens: [Int]) throws -> [Double] {
+        let (C, H, I, V) = (Self.C, Self.heads, Self.I, Self.V)
+        let d = C / H
+        let checkpoint = Self.model.checkpoint
+        func w(_ name: String, _ shape: [Int]) throws -> [Double] { try checkpoint.tensor(name, shape: shape).array.map(Double.init) }
+        func linear(_ x: [Double], _ weight: [Double], _ bias: [Double]?, _ n: Int, _ k: Int) -> [Double] {
+            var y = [Double](repeating: 0, count: n)
+            for o in 0..<n {
+                var sum: Double = bias?[o] ?? 0
+                for c in 0..<k { sum += x[c] * weight[o * k + c] }
+                y[o] = sum
+            }
+            return y
+        }
+        func norm(_ x: [Double], _ g: [Double], _ b: [Double]) -> [Double] {
+            let mean = x.reduce(0, +) / Double(x.count)
+            let variance = x.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(x.count)
+            return x.indices.map { (x[$0] - mean) / (variance + 1e-5).squareRoot() * g[$0] + b[$0] }
+        }
+        let wte = try w("wte.weight", [V, C]), wpe = try w("wpe.weight", [Self.P, C])
+        var h = tokens.enumerated().map { t, token in (0..<C).map { wte[token * C + $0] + wpe[t * C + $0] } }
+        for layer in 0..<3 {
+            let p = "h.\(layer)."
+            let normed = try h.map { norm($0, try w(p + "ln_1.weight", [C]), try w(p + "ln_1.bias", [C])) }
+            let q = try normed.map { linear($0, try w(p + "attn.attention.q_proj.weight", [C, C]), nil, C, C) }
+            let k = try normed.map { linear($0, try w(p + "attn.attention.k_proj.weight", [C, C]), nil, C, C) }
+            let v = try normed.map { linear($0, try w(p + "attn.attention.v_proj.weight", [C, C]), nil, C, C) }
+            var attended = [[Double]](repeating: [Double](repeating: 0, count: C), count: tokens.count)
+            for i in tokens.indices {
+                for head in 0..<H {
+                    let first = Self.kinds[layer] == "global" ? 0 : max(0, i - Self.window + 1)
+                    var scores: [Double] = []
+                    for j in first...i {
+                        var dot = 0.0
+                        for c in 0..<d { dot += q[i][head * d + c] * k[j][head * d + c] }
+                        scores.append(dot)  // no 1/sqrt(d) scaling in GPT-Neo
+                    }
+                    let top = scores.max()!
+                    let e = scores.map { Foundation.exp($0 - top) }
+                    let total = e.reduce(0, +)
+                    for (n, j) in (first...i).enumerated() { for c in 0..<d { attended[i][head * d + c] += e[n] / total * v[j][head * d + c] } }
+                }
+            }
+            let outW = try w(p + "attn.attention.out_proj.weight", [C, C]), outB = try w(p + "attn.attention.out_proj.bias", [C])
+            h = h.indices.map { i in zip(h[i], linear(attended[i], outW, outB, C, C)).map(+) }
+            let normed2 = try h.map { norm($0, try w(p + "ln_2.weight", [C]), try w(p + "ln_2.bias", [C])) }
+            let up = try w(p + "mlp.c_fc.weight", [I, C]), upB = try w(p + "mlp.c_fc.bias", [I])
+            let down = try w(p + "mlp.c_proj.weight", [C, I]), downB = try w(p + "mlp.c_proj.bias", [C])
+            h = h.indices.map { i in
+                let inner = linear(normed2[i], up, upB, I, C).map { (x: Double) -> Double in
+                    let cubic: Double = x + 0.044715 * x * x * x
+                    return 0.5 * x * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * cubic))
+                }
+                return zip(h[i], linear(inner, down, downB, C, I)).map(+)
+            }
+        }
+        let finalNorm = try h.map { norm($0, try w("ln_f.weight", [C]), try w("ln_f.bias", [C])) }
+        return finalNorm.flatMap { linear($0, wte, nil, V, C) }
+    }
+
+    // MARK: Tests
+
+    func testMatchesPlainReferenceFullAndCached() throws {
+        let reference = try referenceLogits(tokens).map(Float.init)
+        let engine = GPTNeoEngine(model: Self.model, packedChunkLimit: 4)
+        let full = try engine.forward([ForwardItem(cache: engine.makeCache(capacity: 40), tokens: tokens, logitRows: .all)])[0].logits
+        assertClose(full, reference, tolerance: 2e-5, "sgemm path vs Double reference")
+        let cache = engine.makeCache(capacity: 40)
+        var stepwise: [Float] = []
+        for token in tokens { stepwise += try engine.forward([ForwardItem(cache: cache, tokens: [token])])[0].logits }
+        assertClose(stepwise, reference, tolerance: 2e-5, "packed path, step by step, vs Double reference")
+    }
+
+    func testBatchInvariantWithTails() throws {
+        let engine = GPTNeoEngine(model: Self.model, packedChunkLimit: 4)
+        func probe(with companions: [Int]) throws -> [Float] {
+            let cache = engine.makeCache(capacity: 40)
+            var logits: [Float] = []
+            for chunk in [3, 7, 1, 1, 5, 2] {
+                let start = cache.count
+                var items = companions.map { ForwardItem(cache: engine.makeCache(capacity: 40), tokens: Array(tokens.prefix($0)), logitRows: .all) }
+                let position = items.count / 2
+                items.insert(ForwardItem(cache: cache, tokens: Array(tokens[start..<(start + chunk)]), logitRows: .all), at: position)
+                logits += try engine.forward(items)[position].logits
+            }
+            return logits
+        }
+        let alone = try probe(with: [])
+        for companions in [[1], [2, 9, 1], [5, 5, 5, 1, 30]] {
+            assertBitwiseEqual(try probe(with: companions), alone, "companions \(companions)")
+        }
+    }
+}
