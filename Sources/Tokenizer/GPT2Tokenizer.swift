@@ -2,7 +2,8 @@ import Foundation
 
 // CONTRACT (written before the implementation): the public surface the batcher, the API and the
 // task heads code against. Added since: `load(tokenizerJSON:)`, `load(vocabulary:merges:)`,
-// `load(tiktoken:)`, `TokenWithOffsets.init`, `TokenizerError`.
+// `load(tiktoken:)`, `decode(_:skipSpecialTokens:)`, `isSpecialToken(_:)`,
+// `makeIncrementalDecoder(skipSpecialTokens:)`, `TokenWithOffsets.init`, `TokenizerError`.
 
 /// GPT-2 byte-level BPE, identical to Hugging Face's `GPT2TokenizerFast` on any text.
 ///
@@ -98,13 +99,34 @@ public final class GPT2Tokenizer: Sendable {
     /// `str` indices, which is what HF's `offset_mapping` reports). As in HF, a token covers every
     /// character one of its bytes belongs to: the tokens holding parts of one emoji all report that
     /// emoji's range, and a token's leading space is part of its range (GPT-2's post-processor does not
-    /// trim offsets).
+    /// trim offsets; a `tokenizer.json` whose ByteLevel post-processor says `trim_offsets: true` gets HF's
+    /// trimming).
     public func encodeWithOffsets(_ text: String, allowSpecialTokens: Bool = false) -> [TokenWithOffsets] {
         var tokens: [TokenWithOffsets] = []
         encode(text, allowSpecialTokens: allowSpecialTokens, withOffsets: true) { id, start, end in
             tokens.append(TokenWithOffsets(id: id, start: start, end: end))
         }
+        if let trimming = vocabulary.offsetTrimming {
+            for index in tokens.indices { trim(&tokens[index], isFirst: index == 0, trimming) }
+        }
         return tokens
+    }
+
+    /// HF's `process_offsets` of the ByteLevel post-processor: count the token's leading and trailing
+    /// spaces (byte 0x20, which is the only whitespace among byte-level characters) and move the offsets
+    /// inward by that many characters, never past each other.
+    private func trim(_ token: inout TokenWithOffsets, isFirst: Bool, _ trimming: OffsetTrimming) {
+        guard let bytes = vocabulary.bytes(of: token.id) else { return }
+        let isSpace: (UInt8) -> Bool = { $0 == 0x20 }
+        var leading = bytes.prefix(while: isSpace).count
+        let trailing = bytes.reversed().prefix(while: isSpace).count
+        if leading > 0 {
+            if (isFirst || token.start == 0) && trimming.addPrefixSpace && leading == 1 { leading = 0 }
+            token.start = min(token.start + leading, token.end)
+        }
+        if trailing > 0, token.end >= trailing {
+            token.end = max(token.end - trailing, token.start)
+        }
     }
 
     private func encode(
@@ -164,16 +186,33 @@ public final class GPT2Tokenizer: Sendable {
     /// vocabulary are skipped, as HF's decoder skips ids it has no token for (validate ids first where
     /// that matters; `bytes(of:)` returns nil for them).
     public func decode(_ ids: [Int]) -> String {
+        decode(ids, skipSpecialTokens: false)
+    }
+
+    /// `decode`, leaving out special tokens when `skipSpecialTokens` (HF's `skip_special_tokens`, which
+    /// its text-generation pipeline turns on by default).
+    public func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String {
         var bytes: [UInt8] = []
-        for id in ids {
+        for id in ids where !(skipSpecialTokens && vocabulary.specialTokenIDs.contains(id)) {
             if let tokenBytes = vocabulary.bytes(of: id) { bytes.append(contentsOf: tokenBytes) }
         }
         return decodeUTF8Replacing(bytes)
     }
 
+    /// Whether `id` is a special token (`<|endoftext|>`, or an added token marked special).
+    public func isSpecialToken(_ id: Int) -> Bool {
+        vocabulary.specialTokenIDs.contains(id)
+    }
+
     /// A decoder for streaming: text comes out only once its bytes form complete characters.
     public func makeIncrementalDecoder() -> IncrementalDecoder {
-        IncrementalDecoder(vocabulary: vocabulary)
+        IncrementalDecoder(vocabulary: vocabulary, skipSpecialTokens: false)
+    }
+
+    /// A streaming decoder that leaves out special tokens when `skipSpecialTokens`; its pieces concatenate
+    /// to `decode(ids, skipSpecialTokens:)`.
+    public func makeIncrementalDecoder(skipSpecialTokens: Bool) -> IncrementalDecoder {
+        IncrementalDecoder(vocabulary: vocabulary, skipSpecialTokens: skipSpecialTokens)
     }
 }
 

@@ -1,39 +1,50 @@
 // MARK: - GPT-2's pre-tokenization pattern, as a hand-written scanner
 
-/// The character classes GPT-2's pattern distinguishes, as the reference (Oniguruma in HF `tokenizers`)
-/// defines them: `\p{L}` is the general categories L*, `\p{N}` is N*, `\s` is the Unicode White_Space
-/// property (so U+0085, U+00A0 and U+3000 are spaces; U+200B, U+FEFF and U+001C..U+001F are not).
+/// The character classes GPT-2's pattern distinguishes, exactly as the reference (Oniguruma inside HF
+/// `tokenizers`) applies them: `\p{L}` (general categories L*), `\p{N}` (N*), `\s` (White_Space: U+0085,
+/// U+00A0 and U+3000 are spaces; U+200B, U+FEFF and U+001C..U+001F are not), everything else.
+///
+/// The classes come from `CharacterClassTable.swift`, probed from HF for every code point, not from Swift's
+/// `Unicode.Scalar.Properties`: the reference's Unicode tables are older than Swift's, and ~4,600 recently
+/// assigned code points are letters to Swift but "other" to HF.
 enum CharacterClass: UInt8 {
-    case letter, number, whitespace, other
+    case letter = 0, number = 1, whitespace = 2, other = 3
 
-    /// ASCII classes by table, so the common case costs one load.
-    private static let asciiClasses: [CharacterClass] = (0..<128).map { value in
-        switch UInt8(value) {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"): return .letter
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return .number
-        case 0x09...0x0D, 0x20: return .whitespace
-        default: return .other
+    /// Classes of U+0000..U+FFFF, one byte each (64 KB): the index is the scalar value, no search.
+    private static let basicPlane: [CharacterClass] = {
+        var table = [CharacterClass](repeating: .other, count: 0x10000)
+        var index = 0
+        while index < runStarts.count {
+            let first = Int(runStarts[index])
+            let next = index + 2 < runStarts.count ? Int(runStarts[index + 2]) : 0x110000
+            let kind = CharacterClass(rawValue: UInt8(runStarts[index + 1]))!
+            if first < 0x10000 {
+                for value in first..<min(next, 0x10000) { table[value] = kind }
+            }
+            index += 2
+        }
+        return table
+    }()
+
+    @inline(__always)
+    init(_ scalar: Unicode.Scalar) {
+        let value = scalar.value
+        if value < 0x10000 {
+            self = Self.basicPlane[Int(value)]
+        } else {
+            self = Self.astralClass(value)
         }
     }
 
-    init(_ scalar: Unicode.Scalar) {
-        if scalar.value < 128 {
-            self = Self.asciiClasses[Int(scalar.value)]
-            return
+    /// Binary search for the run holding `value` (the last run start <= value).
+    private static func astralClass(_ value: UInt32) -> CharacterClass {
+        var low = 0
+        var high = runStarts.count / 2 - 1
+        while low < high {
+            let middle = (low + high + 1) / 2
+            if runStarts[2 * middle] <= value { low = middle } else { high = middle - 1 }
         }
-        let properties = scalar.properties
-        if properties.isWhitespace {
-            self = .whitespace
-            return
-        }
-        switch properties.generalCategory {
-        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter:
-            self = .letter
-        case .decimalNumber, .letterNumber, .otherNumber:
-            self = .number
-        default:
-            self = .other
-        }
+        return CharacterClass(rawValue: UInt8(runStarts[2 * low + 1])) ?? .other
     }
 }
 

@@ -16,7 +16,7 @@ enum TiktokenLoader {
         var idOfBytes: [[UInt8]: Int32] = [:]
         var tokens: [(bytes: [UInt8], rank: Int32)] = []
         var lineNumber = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in textLines(text) {
             lineNumber += 1
             let fields = line.split(separator: " ")
             if fields.isEmpty { continue }

@@ -48,3 +48,13 @@ func readFile(_ url: URL) throws -> Data {
         throw TokenizerError.unreadableFile(path: url.path, reason: error.localizedDescription)
     }
 }
+
+/// The lines of a text file, split at U+000A with one trailing U+000D removed. (Splitting a `String` by the
+/// Character "\n" would not split at "\r\n", which Swift treats as a single Character.)
+func textLines(_ text: String) -> [String] {
+    text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { scalars in
+        var line = String.UnicodeScalarView(scalars)
+        if line.last == "\r" { line.removeLast() }
+        return String(line)
+    }
+}

@@ -11,6 +11,8 @@ private struct TokenizerFile: Decodable {
         var special: Bool?
         var lstrip: Bool?
         var rstrip: Bool?
+        var single_word: Bool?
+        var normalized: Bool?
     }
 
     /// A pre-tokenizer, normalizer, decoder or post-processor: only its type and byte-level options.
@@ -18,6 +20,9 @@ private struct TokenizerFile: Decodable {
         var type: String
         var add_prefix_space: Bool?
         var use_regex: Bool?
+        var trim_offsets: Bool?
+        /// The parts of a `Sequence` post-processor.
+        var processors: [Component]?
     }
 
     /// `merges` is `["a b", ...]` in older files and `[["a", "b"], ...]` since tokenizers 0.20.
@@ -50,6 +55,7 @@ private struct TokenizerFile: Decodable {
     var normalizer: Component?
     var pre_tokenizer: Component?
     var decoder: Component?
+    var post_processor: Component?
     var model: Model
 }
 
@@ -71,11 +77,11 @@ enum TokenizerJSONLoader {
         switch file.model.merges {
         case .strings(let lines):
             for (index, line) in lines.enumerated() {
-                let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+                let parts = VocabMergesLoader.mergeParts(line)
                 guard parts.count == 2 else {
                     throw TokenizerError.malformedMerge(path: path, line: index + 1, reason: "expected 'left right', got '\(line)'")
                 }
-                pairs.append((String(parts[0]), String(parts[1]), index + 1))
+                pairs.append((parts[0], parts[1], index + 1))
             }
         case .pairs(let lists):
             for (index, list) in lists.enumerated() {
@@ -88,10 +94,25 @@ enum TokenizerJSONLoader {
         let merges = try Vocabulary.mergeTable(path: path, pairs: pairs, idOfBytes: idOfBytes)
         let added = (file.added_tokens ?? []).map { token in
             AddedToken(content: token.content, id: Int32(clamping: token.id), special: token.special ?? false,
-                       leftStrip: token.lstrip ?? false, rightStrip: token.rstrip ?? false)
+                       leftStrip: token.lstrip ?? false, rightStrip: token.rstrip ?? false,
+                       singleWord: token.single_word ?? false,
+                       // HF's default: special tokens are not normalized, the others are.
+                       normalized: token.normalized ?? !(token.special ?? false))
         }
         return try Vocabulary(path: path, idOfBytes: idOfBytes, merges: merges, addedTokens: added,
-                              ignoreMerges: file.model.ignore_merges ?? false)
+                              ignoreMerges: file.model.ignore_merges ?? false,
+                              offsetTrimming: offsetTrimming(file.post_processor))
+    }
+
+    /// A ByteLevel post-processor with `trim_offsets` (alone or inside a `Sequence`) moves token offsets
+    /// off leading and trailing spaces. GPT-2's own files say `trim_offsets: false` or use a template.
+    private static func offsetTrimming(_ processor: TokenizerFile.Component?) -> OffsetTrimming? {
+        guard let processor else { return nil }
+        if processor.type == "Sequence" {
+            return (processor.processors ?? []).lazy.compactMap(offsetTrimming).first
+        }
+        guard processor.type == "ByteLevel", processor.trim_offsets == true else { return nil }
+        return OffsetTrimming(addPrefixSpace: processor.add_prefix_space ?? true)
     }
 
     private static func checkSupported(_ file: TokenizerFile, path: String) throws {

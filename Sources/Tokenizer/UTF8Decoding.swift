@@ -53,14 +53,17 @@ func completeUTF8PrefixLength(_ bytes: [UInt8]) -> Int {
 /// Ids outside the vocabulary add nothing, as in `decode`.
 public struct IncrementalDecoder: Sendable {
     private let vocabulary: Vocabulary
+    private let skipSpecialTokens: Bool
     private var pending: [UInt8] = []
 
-    init(vocabulary: Vocabulary) {
+    init(vocabulary: Vocabulary, skipSpecialTokens: Bool) {
         self.vocabulary = vocabulary
+        self.skipSpecialTokens = skipSpecialTokens
     }
 
     /// Adds one id; returns the text that became complete (possibly empty).
     public mutating func append(_ id: Int) -> String {
+        if skipSpecialTokens, vocabulary.specialTokenIDs.contains(id) { return "" }
         guard let bytes = vocabulary.bytes(of: id) else { return "" }
         pending.append(contentsOf: bytes)
         let ready = completeUTF8PrefixLength(pending)

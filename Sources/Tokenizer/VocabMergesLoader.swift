@@ -45,23 +45,28 @@ enum VocabMergesLoader {
 
     /// The `left right` pairs of a merges file, with their 1-based line numbers.
     static func parseMerges(_ data: Data, path: String) throws -> [(left: String, right: String, line: Int)] {
-        guard let text = String(data: data, encoding: .utf8) else {
+        guard var text = String(data: data, encoding: .utf8) else {
             throw TokenizerError.malformedMerge(path: path, line: 1, reason: "the file is not UTF-8")
         }
+        if text.unicodeScalars.first == "\u{FEFF}" { text.unicodeScalars.removeFirst() }  // editors' byte order mark
         var pairs: [(left: String, right: String, line: Int)] = []
         pairs.reserveCapacity(50_000)
         var lineNumber = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in textLines(text) {
             lineNumber += 1
-            var line = Substring(rawLine)
-            if line.hasSuffix("\r") { line = line.dropLast() }
             if line.isEmpty || (lineNumber == 1 && line.hasPrefix("#version")) { continue }
-            let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+            let parts = mergeParts(line)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
                 throw TokenizerError.malformedMerge(path: path, line: lineNumber, reason: "expected 'left right', got '\(line)'")
             }
-            pairs.append((String(parts[0]), String(parts[1]), lineNumber))
+            pairs.append((parts[0], parts[1], lineNumber))
         }
         return pairs
+    }
+
+    /// A merge line split at U+0020, by scalars: split by Characters, a space followed by a combining mark
+    /// would be one Character and not split.
+    static func mergeParts(_ line: String) -> [String] {
+        line.unicodeScalars.split(separator: " ", omittingEmptySubsequences: false).map { String(String.UnicodeScalarView($0)) }
     }
 }

@@ -2,17 +2,48 @@
 
 /// A token matched in the text before pre-tokenization (`<|endoftext|>`, `added_tokens` of tokenizer.json).
 struct AddedToken: Sendable {
-    var content: String
-    var id: Int32
+    let content: String
+    let id: Int32
     /// Special tokens are recognised only when the caller allows it; the others always, as in HF.
-    var special: Bool
+    let special: Bool
     /// Absorb the whitespace on the left / right of the match, as HF's `lstrip` / `rstrip`.
-    var leftStrip = false
-    var rightStrip = false
+    let leftStrip: Bool
+    let rightStrip: Bool
+    /// Match only where no word character touches the token (HF's `single_word`).
+    let singleWord: Bool
+    /// HF matches `normalized` tokens in a second pass, in the text the others left.
+    let normalized: Bool
+
+    /// The content as scalars, what matching compares.
+    let scalars: [Unicode.Scalar]
+
+    init(
+        content: String, id: Int32, special: Bool, leftStrip: Bool = false, rightStrip: Bool = false,
+        singleWord: Bool = false, normalized: Bool = false
+    ) {
+        self.content = content
+        self.id = id
+        self.special = special
+        self.leftStrip = leftStrip
+        self.rightStrip = rightStrip
+        self.singleWord = singleWord
+        self.normalized = normalized
+        self.scalars = Array(content.unicodeScalars)
+    }
+}
+
+/// HF's ByteLevel post-processor with `trim_offsets`: offsets exclude a token's leading and trailing
+/// spaces, except the single leading space of the first token when `add_prefix_space` (it could have been
+/// the one the pre-tokenizer adds).
+struct OffsetTrimming: Sendable {
+    var addPrefixSpace: Bool
 }
 
 /// Everything a loader produces, shared read-only by the tokenizer and its incremental decoders.
 final class Vocabulary: Sendable {
+    /// Far above any BPE vocabulary in use (GPT-2: 50,257; the largest tiktoken files: ~200,000).
+    static let maximumVocabularySize = 4_000_000
+
     /// The bytes each id stands for (nil for ids the files leave unused).
     let tokenBytes: [[UInt8]?]
     /// Id of each single-byte token: a dense 256-entry array indexed by the byte.
@@ -22,6 +53,9 @@ final class Vocabulary: Sendable {
     /// Whole pieces that are tokens, looked up before BPE when the model says `ignore_merges`.
     let wholePieceIDs: [[UInt8]: Int32]?
     let endOfTextTokenID: Int?
+    let offsetTrimming: OffsetTrimming?
+    /// Ids of the special added tokens (what HF's `skip_special_tokens` leaves out).
+    let specialTokenIDs: Set<Int>
 
     /// - Parameters:
     ///   - path: the file the data came from, for error messages.
@@ -32,11 +66,18 @@ final class Vocabulary: Sendable {
         idOfBytes: [[UInt8]: Int32],
         merges: [BytePair: Merge],
         addedTokens: [AddedToken],
-        ignoreMerges: Bool = false
+        ignoreMerges: Bool = false,
+        offsetTrimming: OffsetTrimming? = nil
     ) throws {
+        self.offsetTrimming = offsetTrimming
+        self.specialTokenIDs = Set(addedTokens.filter(\.special).map { Int($0.id) })
         var maximumID: Int32 = -1
         for id in idOfBytes.values { maximumID = max(maximumID, id) }
         for token in addedTokens { maximumID = max(maximumID, token.id) }
+        // The id table is dense, so a stray huge id in a file must not allocate gigabytes.
+        guard Int(maximumID) < Self.maximumVocabularySize else {
+            throw TokenizerError.invalidTokenID(path: path, reason: "id \(maximumID) exceeds \(Self.maximumVocabularySize - 1)")
+        }
         var tokenBytes = [[UInt8]?](repeating: nil, count: Int(maximumID) + 1)
         for (bytes, id) in idOfBytes {
             guard id >= 0 else { throw TokenizerError.invalidTokenID(path: path, reason: "negative id \(id)") }
@@ -63,7 +104,7 @@ final class Vocabulary: Sendable {
         self.encoder = BytePairEncoder(merges: merges)
         // Longest first, so that when two added tokens match at one place the longer wins (HF matches
         // leftmost-longest).
-        self.addedTokens = addedTokens.sorted { $0.content.unicodeScalars.count > $1.content.unicodeScalars.count }
+        self.addedTokens = addedTokens.sorted { $0.scalars.count > $1.scalars.count }
         self.wholePieceIDs = ignoreMerges ? idOfBytes : nil
         let endOfText = "<|endoftext|>"
         if let token = addedTokens.first(where: { $0.content == endOfText }) {

@@ -49,6 +49,67 @@ final class FileFormatTests: XCTestCase {
         XCTAssertEqual(decoder.finish(), "")
     }
 
+    func testTokenizerJSONWithOlderStringMergesLoads() throws {
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.tokenizerJSON)) as! [String: Any]
+        var model = json["model"] as! [String: Any]
+        model["merges"] = (model["merges"] as! [[String]]).map { $0.joined(separator: " ") }
+        json["model"] = model
+        let url = try temporaryDirectory().appendingPathComponent("tokenizer.json")
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        let tokenizer = try GPT2Tokenizer.load(tokenizerJSON: url)
+        for golden in Fixtures.golden.cases.prefix(300) {
+            XCTAssertEqual(tokenizer.encode(golden.text, allowSpecialTokens: golden.allow_special), golden.ids, describe(golden.text))
+        }
+    }
+
+    func testAddedTokensOfEveryKindMatchHF() throws {
+        let variant = Fixtures.golden.added_token_variant
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.tokenizerJSON)) as! [String: Any]
+        json["added_tokens"] = variant.added_tokens.map { $0.mapValues(\.object) }
+        let url = try temporaryDirectory().appendingPathComponent("tokenizer.json")
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        let tokenizer = try GPT2Tokenizer.load(tokenizerJSON: url)
+        XCTAssertEqual(tokenizer.vocabularySize, 50261)
+        XCTAssertGreaterThan(variant.cases.count, 50)
+        var failures = 0
+        for golden in variant.cases {
+            let tokens = tokenizer.encodeWithOffsets(golden.text, allowSpecialTokens: golden.allow_special)
+            let ids = tokens.map(\.id)
+            let offsets = tokens.map { [$0.start, $0.end] }
+            if ids != golden.ids || offsets != golden.offsets {
+                failures += 1
+                if failures <= 8 {
+                    XCTFail("\(describe(golden.text)) special=\(golden.allow_special): got \(ids) \(offsets), HF \(golden.ids) \(golden.offsets)")
+                }
+            }
+        }
+        XCTAssertEqual(failures, 0)
+    }
+
+    func testTrimmingPostProcessorTrimsOffsetsAsHF() throws {
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.tokenizerJSON)) as! [String: Any]
+        json["post_processor"] = ["type": "Sequence", "processors": [
+            ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true],
+        ]]
+        let url = try temporaryDirectory().appendingPathComponent("tokenizer.json")
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        let tokenizer = try GPT2Tokenizer.load(tokenizerJSON: url)
+        let golden = Fixtures.golden
+        XCTAssertGreaterThan(golden.trimmed_offsets.count, 1000)
+        var failures = 0
+        for expected in golden.trimmed_offsets {
+            let text = golden.cases[expected.case].text
+            let got = tokenizer.encodeWithOffsets(text).map { [$0.start, $0.end] }
+            if got != expected.offsets {
+                failures += 1
+                if failures <= 5 { XCTFail("\(describe(text)): got \(got.prefix(8)) expected \(expected.offsets.prefix(8))") }
+            }
+        }
+        XCTAssertEqual(failures, 0)
+        // The untouched GPT-2 file does not trim.
+        XCTAssertEqual(Self.fromTokenizerJSON.encodeWithOffsets("Hello world").map(\.start), [0, 5])
+    }
+
     // MARK: - Picking a file from a directory
 
     func testDirectoryPrefersTokenizerJSONThenVocabThenTiktoken() throws {
@@ -114,6 +175,26 @@ final class FileFormatTests: XCTestCase {
         try Data("#version: 0.2\nĠ t extra\n".utf8).write(to: merges)
         XCTAssertThrowsError(try GPT2Tokenizer.load(vocabulary: vocabulary, merges: merges)) { error in
             guard case TokenizerError.malformedMerge(_, 2, _)? = error as? TokenizerError else { return XCTFail("\(error)") }
+        }
+    }
+
+    func testMergesWithByteOrderMarkAndCRLFLoad() throws {
+        let directory = try temporaryDirectory()
+        let merges = directory.appendingPathComponent("merges.txt")
+        let original = try String(contentsOf: Fixtures.mergesText, encoding: .utf8)
+        try Data(("\u{FEFF}" + original.replacingOccurrences(of: "\n", with: "\r\n")).utf8).write(to: merges)
+        let tokenizer = try GPT2Tokenizer.load(vocabulary: Fixtures.vocabularyJSON, merges: merges)
+        XCTAssertEqual(tokenizer.encode("Hello world, it's me."), Fixtures.gpt2.encode("Hello world, it's me."))
+    }
+
+    func testHugeTokenIDIsRejectedNotAllocated() throws {
+        let directory = try temporaryDirectory()
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.vocabularyJSON)) as! [String: Int]
+        json["zzz-huge"] = 2_000_000_000
+        let vocabulary = directory.appendingPathComponent("vocab.json")
+        try JSONSerialization.data(withJSONObject: json).write(to: vocabulary)
+        XCTAssertThrowsError(try GPT2Tokenizer.load(vocabulary: vocabulary, merges: Fixtures.mergesText)) { error in
+            guard case TokenizerError.invalidTokenID? = error as? TokenizerError else { return XCTFail("\(error)") }
         }
     }
 

@@ -5,7 +5,7 @@ import XCTest
 // MARK: - Golden fixtures written by scripts/fixtures/generate_tokenizer_fixtures.py
 
 struct GoldenCase: Decodable {
-    var category: String
+    var category: String?
     var text: String
     var allow_special: Bool
     var ids: [Int]
@@ -15,12 +15,71 @@ struct GoldenCase: Decodable {
 struct GoldenDecodeCase: Decodable {
     var ids: [Int]
     var text: String
+    /// HF's `decode(ids, skip_special_tokens=True)`.
+    var text_skipping_special: String
+}
+
+struct TrimmedOffsets: Decodable {
+    var `case`: Int
+    var offsets: [[Int]]
+}
+
+/// GPT-2 plus added tokens of every kind: their tokenizer.json entries and HF's encodings.
+struct AddedTokenVariant: Decodable {
+    /// The `added_tokens` array of tokenizer.json, kept as raw JSON objects to write back.
+    var added_tokens: [[String: AnyJSONValue]]
+    var cases: [GoldenCase]
+}
+
+/// A JSON scalar (what added token entries hold), decodable and writable with JSONSerialization.
+enum AnyJSONValue: Decodable {
+    case bool(Bool), number(Int), string(String)
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int.self) {
+            self = .number(value)
+        } else {
+            self = .string(try container.decode(String.self))
+        }
+    }
+
+    var object: Any {
+        switch self {
+        case .bool(let value): return value
+        case .number(let value): return value
+        case .string(let value): return value
+        }
+    }
 }
 
 struct GoldenFile: Decodable {
     var transformers_version: String
     var cases: [GoldenCase]
     var decode_cases: [GoldenDecodeCase]
+    /// Offsets HF reports with a ByteLevel post-processor that trims (`case` indexes `cases`).
+    var trimmed_offsets: [TrimmedOffsets]
+    var added_token_variant: AddedTokenVariant
+    /// `[first code point, count, class]` runs covering every non-surrogate code point; class is
+    /// "L", "N", "W" or "O" as HF's pre-tokenizer treats the code point.
+    var character_classes: [[CharacterClassRun]]
+}
+
+/// One field of a character-class run: a number or the class letter.
+enum CharacterClassRun: Decodable, Equatable {
+    case number(Int)
+    case name(String)
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let number = try? container.decode(Int.self) {
+            self = .number(number)
+        } else {
+            self = .name(try container.decode(String.self))
+        }
+    }
 }
 
 enum Fixtures {

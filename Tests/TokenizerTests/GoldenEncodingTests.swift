@@ -20,7 +20,7 @@ final class GoldenEncodingTests: XCTestCase {
             if ids != golden.ids {
                 failures += 1
                 if failures <= 10 {
-                    XCTFail("[\(golden.category)] \(describe(golden.text)) special=\(golden.allow_special): \(firstDifference(ids, golden.ids))")
+                    XCTFail("[\(golden.category ?? "")] \(describe(golden.text)) special=\(golden.allow_special): \(firstDifference(ids, golden.ids))")
                 }
             }
         }
@@ -36,7 +36,7 @@ final class GoldenEncodingTests: XCTestCase {
                 failures += 1
                 if failures <= 10 {
                     let index = zip(got, golden.offsets).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(got.count, golden.offsets.count)
-                    XCTFail("[\(golden.category)] \(describe(golden.text)): offsets differ at token \(index): got \(Array(got.dropFirst(index).prefix(4))) expected \(Array(golden.offsets.dropFirst(index).prefix(4)))")
+                    XCTFail("[\(golden.category ?? "")] \(describe(golden.text)): offsets differ at token \(index): got \(Array(got.dropFirst(index).prefix(4))) expected \(Array(golden.offsets.dropFirst(index).prefix(4)))")
                 }
             }
         }
@@ -56,6 +56,28 @@ final class GoldenEncodingTests: XCTestCase {
         }
         XCTAssertEqual(failures, 0)
         XCTAssertGreaterThan(Fixtures.golden.decode_cases.count, 400)
+    }
+
+    func testDecodeSkippingSpecialTokensMatchesHuggingFace() {
+        var failures = 0
+        var skipped = 0
+        for golden in Fixtures.golden.decode_cases {
+            let text = Fixtures.gpt2.decode(golden.ids, skipSpecialTokens: true)
+            var decoder = Fixtures.gpt2.makeIncrementalDecoder(skipSpecialTokens: true)
+            let streamed = golden.ids.map { decoder.append($0) }.joined() + decoder.finish()
+            if golden.text != golden.text_skipping_special { skipped += 1 }
+            let expected = Array(golden.text_skipping_special.unicodeScalars)
+            if Array(text.unicodeScalars) != expected || Array(streamed.unicodeScalars) != expected {
+                failures += 1
+                if failures <= 10 {
+                    XCTFail("decode(\(golden.ids), skip) = \(describe(text)) / streamed \(describe(streamed)), HF gives \(describe(golden.text_skipping_special))")
+                }
+            }
+        }
+        XCTAssertEqual(failures, 0)
+        XCTAssertGreaterThan(skipped, 3, "the fixture must hold ids with special tokens")
+        XCTAssertTrue(Fixtures.gpt2.isSpecialToken(50256))
+        XCTAssertFalse(Fixtures.gpt2.isSpecialToken(15496))
     }
 
     func testDecodeOfEncodeIsIdentity() {

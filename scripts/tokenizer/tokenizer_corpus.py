@@ -144,6 +144,7 @@ ODD_UNICODE = [
     "tags \U000e0041\U000e0042",
     "math alphanumerics \U0001d400\U0001d41b\U0001d7ce",
     "unassigned \u0378 \U0002fffd",
+    "assigned after HF's Unicode tables: a\u088fb \u0c5cx y\ua7cez \U00010940w 1\ua7f12",
     "surrogate-free astral \U00010348 \U0001f600 \U00020000",
     "\u00a0",
     " \u00a0 ",
