@@ -1,6 +1,7 @@
 import DequeModule
 import Foundation
 import GPTNeo
+import Logging
 
 // MARK: - The scheduling loop
 // One thread owns the runner (the engine and its scratch memory) and every KV cache. Callers only touch
@@ -32,6 +33,7 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
     var active: [ActiveJob<Runner.Cache>] = []
     let scratch: UnsafeMutableBufferPointer<Float>
     var sampledThisStep = 0
+    private let logger = Logger(label: "gptneo.batcher")
 
     init(runner: Runner, decoding: any TokenTextDecoding, configuration: BatcherConfiguration) {
         precondition(configuration.prefillChunkTokens > 0 && configuration.maxRunningSequences > 0
@@ -243,7 +245,8 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
     private func step() {
         let plan = planStep(active)
         do {
-            let outputs = try runner.forward(plan.items)
+            // Every live job contributes an item each step; none only when all that is left has ended.
+            let outputs = plan.items.isEmpty ? [] : try runner.forward(plan.items)
             for (index, output) in outputs.enumerated() { consume(output, of: plan.slots[index]) }
             condition.lock()
             snapshot.steps += 1
@@ -251,6 +254,9 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
             sampledThisStep = 0
         } catch {
             let message = String(describing: error)
+            logger.error("forward pass failed; failing the requests in the batch", metadata: [
+                "error": "\(message)", "items": "\(plan.items.count)",
+            ])
             for job in Set(plan.slots.map(\.job.id)).compactMap({ id in active.first { $0.id == id } }) {
                 job.end(.failure(BatcherError.engineFailure(message)))
             }

@@ -110,6 +110,24 @@ final class AdmissionTests: XCTestCase {
         await batcher.shutdown(gracePeriod: .zero)
     }
 
+    func testCancellingAWaitingEncodeThrowsCancellation() async throws {
+        let batcher = makeBatcher(runner: FakeRunner(stepDelay: 0.002)) { $0.maxRunningSequences = 1 }
+        let blocker = try batcher.submit(request([1]) { $0.maxTokens = 200 })
+        await eventually("the blocker runs") { batcher.statistics.runningSequences == 1 }
+        let encode = Task { try await batcher.encode(tokens: [1, 2, 3]) }
+        await eventually("the encode waits") { batcher.statistics.queuedRequests == 1 }
+        encode.cancel()
+        do {
+            _ = try await encode.value
+            XCTFail("a cancelled encode must throw")
+        } catch {
+            XCTAssert(error is CancellationError, "\(error)")
+        }
+        XCTAssertEqual(batcher.statistics.queuedRequests, 0)
+        _ = blocker
+        await batcher.shutdown(gracePeriod: .zero)
+    }
+
     func testShutdownLetsRunningFinishAndFailsTheRest() async throws {
         let runner = FakeRunner(stepDelay: 0.001)
         let batcher = makeBatcher(runner: runner) { $0.maxRunningSequences = 1 }
