@@ -48,7 +48,7 @@ final class AdmissionTests: XCTestCase {
         XCTAssertEqual(batcher.statistics.queuedRequests, 3)
         let start = ContinuousClock.now
         assertThrows(.overloaded, batcher, request([4]))
-        XCTAssertLessThan(ContinuousClock.now - start, .milliseconds(50))
+        XCTAssertLessThan(ContinuousClock.now - start, .milliseconds(500), "no waiting for a slot")
         streams.removeAll()  // dropping the streams cancels all four
         await eventually("cancelled work is gone") {
             let statistics = batcher.statistics
@@ -99,14 +99,14 @@ final class AdmissionTests: XCTestCase {
         // The stream lives only inside this call: leaving it drops the stream.
         func readThreeEvents() async throws {
             var received = 0
-            for try await _ in try batcher.submit(request([1, 2, 3]) { $0.maxTokens = 200 }) {
+            for try await _ in try batcher.submit(request([1, 2, 3]) { $0.maxTokens = 250 }) {
                 received += 1
                 if received == 3 { break }
             }
         }
         try await readThreeEvents()
         await eventually("the cache is freed") { FakeCache.liveCount == 0 && batcher.statistics.kvCacheBytesInUse == 0 }
-        XCTAssertLessThan(runner.calls.count, 150, "the request stopped early")
+        XCTAssertLessThan(runner.calls.count, 200, "the request stopped early")
         await batcher.shutdown(gracePeriod: .zero)
     }
 
