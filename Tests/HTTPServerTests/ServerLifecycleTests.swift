@@ -78,7 +78,7 @@ final class ServerLifecycleTests: XCTestCase {
                 XCTAssertEqual(try client.readResponse().status, 200, "after \(served) requests")
                 served += 1
             }
-            XCTAssertGreaterThan(served, 100)
+            XCTAssertGreaterThan(served, 20, "enough requests to cross many sweeps")
         }
     }
 }
