@@ -3,7 +3,7 @@
 #   1. the official `openai` Python client (check_openai_client.py), with an API key configured;
 #   2. `promtool check metrics` on a /metrics scrape taken after that traffic;
 #   3. schemathesis against /openapi.json (bounded; skipped with GPTNEO_SKIP_SCHEMATHESIS=1);
-#   4. SIGTERM: /readyz turns 503 while draining and the process exits 0.
+#   4. SIGTERM: /readyz turns 503 during the drain delay and the process exits 0.
 # Usage: run.sh PATH-TO-gptneo-server. Needs .venv (scripts/install-deps.sh) and promtool.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -67,5 +67,6 @@ code=$?
 set -e
 server_pid=""
 [ "$code" -eq 0 ] || { echo "server exited $code after SIGTERM"; cat "$work/server.log"; exit 1; }
-echo "server drained and exited 0 after SIGTERM (saw readyz 503 while draining: $draining)"
+[ "$draining" -eq 1 ] || { echo "/readyz never answered 503 while draining"; exit 1; }
+echo "server answered /readyz 503 while draining, then exited 0 after SIGTERM"
 echo "end-to-end checks: ok"
