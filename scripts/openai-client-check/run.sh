@@ -31,6 +31,27 @@ for _ in $(seq 1 600); do
 done
 curl -fs "$base/readyz" >/dev/null || { echo "server not ready after 60 s"; cat "$work/server.log"; exit 1; }
 
+echo "== startup failures: one line on stderr, exit 1"
+expect_startup_failure() {
+    local expected=$1; shift
+    set +e
+    "$server_binary" "$@" >"$work/fail.out" 2>"$work/fail.err"
+    local code=$?
+    set -e
+    local lines
+    lines=$(grep -c 'gptneo-server: error:' "$work/fail.err" || true)
+    if [ "$code" -ne 1 ] || [ "$lines" -ne 1 ] || ! grep -q "$expected" "$work/fail.err"; then
+        echo "gptneo-server $*: exit $code, stderr:"; cat "$work/fail.err"; exit 1
+    fi
+    echo "ok   $* -> $(grep 'gptneo-server: error:' "$work/fail.err")"
+}
+expect_startup_failure "does not exist" --model "$work/no-such-model" --port 0
+mkdir -p "$work/bad-checkpoint" && echo '{' >"$work/bad-checkpoint/config.json"
+expect_startup_failure "cannot load the model" --model "$work/bad-checkpoint" --port 0
+expect_startup_failure "Address already in use" --port "$port"
+expect_startup_failure "invalid port" --port 99999
+"$server_binary" --help >/dev/null
+
 echo "== openai client"
 "$python" scripts/openai-client-check/check_openai_client.py --base-url "$base/v1" --api-key "$key" --api-key-required
 
