@@ -95,8 +95,28 @@ func attendHead(item: AttentionItem, head: Int, layer: Int, kind: GPTNeoConfig.A
         for i in 0..<keyCount { scores[i] = scores[i] / total }
 
         // Weighted sum of values with the normalized probabilities, like softmax(...) @ v: every
-        // output element accumulates its keys in ascending position.
+        // output element accumulates its keys in ascending position, one FMA each.
         let output = out + (item.firstRow + t) * C + headOffset
+        if headDim % 64 == 0 {
+            // 64 output values at a time in eight registers (head_dim is 64 or 128 in every GPT-Neo).
+            for group in stride(from: 0, to: headDim, by: 64) {
+                var a0 = Vector(), a1 = Vector(), a2 = Vector(), a3 = Vector()
+                var a4 = Vector(), a5 = Vector(), a6 = Vector(), a7 = Vector()
+                for i in 0..<keyCount {
+                    let p = Vector(repeating: scores[i])
+                    let value = valueRow(first + i) + headOffset + group
+                    a0 = a0.addingProduct(p, loadVector(value)); a1 = a1.addingProduct(p, loadVector(value + 8))
+                    a2 = a2.addingProduct(p, loadVector(value + 16)); a3 = a3.addingProduct(p, loadVector(value + 24))
+                    a4 = a4.addingProduct(p, loadVector(value + 32)); a5 = a5.addingProduct(p, loadVector(value + 40))
+                    a6 = a6.addingProduct(p, loadVector(value + 48)); a7 = a7.addingProduct(p, loadVector(value + 56))
+                }
+                let o = output + group
+                storeVector(a0, o); storeVector(a1, o + 8); storeVector(a2, o + 16); storeVector(a3, o + 24)
+                storeVector(a4, o + 32); storeVector(a5, o + 40); storeVector(a6, o + 48); storeVector(a7, o + 56)
+            }
+            continue
+        }
+        // Any other head size: the same accumulation (ascending keys, one FMA each) through memory.
         output.update(repeating: 0, count: headDim)
         for i in 0..<keyCount {
             let probability = Vector(repeating: scores[i])

@@ -35,6 +35,12 @@ let vectorWidth = 8
     return two[0] + two[1]
 }
 
+/// Lane-wise clamp; written with masks because the generic `clamped` is not inlined.
+@inline(__always) func clamp(_ v: Vector, _ low: Float, _ high: Float) -> Vector {
+    let lowVector = Vector(repeating: low), highVector = Vector(repeating: high)
+    return v.replacing(with: lowVector, where: v .< lowVector).replacing(with: highVector, where: v .> highVector)
+}
+
 // MARK: - LayerNorm
 
 /// out = (x - mean) / sqrt(var + eps) * weight + bias, per row; biased variance like torch.
@@ -97,7 +103,7 @@ func addBias(_ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, row
 /// ulp of tanhf over the float range; inputs are clamped where tanh rounds to ±1.
 @inline(__always) func tanhApproximation(_ input: Vector) -> Vector {
     let bound: Float = 7.90531110763549805
-    let x = input.clamped(lowerBound: Vector(repeating: -bound), upperBound: Vector(repeating: bound))
+    let x = clamp(input, -bound, bound)
     let x2 = x * x
     var p = Vector(repeating: -2.76076847742355e-16) * x2 + Vector(repeating: 2.00018790482477e-13)
     p = p * x2 + Vector(repeating: -8.60467152213735e-11)
@@ -138,7 +144,7 @@ func geluNewInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, N: Int) {
 /// exp(x) lane-wise (Cephes' expf: range reduction by ln 2, degree-5 polynomial): within 2 ulp of
 /// expf; 0 below -87.3 where expf is denormal or 0.
 @inline(__always) func expApproximation(_ input: Vector) -> Vector {
-    let x = input.clamped(lowerBound: Vector(repeating: -87.33654), upperBound: Vector(repeating: 88.72283))
+    let x = clamp(input, -87.33654, 88.72283)
     let n = (x * Vector(repeating: 1.44269504088896341) + Vector(repeating: 0.5)).rounded(.down)
     var r = x - n * Vector(repeating: 0.693359375)
     r = r - n * Vector(repeating: -2.12194440e-4)

@@ -167,23 +167,34 @@ public final class SafeTensorsFile: @unchecked Sendable {
             }
         case .f16:
             return FloatTensor(shape: info.shape) { out in
-                for i in 0..<count {
-                    let bits = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-                    out[i] = Float(Float16(bitPattern: bits))
+                convertInParallel(count) { range in
+                    for i in range {
+                        let bits = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                        out[i] = Float(Float16(bitPattern: bits))
+                    }
                 }
             }
         case .bf16:
             // bfloat16 is the top half of a float32.
             return FloatTensor(shape: info.shape) { out in
-                for i in 0..<count {
-                    let bits = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-                    out[i] = Float(bitPattern: UInt32(bits) << 16)
+                convertInParallel(count) { range in
+                    for i in range {
+                        let bits = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                        out[i] = Float(bitPattern: UInt32(bits) << 16)
+                    }
                 }
             }
         default:
             throw EngineError.unsupportedDType(path: path, tensor: name, dtype: info.dtype.rawValue)
         }
     }
+}
+
+/// Runs `convert` over 0..<count split across the cores (a 2.7B-parameter F16 checkpoint is 2.7 G
+/// conversions at load).
+private func convertInParallel(_ count: Int, _ convert: (Range<Int>) -> Void) {
+    let parts = count < (1 << 20) ? 1 : ProcessInfo.processInfo.activeProcessorCount
+    parallelFor(parts) { part in convert((count * part / parts)..<(count * (part + 1) / parts)) }
 }
 
 // MARK: - Float tensors

@@ -5,14 +5,20 @@ import XCTest
 /// A random model whose sizes are not multiples of the SIMD width (head 12, hidden 36, MLP 44,
 /// vocabulary 101) so every tail path of the kernels runs; checked against a plain Double
 /// implementation of the same equations, and for cache and batch consistency.
-final class OddShapeTests: XCTestCase {
-    static let (C, heads, I, V, P, window) = (36, 3, 44, 101, 64, 5)
+class OddShapeTests: XCTestCase {
+    /// Overridden by subclasses to run the same tests on another shape.
+    class var shape: (C: Int, heads: Int, I: Int) { (36, 3, 44) }
+    class var C: Int { shape.C }
+    class var heads: Int { shape.heads }
+    class var I: Int { shape.I }
+    static let (V, P, window) = (101, 64, 5)
     static let kinds = ["global", "local", "local"]
-    nonisolated(unsafe) static var temporary: TemporaryCheckpoint!
-    nonisolated(unsafe) static var model: GPTNeoModel!
+    /// Per test class: its temporary checkpoint and the model loaded from it.
+    nonisolated(unsafe) static var loaded: [ObjectIdentifier: (TemporaryCheckpoint, GPTNeoModel)] = [:]
+    class var model: GPTNeoModel { loaded[ObjectIdentifier(self)]!.1 }
 
     override class func setUp() {
-        temporary = try! TemporaryCheckpoint()
+        let temporary = try! TemporaryCheckpoint()
         let config = """
         {"vocab_size": \(V), "hidden_size": \(C), "num_heads": \(heads), "num_layers": 3, "intermediate_size": \(I),
          "attention_types": [[["global", "local", "local"], 1]], "window_size": \(window),
@@ -28,31 +34,34 @@ final class OddShapeTests: XCTestCase {
         }
         var tensors: [RawTensor] = [.f32("transformer.wte.weight", shape: [V, C], values: random(V * C, scale: 0.5)),
                                     .f32("transformer.wpe.weight", shape: [P, C], values: random(P * C, scale: 0.3))]
+        // Weight scale ~1.8/sqrt(fan-in) keeps the unscaled attention scores moderate at every width, so
+        // the fp32 engine and the Double reference agree closely (saturated softmaxes amplify rounding).
+        let matrix = Float(1.8 / Double(C).squareRoot()), down = Float(1.8 / Double(I).squareRoot())
         for layer in 0..<3 {
             let p = "transformer.h.\(layer)."
             tensors += [
                 .f32(p + "ln_1.weight", shape: [C], values: random(C, scale: 0.2, offset: 1)),
                 .f32(p + "ln_1.bias", shape: [C], values: random(C, scale: 0.1)),
-                .f32(p + "attn.attention.q_proj.weight", shape: [C, C], values: random(C * C, scale: 0.3)),
-                .f32(p + "attn.attention.k_proj.weight", shape: [C, C], values: random(C * C, scale: 0.3)),
-                .f32(p + "attn.attention.v_proj.weight", shape: [C, C], values: random(C * C, scale: 0.3)),
-                .f32(p + "attn.attention.out_proj.weight", shape: [C, C], values: random(C * C, scale: 0.3)),
+                .f32(p + "attn.attention.q_proj.weight", shape: [C, C], values: random(C * C, scale: matrix)),
+                .f32(p + "attn.attention.k_proj.weight", shape: [C, C], values: random(C * C, scale: matrix)),
+                .f32(p + "attn.attention.v_proj.weight", shape: [C, C], values: random(C * C, scale: matrix)),
+                .f32(p + "attn.attention.out_proj.weight", shape: [C, C], values: random(C * C, scale: matrix)),
                 .f32(p + "attn.attention.out_proj.bias", shape: [C], values: random(C, scale: 0.1)),
                 .f32(p + "ln_2.weight", shape: [C], values: random(C, scale: 0.2, offset: 1)),
                 .f32(p + "ln_2.bias", shape: [C], values: random(C, scale: 0.1)),
-                .f32(p + "mlp.c_fc.weight", shape: [I, C], values: random(I * C, scale: 0.3)),
+                .f32(p + "mlp.c_fc.weight", shape: [I, C], values: random(I * C, scale: matrix)),
                 .f32(p + "mlp.c_fc.bias", shape: [I], values: random(I, scale: 0.1)),
-                .f32(p + "mlp.c_proj.weight", shape: [C, I], values: random(C * I, scale: 0.3)),
+                .f32(p + "mlp.c_proj.weight", shape: [C, I], values: random(C * I, scale: down)),
                 .f32(p + "mlp.c_proj.bias", shape: [C], values: random(C, scale: 0.1)),
             ]
         }
         tensors += [.f32("transformer.ln_f.weight", shape: [C], values: random(C, scale: 0.2, offset: 1)),
                     .f32("transformer.ln_f.bias", shape: [C], values: random(C, scale: 0.1))]
         try! temporary.write("model.safetensors", safetensorsBytes(tensors))
-        model = try! GPTNeoModel.load(directory: temporary.directory)
+        loaded[ObjectIdentifier(self)] = (temporary, try! GPTNeoModel.load(directory: temporary.directory))
     }
 
-    override class func tearDown() { model = nil; temporary.remove() }
+    override class func tearDown() { loaded.removeValue(forKey: ObjectIdentifier(self))?.0.remove() }
 
     let tokens = (0..<40).map { ($0 * 37 + 11) % 101 }
 
@@ -125,11 +134,12 @@ final class OddShapeTests: XCTestCase {
         let reference = try referenceLogits(tokens).map(Float.init)
         let engine = GPTNeoEngine(model: Self.model, packedChunkLimit: 4)
         let full = try engine.forward([ForwardItem(cache: engine.makeCache(capacity: 40), tokens: tokens, logitRows: .all)])[0].logits
-        assertClose(full, reference, tolerance: 2e-5, "sgemm path vs Double reference")
+        print("\(Self.self): max |Δ| vs Double, full sequence:", zip(full, reference).map { abs($0 - $1) }.max()!)
+        assertClose(full, reference, tolerance: referenceTolerance, "sgemm path vs Double reference")
         let cache = engine.makeCache(capacity: 40)
         var stepwise: [Float] = []
         for token in tokens { stepwise += try engine.forward([ForwardItem(cache: cache, tokens: [token])])[0].logits }
-        assertClose(stepwise, reference, tolerance: 2e-5, "packed path, step by step, vs Double reference")
+        assertClose(stepwise, reference, tolerance: referenceTolerance, "packed path, step by step, vs Double reference")
     }
 
     func testBatchInvariantWithTails() throws {
@@ -151,4 +161,12 @@ final class OddShapeTests: XCTestCase {
             assertBitwiseEqual(try probe(with: companions), alone, "companions \(companions)")
         }
     }
+}
+
+/// head_dim 64 (as in every published GPT-Neo): the attention's register path for the value sum.
+final class HeadDim64Tests: OddShapeTests {
+    override class var shape: (C: Int, heads: Int, I: Int) { (128, 2, 72) }
+    // Restated: Linux test discovery does not list inherited test methods.
+    override func testMatchesPlainReferenceFullAndCached() throws { try super.testMatchesPlainReferenceFullAndCached() }
+    override func testBatchInvariantWithTails() throws { try super.testBatchInvariantWithTails() }
 }
