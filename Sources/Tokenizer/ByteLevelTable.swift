@@ -33,18 +33,16 @@ enum ByteLevelTable {
         (0x21...0x7E).contains(byte) || (0xA1...0xAC).contains(byte) || (0xAE...0xFF).contains(byte)
     }
 
-    /// The bytes a vocabulary string stands for. Scalars outside the table (added tokens' text, e.g.
-    /// a non-ASCII special token) stand for their own UTF-8, as HF's byte-level decoder treats them.
+    /// The bytes a token string stands for, as HF's byte-level decoder reads it: through the table when
+    /// every scalar is a byte's spelling, otherwise the string's own UTF-8 (an added token such as
+    /// "naïve✓"; but "héllo" is all table characters and so stands for the bytes 68 E9 6C 6C 6F).
     static func bytes(ofVocabularyString string: String) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(string.utf8.count)
         for scalar in string.unicodeScalars {
             let value = Int(scalar.value)
-            if value < byteOfCharacter.count, byteOfCharacter[value] >= 0 {
-                bytes.append(UInt8(byteOfCharacter[value]))
-            } else {
-                bytes.append(contentsOf: Array(String(scalar).utf8))
-            }
+            guard value < byteOfCharacter.count, byteOfCharacter[value] >= 0 else { return Array(string.utf8) }
+            bytes.append(UInt8(byteOfCharacter[value]))
         }
         return bytes
     }

@@ -49,6 +49,11 @@ public final class GPT2Tokenizer: Sendable {
            }) {
             return tokenizer
         }
+        if exists("vocab.json") != exists("merges.txt") {
+            let missing = exists("vocab.json") ? "merges.txt" : "vocab.json"
+            reasons.append(.unreadableFile(path: directory.appendingPathComponent(missing).path,
+                                           reason: "missing (vocab.json and merges.txt go together)"))
+        }
         let names = (try? fileManager.contentsOfDirectory(atPath: directory.path)) ?? []
         for name in names.sorted() where name.hasSuffix(".tiktoken") {
             if let tokenizer = attempt({ try load(tiktoken: directory.appendingPathComponent(name)) }) {
@@ -106,27 +111,7 @@ public final class GPT2Tokenizer: Sendable {
         encode(text, allowSpecialTokens: allowSpecialTokens, withOffsets: true) { id, start, end in
             tokens.append(TokenWithOffsets(id: id, start: start, end: end))
         }
-        if let trimming = vocabulary.offsetTrimming {
-            for index in tokens.indices { trim(&tokens[index], isFirst: index == 0, trimming) }
-        }
         return tokens
-    }
-
-    /// HF's `process_offsets` of the ByteLevel post-processor: count the token's leading and trailing
-    /// spaces (byte 0x20, which is the only whitespace among byte-level characters) and move the offsets
-    /// inward by that many characters, never past each other.
-    private func trim(_ token: inout TokenWithOffsets, isFirst: Bool, _ trimming: OffsetTrimming) {
-        guard let bytes = vocabulary.bytes(of: token.id) else { return }
-        let isSpace: (UInt8) -> Bool = { $0 == 0x20 }
-        var leading = bytes.prefix(while: isSpace).count
-        let trailing = bytes.reversed().prefix(while: isSpace).count
-        if leading > 0 {
-            if (isFirst || token.start == 0) && trimming.addPrefixSpace && leading == 1 { leading = 0 }
-            token.start = min(token.start + leading, token.end)
-        }
-        if trailing > 0, token.end >= trailing {
-            token.end = max(token.end - trailing, token.start)
-        }
     }
 
     private func encode(
@@ -136,12 +121,25 @@ public final class GPT2Tokenizer: Sendable {
         let classes = scalars.map(CharacterClass.init)
         var pieceBytes: [UInt8] = []
         var scalarOfByte: [Int] = []  // for offsets: the scalar index each byte of the piece came from
+        let trimming = withOffsets ? vocabulary.offsetTrimming : nil
+        var emitted = 0
         scalars.withUnsafeBufferPointer { scalars in
             classes.withUnsafeBufferPointer { classes in
+                /// Emits one token, trimming its offsets first when the post-processor asks for it.
+                func output(_ id: Int32, _ start: Int, _ end: Int, isAddedToken: Bool) {
+                    if let trimming {
+                        let (trimmedStart, trimmedEnd) = trimmedOffsets(
+                            start, end, in: scalars, isFirst: emitted == 0, isAddedToken: isAddedToken, trimming)
+                        emit(Int(id), trimmedStart, trimmedEnd)
+                    } else {
+                        emit(Int(id), start, end)
+                    }
+                    emitted += 1
+                }
                 for segment in vocabulary.segments(of: scalars, allowSpecial: allowSpecialTokens) {
                     switch segment {
                     case let .token(id, range):
-                        emit(Int(id), range.lowerBound, range.upperBound)
+                        output(id, range.lowerBound, range.upperBound, isAddedToken: true)
                     case let .text(range):
                         PreTokenizer.forEachPiece(scalars: scalars, classes: classes, range: range) { start, end in
                             pieceBytes.removeAll(keepingCapacity: true)
@@ -153,15 +151,15 @@ public final class GPT2Tokenizer: Sendable {
                                 }
                             }
                             let ids = tokenIDs(ofPiece: pieceBytes)
+                            guard withOffsets else {
+                                for id in ids { emit(Int(id), 0, 0) }
+                                return
+                            }
                             var byteIndex = 0
                             for id in ids {
-                                if withOffsets {
-                                    let length = vocabulary.tokenBytes[Int(id)]?.count ?? 1
-                                    emit(Int(id), scalarOfByte[byteIndex], scalarOfByte[byteIndex + length - 1] + 1)
-                                    byteIndex += length
-                                } else {
-                                    emit(Int(id), 0, 0)
-                                }
+                                let length = Int(vocabulary.modelTokenLengths[Int(id)])
+                                output(id, scalarOfByte[byteIndex], scalarOfByte[byteIndex + length - 1] + 1, isAddedToken: false)
+                                byteIndex += length
                             }
                         }
                     }
@@ -170,13 +168,40 @@ public final class GPT2Tokenizer: Sendable {
         }
     }
 
+    /// HF's `process_offsets` of the ByteLevel post-processor: count the spaces that begin and end the
+    /// token's string and move its offsets inward by that many characters, never past each other. In a
+    /// BPE token only `Ġ` (a U+0020 of the text) counts, the one whitespace among byte-level characters;
+    /// an added token's string is the text it matched, whitespace absorbed by lstrip/rstrip included.
+    /// The first token keeps a single leading space when `add_prefix_space` (it may be the added one).
+    private func trimmedOffsets(
+        _ start: Int, _ end: Int, in scalars: UnsafeBufferPointer<Unicode.Scalar>, isFirst: Bool, isAddedToken: Bool,
+        _ trimming: OffsetTrimming
+    ) -> (Int, Int) {
+        let isSpace: (Unicode.Scalar) -> Bool = isAddedToken ? { $0.properties.isWhitespace } : { $0 == " " }
+        var leading = 0
+        while start + leading < end, isSpace(scalars[start + leading]) { leading += 1 }
+        var trailing = 0
+        while end - trailing > start, isSpace(scalars[end - 1 - trailing]) { trailing += 1 }
+        var newStart = start
+        var newEnd = end
+        if leading > 0 {
+            if (isFirst || start == 0) && trimming.addPrefixSpace && leading == 1 { leading = 0 }
+            newStart = min(start + leading, end)
+        }
+        if trailing > 0, newEnd >= trailing {
+            newEnd = max(newEnd - trailing, newStart)
+        }
+        return (newStart, newEnd)
+    }
+
     /// BPE of one piece, through the cache.
     private func tokenIDs(ofPiece bytes: [UInt8]) -> [Int32] {
         if bytes.count == 1 { return [vocabulary.byteTokenIDs[Int(bytes[0])]] }
         if let whole = vocabulary.wholePieceIDs?[bytes] { return [whole] }
-        if let cached = cache.lookup(bytes) { return cached }
+        let cacheable = bytes.count <= WordCache.maximumPieceLength
+        if cacheable, let cached = cache.lookup(bytes) { return cached }
         let ids = vocabulary.encoder.encode(bytes.map { vocabulary.byteTokenIDs[Int($0)] })
-        cache.insert(bytes, ids)
+        if cacheable { cache.insert(bytes, ids) }
         return ids
     }
 

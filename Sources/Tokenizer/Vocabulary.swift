@@ -46,6 +46,9 @@ final class Vocabulary: Sendable {
 
     /// The bytes each id stands for (nil for ids the files leave unused).
     let tokenBytes: [[UInt8]?]
+    /// Byte length of each model (BPE) token by id, for offsets. Kept apart from `tokenBytes`: an added
+    /// token may reuse a model id with other content, which must not change how BPE output is measured.
+    let modelTokenLengths: [Int32]
     /// Id of each single-byte token: a dense 256-entry array indexed by the byte.
     let byteTokenIDs: [Int32]
     let encoder: BytePairEncoder
@@ -90,7 +93,8 @@ final class Vocabulary: Sendable {
             guard token.id >= 0 else {
                 throw TokenizerError.invalidTokenID(path: path, reason: "negative id \(token.id)")
             }
-            tokenBytes[Int(token.id)] = Array(token.content.utf8)
+            // What HF's decoder makes of the token's content (see `bytes(ofVocabularyString:)`).
+            tokenBytes[Int(token.id)] = ByteLevelTable.bytes(ofVocabularyString: token.content)
         }
         var byteTokenIDs = [Int32](repeating: -1, count: 256)
         for byte in 0..<256 {
@@ -99,6 +103,9 @@ final class Vocabulary: Sendable {
             }
             byteTokenIDs[byte] = id
         }
+        var modelTokenLengths = [Int32](repeating: 0, count: tokenBytes.count)
+        for (bytes, id) in idOfBytes { modelTokenLengths[Int(id)] = Int32(bytes.count) }
+        self.modelTokenLengths = modelTokenLengths
         self.tokenBytes = tokenBytes
         self.byteTokenIDs = byteTokenIDs
         self.encoder = BytePairEncoder(merges: merges)

@@ -23,12 +23,22 @@ final class WordCache: @unchecked Sendable {
         return entries[piece]
     }
 
+    /// Longer pieces are not cached: they rarely repeat, and caching them would let a client fill memory
+    /// with a few huge distinct "words" (capacity x piece length).
+    static let maximumPieceLength = 128
+
     func insert(_ piece: [UInt8], _ ids: [Int32]) {
-        guard capacity > 0 else { return }
+        guard capacity > 0, piece.count <= Self.maximumPieceLength else { return }
         lock.lock()
         defer { lock.unlock() }
         if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
         entries[piece] = ids
+    }
+
+    var count: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return entries.count
     }
 
     func removeAll() {

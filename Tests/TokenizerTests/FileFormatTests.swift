@@ -69,7 +69,7 @@ final class FileFormatTests: XCTestCase {
         let url = try temporaryDirectory().appendingPathComponent("tokenizer.json")
         try JSONSerialization.data(withJSONObject: json).write(to: url)
         let tokenizer = try GPT2Tokenizer.load(tokenizerJSON: url)
-        XCTAssertEqual(tokenizer.vocabularySize, 50261)
+        XCTAssertEqual(tokenizer.vocabularySize, 50263)
         XCTAssertGreaterThan(variant.cases.count, 50)
         var failures = 0
         for golden in variant.cases {
@@ -82,8 +82,21 @@ final class FileFormatTests: XCTestCase {
                     XCTFail("\(describe(golden.text)) special=\(golden.allow_special): got \(ids) \(offsets), HF \(golden.ids) \(golden.offsets)")
                 }
             }
+            let decoded = tokenizer.decode(golden.ids)
+            if Array(decoded.unicodeScalars) != Array((golden.decoded ?? "").unicodeScalars) {
+                failures += 1
+                XCTFail("decode(\(golden.ids)) = \(describe(decoded)), HF \(describe(golden.decoded ?? ""))")
+            }
         }
         XCTAssertEqual(failures, 0)
+
+        json["post_processor"] = ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true]
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        let trimming = try GPT2Tokenizer.load(tokenizerJSON: url)
+        for golden in variant.cases {
+            let offsets = trimming.encodeWithOffsets(golden.text, allowSpecialTokens: golden.allow_special).map { [$0.start, $0.end] }
+            XCTAssertEqual(offsets, golden.trimmed_offsets ?? [], "trimmed offsets of \(describe(golden.text)) special=\(golden.allow_special)")
+        }
     }
 
     func testTrimmingPostProcessorTrimsOffsetsAsHF() throws {
@@ -131,6 +144,16 @@ final class FileFormatTests: XCTestCase {
                 return XCTFail("unexpected error \(error)")
             }
             XCTAssertTrue(reasons.isEmpty)
+        }
+    }
+
+    func testVocabularyWithoutMergesNamesTheMissingFile() throws {
+        let directory = try temporaryDirectory()
+        try FileManager.default.copyItem(at: Fixtures.vocabularyJSON, to: directory.appendingPathComponent("vocab.json"))
+        XCTAssertThrowsError(try GPT2Tokenizer.load(directory: directory)) { error in
+            guard case TokenizerError.noUsableTokenizer(_, let reasons)? = error as? TokenizerError,
+                  case .unreadableFile(let path, _)? = reasons.first else { return XCTFail("\(error)") }
+            XCTAssertTrue(path.hasSuffix("merges.txt"), path)
         }
     }
 

@@ -10,6 +10,10 @@ struct GoldenCase: Decodable {
     var allow_special: Bool
     var ids: [Int]
     var offsets: [[Int]]
+    /// HF's decode of `ids` (added-token cases only).
+    var decoded: String?
+    /// Offsets with a trimming ByteLevel post-processor (added-token cases only).
+    var trimmed_offsets: [[Int]]?
 }
 
 struct GoldenDecodeCase: Decodable {

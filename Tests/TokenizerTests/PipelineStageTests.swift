@@ -134,6 +134,15 @@ final class PipelineStageTests: XCTestCase {
         XCTAssertEqual(failures, 0)
     }
 
+    func testCacheHoldsNeitherHugePiecesNorMoreThanItsCapacity() {
+        let tokenizer = GPT2Tokenizer(vocabulary: Fixtures.gpt2.vocabulary, cacheCapacity: 50)
+        _ = tokenizer.encode(String(repeating: "x", count: 10_000) + " " + String(repeating: "\n", count: 5_000))
+        XCTAssertEqual(tokenizer.cache.count, 0, "pieces over \(WordCache.maximumPieceLength) bytes are not cached")
+        _ = tokenizer.encode((0..<500).map { "word\($0)x" }.joined(separator: " "))
+        XCTAssertLessThanOrEqual(tokenizer.cache.count, 50)
+        XCTAssertGreaterThan(tokenizer.cache.count, 0)
+    }
+
     func testBoundedCacheStillEncodesCorrectly() {
         let tokenizer = GPT2Tokenizer(vocabulary: Fixtures.gpt2.vocabulary, cacheCapacity: 3)
         for golden in Fixtures.golden.cases.prefix(100) {
