@@ -35,32 +35,43 @@ wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "http://127.0.0.1:$HB_PORT/" >/dev/null
 # wrk's latency figures are printed with units (us, ms, s): normalise to milliseconds.
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) print v/1000; else if (v ~ /ms$/) print v+0; else if (v ~ /s$/) print v*1000; else print v }'; }
 
-run() { # name port → "rps avg_ms p99_ms errors"
-    local out rps avg p99 errors
+# CPU time (user + system, in clock ticks) a process has used so far: on a shared machine the
+# server's CPU time per request is steadier than requests/s.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICKS_PER_SECOND=$(getconf CLK_TCK)
+
+run() { # name port pid → "rps avg_ms p99_ms cpu_us_per_request errors"
+    local out rps avg p99 errors before after requests cpu
+    before=$(cpu_ticks "$3")
     out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_PER_ROUND}s" --latency "http://127.0.0.1:$2/")
+    after=$(cpu_ticks "$3")
+    requests=$(awk '/requests in/ { print $1 }' <<<"$out")
+    cpu=$(awk -v t=$((after - before)) -v hz="$TICKS_PER_SECOND" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
     rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
     avg=$(to_ms "$(awk '/^ +Latency/ { print $2; exit }' <<<"$out")")
     p99=$(to_ms "$(awk '/^ +99%/ { print $2 }' <<<"$out")")
     errors=$(awk '/Socket errors|Non-2xx/ { printf "%s ", $0 }' <<<"$out")
-    echo "$rps $avg $p99 ${errors:-none}"
+    echo "$rps $avg $p99 $cpu ${errors:-none}"
 }
 
-declare -a OURS_RPS HB_RPS OURS_AVG HB_AVG OURS_P99 HB_P99
+declare -a OURS_RPS HB_RPS OURS_AVG HB_AVG OURS_P99 HB_P99 OURS_CPU HB_CPU
 for round in $(seq "$ROUNDS"); do
-    read -r rps avg p99 errors < <(run ours "$OURS_PORT")
-    OURS_RPS+=("$rps"); OURS_AVG+=("$avg"); OURS_P99+=("$p99")
-    echo "round $round  ours        $rps req/s  avg ${avg} ms  p99 ${p99} ms  errors: $errors"
-    read -r rps avg p99 errors < <(run hummingbird "$HB_PORT")
-    HB_RPS+=("$rps"); HB_AVG+=("$avg"); HB_P99+=("$p99")
-    echo "round $round  hummingbird $rps req/s  avg ${avg} ms  p99 ${p99} ms  errors: $errors"
+    read -r rps avg p99 cpu errors < <(run ours "$OURS_PORT" "$OURS_PID")
+    OURS_RPS+=("$rps"); OURS_AVG+=("$avg"); OURS_P99+=("$p99"); OURS_CPU+=("$cpu")
+    echo "round $round  ours        $rps req/s  avg ${avg} ms  p99 ${p99} ms  cpu ${cpu} us/req  errors: $errors"
+    read -r rps avg p99 cpu errors < <(run hummingbird "$HB_PORT" "$HB_PID")
+    HB_RPS+=("$rps"); HB_AVG+=("$avg"); HB_P99+=("$p99"); HB_CPU+=("$cpu")
+    echo "round $round  hummingbird $rps req/s  avg ${avg} ms  p99 ${p99} ms  cpu ${cpu} us/req  errors: $errors"
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 o_rps=$(median "${OURS_RPS[@]}"); h_rps=$(median "${HB_RPS[@]}")
 echo
 echo "wrk -t$THREADS -c$CONNECTIONS -d${SECONDS_PER_ROUND}s, keep-alive, GET / (13-byte body), $ROUNDS alternating rounds, medians:"
-echo "| server | requests/s | avg latency (ms) | p99 latency (ms) |"
-echo "| --- | ---: | ---: | ---: |"
-echo "| ours (HTTPServer) | $o_rps | $(median "${OURS_AVG[@]}") | $(median "${OURS_P99[@]}") |"
-echo "| Hummingbird 2.28.1 | $h_rps | $(median "${HB_AVG[@]}") | $(median "${HB_P99[@]}") |"
-awk -v o="$o_rps" -v h="$h_rps" 'BEGIN { printf "ratio ours/Hummingbird (requests/s): %.2f\n", o / h }'
+o_cpu=$(median "${OURS_CPU[@]}"); h_cpu=$(median "${HB_CPU[@]}")
+echo "| server | requests/s | avg latency (ms) | p99 latency (ms) | server CPU per request (us) |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+echo "| ours (HTTPServer) | $o_rps | $(median "${OURS_AVG[@]}") | $(median "${OURS_P99[@]}") | $o_cpu |"
+echo "| Hummingbird 2.28.1 | $h_rps | $(median "${HB_AVG[@]}") | $(median "${HB_P99[@]}") | $h_cpu |"
+awk -v o="$o_rps" -v h="$h_rps" 'BEGIN { printf "ratio ours/Hummingbird, requests/s: %.2f\n", o / h }'
+awk -v o="$o_cpu" -v h="$h_cpu" 'BEGIN { printf "ratio Hummingbird/ours, CPU per request: %.2f (above 1: ours uses less)\n", h / o }'

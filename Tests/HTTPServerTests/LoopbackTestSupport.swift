@@ -140,19 +140,19 @@ final class TestClient {
         }
         if result != 0 {
             let code = errno
-            Glibc.close(fd)
+            closeDescriptor(fd)
             throw TestClientError.connect(code)
         }
     }
 
-    deinit { Glibc.close(fd) }
+    deinit { closeDescriptor(fd) }
 
     func send(_ text: String) throws { try send(Array(text.utf8)) }
 
     func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
-            let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let sent = bytes[offset...].withUnsafeBytes { rawSend(fd, $0) }
             if sent <= 0 { throw TestClientError.closed }
             offset += sent
         }
@@ -254,4 +254,18 @@ final class TestClient {
         }
         return false
     }
+}
+
+// MARK: - libc calls that TestClient's own method names would shadow
+
+private func closeDescriptor(_ fd: Int32) {
+    close(fd)
+}
+
+private func rawSend(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int {
+    #if canImport(Glibc)
+    return send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+    #else
+    return send(fd, bytes.baseAddress, bytes.count, 0)
+    #endif
 }

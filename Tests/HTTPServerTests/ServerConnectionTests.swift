@@ -100,6 +100,57 @@ final class ServerConnectionTests: XCTestCase {
         }
     }
 
+    func testServerOwnsFramingFieldsAndDropsFieldsThatWouldBreakTheHead() throws {
+        let handler: HTTPHandler = { _ in
+            HTTPResponse(status: 200, headers: [
+                "Content-Length": "999", "Connection": "close", "Transfer-Encoding": "gzip",
+                "X-Injected": "a\r\nSet-Cookie: evil=1", "Bad Name": "x", "X-Fine": "yes",
+            ], body: .bytes(Array("body".utf8)))
+        }
+        try withServer(handler: handler) { _, port in
+            let client = try TestClient(port: port)
+            try client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            let response = try client.readResponse()
+            XCTAssertEqual(response.headers["Content-Length"], "4")
+            XCTAssertNil(response.headers["Transfer-Encoding"])
+            XCTAssertNil(response.headers["Connection"], "keep-alive is the server's decision")
+            XCTAssertNil(response.headers["X-Injected"])
+            XCTAssertNil(response.headers["Set-Cookie"])
+            XCTAssertEqual(response.headers["X-Fine"], "yes")
+            XCTAssertEqual(response.bodyText, "body")
+            try client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            XCTAssertEqual(try client.readResponse().status, 200, "still in sync")
+        }
+    }
+
+    func testNoContentAnswerHasNoBodyAndNoLength() throws {
+        try withServer(handler: { _ in text(204, "ignored") }) { _, port in
+            let client = try TestClient(port: port)
+            try client.send("DELETE /x HTTP/1.1\r\nHost: t\r\n\r\nGET /y HTTP/1.1\r\nHost: t\r\n\r\n")
+            let first = try client.readResponse()
+            XCTAssertEqual(first.status, 204)
+            XCTAssertNil(first.headers["Content-Length"])
+            XCTAssertEqual(try client.readResponse().status, 204, "no stray body between the answers")
+        }
+    }
+
+    func testStreamToHTTP10ClientEndsWithTheConnection() throws {
+        let handler: HTTPHandler = { _ in
+            HTTPResponse(status: 200, body: .stream { writer in
+                try await writer.write(Array("one ".utf8))
+                try await writer.write(Array("two".utf8))
+            })
+        }
+        try withServer(handler: handler) { _, port in
+            let client = try TestClient(port: port)
+            try client.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            let response = try client.readResponse()
+            XCTAssertNil(response.headers["Transfer-Encoding"], "no chunked coding for HTTP/1.0")
+            XCTAssertEqual(response.headers["Connection"], "close")
+            XCTAssertEqual(response.bodyText, "one two")
+        }
+    }
+
     // MARK: Errors
 
     func testParseErrorsAnswerShortJSONAndClose() throws {
@@ -237,6 +288,7 @@ final class ServerConnectionTests: XCTestCase {
         XCTAssertEqual(line.metadata["status"], "201")
         XCTAssertEqual(line.metadata["bytes"], "5")
         XCTAssertNotNil(line.metadata["duration_ms"].flatMap { Double($0) })
+        XCTAssertTrue(line.metadata["client"]?.hasPrefix("127.0.0.1:") == true, "\(line.metadata)")
     }
 }
 

@@ -209,7 +209,9 @@ package struct HTTPRequestParser: Sendable {
             case .none, .length(0):
                 finishMessage(&events)
             case .length(let length):
-                body.reserveCapacity(length)
+                // Reserve what a client may claim only up to a point: memory follows the bytes
+                // actually received, not a declared length.
+                body.reserveCapacity(min(length, 64 * 1024))
                 state = .fixedBody(remaining: length)
             case .chunked:
                 state = .chunkSizeLine

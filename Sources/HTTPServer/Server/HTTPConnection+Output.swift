@@ -104,7 +104,7 @@ extension HTTPConnection {
         lifecycle = .closed
         if let flight = current {
             flight.task?.cancel()
-            logAccess(flight, status: flight.status ?? 499, note: "client gone")
+            logAccess(flight, status: flight.status ?? 499, note: "connection closed before the response was complete")
             current = nil
         }
         drainWaiter?.resume(throwing: HTTPServerError.clientDisconnected)

@@ -112,22 +112,32 @@ final class ServerCore: @unchecked Sendable {
 
     // MARK: Accepting
 
+    private enum Admission {
+        case accepted(HTTPConnection)
+        case overLimit
+        case stopping
+    }
+
     private func acceptPending(_ listener: Int32) {
         defer { pauseAcceptingIfOutOfDescriptors() }
         while let fd = acceptConnection(listener) {
-            let connection: HTTPConnection? = lock.withLock {
-                guard case .running = state, connections.count < configuration.maxConnections else { return nil }
+            let admission: Admission = lock.withLock {
+                guard case .running = state else { return .stopping }
+                guard connections.count < configuration.maxConnections else { return .overLimit }
                 nextConnectionID += 1
                 let queue = DispatchQueue(label: "http.connection", target: .global())
                 let connection = HTTPConnection(id: nextConnectionID, fd: fd, core: self, queue: queue)
                 connections[nextConnectionID] = connection
-                return connection
+                return .accepted(connection)
             }
-            if let connection {
+            switch admission {
+            case .accepted(let connection):
                 connection.start()
-            } else {
+            case .overLimit:
                 logger.warning("refusing connection: at the connection limit", metadata: ["limit": "\(configuration.maxConnections)"])
                 refuseConnection(fd, response: refusal)
+            case .stopping:
+                closeSocket(fd)  // shutdown has begun: the listener is going away
             }
         }
     }
