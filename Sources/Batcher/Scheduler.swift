@@ -1,6 +1,7 @@
 import DequeModule
 import Foundation
 import GPTNeo
+import Logging
 
 // MARK: - The scheduling loop
 // One thread owns the runner (the engine and its scratch memory) and every KV cache. Callers only touch
@@ -14,6 +15,8 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
     // MARK: Shared with callers (guarded by `condition`)
     private let condition = NSCondition()
     private var waiting = Deque<PendingJob>()
+    /// Sequences of the waiting jobs (their `n`s).
+    private var waitingSequences = 0
     private var runningIDs: Set<UInt64> = []
     private var cancelledIDs: Set<UInt64> = []
     private var nextID: UInt64 = 1
@@ -30,6 +33,7 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
     var active: [ActiveJob<Runner.Cache>] = []
     let scratch: UnsafeMutableBufferPointer<Float>
     var sampledThisStep = 0
+    private let logger = Logger(label: "gptneo.batcher")
 
     init(runner: Runner, decoding: any TokenTextDecoding, configuration: BatcherConfiguration) {
         precondition(configuration.prefillChunkTokens > 0 && configuration.maxRunningSequences > 0
@@ -62,10 +66,15 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard case .running = lifeState else { throw BatcherError.shuttingDown }
-        guard waiting.count < configuration.maxQueuedRequests else { throw BatcherError.overloaded }
+        // A burst at an idle server is not an overload: requests the loop can admit at once don't count.
+        let freeSequences = configuration.maxRunningSequences - snapshot.runningSequences - waitingSequences
+        guard waiting.count < configuration.maxQueuedRequests || freeSequences >= sequences else {
+            throw BatcherError.overloaded
+        }
         let id = nextID
         nextID += 1
         waiting.append(PendingJob(id: id, kind: makeKind(id), reservedBytes: total, sequences: sequences))
+        waitingSequences += sequences
         snapshot.queuedRequests = waiting.count
         condition.signal()
         return id
@@ -77,6 +86,7 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
         var removed: PendingJob?
         if let index = waiting.firstIndex(where: { $0.id == id }) {
             removed = waiting.remove(at: index)
+            waitingSequences -= removed?.sequences ?? 0
             snapshot.queuedRequests = waiting.count
         } else if runningIDs.contains(id) {
             cancelledIDs.insert(id)
@@ -120,6 +130,7 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
         }
         let drained = Array(waiting)
         waiting.removeAll()
+        waitingSequences = 0
         snapshot.queuedRequests = 0
         condition.signal()
         return drained
@@ -190,6 +201,7 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
               reservedBytes + head.reservedBytes <= configuration.kvCacheBudgetBytes,
               sequences + head.sequences <= configuration.maxRunningSequences {
             waiting.removeFirst()
+            waitingSequences -= head.sequences
             reservedBytes += head.reservedBytes
             sequences += head.sequences
             runningIDs.insert(head.id)
@@ -197,6 +209,7 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
         }
         snapshot.queuedRequests = waiting.count
         snapshot.kvCacheBytesInUse = reservedBytes
+        snapshot.runningSequences = sequences
         return admitted
     }
 
@@ -232,7 +245,8 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
     private func step() {
         let plan = planStep(active)
         do {
-            let outputs = try runner.forward(plan.items)
+            // Every live job contributes an item each step; none only when all that is left has ended.
+            let outputs = plan.items.isEmpty ? [] : try runner.forward(plan.items)
             for (index, output) in outputs.enumerated() { consume(output, of: plan.slots[index]) }
             condition.lock()
             snapshot.steps += 1
@@ -240,6 +254,9 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
             sampledThisStep = 0
         } catch {
             let message = String(describing: error)
+            logger.error("forward pass failed; failing the requests in the batch", metadata: [
+                "error": "\(message)", "items": "\(plan.items.count)",
+            ])
             for job in Set(plan.slots.map(\.job.id)).compactMap({ id in active.first { $0.id == id } }) {
                 job.end(.failure(BatcherError.engineFailure(message)))
             }

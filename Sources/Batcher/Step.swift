@@ -4,6 +4,11 @@ import GPTNeo
 // Chunk boundaries depend only on the request (chunk k is prompt[k*C ..< (k+1)*C]), and every row is
 // computed by the engine independently of its neighbours, so the logits a request sees, and therefore
 // its tokens, are the same whatever else runs. Sampling uses only the request's own state.
+//
+// No padding: the engine packs the items' rows back to back, so prompts of different lengths cost
+// only their own rows and there is nothing to gain from grouping similar lengths. What does matter is
+// the per-step prefill budget (`maxPrefillTokensPerStep`): it keeps a burst of long prompts from
+// stretching the steps of the streams already decoding.
 
 struct StepPlan<Cache: AnyObject> {
     enum Slot {

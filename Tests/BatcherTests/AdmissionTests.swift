@@ -48,12 +48,25 @@ final class AdmissionTests: XCTestCase {
         XCTAssertEqual(batcher.statistics.queuedRequests, 3)
         let start = ContinuousClock.now
         assertThrows(.overloaded, batcher, request([4]))
-        XCTAssertLessThan(ContinuousClock.now - start, .milliseconds(50))
+        XCTAssertLessThan(ContinuousClock.now - start, .milliseconds(500), "no waiting for a slot")
         streams.removeAll()  // dropping the streams cancels all four
         await eventually("cancelled work is gone") {
             let statistics = batcher.statistics
             return statistics.queuedRequests == 0 && statistics.runningSequences == 0 && statistics.kvCacheBytesInUse == 0
         }
+        await batcher.shutdown(gracePeriod: .zero)
+    }
+
+    func testABurstThatFitsTheRunningBatchIsNotAnOverload() async throws {
+        let batcher = makeBatcher(runner: FakeRunner(stepDelay: 0.002)) { $0.maxRunningSequences = 4; $0.maxQueuedRequests = 0 }
+        var streams: [AsyncThrowingStream<GenerationEvent, Error>] = []
+        for salt in 0..<4 { streams.append(try batcher.submit(request([salt]) { $0.maxTokens = 200 })) }
+        assertThrows(.overloaded, batcher, request([9]))
+        await eventually("all four run") { batcher.statistics.runningSequences == 4 }
+        assertThrows(.overloaded, batcher, request([9]))
+        streams.removeAll()
+        await eventually("cancelled work is gone") { batcher.statistics.runningSequences == 0 }
+        XCTAssertNoThrow(try batcher.submit(request([9])))
         await batcher.shutdown(gracePeriod: .zero)
     }
 
@@ -86,14 +99,32 @@ final class AdmissionTests: XCTestCase {
         // The stream lives only inside this call: leaving it drops the stream.
         func readThreeEvents() async throws {
             var received = 0
-            for try await _ in try batcher.submit(request([1, 2, 3]) { $0.maxTokens = 200 }) {
+            for try await _ in try batcher.submit(request([1, 2, 3]) { $0.maxTokens = 250 }) {
                 received += 1
                 if received == 3 { break }
             }
         }
         try await readThreeEvents()
         await eventually("the cache is freed") { FakeCache.liveCount == 0 && batcher.statistics.kvCacheBytesInUse == 0 }
-        XCTAssertLessThan(runner.calls.count, 150, "the request stopped early")
+        XCTAssertLessThan(runner.calls.count, 200, "the request stopped early")
+        await batcher.shutdown(gracePeriod: .zero)
+    }
+
+    func testCancellingAWaitingEncodeThrowsCancellation() async throws {
+        let batcher = makeBatcher(runner: FakeRunner(stepDelay: 0.002)) { $0.maxRunningSequences = 1 }
+        let blocker = try batcher.submit(request([1]) { $0.maxTokens = 200 })
+        await eventually("the blocker runs") { batcher.statistics.runningSequences == 1 }
+        let encode = Task { try await batcher.encode(tokens: [1, 2, 3]) }
+        await eventually("the encode waits") { batcher.statistics.queuedRequests == 1 }
+        encode.cancel()
+        do {
+            _ = try await encode.value
+            XCTFail("a cancelled encode must throw")
+        } catch {
+            XCTAssert(error is CancellationError, "\(error)")
+        }
+        XCTAssertEqual(batcher.statistics.queuedRequests, 0)
+        _ = blocker
         await batcher.shutdown(gracePeriod: .zero)
     }
 

@@ -1,17 +1,18 @@
+import GPTNeo
 import XCTest
 @testable import Batcher
 
 /// The promise: a request's tokens, text and logprobs are the same, to the bit, alone or among others.
 final class BatchInvarianceTests: XCTestCase {
-    /// 20 prompts of 1 to 3 × window (24) tokens; chunks of 20 so that prompts past 20 tokens take both
-    /// the engine's long-chunk (sgemm) and short-chunk (packed) paths.
+    /// 20 prompts of 1 to 3 × window (24) tokens, and two of 50 and 80 tokens prefilled in chunks of 36
+    /// so that they take both of the engine's paths: long chunks (sgemm on the item's rows alone) and
+    /// short ones (the packed kernel shared with the other items).
     private func prompts() -> [[Int]] {
         var random = SplitMix64(seed: 31)
         let window = TinyModel.model.config.windowSize
-        return (0..<20).map { index in
-            let length = 1 + index * (3 * window - 1) / 19
-            return (0..<length).map { _ in Int(random.next() % 50256) }
-        }
+        XCTAssertGreaterThan(36, GPTNeoEngine.defaultPackedChunkLimit, "chunks of 36 must take the sgemm path")
+        let lengths = (0..<20).map { 1 + $0 * (3 * window - 1) / 19 } + [50, 80]
+        return lengths.map { length in (0..<length).map { _ in Int(random.next() % 50256) } }
     }
 
     private func parameters(_ index: Int) -> (inout GenerationParameters) -> Void {
@@ -30,7 +31,7 @@ final class BatchInvarianceTests: XCTestCase {
 
     func testConcurrentStaggeredRequestsEqualTheirSoloRuns() async throws {
         let prompts = prompts()
-        let configure: (inout BatcherConfiguration) -> Void = { $0.prefillChunkTokens = 20; $0.maxPrefillTokensPerStep = 40 }
+        let configure: (inout BatcherConfiguration) -> Void = { $0.prefillChunkTokens = 36; $0.maxPrefillTokensPerStep = 72 }
 
         // Alone: one request at a time.
         let solo = TinyModel.batcher(configure)

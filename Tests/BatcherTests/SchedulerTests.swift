@@ -135,7 +135,7 @@ final class SchedulerTests: XCTestCase {
         let runner = FakeRunner(stepDelay: 0.002)
         let batcher = makeBatcher(runner: runner)
         let shortPrompt = prompt(3)
-        let running = Task { try await collect(batcher.submit(request(shortPrompt) { $0.maxTokens = 120 })) }
+        let running = Task { try await collect(batcher.submit(request(shortPrompt) { $0.maxTokens = 240 })) }
         await eventually("the first stream runs") { runner.calls.count >= 3 }
         let long = try await collect(batcher.submit(request(prompt(200, salt: 1)) { $0.maxTokens = 1 }))
         XCTAssertEqual(long.only.tokens.count, 1)
@@ -144,7 +144,7 @@ final class SchedulerTests: XCTestCase {
         XCTAssertEqual(chunkCalls.count, 12, "200 tokens in chunks of 16: \(calls)")
         XCTAssert(chunkCalls.allSatisfy { $0.contains(1) }, "every chunk step also decodes the running stream: \(chunkCalls)")
         let first = try await running.value
-        XCTAssertEqual(first.only.tokens, FakeRunner.greedy(prompt: prompt(3), count: 120))
+        XCTAssertEqual(first.only.tokens, FakeRunner.greedy(prompt: prompt(3), count: 240))
         await batcher.shutdown(gracePeriod: .seconds(1))
     }
 }
