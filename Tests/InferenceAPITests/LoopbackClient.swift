@@ -53,7 +53,7 @@ struct LoopbackClient {
         var sent = 0
         while sent < request.count {
             // MSG_NOSIGNAL: a server that answers early (413) and closes must not SIGPIPE the tests.
-            let n = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let n = request[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             guard n > 0 else { break }  // the server may answer (413) before reading everything
             sent += n
         }
