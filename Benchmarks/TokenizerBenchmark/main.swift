@@ -61,6 +61,15 @@ let loadStart = ContinuousClock.now
 let tokenizer = try GPT2Tokenizer.load(vocabulary: vocabularyDirectory.appendingPathComponent("vocab.json"),
                                        merges: vocabularyDirectory.appendingPathComponent("merges.txt"))
 print("load vocab.json + merges.txt: \(ContinuousClock.now - loadStart)")
+let fixtureDirectory = repositoryRoot.appendingPathComponent("Tests/Fixtures/tokenizer")
+for (name, load) in [
+    ("tokenizer.json", { try GPT2Tokenizer.load(tokenizerJSON: fixtureDirectory.appendingPathComponent("tokenizer.json")) }),
+    ("gpt2.tiktoken", { try GPT2Tokenizer.load(tiktoken: fixtureDirectory.appendingPathComponent("gpt2.tiktoken")) }),
+] as [(String, () throws -> GPT2Tokenizer)] {
+    let start = ContinuousClock.now
+    _ = try load()
+    print("load \(name): \(ContinuousClock.now - start)")
+}
 
 let cold = measure(tokenizer, pieces)
 print(String(format: "cold (empty cache): %.2f MB/s, %d tokens, %.1f bytes/token",

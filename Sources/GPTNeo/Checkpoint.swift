@@ -35,6 +35,12 @@ public final class Checkpoint: @unchecked Sendable {
                 // The index may list a tensor its shard lacks; it is then reported missing when asked for.
                 if file.tensors[name] != nil { fileOfTensor[name] = file }
             }
+        } else if let pickle = ["pytorch_model.bin", "pytorch_model.bin.index.json"]
+                    .map({ directory.appendingPathComponent($0) })
+                    .first(where: { FileManager.default.fileExists(atPath: $0.path) }) {
+            throw EngineError.unsupportedFormat(path: pickle.path, reason:
+                "only safetensors weights are read (model.safetensors or its shards); convert with transformers: "
+                + "from_pretrained(...).save_pretrained(dir, safe_serialization=True)")
         } else {
             throw EngineError.fileMissing(path: single.path)
         }

@@ -19,6 +19,8 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
     // MARK: Files
     case fileMissing(path: String)
     case unreadableFile(path: String, reason: String)
+    /// Weights in a format other than safetensors (PyTorch pickles are code, not data: never loaded).
+    case unsupportedFormat(path: String, reason: String)
     /// Shorter than the 8-byte header length that starts every safetensors file.
     case truncatedFile(path: String, size: Int)
     /// The header length field points past the end of the file.
@@ -55,6 +57,7 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .fileMissing(let path): return "\(path): file not found"
         case .unreadableFile(let path, let reason): return "\(path): cannot read: \(reason)"
+        case .unsupportedFormat(let path, let reason): return "\(path): unsupported weights format: \(reason)"
         case .truncatedFile(let path, let size):
             return "\(path): truncated: \(size) bytes, shorter than the 8-byte safetensors header length"
         case .headerBeyondFile(let path, let length, let size):

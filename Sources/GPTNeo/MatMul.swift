@@ -84,10 +84,36 @@ private func matMulTile(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Flo
         }
         m += 4
     }
-    // Remaining rows (all rows of a decode step with fewer than 4 sequences): 1 row × 4 weight rows.
+    // Remaining rows (all rows of a decode step with fewer than 4 sequences): 1 row × 8 weight rows
+    // (more independent weight streams in flight), then 1 × 4, then single columns.
     while m < rows.upperBound {
         let x0 = x + m * K
         var n = columns.lowerBound
+        while n + 8 <= columns.upperBound {
+            let w0 = w + n * K, w1 = w0 + K, w2 = w1 + K, w3 = w2 + K
+            let w4 = w3 + K, w5 = w4 + K, w6 = w5 + K, w7 = w6 + K
+            var a0 = Vector(), a1 = Vector(), a2 = Vector(), a3 = Vector()
+            var a4 = Vector(), a5 = Vector(), a6 = Vector(), a7 = Vector()
+            var k = 0
+            while k < K8 {
+                let r = loadVector(x0 + k)
+                a0 = a0.addingProduct(r, loadVector(w0 + k)); a1 = a1.addingProduct(r, loadVector(w1 + k))
+                a2 = a2.addingProduct(r, loadVector(w2 + k)); a3 = a3.addingProduct(r, loadVector(w3 + k))
+                a4 = a4.addingProduct(r, loadVector(w4 + k)); a5 = a5.addingProduct(r, loadVector(w5 + k))
+                a6 = a6.addingProduct(r, loadVector(w6 + k)); a7 = a7.addingProduct(r, loadVector(w7 + k))
+                k += vectorWidth
+            }
+            let out = y + m * N + n
+            out[0] = finish(a0, x0, w0, vectorEnd: K8, K: K, bias, n)
+            out[1] = finish(a1, x0, w1, vectorEnd: K8, K: K, bias, n + 1)
+            out[2] = finish(a2, x0, w2, vectorEnd: K8, K: K, bias, n + 2)
+            out[3] = finish(a3, x0, w3, vectorEnd: K8, K: K, bias, n + 3)
+            out[4] = finish(a4, x0, w4, vectorEnd: K8, K: K, bias, n + 4)
+            out[5] = finish(a5, x0, w5, vectorEnd: K8, K: K, bias, n + 5)
+            out[6] = finish(a6, x0, w6, vectorEnd: K8, K: K, bias, n + 6)
+            out[7] = finish(a7, x0, w7, vectorEnd: K8, K: K, bias, n + 7)
+            n += 8
+        }
         while n + 4 <= columns.upperBound {
             let w0 = w + n * K, w1 = w0 + K, w2 = w1 + K, w3 = w2 + K
             var a0 = Vector(), a1 = Vector(), a2 = Vector(), a3 = Vector()

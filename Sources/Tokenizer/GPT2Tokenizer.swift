@@ -49,6 +49,11 @@ public final class GPT2Tokenizer: Sendable {
            }) {
             return tokenizer
         }
+        if exists("vocab.json") != exists("merges.txt") {
+            let missing = exists("vocab.json") ? "merges.txt" : "vocab.json"
+            reasons.append(.unreadableFile(path: directory.appendingPathComponent(missing).path,
+                                           reason: "missing (vocab.json and merges.txt go together)"))
+        }
         let names = (try? fileManager.contentsOfDirectory(atPath: directory.path)) ?? []
         for name in names.sorted() where name.hasSuffix(".tiktoken") {
             if let tokenizer = attempt({ try load(tiktoken: directory.appendingPathComponent(name)) }) {

@@ -49,6 +49,8 @@ struct ServerCommand: AsyncParsableCommand {
     var maxChoices: String?
     @Option(help: ArgumentHelp("Seconds in-flight requests may run after SIGTERM/SIGINT (default 30).", valueName: "seconds"))
     var shutdownGraceSeconds: String?
+    @Option(help: ArgumentHelp("Seconds /readyz answers 503 after SIGTERM/SIGINT before the listener closes (default 2).", valueName: "seconds"))
+    var drainDelaySeconds: String?
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default info).", valueName: "level"))
     var logLevel: String?
     @Option(help: ArgumentHelp("JSON file naming extra task-head files (sequence/token classification, QA) for the same body.", valueName: "file"))
@@ -73,6 +75,7 @@ struct ServerCommand: AsyncParsableCommand {
         flags["max_body_bytes"] = maxBodyBytes
         flags["max_choices"] = maxChoices
         flags["shutdown_grace_seconds"] = shutdownGraceSeconds
+        flags["drain_delay_seconds"] = drainDelaySeconds
         flags["log_level"] = logLevel
         flags["heads"] = heads
         flags["embedding_pooling"] = embeddingPooling

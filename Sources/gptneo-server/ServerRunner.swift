@@ -66,10 +66,13 @@ struct ServerRunner {
         // Signals are watched from the start: a SIGTERM while loading also exits cleanly.
         let backendBox = BackendBox()
         let grace = Duration.seconds(options.shutdownGraceSeconds)
+        let drainDelay = Duration.milliseconds(Int(options.drainDelaySeconds * 1000))
         let signalled = Task {
             let signal = await waitForSignal([SIGTERM, SIGINT])
             logger.info("signal \(signal): draining")
             service.beginDraining()
+            // Readiness is 503 now; keep accepting a moment so probes see it, then stop listening.
+            try? await Task.sleep(for: drainDelay)
             await server.shutdown()
             await backendBox.backend?.shutdown(gracePeriod: grace)
             logger.info("stopped")

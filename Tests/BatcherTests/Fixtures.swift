@@ -59,7 +59,13 @@ enum Fixtures {
             var prompt: [Int]
             var continuation: [Int]
         }
+        /// Final hidden states (after ln_f) of every position, as transformers computes them.
+        struct Case: Decodable {
+            var tokens: [Int]
+            var hidden: [Float]
+        }
         var generations: [Generation]
+        var cases: [Case]
     }
 
     static let engineExpected: EngineExpected = {

@@ -50,6 +50,23 @@ final class BatchInvarianceTests: XCTestCase {
         try assertInvariant(chunks: [5, 8, 20, 1, 13, 3])
     }
 
+    /// On the packed path, chunking does not matter either: one 100-token forward, 100 single steps and
+    /// uneven chunks give the same bits (attention visits keys in the same order from cache or chunk).
+    func testPackedPathIsChunkingInvariant() throws {
+        let engine = GPTNeoEngine(model: model, packedChunkLimit: 100)
+        let whole = try engine.forward([ForwardItem(cache: engine.makeCache(capacity: 100), tokens: tokens, hiddenRows: .all, logitRows: .all)])[0]
+        for chunks in [[Int](repeating: 1, count: 100), [7, 1, 30, 9, 8, 45]] {
+            let cache = engine.makeCache(capacity: 100)
+            var hidden: [Float] = [], logits: [Float] = []
+            for size in chunks {
+                let out = try engine.forward([ForwardItem(cache: cache, tokens: Array(tokens[cache.count..<(cache.count + size)]), hiddenRows: .all, logitRows: .all)])[0]
+                hidden += out.hidden; logits += out.logits
+            }
+            assertBitwiseEqual(hidden, whole.hidden, "hidden, chunks \(chunks.count)")
+            assertBitwiseEqual(logits, whole.logits, "logits, chunks \(chunks.count)")
+        }
+    }
+
     /// Two runs of the same long chunk through OpenBLAS give the same bits (no run-to-run drift
     /// from threading).
     func testBLASPathIsDeterministicRunToRun() throws {

@@ -103,6 +103,16 @@ final class CheckpointTests: XCTestCase {
         assertLoadFails(.fileMissing(path: path))
     }
 
+    func testPyTorchPickleCheckpointIsRefusedClearly() throws {
+        try temporary.writeConfig(TinyCheckpointSource.configText)
+        try temporary.write("pytorch_model.bin", [0x80, 0x02])
+        XCTAssertThrowsError(try load()) { error in
+            guard case .unsupportedFormat(let p, _)? = error as? EngineError else { return XCTFail("got \(error)") }
+            XCTAssertEqual(p, self.temporary.directory.appendingPathComponent("pytorch_model.bin").path)
+            print("expected error: \(error)")
+        }
+    }
+
     func testTruncatedFiles() throws {
         try temporary.writeConfig(TinyCheckpointSource.configText)
         let whole = safetensorsBytes(TinyCheckpointSource.rawTensors())

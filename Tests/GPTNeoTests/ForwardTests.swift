@@ -77,6 +77,20 @@ final class ForwardTests: XCTestCase {
         check(hidden: hidden, logits: logits, against: reference, "chunked")
     }
 
+    /// The one place where paths differ: a long chunk through sgemm vs the same tokens one by one
+    /// through the packed kernel. Not bitwise (different summation order), but far inside 1e-4.
+    func testSgemmPathVersusPackedPathDeviation() throws {
+        let tokens = expected.cases.last!.tokens
+        let sgemm = GPTNeoEngine(model: model, packedChunkLimit: 1)
+        let whole = try sgemm.forward([ForwardItem(cache: sgemm.makeCache(capacity: 100), tokens: tokens, logitRows: .all)])[0].logits
+        let packed = GPTNeoEngine(model: model)
+        let cache = packed.makeCache(capacity: 100)
+        var stepwise: [Float] = []
+        for token in tokens { stepwise += try packed.forward([ForwardItem(cache: cache, tokens: [token])])[0].logits }
+        let worst = assertClose(whole, stepwise, tolerance: referenceTolerance, "sgemm path vs packed path")
+        print("sgemm path vs packed path, all logits of 100 positions: max |Δ| \(worst)")
+    }
+
     /// Greedy decoding with the cache reproduces transformers' generate(do_sample=False), 64 tokens.
     func testGreedyContinuationMatchesGenerate() throws {
         let engine = GPTNeoEngine(model: model)

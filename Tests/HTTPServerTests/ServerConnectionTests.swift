@@ -288,6 +288,7 @@ final class ServerConnectionTests: XCTestCase {
         XCTAssertEqual(line.metadata["status"], "201")
         XCTAssertEqual(line.metadata["bytes"], "5")
         XCTAssertNotNil(line.metadata["duration_ms"].flatMap { Double($0) })
+        XCTAssertTrue(line.metadata["client"]?.hasPrefix("127.0.0.1:") == true, "\(line.metadata)")
     }
 }
 

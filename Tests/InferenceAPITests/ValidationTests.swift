@@ -134,6 +134,11 @@ final class ValidationTests: XCTestCase {
         XCTAssertEqual(backend.submitted.first?.parameters.maxTokens, 16)
     }
 
+    func testACancelledRequestIsNotCountedAsAServerError() {
+        XCTAssertEqual(CompletionsHandler.apiError(for: CancellationError()).status, 499)
+        XCTAssertEqual(CompletionsHandler.apiError(for: BatcherError.engineFailure("x")).status, 500)
+    }
+
     func testBatcherErrorsMapToStatuses() async throws {
         let cases: [(BatcherError, Int, String?)] = [
             (.overloaded, 429, "overloaded"),

@@ -147,6 +147,16 @@ final class FileFormatTests: XCTestCase {
         }
     }
 
+    func testVocabularyWithoutMergesNamesTheMissingFile() throws {
+        let directory = try temporaryDirectory()
+        try FileManager.default.copyItem(at: Fixtures.vocabularyJSON, to: directory.appendingPathComponent("vocab.json"))
+        XCTAssertThrowsError(try GPT2Tokenizer.load(directory: directory)) { error in
+            guard case TokenizerError.noUsableTokenizer(_, let reasons)? = error as? TokenizerError,
+                  case .unreadableFile(let path, _)? = reasons.first else { return XCTFail("\(error)") }
+            XCTAssertTrue(path.hasSuffix("merges.txt"), path)
+        }
+    }
+
     func testEveryBrokenFormatIsReportedWithItsReason() throws {
         let directory = try temporaryDirectory()
         try Data("{not json".utf8).write(to: directory.appendingPathComponent("tokenizer.json"))

@@ -3,7 +3,7 @@
 #   1. the official `openai` Python client (check_openai_client.py), with an API key configured;
 #   2. `promtool check metrics` on a /metrics scrape taken after that traffic;
 #   3. schemathesis against /openapi.json (bounded; skipped with GPTNEO_SKIP_SCHEMATHESIS=1);
-#   4. SIGTERM: /readyz turns 503 while draining and the process exits 0.
+#   4. SIGTERM: /readyz turns 503 during the drain delay and the process exits 0.
 # Usage: run.sh PATH-TO-gptneo-server. Needs .venv (scripts/install-deps.sh) and promtool.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,6 +30,27 @@ for _ in $(seq 1 600); do
     sleep 0.1
 done
 curl -fs "$base/readyz" >/dev/null || { echo "server not ready after 60 s"; cat "$work/server.log"; exit 1; }
+
+echo "== startup failures: one line on stderr, exit 1"
+expect_startup_failure() {
+    local expected=$1; shift
+    set +e
+    "$server_binary" "$@" >"$work/fail.out" 2>"$work/fail.err"
+    local code=$?
+    set -e
+    local lines
+    lines=$(grep -c 'gptneo-server: error:' "$work/fail.err" || true)
+    if [ "$code" -ne 1 ] || [ "$lines" -ne 1 ] || ! grep -q "$expected" "$work/fail.err"; then
+        echo "gptneo-server $*: exit $code, stderr:"; cat "$work/fail.err"; exit 1
+    fi
+    echo "ok   $* -> $(grep 'gptneo-server: error:' "$work/fail.err")"
+}
+expect_startup_failure "does not exist" --model "$work/no-such-model" --port 0
+mkdir -p "$work/bad-checkpoint" && echo '{' >"$work/bad-checkpoint/config.json"
+expect_startup_failure "cannot load the model" --model "$work/bad-checkpoint" --port 0
+expect_startup_failure "Address already in use" --port "$port"
+expect_startup_failure "invalid port" --port 99999
+"$server_binary" --help >/dev/null
 
 echo "== openai client"
 "$python" scripts/openai-client-check/check_openai_client.py --base-url "$base/v1" --api-key "$key" --api-key-required
@@ -67,5 +88,6 @@ code=$?
 set -e
 server_pid=""
 [ "$code" -eq 0 ] || { echo "server exited $code after SIGTERM"; cat "$work/server.log"; exit 1; }
-echo "server drained and exited 0 after SIGTERM (saw readyz 503 while draining: $draining)"
+[ "$draining" -eq 1 ] || { echo "/readyz never answered 503 while draining"; exit 1; }
+echo "server answered /readyz 503 while draining, then exited 0 after SIGTERM"
 echo "end-to-end checks: ok"

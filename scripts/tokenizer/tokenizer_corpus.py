@@ -230,6 +230,35 @@ def fuzz(rng, count):
     return texts
 
 
+def fuzz_code_points(rng, count):
+    """Any scalar at all: random code points from every plane (assigned or not, no surrogates), mixed with
+    the characters the pattern treats specially."""
+    specials = [" ", " ", "'", "s", "\n", "\t", "a", "1", "!"]
+    texts = []
+    for _ in range(count):
+        characters = []
+        for _ in range(rng.randint(1, 30)):
+            roll = rng.random()
+            if roll < 0.3:
+                characters.append(rng.choice(specials))
+            else:
+                plane_top = 0x10000 if roll < 0.75 else 0x110000
+                code_point = rng.randrange(0x80, plane_top)
+                while 0xD800 <= code_point <= 0xDFFF:
+                    code_point = rng.randrange(0x80, plane_top)
+                characters.append(chr(code_point))
+        texts.append("".join(characters))
+    return texts
+
+
+def fuzz_pattern_edges(rng, count):
+    """Short strings over the atoms where GPT-2's pattern has edges: contractions, one space before each
+    class, whitespace runs before non-space, apostrophes inside punctuation."""
+    atoms = ["'", "'s", "'S", "'t", "'re", "'ve", "'m", "'ll", "'d", "'x", " ", "  ", "\t", "\n", "\r\n", "\u00a0",
+             "a", "Z", "é", "1", "½", "!", "?!", "-", "_", "中", "🙂", "\u0301", "\u200b", EOT]
+    return ["".join(rng.choice(atoms) for _ in range(rng.randint(2, 12))) for _ in range(count)]
+
+
 # MARK: - The corpus
 
 def corpus(rng):
@@ -276,6 +305,10 @@ def corpus(rng):
     yield "real-text", "\n".join(generated_prose(rng, 40))
     for text in fuzz(rng, 120):
         yield "fuzz", text
+    for text in fuzz_code_points(rng, 200):
+        yield "fuzz-code-points", text
+    for text in fuzz_pattern_edges(rng, 250):
+        yield "fuzz-pattern", text
     yield "edge", ""
     yield "edge", " "
     yield "edge", "\n"

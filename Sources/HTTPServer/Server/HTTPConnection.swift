@@ -98,6 +98,7 @@ final class HTTPConnection: @unchecked Sendable {
         handler = core.handler
         var logger = core.logger
         logger[metadataKey: "connection"] = "\(id)"
+        if let client = peerAddress(fd) { logger[metadataKey: "client"] = "\(client)" }
         self.logger = logger
         parser = HTTPRequestParser(limits: configuration.parserLimits)
         let now = monotonicNow()

@@ -141,3 +141,34 @@ func bytesWaitingToBeRead(_ fd: Int32) -> Int {
     var count: Int32 = 0
     return ioctl(fd, UInt(FIONREAD), &count) == 0 ? Int(count) : 0
 }
+
+/// The client's address as `ip:port` (`[ip]:port` for IPv6), for the access log.
+func peerAddress(_ fd: Int32) -> String? {
+    var storage = sockaddr_storage()
+    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    let ok = withUnsafeMutablePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
+    }
+    guard ok else { return nil }
+    var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+    switch Int32(storage.ss_family) {
+    case AF_INET:
+        return withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
+                var ip = address.pointee.sin_addr
+                guard inet_ntop(AF_INET, &ip, &text, socklen_t(text.count)) != nil else { return nil }
+                return "\(String(cString: text)):\(UInt16(bigEndian: address.pointee.sin_port))"
+            }
+        }
+    case AF_INET6:
+        return withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
+                var ip = address.pointee.sin6_addr
+                guard inet_ntop(AF_INET6, &ip, &text, socklen_t(text.count)) != nil else { return nil }
+                return "[\(String(cString: text))]:\(UInt16(bigEndian: address.pointee.sin6_port))"
+            }
+        }
+    default:
+        return nil
+    }
+}

@@ -100,6 +100,9 @@ struct CompletionsHandler: Sendable {
     static func apiError(for error: Error) -> APIError {
         switch error {
         case let error as APIError: return error
+        case is CancellationError:
+            // The client went away (the server cancels its task): nobody reads this, the metrics do.
+            return APIError(status: 499, message: "The client closed the request.", type: "invalid_request_error", code: "client_closed_request")
         case let error as BatcherError:
             switch error {
             case .overloaded: return .overloaded

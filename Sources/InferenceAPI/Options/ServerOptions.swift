@@ -20,6 +20,9 @@ public struct ServerOptions: Sendable, Equatable {
     public var maxBodyBytes = 1 << 20
     public var maxChoices = 16
     public var shutdownGraceSeconds = 30
+    /// Seconds between SIGTERM and closing the listener, while /readyz already answers 503, so load
+    /// balancers see the server leave before connections are refused.
+    public var drainDelaySeconds = 2.0
     public var logLevel = "info"
     /// Extra task-head configuration (JSON naming head files; see GPTNeo/HeadsLoading.swift).
     public var heads: String?
@@ -49,6 +52,12 @@ public struct ServerOptions: Sendable, Equatable {
         Setting(key: "max_body_bytes") { o, v throws(OptionsError) in o.maxBodyBytes = try parseInt(v, "max_body_bytes", 1024...(1 << 30)) },
         Setting(key: "max_choices") { o, v throws(OptionsError) in o.maxChoices = try parseInt(v, "max_choices", 1...128) },
         Setting(key: "shutdown_grace_seconds") { o, v throws(OptionsError) in o.shutdownGraceSeconds = try parseInt(v, "shutdown_grace_seconds", 0...3600) },
+        Setting(key: "drain_delay_seconds") { o, v throws(OptionsError) in
+            guard let seconds = Double(v.trimmingCharacters(in: .whitespaces)), seconds >= 0, seconds <= 600 else {
+                throw .invalidValue(setting: "drain_delay_seconds", value: v, expected: "a number of seconds from 0 to 600")
+            }
+            o.drainDelaySeconds = seconds
+        },
         Setting(key: "log_level") { o, v throws(OptionsError) in
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(v) else {
                 throw .invalidValue(setting: "log_level", value: v, expected: "one of trace, debug, info, notice, warning, error, critical")

@@ -65,6 +65,7 @@ public final class InferenceService: Sendable {
         self.configuration = configuration; self.metrics = metrics; self.logger = logger
     }
 
+    /// Where the service is in its life (what `/readyz` reports).
     public var phase: ServicePhase { state.withLock { $0.phase } }
 
     /// The model is loaded: warm it up with one short generation, then become ready.
@@ -106,10 +107,17 @@ public final class InferenceService: Sendable {
 
     // MARK: Handling
 
+    /// Answers one request: the `HTTPHandler` the executable gives the HTTP server. Never fails:
+    /// every problem becomes an OpenAI-shaped error response; 5xx ones are logged.
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
         let started = ContinuousClock.now
         let route = Routes.match(request.path)
         var response = await dispatch(request, route: route)
+        if response.status >= 500 && response.status != 503, case .bytes(let body) = response.body {
+            logger.error("\(request.method) \(request.path) failed", metadata: [
+                "status": "\(response.status)", "request_id": "\(request.requestID)", "body": "\(String(decoding: body.prefix(500), as: UTF8.self))",
+            ])
+        }
         let labels = [route?.endpoint ?? "other", Routes.methodLabel(request.method), String(response.status)]
         metrics.requests.increment(labels)
         let endpoint = labels[0]
