@@ -88,6 +88,7 @@ final class HTTPConnection: @unchecked Sendable {
     static let maxQueuedRequests = 4
     static let lingerTime: UInt64 = 2_000_000_000
     static let maxLingerDiscard = 1 << 20
+    static let lingerPollMilliseconds = 20
 
     init(id: Int, fd: Int32, core: ServerCore, queue: DispatchQueue) {
         self.id = id
@@ -167,9 +168,8 @@ final class HTTPConnection: @unchecked Sendable {
         case .closed:
             return
         case .lingering(let deadline, let discarded):
-            let total = discarded + count
-            if total > Self.maxLingerDiscard { close() } else { lifecycle = .lingering(deadline: deadline, discarded: total) }
-            return
+            lifecycle = .lingering(deadline: deadline, discarded: discarded + count)
+            return pollLingering()
         case .open:
             // After a final error answer nothing more is parsed.
             guard !stoppedReading else { return updateReadInterest() }
