@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # wrk against our trivial endpoint and a minimal Hummingbird server, in the same run, in
 # alternating rounds (the machine is shared: alternating spreads any outside load over both).
-# Usage: Benchmarks/http/run.sh [rounds=5] [seconds=5] [connections=32] [wrk threads=1]
+# Usage: [ACCESS_LOG=1] Benchmarks/http/run.sh [rounds=5] [seconds=5] [connections=32] [wrk threads=1]
 # Prints one line per round and a summary table with medians and the ratio ours/Hummingbird.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,7 +19,8 @@ echo "building release binaries..." >&2
 swift build -c release --product HTTPBenchServer >&2
 swift build -c release --package-path Benchmarks/http/hummingbird-bench >&2
 
-.build/release/HTTPBenchServer "$OURS_PORT" >/dev/null 2>&1 &
+# ACCESS_LOG=1 turns our access log on (one line per request to /dev/null), as in production.
+.build/release/HTTPBenchServer "$OURS_PORT" ${ACCESS_LOG:+--access-log} >/dev/null 2>&1 &
 OURS_PID=$!
 Benchmarks/http/hummingbird-bench/.build/release/HummingbirdBench "$HB_PORT" >/dev/null 2>&1 &
 HB_PID=$!

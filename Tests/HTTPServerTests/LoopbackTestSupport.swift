@@ -145,7 +145,16 @@ final class TestClient {
         }
     }
 
-    deinit { closeDescriptor(fd) }
+    private var isOpen = true
+
+    deinit { close() }
+
+    /// Closes normally (FIN).
+    func close() {
+        guard isOpen else { return }
+        isOpen = false
+        closeDescriptor(fd)
+    }
 
     func send(_ text: String) throws { try send(Array(text.utf8)) }
 
@@ -162,7 +171,7 @@ final class TestClient {
     func reset() {
         var noLinger = linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &noLinger, socklen_t(MemoryLayout<linger>.size))
-        shutdown(fd, Int32(SHUT_RDWR))
+        close()
     }
 
     /// Reads more bytes into the buffer; false on EOF (or reset).

@@ -273,6 +273,25 @@ final class ServerConnectionTests: XCTestCase {
         }
     }
 
+    func testRefusedRequestsAreLoggedAgainstTheirRequestLine() throws {
+        let records = LogCapture()
+        var logger = Logger(label: "access") { _ in records }
+        logger.logLevel = .info
+        var configuration = testConfiguration()
+        configuration.maxBodyBytes = 10
+        try withServer(configuration, logger: logger, handler: echo) { _, port in
+            let client = try TestClient(port: port)
+            try client.send("POST /v1/completions?x=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n")
+            XCTAssertEqual(try client.readResponse().status, 413)
+            let garbage = try TestClient(port: port)
+            try garbage.send("\u{1}\u{2}\r\n")
+            XCTAssertEqual(try garbage.readResponse().status, 400)
+        }
+        let statuses = records.entries.compactMap { entry in entry.metadata["status"].map { "\(entry.metadata["method"]!) \(entry.metadata["path"]!) \($0)" } }
+        XCTAssertTrue(statuses.contains("POST /v1/completions 413"), "\(statuses)")
+        XCTAssertTrue(statuses.contains("- - 400"), "unparseable request lines log as '-': \(statuses)")
+    }
+
     func testAccessLogLineCarriesMethodPathStatusBytesDurationAndRequestId() throws {
         let records = LogCapture()
         var logger = Logger(label: "access") { _ in records }

@@ -83,4 +83,23 @@ final class ServerLifecycleTests: XCTestCase {
             XCTAssertGreaterThan(served, 20, "enough requests to cross many sweeps")
         }
     }
+
+    func testOutOfRangeConfigurationIsATypedErrorAtStart() {
+        var cases: [(String, (inout HTTPServerConfiguration) -> Void)] = []
+        cases.append(("port", { $0.port = 70000 }))
+        cases.append(("maxConnections", { $0.maxConnections = 0 }))
+        cases.append(("maxBodyBytes", { $0.maxBodyBytes = -1 }))
+        cases.append(("headTimeout", { $0.headTimeout = .zero }))
+        cases.append(("idleTimeout", { $0.idleTimeout = .seconds(-1) }))
+        cases.append(("shutdownGracePeriod", { $0.shutdownGracePeriod = .seconds(-1) }))
+        for (field, change) in cases {
+            var configuration = testConfiguration()
+            change(&configuration)
+            let server = HTTPServer(configuration: configuration, logger: quietLogger(), handler: { _ in text(200, "") })
+            XCTAssertThrowsError(try server.start(), field) { error in
+                guard case HTTPServerError.invalidConfiguration(let problem) = error else { return XCTFail("\(field): \(error)") }
+                XCTAssertTrue(problem.contains(field), "\(field): \(problem)")
+            }
+        }
+    }
 }

@@ -60,10 +60,36 @@ final class ServerStreamingTests: XCTestCase {
                 try client.send("GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
                 _ = try client.readHead()
                 _ = try client.readChunk()
-                if abort == "close" { close(client.fd) } else { client.reset() }
+                if abort == "close" { client.close() } else { client.reset() }
                 XCTAssertTrue(probe.wait { !$0.isEmpty }, "producer still running after the client left (\(abort))")
                 XCTAssertNotEqual(probe.recorded.first, "finished")
                 XCTAssertTrue(Probe().wait { _ in server.connectionCount == 0 }, "connection not released (\(abort))")
+            }
+        }
+    }
+
+    func testClientGoneIsNoticedWhileTheProducerIsSilent() throws {
+        // No write would fail here: only watching the socket can notice the client leaving.
+        for abort in ["close", "reset"] {
+            let probe = Probe()
+            let handler: HTTPHandler = { _ in
+                HTTPResponse(status: 200, body: .stream { writer in
+                    try await writer.write(Array("first".utf8))
+                    do {
+                        try await Task.sleep(for: .seconds(20))
+                        probe.record("slept")
+                    } catch {
+                        probe.record("cancelled")
+                    }
+                })
+            }
+            try withServer(handler: handler) { _, port in
+                let client = try TestClient(port: port)
+                try client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                _ = try client.readHead()
+                _ = try client.readChunk()
+                if abort == "close" { client.close() } else { client.reset() }
+                XCTAssertTrue(probe.wait(timeout: 3) { $0 == ["cancelled"] }, "\(abort): producer not cancelled")
             }
         }
     }

@@ -38,6 +38,8 @@ package struct HTTPRequestParser: Sendable {
     private var headerCount = 0
     private var pendingHead: PendingHead?
     private var head: HTTPRequestHead?
+    /// The request line of the message under way, kept after a failure for the access log.
+    private var requestLine: RequestLine?
     private var body: [UInt8] = []
 
     package init(limits: HTTPParserLimits = HTTPParserLimits()) {
@@ -53,6 +55,12 @@ package struct HTTPRequestParser: Sendable {
         case .fixedBody, .chunkSizeLine, .chunkData, .chunkDataEnd, .trailerLines: .body
         case .failed: .failed
         }
+    }
+
+    /// Method and target of the message under way (or of the one that failed), once its request
+    /// line has been read: lets an error answer be logged against the request it refused.
+    package var currentRequest: (method: String, target: String)? {
+        requestLine.map { ($0.method, $0.target) }
     }
 
     // MARK: Feeding
@@ -157,6 +165,7 @@ package struct HTTPRequestParser: Sendable {
                 headerBytes = 0
                 headerCount = 0
                 pendingHead = PendingHead()
+                self.requestLine = requestLine
                 state = .headerLines(requestLine)
             case .failure(let error):
                 fail(error, &events)
@@ -222,6 +231,7 @@ package struct HTTPRequestParser: Sendable {
     private mutating func finishMessage(_ events: inout [HTTPParserEvent]) {
         events.append(.message(head!, body: body))
         head = nil
+        requestLine = nil
         body = []
         state = .requestLine
     }

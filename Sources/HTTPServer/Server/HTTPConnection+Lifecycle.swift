@@ -48,7 +48,7 @@ extension HTTPConnection {
     func timeOut(_ message: String) {
         stoppedReading = true
         updateReadInterest()
-        queued.append(.failure(status: 408, message: message))
+        queued.append(.failure(status: 408, message: message, request: parser.currentRequest))
         startNextIfPossible()
     }
 

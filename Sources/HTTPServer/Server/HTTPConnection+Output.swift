@@ -96,6 +96,28 @@ extension HTTPConnection {
         lifecycle = .lingering(deadline: monotonicNow() + Self.lingerTime, discarded: 0)
         setWriting(false)
         updateReadInterest()
+        pollLingering()
+    }
+
+    /// Discards what the client still sends until it closes, it sends too much, or the linger
+    /// time is over. Polled as well as driven by the read source: once both directions are shut,
+    /// Dispatch on Linux drops the source's registration on the hang-up without calling its
+    /// handler, so the client's close would otherwise go unnoticed until the deadline.
+    func pollLingering() {
+        guard case .lingering(let deadline, var discarded) = lifecycle else { return }
+        while true {
+            let count = recv(fd, readBuffer.baseAddress, readBuffer.count, Int32(MSG_DONTWAIT))
+            if count > 0 {
+                discarded += count
+                if discarded > Self.maxLingerDiscard { return close() }
+                continue
+            }
+            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { break }
+            return close()  // EOF or reset: the client has closed
+        }
+        if monotonicNow() >= deadline { return close() }
+        lifecycle = .lingering(deadline: deadline, discarded: discarded)
+        queue.asyncAfter(deadline: .now() + .milliseconds(Self.lingerPollMilliseconds)) { [self] in pollLingering() }
     }
 
     /// Closes at once: cancels what runs for the client, wakes a suspended writer with an error.

@@ -32,7 +32,8 @@ final class HTTPConnection: @unchecked Sendable {
     /// A request taken off the wire but not answered yet, or the error to answer instead.
     enum Queued {
         case request(HTTPRequestHead, [UInt8])
-        case failure(status: Int, message: String)
+        /// `request`: method and target when the request line was read.
+        case failure(status: Int, message: String, request: (method: String, target: String)?)
     }
 
     /// The response being produced.
@@ -88,6 +89,7 @@ final class HTTPConnection: @unchecked Sendable {
     static let maxQueuedRequests = 4
     static let lingerTime: UInt64 = 2_000_000_000
     static let maxLingerDiscard = 1 << 20
+    static let lingerPollMilliseconds = 20
 
     init(id: Int, fd: Int32, core: ServerCore, queue: DispatchQueue) {
         self.id = id
@@ -167,9 +169,8 @@ final class HTTPConnection: @unchecked Sendable {
         case .closed:
             return
         case .lingering(let deadline, let discarded):
-            let total = discarded + count
-            if total > Self.maxLingerDiscard { close() } else { lifecycle = .lingering(deadline: deadline, discarded: total) }
-            return
+            lifecycle = .lingering(deadline: deadline, discarded: discarded + count)
+            return pollLingering()
         case .open:
             // After a final error answer nothing more is parsed.
             guard !stoppedReading else { return updateReadInterest() }
@@ -190,7 +191,7 @@ final class HTTPConnection: @unchecked Sendable {
                 queued.append(.request(head, body))
             case .error(let error):
                 continuePending = false
-                queued.append(.failure(status: error.status, message: error.message))
+                queued.append(.failure(status: error.status, message: error.message, request: parser.currentRequest))
             }
         }
         startNextIfPossible()
@@ -209,8 +210,8 @@ final class HTTPConnection: @unchecked Sendable {
         else { return }
         guard !queued.isEmpty else { return sendContinueIfWaiting() }
         switch queued.removeFirst() {
-        case .failure(let status, let message):
-            sendErrorResponse(status: status, message: message)
+        case .failure(let status, let message, let request):
+            sendErrorResponse(status: status, message: message, request: request)
         case .request(let head, let body):
             let requestID = head.headers["X-Request-Id"].flatMap(acceptableRequestID) ?? nextRequestID()
             let request = HTTPRequest(method: head.method, target: head.target, headers: head.headers, body: body, requestID: requestID)
@@ -299,11 +300,12 @@ final class HTTPConnection: @unchecked Sendable {
     }
 
     /// Answers on the server's behalf (parse error, timeout) and closes after it.
-    func sendErrorResponse(status: Int, message: String) {
+    func sendErrorResponse(status: Int, message: String, request: (method: String, target: String)?) {
         var response = configuration.makeErrorResponse(status, message)
         if case .stream = response.body { response = .jsonError(status: status, message: message) }
         var flight = InFlight(
-            method: "-", path: "-", version: .http11, requestID: nextRequestID(),
+            method: request?.method ?? "-", path: request.map { String($0.target.prefix { $0 != "?" }) } ?? "-",
+            version: .http11, requestID: nextRequestID(),
             start: monotonicNow(), keepAlive: false, status: response.status
         )
         guard case .bytes(let body) = response.body else { return }

@@ -7,6 +7,21 @@ import Glibc
 import Darwin
 #endif
 
+// MARK: - How the server runs
+//
+// - The listening socket is watched by a Dispatch read source on `acceptQueue`, which also runs
+//   the deadline sweep (a timer at a quarter of the shortest timeout, 10 ms to 1 s).
+// - Each connection owns a serial queue (targeting the global concurrent queue) that confines
+//   all its state, and a read and a write source on its non-blocking socket.
+// - Bytes read go through the pure parser; complete requests queue up in order (reading pauses
+//   while 4 wait). One request at a time runs its handler in a Task, whose response hops back
+//   onto the connection's queue to be encoded and sent; a partial send arms the write source.
+// - A stream's producer runs in a Task; each write hops onto the queue, goes out as one chunk at
+//   once, and suspends the producer while more than `maxPendingStreamBytes` wait unsent.
+// - EOF or a reset cancels what runs for the connection. After a final answer the server shuts
+//   its side and discards what the client still sends until it closes (at most 2 s), so that
+//   the answer is not destroyed by a reset.
+
 // MARK: - Public server
 
 /// An HTTP/1.1 server on POSIX sockets and Dispatch. Its life: `start()` binds and accepts;
@@ -19,8 +34,9 @@ public final class HTTPServer: Sendable {
         core = ServerCore(configuration: configuration, logger: logger, handler: handler)
     }
 
-    /// Binds and starts accepting; returns the bound port. Throws `HTTPServerError` (port in
-    /// use, unknown address...). Starting twice is a programmer error.
+    /// Binds and starts accepting; returns the bound port. Throws `HTTPServerError` (a
+    /// configuration value out of range, port in use, unknown address...). Starting twice is a
+    /// programmer error.
     @discardableResult
     public func start() throws -> Int { try core.start() }
 
@@ -77,6 +93,7 @@ final class ServerCore: @unchecked Sendable {
     // MARK: Start
 
     func start() throws -> Int {
+        try configuration.validate()
         lock.withLock {
             guard case .initial = state else { preconditionFailure("HTTPServer.start() called twice") }
             state = .starting

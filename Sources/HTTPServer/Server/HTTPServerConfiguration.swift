@@ -41,6 +41,26 @@ public struct HTTPServerConfiguration: Sendable {
 
     public init() {}
 
+    /// Checks every value is usable; the server refuses to start otherwise.
+    func validate() throws {
+        func require(_ condition: Bool, _ problem: String) throws {
+            if !condition { throw HTTPServerError.invalidConfiguration(problem) }
+        }
+        try require((0...65535).contains(port), "port \(port) is not in 0...65535")
+        try require(backlog > 0, "backlog must be positive (is \(backlog))")
+        try require(maxRequestLineBytes > 0, "maxRequestLineBytes must be positive (is \(maxRequestLineBytes))")
+        try require(maxHeaderBytes > 0, "maxHeaderBytes must be positive (is \(maxHeaderBytes))")
+        try require(maxHeaderCount > 0, "maxHeaderCount must be positive (is \(maxHeaderCount))")
+        try require(maxBodyBytes >= 0, "maxBodyBytes must not be negative (is \(maxBodyBytes))")
+        try require(maxConnections > 0, "maxConnections must be positive (is \(maxConnections))")
+        try require(maxPendingStreamBytes > 0, "maxPendingStreamBytes must be positive (is \(maxPendingStreamBytes))")
+        for (name, value) in [("headTimeout", headTimeout), ("idleTimeout", idleTimeout), ("bodyTimeout", bodyTimeout),
+                              ("writeTimeout", writeTimeout)] {
+            try require(value > .zero, "\(name) must be positive (is \(value))")
+        }
+        try require(shutdownGracePeriod >= .zero, "shutdownGracePeriod must not be negative (is \(shutdownGracePeriod))")
+    }
+
     var parserLimits: HTTPParserLimits {
         var limits = HTTPParserLimits()
         limits.maxRequestLineBytes = maxRequestLineBytes

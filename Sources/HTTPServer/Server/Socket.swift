@@ -14,12 +14,15 @@ public enum HTTPServerError: Error, Equatable, CustomStringConvertible {
     case bindFailed(host: String, port: Int, reason: String)
     /// A streamed response was written after the client went away.
     case clientDisconnected
+    /// A configuration value is out of range (names the field).
+    case invalidConfiguration(String)
 
     public var description: String {
         switch self {
         case .invalidAddress(let host, let port): "cannot resolve listen address \(host):\(port)"
         case .bindFailed(let host, let port, let reason): "cannot listen on \(host):\(port): \(reason)"
         case .clientDisconnected: "the client closed the connection"
+        case .invalidConfiguration(let problem): "invalid HTTP server configuration: \(problem)"
         }
     }
 }
