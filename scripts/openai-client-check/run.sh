@@ -49,7 +49,7 @@ expect_startup_failure "does not exist" --model "$work/no-such-model" --port 0
 mkdir -p "$work/bad-checkpoint" && echo '{' >"$work/bad-checkpoint/config.json"
 expect_startup_failure "cannot load the model" --model "$work/bad-checkpoint" --port 0
 expect_startup_failure "Address already in use" --port "$port"
-expect_startup_failure "invalid port" --port 99999
+expect_startup_failure "invalid server.port" --port 99999
 "$server_binary" --help >/dev/null
 
 echo "== openai client"

@@ -60,9 +60,17 @@ public final class InferenceService: Sendable {
     let logger: Logger
     private struct State { var phase: ServicePhase = .loading; var context: ServingContext? }
     private let state = Locked(State())
+    /// The accepted keys: `configuration.apiKeys` at first, replaced when the operator rotates them.
+    private let apiKeys: Locked<[String]>
 
     public init(configuration: APIConfiguration, metrics: APIMetrics = APIMetrics(), logger: Logger = Logger(label: "gptneo.api")) {
         self.configuration = configuration; self.metrics = metrics; self.logger = logger
+        self.apiKeys = Locked(configuration.apiKeys)
+    }
+
+    /// Rotation without a restart: requests after this call are checked against `keys` only.
+    public func replaceAPIKeys(_ keys: [String]) {
+        apiKeys.withLock { $0 = keys }
     }
 
     /// Where the service is in its life (what `/readyz` reports).
@@ -189,14 +197,15 @@ public final class InferenceService: Sendable {
     // MARK: API keys
 
     private func authorized(_ request: HTTPRequest) -> Bool {
-        guard !configuration.apiKeys.isEmpty else { return true }
+        let keys = apiKeys.withLock { $0 }
+        guard !keys.isEmpty else { return true }
         guard let header = request.headers["Authorization"] else { return false }
         let parts = header.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { return false }
         let presented = Array(parts[1].trimmingCharacters(in: .whitespaces).utf8)
         // Check every key without stopping early, so timing says nothing about which matched.
         var matched = false
-        for key in configuration.apiKeys { matched = constantTimeEquals(presented, Array(key.utf8)) || matched }
+        for key in keys { matched = constantTimeEquals(presented, Array(key.utf8)) || matched }
         return matched
     }
 }

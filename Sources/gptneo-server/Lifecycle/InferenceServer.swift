@@ -1,0 +1,173 @@
+import Batcher
+import Foundation
+import GPTNeo
+import HTTPServer
+import InferenceAPI
+import Logging
+import ServiceLifecycle
+
+// MARK: - Startup failures
+
+enum StartupError: Error, CustomStringConvertible {
+    case noDefaultModel
+    case noSuchModelDirectory(String)
+    case cannotLoad(directory: String, reason: String)
+    case cannotListen(String)
+    case warmUp(String)
+
+    var description: String {
+        switch self {
+        case .noDefaultModel:
+            "no --model given and the bundled default model (\(DefaultModel.relativePath)) was not found next to the sources, the working directory or the executable"
+        case .noSuchModelDirectory(let path): "model directory \(path) does not exist or is not a directory"
+        case .cannotLoad(let directory, let reason): "cannot load the model in \(directory): \(reason)"
+        case .cannotListen(let reason): reason
+        case .warmUp(let reason): reason
+        }
+    }
+}
+
+// MARK: - The server's life
+
+/// The process's one lifecycle, run by a `ServiceGroup`: bind the port (so a busy port fails at once
+/// and /readyz answers 503 while loading), load the checkpoint, warm up, serve until graceful shutdown
+/// (SIGTERM/SIGINT), then drain: /readyz turns 503 at once, the listener closes after the drain delay,
+/// in-flight requests get the grace period, and `run` returns (the process exits 0). A shutdown while
+/// the model loads returns without waiting for the load.
+struct InferenceServer: Service {
+    let options: ServerOptions
+    let modelDirectory: URL
+    let service: InferenceService
+    let logger: Logger
+
+    init(options: ServerOptions, modelDirectory: URL, apiKeys: [String], logger: Logger) {
+        self.options = options
+        self.modelDirectory = modelDirectory
+        self.logger = logger
+        var api = APIConfiguration()
+        api.apiKeys = apiKeys
+        api.metricsRequireKey = options.metricsRequireKey
+        api.limits.maxChoices = options.maxChoices
+        api.limits.maxTotalChoices = max(api.limits.maxTotalChoices, options.maxChoices)
+        self.service = InferenceService(configuration: api, logger: logger)
+    }
+
+    func run() async throws {
+        let service = self.service
+        let server = HTTPServer(configuration: httpConfiguration, logger: logger, handler: { await service.handle($0) })
+        let port: Int
+        do { port = try server.start() } catch { throw StartupError.cannotListen("\(error)") }
+        logger.info("loading the model from \(modelDirectory.path)")
+
+        let context: ServingContext
+        do {
+            context = try await cancelWhenGracefulShutdown { try await load() }
+        } catch is CancellationError {
+            logger.info("shutdown requested while loading: stopping")
+            await server.shutdown()
+            return
+        } catch {
+            await server.shutdown()
+            throw error
+        }
+        do {
+            try await service.start(with: context)
+        } catch {
+            await server.shutdown()
+            throw StartupError.warmUp("\(error)")
+        }
+        logger.info("ready: serving '\(context.model.id)' on http://\(options.host):\(port); tasks: \(context.tasks?.tasks.joined(separator: ", ") ?? "text-generation")")
+
+        // Until SIGTERM/SIGINT; cancellation (a failing sibling service) also ends serving.
+        try? await gracefulShutdown()
+        logger.info("draining: /readyz answers 503; the listener closes in \(formatNumber(options.drainDelaySeconds)) s")
+        service.beginDraining()
+        try? await Task.sleep(for: .milliseconds(Int(options.drainDelaySeconds * 1000)))
+        await server.shutdown()
+        await context.backend.shutdown(gracePeriod: .milliseconds(Int(options.shutdownGraceSeconds * 1000)))
+        logger.info("drained: exiting")
+    }
+
+    var httpConfiguration: HTTPServerConfiguration {
+        var http = HTTPServerConfiguration()
+        http.host = options.host
+        http.port = options.port
+        http.maxConnections = options.maxConnections
+        http.maxBodyBytes = options.maxBodyBytes
+        http.maxHeaderBytes = options.maxHeaderBytes
+        http.headTimeout = .milliseconds(Int(options.headTimeoutSeconds * 1000))
+        http.bodyTimeout = .milliseconds(Int(options.bodyTimeoutSeconds * 1000))
+        http.idleTimeout = .milliseconds(Int(options.idleTimeoutSeconds * 1000))
+        http.writeTimeout = .milliseconds(Int(options.writeTimeoutSeconds * 1000))
+        http.shutdownGracePeriod = .milliseconds(Int(options.shutdownGraceSeconds * 1000))
+        http.accessLogLevel = Logger.Level(rawValue: options.accessLogLevel) ?? .info
+        http.makeErrorResponse = { status, message in InferenceService.errorResponse(status: status, message: message) }
+        return http
+    }
+
+    var batcherConfiguration: BatcherConfiguration {
+        var batcher = BatcherConfiguration()
+        batcher.maxQueuedRequests = options.maxQueuedRequests
+        batcher.maxRunningSequences = options.maxRunningSequences
+        batcher.kvCacheBudgetBytes = options.kvCacheMiB << 20
+        batcher.prefillChunkTokens = options.prefillChunkTokens
+        batcher.maxPrefillTokensPerStep = options.maxPrefillTokensPerStep
+        return batcher
+    }
+
+    /// Loads on a Dispatch thread so the HTTP server keeps answering /healthz and /readyz; returns
+    /// early with `CancellationError` when cancelled (the load itself runs on and is abandoned).
+    private func load() async throws -> ServingContext {
+        let directory = modelDirectory
+        let modelName = options.modelName
+        let batcher = batcherConfiguration
+        let tasks = TaskOptions(headsConfiguration: options.heads.map { URL(fileURLWithPath: $0) },
+                                embeddings: EmbeddingConfiguration(pooling: EmbeddingPooling(rawValue: options.embeddingPooling) ?? .mean,
+                                                                   normalize: options.normalizeEmbeddings))
+        let outcome = OneShot<ServingContext>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                outcome.attach(continuation)
+                DispatchQueue.global().async {
+                    outcome.resolve(Result {
+                        do {
+                            return try ServingContext.load(directory: directory, modelName: modelName, batcher: batcher, tasks: tasks)
+                        } catch {
+                            throw StartupError.cannotLoad(directory: directory.path, reason: (error as? ModelLoadingError)?.reason ?? "\(error)")
+                        }
+                    })
+                }
+            }
+        } onCancel: {
+            outcome.resolve(.failure(CancellationError()))
+        }
+    }
+}
+
+/// A continuation resumed by whichever comes first: the result or a cancellation.
+private final class OneShot<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<Value, any Error>?
+    private var early: Result<Value, any Error>?
+    private var done = false
+
+    func attach(_ continuation: CheckedContinuation<Value, any Error>) {
+        let ready: Result<Value, any Error>? = lock.withLock {
+            if let early { done = true; return early }
+            self.continuation = continuation
+            return nil
+        }
+        if let ready { continuation.resume(with: ready) }
+    }
+
+    func resolve(_ result: Result<Value, any Error>) {
+        let waiting: CheckedContinuation<Value, any Error>? = lock.withLock {
+            guard !done else { return nil }
+            guard let continuation else { if early == nil { early = result }; return nil }
+            done = true
+            self.continuation = nil
+            return continuation
+        }
+        waiting?.resume(with: result)
+    }
+}

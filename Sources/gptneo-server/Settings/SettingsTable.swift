@@ -1,0 +1,80 @@
+// MARK: - Every setting, once
+
+/// The one list of settings. Flags, `GPTNEO_*` variables, config-file keys, `--help`,
+/// `--check-config` and config/gptneo-server.yaml (checked by a test) all follow from it; adding a
+/// setting is one entry here plus its field in `ServerOptions`.
+enum SettingsTable {
+    static var all: [Setting] {
+        [
+            // MARK: server
+            .text("server.host", flag: "host", \.host,
+                  help: "Address to listen on: 127.0.0.1, 0.0.0.0, ::1, :: or a host name."),
+            .integer("server.port", flag: "port", \.port, 0...65535, help: "TCP port; 0 picks a free one."),
+            .integer("server.max_connections", flag: "max-connections", \.maxConnections, 1...1_000_000,
+                     help: "Connections served at once; beyond, new ones get 503 and are closed."),
+            .integer("server.max_body_bytes", flag: "max-body-bytes", \.maxBodyBytes, 1024...(1 << 30),
+                     help: "Largest request body; larger ones get 413."),
+            .integer("server.max_header_bytes", flag: "max-header-bytes", \.maxHeaderBytes, 1024...(1 << 20),
+                     help: "Largest request head (all header lines); larger ones get 431."),
+            .seconds("server.head_timeout_seconds", flag: "head-timeout-seconds", \.headTimeoutSeconds, 0.001...3600,
+                     help: "Time to receive a request's head; then 408."),
+            .seconds("server.body_timeout_seconds", flag: "body-timeout-seconds", \.bodyTimeoutSeconds, 0.001...3600,
+                     help: "Longest pause between two reads of a request body; then 408."),
+            .seconds("server.idle_timeout_seconds", flag: "idle-timeout-seconds", \.idleTimeoutSeconds, 0.001...86400,
+                     help: "A keep-alive connection waiting for its next request is closed after this."),
+            .seconds("server.write_timeout_seconds", flag: "write-timeout-seconds", \.writeTimeoutSeconds, 0.001...3600,
+                     help: "Longest wait on a client that reads nothing of its response; then the connection closes."),
+            .integer("server.max_choices", flag: "max-choices", \.maxChoices, 1...128, help: "Largest n / best_of per prompt."),
+
+            // MARK: model
+            .optional("model.path", flag: "model", kind: .path, \.model,
+                      help: "Hugging Face GPT-Neo checkpoint directory (config.json, *.safetensors, tokenizer files); unset: the bundled default model."),
+            .optional("model.name", flag: "model-name", \.modelName,
+                      help: "Model id reported by /v1/models and accepted in requests; unset: the checkpoint directory's name."),
+            .optional("model.heads", flag: "heads", kind: .path, \.heads,
+                      help: "JSON file naming task-head files (sequence/token classification, QA) for the same body."),
+            .choice("model.embedding_pooling", flag: "embedding-pooling", \.embeddingPooling, ["mean", "weightedmean", "last"],
+                    help: "How /v1/embeddings pools token states."),
+            .boolean("model.normalize_embeddings", flag: "normalize-embeddings", \.normalizeEmbeddings,
+                     help: "L2-normalise /v1/embeddings vectors."),
+
+            // MARK: batching
+            .integer("batching.max_running_sequences", flag: "max-running-sequences", \.maxRunningSequences, 1...4096,
+                     help: "Most sequences decoded together in one batch."),
+            .integer("batching.max_queued_requests", flag: "max-queued-requests", \.maxQueuedRequests, 1...1_000_000,
+                     help: "Requests that may wait for the batch; beyond, new ones get 429."),
+            .integer("batching.kv_cache_mib", flag: "kv-cache-mib", \.kvCacheMiB, 1...1_048_576,
+                     help: "KV cache budget in MiB, shared by the running sequences."),
+            .integer("batching.prefill_chunk_tokens", flag: "prefill-chunk-tokens", \.prefillChunkTokens, 1...65536,
+                     help: "Prompt tokens of one sequence processed per step, so long prompts do not stall decoding."),
+            .integer("batching.max_prefill_tokens_per_step", flag: "max-prefill-tokens-per-step", \.maxPrefillTokensPerStep, 1...1_048_576,
+                     help: "Prompt tokens of all sequences processed per step."),
+
+            // MARK: auth
+            .list("auth.api_keys", flag: "api-key", environment: "GPTNEO_API_KEYS", \.apiKeys, secret: true, reloadable: true,
+                  help: "Accepted API keys; with any key set, /v1/* needs 'Authorization: Bearer KEY'. Prefer auth.api_keys_file."),
+            .optional("auth.api_keys_file", flag: "api-keys-file", kind: .path, \.apiKeysFile, reloadable: true,
+                      help: "File of API keys (one per line, # comments) or directory of files (one key per file, e.g. a mounted Secret); re-read when it changes and on SIGHUP."),
+            .boolean("auth.metrics_require_key", flag: "metrics-require-key", \.metricsRequireKey, help: "Require an API key for /metrics too."),
+
+            // MARK: logging
+            .choice("logging.level", flag: "log-level", \.logLevel, logLevels, reloadable: true,
+                    help: "Least severe level logged; re-read from the config file on SIGHUP."),
+            .choice("logging.format", flag: "log-format", \.logFormat, ["text", "json"],
+                    help: "text: one readable line per event; json: one JSON object per line, for log shippers."),
+            .choice("logging.access_log_level", flag: "access-log-level", \.accessLogLevel, logLevels,
+                    help: "Level of the one access-log line per request; below logging.level it is not written."),
+
+            // MARK: shutdown
+            .seconds("shutdown.drain_delay_seconds", flag: "drain-delay-seconds", \.drainDelaySeconds, 0...600,
+                     help: "After SIGTERM/SIGINT, /readyz answers 503 this long before the listener closes."),
+            .seconds("shutdown.grace_seconds", flag: "shutdown-grace-seconds", \.shutdownGraceSeconds, 0...3600,
+                     help: "After the listener closes, in-flight requests may run this long."),
+        ]
+    }
+
+    static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    static func setting(key: String) -> Setting? { all.first { $0.key == key } }
+    static func setting(flag: String) -> Setting? { all.first { $0.flag == flag } }
+}
