@@ -27,7 +27,8 @@ enum ServerCommand {
             let resolved = try await SettingsLoader.resolve(commandLine, environment: environment)
             let keys = try resolved.options.effectiveAPIKeys()
             if commandLine.action == .checkConfig {
-                print(CheckConfigReport.render(resolved, apiKeysFromFile: resolved.options.apiKeysFile == nil ? nil : keys.count), terminator: "")
+                let fromFile = try resolved.options.apiKeysFile.map { path throws(APIKeyFile.ReadError) in try APIKeyFile(path: path).read().count }
+                print(CheckConfigReport.render(resolved, apiKeysFromFile: fromFile), terminator: "")
                 return 0
             }
             try await serve(resolved, apiKeys: keys, arguments: arguments, environment: environment)

@@ -38,7 +38,14 @@ struct ParsedCommandLine {
                 guard let setting = table.first(where: { $0.flag == flag }) else {
                     throw .unknownFlag(flag)
                 }
-                let value = setting.kind == .boolean && inline == nil ? "true" : try nextValue(for: flag, inline: inline)
+                let value: String
+                if setting.kind == .boolean && inline == nil {
+                    // `--flag` alone is true; `--flag false` also reads.
+                    let next = index + 1 < arguments.count ? arguments[index + 1].lowercased() : ""
+                    if Setting.booleanWords[next] != nil { index += 1; value = next } else { value = "true" }
+                } else {
+                    value = try nextValue(for: flag, inline: inline)
+                }
                 if let at = values.firstIndex(where: { $0.0.key == setting.key }) {
                     values[at].1.append(value)
                 } else {

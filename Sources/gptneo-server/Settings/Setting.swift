@@ -49,6 +49,8 @@ struct Setting {
     /// Whether YAML `null` (no value) is allowed: for settings whose default is no value.
     var acceptsNull: Bool { kind == .list || defaultValue == .unset }
 
+    static let booleanWords = ["true": true, "yes": true, "on": true, "1": true, "false": false, "no": false, "off": false, "0": false]
+
     /// Parses one textual value (a flag, a variable, a YAML scalar), or throws naming key, source and what is allowed.
     func parse(_ text: String, source: SettingSource) throws(SettingsError) -> SettingValue {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
@@ -65,11 +67,8 @@ struct Setting {
             guard let number = Double(trimmed), number.isFinite, range.contains(number) else { throw invalid() }
             return .seconds(number)
         case .boolean:
-            switch trimmed.lowercased() {
-            case "true", "yes", "on", "1": return .boolean(true)
-            case "false", "no", "off", "0": return .boolean(false)
-            default: throw invalid()
-            }
+            guard let flag = Self.booleanWords[trimmed.lowercased()] else { throw invalid() }
+            return .boolean(flag)
         case .choice(let choices):
             guard choices.contains(trimmed) else { throw invalid() }
             return .text(trimmed)
