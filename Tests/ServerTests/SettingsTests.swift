@@ -114,8 +114,7 @@ final class SettingsTests: XCTestCase {
 
     /// config/gptneo-server.yaml lists every setting (and nothing else) with the default it claims.
     func testExampleConfigListsEverySettingWithItsTrueDefault() async throws {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("config/gptneo-server.yaml").path
+        let path = repositoryRoot.appendingPathComponent("config/gptneo-server.yaml").path
         let resolved = try await resolve(["--config", path])
         for setting in SettingsTable.all {
             XCTAssertEqual(resolved.sources[setting.key], .file(path), "\(setting.key) is missing from config/gptneo-server.yaml")
@@ -196,6 +195,20 @@ final class SettingsTests: XCTestCase {
         XCTAssertTrue(report.contains("auth.api_keys                        = [1 x <redacted>]  (flag --api-key)"), report)
         XCTAssertFalse(report.contains("very-secret-key"))
         XCTAssertEqual(report.split(separator: "\n").count, SettingsTable.all.count + 1)
+    }
+
+    /// The README's options table has one row per setting, with the table's names and default.
+    func testReadmeOptionsTableListsEverySetting() throws {
+        let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let missing = SettingsTable.all.map { setting in
+            let defaultText = setting.defaultValue == .unset ? "none" : "`\(setting.defaultValue.rendered)`"
+            return "| `\(setting.key)` | `--\(setting.flag)` | `\(setting.environment)` | \(defaultText) | \(setting.help) |"
+        }.filter { !readme.contains($0) }
+        XCTAssertTrue(missing.isEmpty, "README.md lacks these rows:\n" + missing.joined(separator: "\n"))
+    }
+
+    private var repositoryRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
     func testDefaultModelIsFoundFromTheSourceCheckout() throws {
