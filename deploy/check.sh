@@ -14,13 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 kubernetes_version=1.37.0
 venv=.venv/bin
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill -KILL "$server_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source scripts/lib/test-server.sh
+# The configs checked here are named explicitly; an operator's own must not stand in for them.
+unset GPTNEO_CONFIG
 fail() { echo "deploy check failed: $*" >&2; exit 1; }
 
 echo "== hadolint deploy/Dockerfile"
@@ -50,7 +46,7 @@ echo "== config files pass --check-config"
 # The key directory the ConfigMap names exists only in the pod: stand one in (a flag wins over the file).
 mkdir -p "$work/api-keys" && echo "check-key" > "$work/api-keys/client"
 for config in config/gptneo-server.yaml deploy/container/gptneo-server.yaml "$work/configmap-config.yaml"; do
-    env -u GPTNEO_CONFIG "$server" --check-config --config "$config" --api-keys-file "$work/api-keys" > "$work/check-config.out" \
+    "$server" --check-config --config "$config" --api-keys-file "$work/api-keys" > "$work/check-config.out" \
         || { cat "$work/check-config.out"; fail "$config does not pass --check-config"; }
     echo "ok   $config"
 done
@@ -60,14 +56,8 @@ promtool check rules deploy/prometheus/gptneo-server-alerts.yaml
 promtool test rules deploy/prometheus/gptneo-server-alerts.test.yaml
 
 echo "== metric names in the rules and the dashboard are exported"
-port=$("$venv/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-env -u GPTNEO_CONFIG "$server" --port "$port" --log-level warning >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 600); do
-    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; fail "server exited during startup"; }
-    sleep 0.1
-done
+port=$(free_port)
+start_server "$server" "$port" --log-level warning
 curl -fs "http://127.0.0.1:$port/metrics" > "$work/metrics.txt" || { cat "$work/server.log"; fail "no /metrics"; }
 GPTNEO_PORT=$port deploy/container/healthcheck.sh || fail "deploy/container/healthcheck.sh fails on a live server"
 echo "ok   healthcheck.sh"

@@ -9,27 +9,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 server_binary=${1:?usage: run.sh PATH-TO-gptneo-server}
 python=.venv/bin/python
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill -KILL "$server_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source scripts/lib/test-server.sh
 
-port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 base="http://127.0.0.1:$port"
 key="client-check-key"
 
 echo "== starting $server_binary on port $port"
-GPTNEO_API_KEYS="$key" "$server_binary" --port "$port" --log-level warning >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 600); do
-    if curl -fs "$base/readyz" >/dev/null 2>&1; then break; fi
-    if ! kill -0 "$server_pid" 2>/dev/null; then echo "server exited during startup:"; cat "$work/server.log"; exit 1; fi
-    sleep 0.1
-done
-curl -fs "$base/readyz" >/dev/null || { echo "server not ready after 60 s"; cat "$work/server.log"; exit 1; }
+GPTNEO_API_KEYS="$key" start_server "$server_binary" "$port" --log-level warning
 
 echo "== startup failures: one line on stderr, exit 1"
 expect_startup_failure() {
