@@ -40,6 +40,15 @@ final class ProcessLifecycleTests: XCTestCase {
         XCTAssertTrue(server.log.contains("drained: exiting"), server.log)
     }
 
+    func testSIGTERMWhileLoadingExitsZero() throws {
+        let server = try ServerProcess(arguments: ["--log-level", "info"])
+        try server.waitForLog(#/loading the model from/#, timeout: 30)
+        server.signal(SIGTERM)
+        XCTAssertEqual(server.waitForExit(timeout: 30), 0, server.log)
+        // Either the load was abandoned or (on a fast machine) warm-up had begun and the server drained.
+        XCTAssertTrue(server.log.contains("shutdown requested while loading") || server.log.contains("drained: exiting"), server.log)
+    }
+
     // MARK: Key rotation
 
     /// As the kubelet updates a mounted Secret: the files are symlinks into `..data`, itself a
