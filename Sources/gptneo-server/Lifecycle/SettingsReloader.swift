@@ -21,6 +21,8 @@ final class SettingsReloader: Service, @unchecked Sendable {
     private let lock = NSLock()
     private var current: ServerOptions
     private var currentKeys: [String]
+    /// The last reload error, logged once rather than at every poll until it is fixed.
+    private var lastError: String?
 
     init(arguments: [String], environment: [String: String], initial: ServerOptions, keys: [String], pollInterval: Duration,
          service: InferenceService, logControl: LogControl, logger: Logger) {
@@ -56,11 +58,15 @@ final class SettingsReloader: Service, @unchecked Sendable {
             resolved = try await SettingsLoader.resolve(try ParsedCommandLine(arguments), environment: environment)
             keys = try resolved.options.effectiveAPIKeys()
         } catch {
-            logger.error("settings not reloaded, keeping the current ones: \(error)", metadata: trigger.map { ["trigger": "\($0)"] } ?? [:])
+            let message = "\(error)"
+            let repeated = lock.withLock { defer { lastError = message }; return lastError == message }
+            if !repeated || trigger != nil {
+                logger.error("settings not reloaded, keeping the current ones: \(message)", metadata: trigger.map { ["trigger": "\($0)"] } ?? [:])
+            }
             return
         }
         let (previous, previousKeys): (ServerOptions, [String]) = lock.withLock {
-            defer { current = resolved.options; currentKeys = keys }
+            defer { current = resolved.options; currentKeys = keys; lastError = nil }
             return (current, currentKeys)
         }
         var changes: [String] = []

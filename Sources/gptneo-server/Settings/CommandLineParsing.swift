@@ -73,7 +73,7 @@ enum HelpText {
           --check-config     validate the settings, print each value with its source, exit (no model is loaded)
           --help             this text
 
-        SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config file's log levels and the API keys.
+        SIGTERM/SIGINT drain and exit 0. SIGHUP, and any change of the config file or the API key file, re-read\nlogging.level and the API keys without a restart.
 
         """
         var group = ""
