@@ -24,7 +24,7 @@ func validate(_ request: GenerationRequest, limits: ModelLimits, configuration: 
     let p = request.parameters
     try validatePrompt(request.promptTokens, limits: limits)
     guard p.maxTokens >= 0 else { throw BatcherError.invalidRequest("max_tokens must be at least 0, got \(p.maxTokens)") }
-    if request.promptTokens.count + p.maxTokens > limits.contextLength {
+    if p.maxTokens > limits.contextLength - request.promptTokens.count {
         throw BatcherError.contextLengthExceeded(
             promptTokens: request.promptTokens.count, maxTokens: p.maxTokens, contextLength: limits.contextLength)
     }

@@ -91,8 +91,8 @@ public enum BatcherError: Error, Sendable, Equatable, CustomStringConvertible {
         case .overloaded:
             return "too many requests are waiting; try again later"
         case let .contextLengthExceeded(promptTokens, maxTokens, contextLength):
-            return "this model's maximum context length is \(contextLength) tokens, but \(promptTokens + maxTokens)"
-                + " were requested (\(promptTokens) in the prompt, \(maxTokens) for the completion)"
+            return "this model's maximum context length is \(contextLength) tokens, but \(promptTokens) prompt tokens"
+                + " and \(maxTokens) completion tokens were requested"
         case let .exceedsMemoryBudget(requiredBytes, budgetBytes):
             return "the request needs \(requiredBytes) bytes of KV cache, more than the budget of \(budgetBytes) bytes"
         case let .invalidRequest(message):

@@ -22,7 +22,9 @@ final class AdmissionTests: XCTestCase {
         assertThrows(.contextLengthExceeded(promptTokens: 200, maxTokens: 57, contextLength: 256), batcher,
                      request(Array(repeating: 1, count: 200)) { $0.maxTokens = 57 })
         XCTAssertEqual(BatcherError.contextLengthExceeded(promptTokens: 200, maxTokens: 57, contextLength: 256).description,
-                       "this model's maximum context length is 256 tokens, but 257 were requested (200 in the prompt, 57 for the completion)")
+                       "this model's maximum context length is 256 tokens, but 200 prompt tokens and 57 completion tokens were requested")
+        assertThrows(.contextLengthExceeded(promptTokens: 2, maxTokens: .max, contextLength: 256), batcher,
+                     request([1, 2]) { $0.maxTokens = .max })
         assertThrows(.exceedsMemoryBudget(requiredBytes: 3 * 110_000, budgetBytes: 100_000), batcher,
                      request(Array(repeating: 1, count: 100)) { $0.maxTokens = 10; $0.n = 3 })
         assertThrows(.invalidRequest("the prompt must contain at least one token"), batcher, request([]))

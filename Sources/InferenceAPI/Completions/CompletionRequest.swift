@@ -183,10 +183,10 @@ struct CompletionRequest {
         var bias: [Int: Double] = [:]
         for (key, entry) in object.entries {
             guard let id = Int(key), id >= 0, id < vocabularySize else {
-                throw .invalidField("logit_bias", "'logit_bias' key '\(key)' is not a token id in the vocabulary (0..<\(vocabularySize)).", code: "invalid_token_id")
+                throw .invalidField("logit_bias", "'logit_bias' key '\(quotedPrefix(key))' is not a token id in the vocabulary (0..<\(vocabularySize)).", code: "invalid_token_id")
             }
             guard case .number(let number) = entry, number.doubleValue.isFinite, (-100...100).contains(number.doubleValue) else {
-                throw .invalidField("logit_bias", "'logit_bias' values must be numbers between -100 and 100; token \(key) has \(entry.kindDescription == "a number" ? "value out of range" : entry.kindDescription).")
+                throw .invalidField("logit_bias", "'logit_bias' values must be numbers between -100 and 100; token \(quotedPrefix(key)) has \(entry.kindDescription == "a number" ? "value out of range" : entry.kindDescription).")
             }
             bias[id] = number.doubleValue
         }

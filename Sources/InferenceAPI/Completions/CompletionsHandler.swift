@@ -16,7 +16,7 @@ struct CompletionsHandler: Sendable {
         do {
             let completion = try CompletionRequest(body: request.body, vocabularySize: context.tokenizer.vocabularySize, limits: limits)
             if let model = completion.model, model != context.model.id {
-                throw APIError.notFound("The model '\(model)' does not exist; this server serves '\(context.model.id)'.", code: "model_not_found")
+                throw APIError.modelNotFound(model, served: context.model.id)
             }
             let prompts = try prepare(completion)
             let streams = try submit(completion, prompts: prompts)
@@ -46,10 +46,10 @@ struct CompletionsHandler: Sendable {
             case .tokens(let ids): PreparedPrompt(text: context.tokenizer.decode(ids), tokens: ids)
             }
             let contextLength = context.model.contextLength
-            let total = prepared.tokens.count + completion.maxTokens
-            if total > contextLength {
+            // Written as a subtraction: `max_tokens` may be as large as Int.max.
+            if prepared.tokens.count >= contextLength || completion.maxTokens > contextLength - prepared.tokens.count {
                 let param = prepared.tokens.count >= contextLength ? (completion.prompts.count == 1 ? "prompt" : "prompt[\(i)]") : "max_tokens"
-                throw .invalidField(param, "This model's maximum context length is \(contextLength) tokens. However, you requested \(total) tokens (\(prepared.tokens.count) in the prompt, \(completion.maxTokens) for the completion). Please reduce the prompt or 'max_tokens'.", code: "context_length_exceeded")
+                throw .contextLengthExceeded(param: param, promptTokens: prepared.tokens.count, maxTokens: completion.maxTokens, contextLength: contextLength)
             }
             return prepared
         }
@@ -107,7 +107,7 @@ struct CompletionsHandler: Sendable {
             switch error {
             case .overloaded: return .overloaded
             case .contextLengthExceeded(let prompt, let maxTokens, let context):
-                return .invalidField("max_tokens", "This model's maximum context length is \(context) tokens. However, you requested \(prompt + maxTokens) tokens (\(prompt) in the prompt, \(maxTokens) for the completion). Please reduce the prompt or 'max_tokens'.", code: "context_length_exceeded")
+                return .contextLengthExceeded(param: "max_tokens", promptTokens: prompt, maxTokens: maxTokens, contextLength: context)
             case .exceedsMemoryBudget(let required, let budget):
                 return .invalidField("max_tokens", "This request needs \(required) bytes of KV cache but the server's budget is \(budget) bytes; reduce 'max_tokens', 'n' or the prompt.", code: "exceeds_memory_budget")
             case .invalidRequest(let message): return .badRequest(message)

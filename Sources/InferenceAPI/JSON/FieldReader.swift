@@ -49,7 +49,7 @@ struct FieldReader {
         let double = number.doubleValue
         guard double.isFinite, range.contains(double), !(excludingLower && double == range.lowerBound) else {
             let lower = excludingLower ? "greater than \(format(range.lowerBound))" : "at least \(format(range.lowerBound))"
-            throw .invalidField(name, "'\(name)' must be \(lower) and at most \(format(range.upperBound)), got \(number.text).")
+            throw .invalidField(name, "'\(name)' must be \(lower) and at most \(format(range.upperBound)), got \(number.quotedText).")
         }
         return double
     }
@@ -58,11 +58,8 @@ struct FieldReader {
         guard case .number(let number) = value else {
             throw .invalidField(param, "'\(param)' must be an integer, got \(value.kindDescription).")
         }
-        guard let int = number.intValue else {
-            throw .invalidField(param, "'\(param)' must be an integer, got \(number.text).")
-        }
-        guard range.contains(int) else {
-            throw .invalidField(param, "'\(param)' must be between \(range.lowerBound) and \(range.upperBound), got \(int).")
+        guard let int = number.intValue, range.contains(int) else {
+            throw .invalidField(param, "'\(param)' must be an integer from \(range.lowerBound) to \(range.upperBound), got \(number.quotedText).")
         }
         return int
     }

@@ -133,7 +133,6 @@ public final class InferenceService: Sendable {
                 try await produce(writer)
             }
         }
-        if request.method == "HEAD" { response.body = .bytes([]) }
         return response
     }
 
@@ -142,10 +141,10 @@ public final class InferenceService: Sendable {
         if isAPI || (route == .metrics && configuration.metricsRequireKey), !authorized(request) {
             return APIError.unauthorized.response
         }
-        guard let route else { return APIError.notFound("No route for \(request.path).").response }
+        guard let route else { return APIError.notFound("No route for \(quotedPrefix(request.path, limit: 100)).").response }
         let method = request.method == "HEAD" ? "GET" : request.method
         guard method == route.method else {
-            var response = APIError.methodNotAllowed("\(request.method) is not allowed on \(request.path); use \(route.method).").response
+            var response = APIError.methodNotAllowed("\(request.method) is not allowed on \(quotedPrefix(request.path, limit: 100)); use \(route.method).").response
             response.headers.add(name: "Allow", value: route.method == "GET" ? "GET, HEAD" : route.method)
             return response
         }
@@ -172,7 +171,7 @@ public final class InferenceService: Sendable {
             return .json(.object(["object": "list", "data": .array([ModelEndpoints.modelObject(context.model, tasks: context.tasks?.tasks)])]))
         case .model(let id):
             guard id == context.model.id else {
-                return APIError.notFound("The model '\(id)' does not exist.", code: "model_not_found").response
+                return APIError.modelNotFound(id, served: context.model.id).response
             }
             return .json(ModelEndpoints.modelObject(context.model, tasks: context.tasks?.tasks))
         case .tokenize: return TokenizerEndpoints.tokenize(request, context: context)

@@ -8,7 +8,7 @@ extension TaskServingContext {
     /// 404 when `model` names another model (same answer as the other endpoints).
     func checkModel(_ fields: FieldReader) throws(APIError) {
         if let model = try fields.string("model"), model != modelID {
-            throw .notFound("The model '\(model)' does not exist; this server serves '\(modelID)'.", code: "model_not_found")
+            throw .modelNotFound(model, served: modelID)
         }
     }
 
@@ -70,7 +70,7 @@ extension FieldReader {
         guard let text = try string(name) else { return nil }
         guard let value = T(rawValue: text.lowercased()) else {
             let allowed = T.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-            throw .invalidField(name, "'\(name)' must be one of \(allowed), got '\(text)'.")
+            throw .invalidField(name, "'\(name)' must be one of \(allowed), got '\(quotedPrefix(text))'.")
         }
         return value
     }
