@@ -43,11 +43,10 @@ public enum TaskEndpoints {
         let tokens = try texts.enumerated().map { (i, text) throws(APIError) in
             try context.tokens(of: text, param: texts.count > 1 ? "input[\(i)]" : "input").map(\.id)
         }
-        let hidden = try await context.encodeAll(tokens)
+        let logits = try await context.encodeAll(tokens) { i, hidden in try head.logits(hidden: hidden, tokens: tokens[i]) }
         var data: [JSONValue] = []
-        for (i, ids) in tokens.enumerated() {
-            let logits = try head.logits(hidden: hidden[i], tokens: ids)
-            let result = TextClassification.classify(logits: logits, labels: head.labels, function: function,
+        for i in tokens.indices {
+            let result = TextClassification.classify(logits: logits[i], labels: head.labels, function: function,
                                                      problemType: head.problemType, topK: topK)
             data.append(.object([
                 "index": .int(i), "label": .string(result.label), "score": .double(result.score),
@@ -67,13 +66,12 @@ public enum TaskEndpoints {
         let tokens = try texts.enumerated().map { (i, text) throws(APIError) in
             try context.tokens(of: text, param: texts.count > 1 ? "input[\(i)]" : "input")
         }
-        let hidden = try await context.encodeAll(tokens.map { $0.map(\.id) })
+        let logits = try await context.encodeAll(tokens.map { $0.map(\.id) }) { i, hidden in try head.logits(hidden: hidden, rows: tokens[i].count) }
         let tokenizer = context.tokenizer
         var data: [JSONValue] = []
         for (i, spans) in tokens.enumerated() {
-            let logits = try head.logits(hidden: hidden[i], rows: spans.count)
             let entities = TokenClassification.entities(
-                text: texts[i], tokens: spans, logits: logits, labels: head.labels,
+                text: texts[i], tokens: spans, logits: logits[i], labels: head.labels,
                 tokenBytes: { tokenizer.taskTokenBytes($0) }, unknownTokenID: tokenizer.endOfTextTokenID,
                 strategy: strategy, ignoreLabels: ignore)
             data.append(.object(["index": .int(i), "entities": .array(entities.map(entityJSON))]))
@@ -119,14 +117,19 @@ public enum TaskEndpoints {
         p.docStride = try fields.int("doc_stride", in: 0...p.maxSequenceLength) ?? min(p.maxSequenceLength / 2, 128)
         p.handleImpossibleAnswer = try fields.bool("handle_impossible_answer") ?? false
 
-        var plans: [(question: [Int], context: [TokenSpan], windows: [QuestionAnswering.Window])] = []
-        for (i, pair) in pairs.enumerated() {
+        // A shared context is tokenized once; the windows are counted before any is built, so that a
+        // long context with a small stride is refused before it costs anything in proportion.
+        let contextTokens = contexts.map { context.tokenizer.taskTokens($0) }
+        let questionTokens = questions.map { context.tokenizer.taskTokens($0).map(\.id) }
+        let pairTokens: [(question: [Int], context: Int)] = pairs.indices.map { i in
+            (questionTokens[i], contextsArray ? i : 0)
+        }
+        var windowCount = 0
+        for (i, pair) in pairTokens.enumerated() {
             let suffix = pairs.count > 1 ? "[\(i)]" : ""
-            let question = context.tokenizer.taskTokens(pair.question).map(\.id)
-            let contextTokens = context.tokenizer.taskTokens(pair.context)
             do {
-                let windows = try QuestionAnswering.windows(question: question, context: contextTokens.map(\.id), parameters: p)
-                plans.append((question, contextTokens, windows))
+                windowCount += try QuestionAnswering.layout(
+                    questionTokens: pair.question.count, contextTokens: contextTokens[pair.context].count, parameters: p).count
             } catch let error as QuestionAnsweringError {
                 let param = switch error {
                 case .emptyInput(let field): field + suffix
@@ -135,19 +138,22 @@ public enum TaskEndpoints {
                 }
                 throw APIError.invalidField(param, error.description)
             }
+            guard windowCount <= context.limits.maxWindows else {
+                throw APIError.invalidField("context", "The questions and contexts need more than \(context.limits.maxWindows) windows of max_seq_len tokens, the most allowed per request. Raise 'max_seq_len', lower 'doc_stride' or send less text.")
+            }
+        }
+        let plans = try pairTokens.map { pair in
+            (question: pair.question, context: contextTokens[pair.context],
+             windows: try QuestionAnswering.windows(question: pair.question, context: contextTokens[pair.context].map(\.id), parameters: p))
         }
         let sequences = plans.flatMap { $0.windows.map(\.tokens) }
-        guard sequences.count <= context.limits.maxWindows else {
-            throw APIError.invalidField("context", "The contexts need \(sequences.count) windows of max_seq_len tokens; at most \(context.limits.maxWindows) are allowed per request. Raise 'max_seq_len', lower 'doc_stride' or send less text.")
-        }
-        let hidden = try await context.encodeAll(sequences)
+        let logits = try await context.encodeAll(sequences) { i, hidden in try head.logits(hidden: hidden, rows: sequences[i].count) }
         var data: [JSONValue] = []
         var next = 0
         for (i, plan) in plans.enumerated() {
             var starts: [[Float]] = [], ends: [[Float]] = []
-            for window in plan.windows {
-                let (start, end) = try head.logits(hidden: hidden[next], rows: window.tokens.count)
-                starts.append(start); ends.append(end)
+            for _ in plan.windows {
+                starts.append(logits[next].0); ends.append(logits[next].1)
                 next += 1
             }
             let answers = QuestionAnswering.answers(
@@ -168,10 +174,11 @@ public enum TaskEndpoints {
         }
         let format = try fields.choice("encoding_format", EmbeddingEncodingFormat.self) ?? .float
         let sequences = try embeddingInputs(fields, context)
-        let hidden = try await context.encodeAll(sequences)
-        let data: [JSONValue] = sequences.indices.map { i in
-            let vector = Embeddings.pool(hidden: hidden[i], rows: sequences[i].count, hiddenSize: context.hiddenSize,
-                                         pooling: context.embeddings.pooling, normalize: context.embeddings.normalize)
+        let hiddenSize = context.hiddenSize, pooling = context.embeddings
+        let vectors = try await context.encodeAll(sequences) { i, hidden in
+            Embeddings.pool(hidden: hidden, rows: sequences[i].count, hiddenSize: hiddenSize, pooling: pooling.pooling, normalize: pooling.normalize)
+        }
+        let data: [JSONValue] = vectors.enumerated().map { i, vector in
             let embedding: JSONValue = format == .base64
                 ? .string(Embeddings.base64(vector)) : .array(vector.map { .double(Double($0)) })
             return .object(["object": "embedding", "index": .int(i), "embedding": embedding])

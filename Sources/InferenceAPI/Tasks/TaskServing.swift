@@ -102,21 +102,23 @@ public struct TaskServingContext: Sendable {
         return tasks
     }
 
-    /// Hidden states of several token sequences, all queued at once so the batcher runs them together.
-    func encodeAll(_ sequences: [[Int]]) async throws -> [[Float]] {
+    /// Runs several token sequences through the body, all queued at once so the batcher runs them
+    /// together, and reduces each one's hidden states with `reduce(index, hidden)` as it arrives, so
+    /// that a request's hidden states (tokens × hiddenSize) are never all held at once.
+    func encodeAll<Result>(_ sequences: [[Int]], _ reduce: (Int, [Float]) throws -> Result) async throws -> [Result] {
         let encoder = self.encoder
         return try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
             for (i, tokens) in sequences.enumerated() {
                 group.addTask { (i, try await encoder.encode(tokens: tokens)) }
             }
-            var results = [[Float]](repeating: [], count: sequences.count)
+            var results = [Result?](repeating: nil, count: sequences.count)
             for try await (i, hidden) in group {
                 guard hidden.count == sequences[i].count * hiddenSize else {
                     throw APIError.internalError("the encoder returned \(hidden.count) values for \(sequences[i].count) tokens")
                 }
-                results[i] = hidden
+                results[i] = try reduce(i, hidden)
             }
-            return results
+            return results.map { $0! }
         }
     }
 }
