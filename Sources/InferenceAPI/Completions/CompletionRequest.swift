@@ -113,6 +113,9 @@ struct CompletionRequest {
             prompts = [.text(text)]
         case .array(let elements):
             guard let first = elements.first else { throw .invalidField("prompt", "'prompt' must not be an empty array.") }
+            if case .number = first {} else if elements.count > limits.maxPrompts {
+                throw .invalidField("prompt", "At most \(limits.maxPrompts) prompts per request, got \(elements.count).")
+            }
             switch first {
             case .string:
                 prompts = try elements.enumerated().map { (i, element) throws(APIError) in
@@ -135,9 +138,6 @@ struct CompletionRequest {
             }
         default:
             throw fields.typeError("prompt", "a string or an array", value)
-        }
-        guard prompts.count <= limits.maxPrompts else {
-            throw .invalidField("prompt", "At most \(limits.maxPrompts) prompts per request, got \(prompts.count).")
         }
         for (i, prompt) in prompts.enumerated() {
             let empty = switch prompt { case .text(let text): text.isEmpty; case .tokens(let ids): ids.isEmpty }

@@ -58,11 +58,14 @@ public final class InferenceService: Sendable {
     public let configuration: APIConfiguration
     public let metrics: APIMetrics
     let logger: Logger
+    /// Where the endpoints that do work in proportion to their input run (not where probes run).
+    let work: any TaskExecutor
     private struct State { var phase: ServicePhase = .loading; var context: ServingContext? }
     private let state = Locked(State())
 
-    public init(configuration: APIConfiguration, metrics: APIMetrics = APIMetrics(), logger: Logger = Logger(label: "gptneo.api")) {
-        self.configuration = configuration; self.metrics = metrics; self.logger = logger
+    public init(configuration: APIConfiguration, metrics: APIMetrics = APIMetrics(), logger: Logger = Logger(label: "gptneo.api"),
+                work: any TaskExecutor = RequestWorkExecutor.shared) {
+        self.configuration = configuration; self.metrics = metrics; self.logger = logger; self.work = work
     }
 
     /// Where the service is in its life (what `/readyz` reports).
@@ -112,7 +115,11 @@ public final class InferenceService: Sendable {
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
         let started = ContinuousClock.now
         let route = Routes.match(request.path)
-        var response = await dispatch(request, route: route)
+        var response = if route?.isCheap ?? true {
+            await dispatch(request, route: route)
+        } else {
+            await withTaskExecutorPreference(work) { await dispatch(request, route: route) }
+        }
         if response.status >= 500 && response.status != 503, case .bytes(let body) = response.body {
             logger.error("\(request.method) \(request.path) failed", metadata: [
                 "status": "\(response.status)", "request_id": "\(request.requestID)", "body": "\(String(decoding: body.prefix(500), as: UTF8.self))",
@@ -127,10 +134,10 @@ public final class InferenceService: Sendable {
             metrics.requestDuration.observe((ContinuousClock.now - started).seconds, [endpoint])
         case .stream(let produce):
             // A streamed response lasts until its last event: time it from inside the stream.
-            let metrics = self.metrics
+            let metrics = self.metrics, work = self.work
             response.body = .stream { writer in
                 defer { metrics.requestDuration.observe((ContinuousClock.now - started).seconds, [endpoint]) }
-                try await produce(writer)
+                try await withTaskExecutorPreference(work) { try await produce(writer) }
             }
         }
         return response

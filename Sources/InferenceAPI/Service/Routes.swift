@@ -15,6 +15,15 @@ enum Route: Equatable {
         }
     }
 
+    /// Answered from memory in microseconds (probes, metrics, documents); every other route runs on
+    /// the request-work executor.
+    var isCheap: Bool {
+        switch self {
+        case .health, .ready, .metrics, .openAPI, .models, .model: true
+        case .completions, .tokenize, .detokenize, .task: false
+        }
+    }
+
     /// The `endpoint` label of the metrics (bounded: a model id becomes the route pattern).
     var endpoint: String {
         switch self {
