@@ -50,6 +50,7 @@ struct ServerRunner {
         api.metricsRequireKey = options.metricsRequireKey
         api.limits.maxChoices = options.maxChoices
         api.limits.maxTotalChoices = max(api.limits.maxTotalChoices, options.maxChoices)
+        api.limits.maxResponseBytes = options.maxResponseBytes
         let service = InferenceService(configuration: api, logger: logger)
 
         var http = HTTPServerConfiguration()

@@ -128,41 +128,94 @@ struct CompletionIdentity {
 
 extension CompletionRequest {
     /// The non-streaming body: for each prompt the best `n` of its choices, indexed
-    /// `promptIndex * n + rank` as OpenAI does.
-    func responseBody(identity: CompletionIdentity, prompts: [PreparedPrompt], results: [PromptResult], tokenizer: any TextTokenizer) -> JSONValue {
+    /// `promptIndex * n + rank` as OpenAI does. Encoded one choice at a time (`JSONPieces`), so that
+    /// a large body is never held whole: the pieces are its bytes, in order.
+    func responseBody(identity: CompletionIdentity, prompts: [PreparedPrompt], results: [PromptResult], tokenizer: any TextTokenizer) -> JSONPieces {
         let builder = LogprobsBuilder(tokenizer: tokenizer, topCount: logprobs ?? 0)
-        var choices: [JSONValue] = []
-        var promptTotal = 0
-        var completionTotal = 0
+        var returned: [(index: Int, prompt: Int, choice: ChoiceResult)] = []
         for (promptIndex, result) in results.enumerated() {
-            promptTotal += result.usagePrompt
-            completionTotal += result.usageCompletion
             var ranked = Array(result.choices.enumerated())
             if generatedChoices > n {
                 // Stable: equal scores keep generation order.
                 ranked.sort { ($0.element.cumulativeLogprob, -$0.offset) > ($1.element.cumulativeLogprob, -$1.offset) }
             }
-            for (rank, entry) in ranked.prefix(n).enumerated() {
-                let choice = entry.element
-                var text = choice.text
-                var logprobsJSON = JSONValue.null
-                let prompt = prompts[promptIndex]
-                if echo { text = prompt.text + text }
-                if logprobs != nil {
-                    var offset = 0
-                    var tokens = choice.tokens
-                    var scores = choice.scores
-                    if echo {
-                        let promptScores = result.promptScores.count == prompt.tokens.count ? result.promptScores : Array(repeating: nil, count: prompt.tokens.count)
-                        tokens = prompt.tokens + tokens
-                        scores = promptScores + scores
-                    }
-                    logprobsJSON = builder.json(tokens: tokens, scores: scores, offset: &offset)
-                }
-                choices.append(CompletionIdentity.choice(index: promptIndex * n + rank, text: text, logprobs: logprobsJSON,
-                                                         finishReason: choice.finishReason ?? .length))
-            }
+            for (rank, entry) in ranked.prefix(n).enumerated() { returned.append((promptIndex * n + rank, promptIndex, entry.element)) }
         }
-        return identity.object(choices: choices, usage: CompletionIdentity.usage(prompt: promptTotal, completion: completionTotal))
+        let usage = CompletionIdentity.usage(prompt: results.reduce(0) { $0 + $1.usagePrompt },
+                                             completion: results.reduce(0) { $0 + $1.usageCompletion })
+        let (echo, logprobs, choices) = (self.echo, self.logprobs, returned)
+        return JSONPieces(prefix: identity.object(choices: [], usage: usage), arrayKey: "choices", count: choices.count) { i in
+            let (index, promptIndex, choice) = choices[i]
+            let prompt = prompts[promptIndex]
+            let text = echo ? prompt.text + choice.text : choice.text
+            var logprobsJSON = JSONValue.null
+            if logprobs != nil {
+                var offset = 0
+                var tokens = choice.tokens
+                var scores = choice.scores
+                if echo {
+                    let promptScores = results[promptIndex].promptScores
+                    tokens = prompt.tokens + tokens
+                    scores = (promptScores.count == prompt.tokens.count ? promptScores : Array(repeating: nil, count: prompt.tokens.count)) + scores
+                }
+                logprobsJSON = builder.json(tokens: tokens, scores: scores, offset: &offset)
+            }
+            return CompletionIdentity.choice(index: index, text: text, logprobs: logprobsJSON, finishReason: choice.finishReason ?? .length)
+        }
     }
+
+    /// About how many bytes the non-streamed answer takes, known before any work: every returned
+    /// choice reports `max_tokens` tokens (plus the prompt's with `echo`), each with its text and,
+    /// with `logprobs`, its string, logprob, offset and `logprobs + 1` alternatives. Saturates at
+    /// Int.max.
+    func estimatedResponseBytes(promptTokenCounts: [Int]) -> Int {
+        let perToken = 8 + (logprobs.map { 42 + 38 * ($0 + 1) } ?? 0)
+        var total = 200
+        for promptTokens in promptTokenCounts {
+            let tokens = (echo ? promptTokens : 0).addingReportingOverflow(maxTokens)
+            let perChoice = tokens.partialValue.multipliedReportingOverflow(by: perToken)
+            let perPrompt = (perChoice.partialValue + 120).multipliedReportingOverflow(by: n)
+            let sum = total.addingReportingOverflow(perPrompt.partialValue)
+            guard !tokens.overflow, !perChoice.overflow, !perPrompt.overflow, !sum.overflow else { return .max }
+            total = sum.partialValue
+        }
+        return total
+    }
+}
+
+// MARK: - A body encoded piece by piece
+
+/// A JSON object whose `arrayKey` array (its last key but those of `prefix` after it) is produced one
+/// element at a time: `pieces` yields the object's bytes in order, each element encoded only when asked.
+struct JSONPieces: Sendable {
+    /// The object with `arrayKey` set to an empty array.
+    let head: [UInt8]
+    let tail: [UInt8]
+    let count: Int
+    let element: @Sendable (Int) -> JSONValue
+
+    init(prefix: JSONValue, arrayKey: String, count: Int, element: @escaping @Sendable (Int) -> JSONValue) {
+        // `{..."choices":[]...}` split around the empty array: the elements go between the brackets.
+        let whole = prefix.encoded
+        let marker = Array("\"\(arrayKey)\":[]".utf8)
+        let at = whole.indices.first { whole[$0...].starts(with: marker) }!
+        head = Array(whole[..<(at + marker.count - 1)])
+        tail = Array(whole[(at + marker.count - 1)...])
+        self.count = count
+        self.element = element
+    }
+
+    /// Piece 0 is the head, pieces 1...count the elements (with their separating commas), the last the tail.
+    var pieceCount: Int { count + 2 }
+
+    func piece(_ i: Int) -> [UInt8] {
+        switch i {
+        case 0: return head
+        case pieceCount - 1: return tail
+        default: return (i > 1 ? [UInt8(ascii: ",")] : []) + element(i - 1).encoded
+        }
+    }
+
+    /// All pieces at once, for small bodies.
+    var bytes: [UInt8] { (0..<pieceCount).reduce(into: []) { $0 += piece($1) } }
 }

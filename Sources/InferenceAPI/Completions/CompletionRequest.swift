@@ -18,6 +18,9 @@ public struct CompletionLimits: Sendable {
     public var maxTotalChoices = 64
     /// Most stop strings (OpenAI allows 4).
     public var maxStops = 4
+    /// Largest non-streamed answer, estimated before any work from `n`, `max_tokens`, `logprobs` and
+    /// `echo` (a streamed one is sent as it is made and never held whole).
+    public var maxResponseBytes = 8 << 20
     public init() {}
 }
 

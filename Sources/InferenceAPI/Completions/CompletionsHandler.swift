@@ -19,6 +19,13 @@ struct CompletionsHandler: Sendable {
                 throw APIError.modelNotFound(model, served: context.model.id)
             }
             let prompts = try prepare(completion)
+            let estimatedBytes = completion.estimatedResponseBytes(promptTokenCounts: prompts.map(\.tokens.count))
+            if !completion.stream && estimatedBytes > limits.maxResponseBytes {
+                throw APIError.invalidField(
+                    completion.echo ? "echo" : completion.logprobs != nil ? "logprobs" : "max_tokens",
+                    "The answer to this request could take about \(estimatedBytes) bytes (\(completion.n) choices of up to \(completion.maxTokens) tokens\(completion.echo ? " plus the echoed prompt" : "")\(completion.logprobs.map { " with \($0) logprobs each" } ?? "")), more than this server's limit of \(limits.maxResponseBytes) bytes for a response built whole. Lower 'n', 'max_tokens' or 'logprobs', drop 'echo', or set 'stream' to true.",
+                    code: "response_too_large")
+            }
             let streams = try submit(completion, prompts: prompts)
             let identity = CompletionIdentity(id: "cmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased(),
                                               created: Int(Date().timeIntervalSince1970), model: context.model.id)
@@ -31,7 +38,8 @@ struct CompletionsHandler: Sendable {
                 timing.record(event, prompt: promptIndex)
                 results[promptIndex].apply(event)
             }
-            return .json(completion.responseBody(identity: identity, prompts: prompts, results: results, tokenizer: context.tokenizer))
+            let body = completion.responseBody(identity: identity, prompts: prompts, results: results, tokenizer: context.tokenizer)
+            return Self.jsonResponse(body, estimatedBytes: estimatedBytes)
         } catch {
             return Self.apiError(for: error).response
         }
@@ -60,6 +68,19 @@ struct CompletionsHandler: Sendable {
     private func submit(_ completion: CompletionRequest, prompts: [PreparedPrompt]) throws -> [AsyncThrowingStream<CompletionEvent, Error>] {
         let parameters = completion.generationParameters
         return try prompts.map { try context.backend.submit(GenerationRequest(promptTokens: $0.tokens, parameters: parameters)) }
+    }
+
+    /// Bodies estimated above this go out one choice at a time through the writer, which waits for a
+    /// slow client, so that the encoded answer is never held whole; smaller ones get a Content-Length.
+    static let incrementalBodyBytes = 256 << 10
+
+    static func jsonResponse(_ body: JSONPieces, estimatedBytes: Int) -> HTTPResponse {
+        guard estimatedBytes > incrementalBodyBytes else {
+            return HTTPResponse(status: 200, headers: ["Content-Type": "application/json"], body: .bytes(body.bytes))
+        }
+        return HTTPResponse(status: 200, headers: ["Content-Type": "application/json"], body: .stream { writer in
+            for i in 0..<body.pieceCount { try await writer.write(body.piece(i)) }
+        })
     }
 
     // MARK: Streaming

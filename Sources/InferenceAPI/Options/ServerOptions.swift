@@ -19,6 +19,8 @@ public struct ServerOptions: Sendable, Equatable {
     public var kvCacheMiB = 2048
     public var maxBodyBytes = 1 << 20
     public var maxChoices = 16
+    /// Largest non-streamed response, estimated before the work (beyond: 400 suggesting `stream`).
+    public var maxResponseBytes = 8 << 20
     public var shutdownGraceSeconds = 30
     /// Seconds between SIGTERM and closing the listener, while /readyz already answers 503, so load
     /// balancers see the server leave before connections are refused.
@@ -51,6 +53,7 @@ public struct ServerOptions: Sendable, Equatable {
         Setting(key: "kv_cache_mib") { o, v throws(OptionsError) in o.kvCacheMiB = try parseInt(v, "kv_cache_mib", 1...1_048_576) },
         Setting(key: "max_body_bytes") { o, v throws(OptionsError) in o.maxBodyBytes = try parseInt(v, "max_body_bytes", 1024...(1 << 30)) },
         Setting(key: "max_choices") { o, v throws(OptionsError) in o.maxChoices = try parseInt(v, "max_choices", 1...128) },
+        Setting(key: "max_response_bytes") { o, v throws(OptionsError) in o.maxResponseBytes = try parseInt(v, "max_response_bytes", 65536...(1 << 30)) },
         Setting(key: "shutdown_grace_seconds") { o, v throws(OptionsError) in o.shutdownGraceSeconds = try parseInt(v, "shutdown_grace_seconds", 0...3600) },
         Setting(key: "drain_delay_seconds") { o, v throws(OptionsError) in
             guard let seconds = Double(v.trimmingCharacters(in: .whitespaces)), seconds >= 0, seconds <= 600 else {
