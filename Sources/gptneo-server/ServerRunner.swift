@@ -48,7 +48,7 @@ struct ServerRunner {
         var api = APIConfiguration()
         api.apiKeys = options.apiKeys
         api.metricsRequireKey = options.metricsRequireKey
-        api.limits.maxChoices = options.maxChoices
+        api.limits.generation.maxChoices = options.maxChoices
         api.limits.maxTotalChoices = max(api.limits.maxTotalChoices, options.maxChoices)
         api.limits.maxResponseBytes = options.maxResponseBytes
         let service = InferenceService(configuration: api, logger: logger)
@@ -84,6 +84,7 @@ struct ServerRunner {
         batcherConfiguration.maxQueuedRequests = options.maxQueuedRequests
         batcherConfiguration.maxRunningSequences = options.maxRunningSequences
         batcherConfiguration.kvCacheBudgetBytes = options.kvCacheMiB << 20
+        batcherConfiguration.limits = api.limits.generation
         let context = try await load(directory, batcher: batcherConfiguration)
         backendBox.backend = context.backend
         do {

@@ -233,7 +233,7 @@ final class TasksEndpointsTests: XCTestCase {
         configuration.apiKeys = ["secret"]
         let service = InferenceService(configuration: configuration)
         try await service.start(with: ServingContext(
-            backend: BatcherBackend(batcher: stack.batcher), tokenizer: stack.tokenizer,
+            backend: stack.batcher, tokenizer: stack.tokenizer,
             model: ModelDescription(id: "tiny", contextLength: 512), tasks: stack.context()))
         func call(_ method: String, _ path: String, _ body: String = "", key: String? = "secret") async -> (Int, [String: Any]) {
             var headers: HTTPHeaders = ["Content-Type": "application/json"]

@@ -9,7 +9,7 @@ struct LogprobsBuilder {
     let tokenizer: any TextTokenizer
     let topCount: Int
 
-    func json(tokens: [Int], scores: [TokenScore?], offset: inout Int) -> JSONValue {
+    func json(tokens: [Int], scores: [TokenLogprob?], offset: inout Int) -> JSONValue {
         var strings: [JSONValue] = []
         var tokenLogprobs: [JSONValue] = []
         var tops: [JSONValue] = []
@@ -48,7 +48,7 @@ struct LogprobsBuilder {
 struct ChoiceResult {
     var text = ""
     var tokens: [Int] = []
-    var scores: [TokenScore?] = []
+    var scores: [TokenLogprob?] = []
     var finishReason: FinishReason?
 
     /// `best_of` ranks by the sum of the generated tokens' logprobs, as vLLM does.
@@ -59,13 +59,13 @@ struct ChoiceResult {
 struct PromptResult {
     var choices: [ChoiceResult]
     var promptTokens: [Int] = []
-    var promptScores: [TokenScore?] = []
+    var promptScores: [TokenLogprob?] = []
     var usagePrompt = 0
     var usageCompletion = 0
 
     init(choiceCount: Int) { choices = Array(repeating: ChoiceResult(), count: choiceCount) }
 
-    mutating func apply(_ event: CompletionEvent) {
+    mutating func apply(_ event: GenerationEvent) {
         switch event {
         case .prompt(let tokens, let logprobs):
             promptTokens = tokens

@@ -65,7 +65,7 @@ struct CompletionsHandler: Sendable {
 
     /// Submits every prompt before answering so overload and validation errors become a status code;
     /// if a later prompt fails, the earlier streams are dropped, which cancels them.
-    private func submit(_ completion: CompletionRequest, prompts: [PreparedPrompt]) throws -> [AsyncThrowingStream<CompletionEvent, Error>] {
+    private func submit(_ completion: CompletionRequest, prompts: [PreparedPrompt]) throws -> [AsyncThrowingStream<GenerationEvent, Error>] {
         let parameters = completion.generationParameters
         return try prompts.map { try context.backend.submit(GenerationRequest(promptTokens: $0.tokens, parameters: parameters)) }
     }
@@ -86,7 +86,7 @@ struct CompletionsHandler: Sendable {
     // MARK: Streaming
 
     private func streamingResponse(_ completion: CompletionRequest, identity: CompletionIdentity, prompts: [PreparedPrompt],
-                                   streams: [AsyncThrowingStream<CompletionEvent, Error>], timing: TokenTiming) -> HTTPResponse {
+                                   streams: [AsyncThrowingStream<GenerationEvent, Error>], timing: TokenTiming) -> HTTPResponse {
         let tokenizer = context.tokenizer
         let headers: HTTPHeaders = ["Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"]
         return HTTPResponse(status: 200, headers: headers, body: .stream { writer in
@@ -132,6 +132,7 @@ struct CompletionsHandler: Sendable {
             case .exceedsMemoryBudget(let required, let budget):
                 return .invalidField("max_tokens", "This request needs \(required) bytes of KV cache but the server's budget is \(budget) bytes; reduce 'max_tokens', 'n' or the prompt.", code: "exceeds_memory_budget")
             case .invalidRequest(let message): return .badRequest(message)
+            case .invalidParameter(let param, let message): return .invalidField(param, message)
             case .shuttingDown: return .unavailable("The server is shutting down.")
             case .engineFailure(let message): return .internalError("The engine failed: \(message)")
             }
@@ -148,9 +149,9 @@ struct ClientGone: Error { var underlying: Error }
 
 /// Runs `body` for every event of every stream, in arrival order, one at a time. The first error
 /// (from a stream or from `body`) cancels the rest; leaving early drops every stream.
-func forEachEvent(_ streams: [AsyncThrowingStream<CompletionEvent, Error>],
-                  _ body: (Int, CompletionEvent) async throws -> Void) async throws {
-    enum Item: Sendable { case event(Int, CompletionEvent), failed(Error), done }
+func forEachEvent(_ streams: [AsyncThrowingStream<GenerationEvent, Error>],
+                  _ body: (Int, GenerationEvent) async throws -> Void) async throws {
+    enum Item: Sendable { case event(Int, GenerationEvent), failed(Error), done }
     let (merged, continuation) = AsyncStream<Item>.makeStream()
     try await withThrowingTaskGroup(of: Void.self) { group in
         for (index, stream) in streams.enumerated() {
@@ -187,7 +188,7 @@ final class TokenTiming: Sendable {
     private let state = Locked(State())
     init(started: ContinuousClock.Instant, metrics: APIMetrics) { self.started = started; self.metrics = metrics }
 
-    func record(_ event: CompletionEvent, prompt: Int) {
+    func record(_ event: GenerationEvent, prompt: Int) {
         let now = ContinuousClock.now
         switch event {
         case .token(let choice, _, _, _):

@@ -1,3 +1,4 @@
+import Batcher
 import Foundation
 
 // MARK: - The server's metrics
@@ -29,7 +30,7 @@ public final class APIMetrics: Sendable {
     public init() {}
 
     /// The Prometheus text exposition (format 0.0.4).
-    func render(backend: BackendStatistics?, ready: Bool) -> String {
+    func render(backend: BatcherStatistics?, ready: Bool) -> String {
         var out = ""
         requests.render(into: &out)
         requestDuration.render(into: &out)
@@ -38,7 +39,7 @@ public final class APIMetrics: Sendable {
         promptTokens.render(into: &out)
         generatedTokens.render(into: &out)
         finishedChoices.render(into: &out)
-        let stats = backend ?? BackendStatistics(queuedRequests: 0, runningSequences: 0, kvCacheBytesInUse: 0, kvCacheBudgetBytes: 0)
+        let stats = backend ?? BatcherStatistics(queuedRequests: 0, runningSequences: 0, kvCacheBytesInUse: 0, kvCacheBudgetBytes: 0)
         GaugeSample(name: "gptneo_queued_requests", help: "Requests waiting for admission to the running batch.", value: Double(stats.queuedRequests)).render(into: &out)
         GaugeSample(name: "gptneo_running_sequences", help: "Sequences in the running decode batch.", value: Double(stats.runningSequences)).render(into: &out)
         GaugeSample(name: "gptneo_kv_cache_bytes", help: "Bytes of KV cache held by running sequences.", value: Double(stats.kvCacheBytesInUse)).render(into: &out)
