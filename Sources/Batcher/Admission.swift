@@ -19,10 +19,9 @@ public struct GenerationLimits: Sendable, Equatable {
 }
 
 /// The worst-case KV bytes of a request with `sequences` sequences of `capacity` positions each.
-func reservation(sequences: Int, capacity: Int, bytesPerSequence: (Int) -> Int) -> (perSequence: Int, total: Int) {
-    let perSequence = bytesPerSequence(capacity)
-    let (total, overflow) = perSequence.multipliedReportingOverflow(by: sequences)
-    return (perSequence, overflow ? Int.max : total)
+func reservation(sequences: Int, capacity: Int, bytesPerSequence: (Int) -> Int) -> Int {
+    let (total, overflow) = bytesPerSequence(capacity).multipliedReportingOverflow(by: sequences)
+    return overflow ? Int.max : total
 }
 
 /// Throws the first problem of a generation request.

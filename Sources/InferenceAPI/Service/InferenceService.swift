@@ -19,7 +19,7 @@ public struct ServingContext: Sendable {
     public var backend: any CompletionBackend
     public var tokenizer: any TextTokenizer
     public var model: ModelDescription
-    /// Classification, QA and embeddings on the same body (issue 7); nil serves generation only.
+    /// Classification, QA and embeddings on the same body; nil serves generation only.
     public var tasks: TaskServingContext?
     public init(backend: any CompletionBackend, tokenizer: any TextTokenizer, model: ModelDescription, tasks: TaskServingContext? = nil) {
         self.backend = backend; self.tokenizer = tokenizer; self.model = model; self.tasks = tasks
