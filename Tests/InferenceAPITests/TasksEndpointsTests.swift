@@ -47,7 +47,13 @@ final class TasksEndpointsTests: XCTestCase {
     static func post(_ path: String, _ data: Data, _ context: TaskServingContext) async throws -> (Int, [String: Any]) {
         let request = HTTPRequest(method: "POST", target: path, headers: ["Content-Type": "application/json"],
                                   body: Array(data), requestID: "test")
-        let response = await TaskEndpoints.handle(request, context: context)!
+        let handler: TaskEndpoints.Handler = switch path {
+        case "/v1/classify": TaskEndpoints.classify
+        case "/v1/classify-tokens": TaskEndpoints.classifyTokens
+        case "/v1/answer": TaskEndpoints.answer
+        default: TaskEndpoints.embeddings
+        }
+        let response = await TaskEndpoints.respond(request, context: context, handler)
         guard case .bytes(let bytes) = response.body else { XCTFail("streamed"); return (0, [:]) }
         return (response.status, try JSONSerialization.jsonObject(with: Data(bytes)) as! [String: Any])
     }

@@ -6,20 +6,11 @@ import HTTPServer
 // queues every sequence on the batcher at once (they batch with each other and with generation), runs
 // the head on the hidden states and post-processes as transformers' pipelines do.
 
-public enum TaskEndpoints {
-    /// The paths these handlers serve (all POST).
-    public static let paths: Set<String> = ["/v1/classify", "/v1/classify-tokens", "/v1/answer", "/v1/embeddings"]
+enum TaskEndpoints {
+    typealias Handler = @Sendable (FieldReader, TaskServingContext) async throws -> JSONValue
 
-    /// Answers a task request; nil when `request.path` is not one of `paths`.
-    public static func handle(_ request: HTTPRequest, context: TaskServingContext) async -> HTTPResponse? {
-        let handler: (FieldReader, TaskServingContext) async throws -> JSONValue
-        switch request.path {
-        case "/v1/classify": handler = classify
-        case "/v1/classify-tokens": handler = classifyTokens
-        case "/v1/answer": handler = answer
-        case "/v1/embeddings": handler = embeddings
-        default: return nil
-        }
+    /// Parses the body, checks the model and answers with `handler`'s JSON, or the error in OpenAI's shape.
+    static func respond(_ request: HTTPRequest, context: TaskServingContext, _ handler: Handler) async -> HTTPResponse {
         do {
             let fields = try FieldReader(body: request.body)
             try context.checkModel(fields)
