@@ -173,7 +173,7 @@ enum OpenAPIComponents {
       "DetokenizeResponse": {"type": "object", "required": ["prompt"], "properties": {"prompt": {"type": "string"}}},
       "TextInput": {
         "description": "One text or several (at most 256); each must tokenize to 1 to max_model_len tokens.",
-        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 256}]
+        "oneOf": [{"type": "string", "minLength": 1}, {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": 256}]
       },
       "PromptUsage": {
         "type": "object", "required": ["prompt_tokens", "total_tokens"],
