@@ -111,9 +111,12 @@ struct ServerRunner {
     /// Loads off the cooperative pool so the HTTP server keeps answering /healthz and /readyz.
     private func load(_ directory: URL, batcher: BatcherConfiguration) async throws -> ServingContext {
         let modelName = options.modelName
+        var taskLimits = TaskLimits()
+        taskLimits.maxResponseBytes = options.maxResponseBytes
         let tasks = TaskOptions(headsConfiguration: options.heads.map { URL(fileURLWithPath: $0) },
                                 embeddings: EmbeddingConfiguration(pooling: EmbeddingPooling(rawValue: options.embeddingPooling) ?? .mean,
-                                                                   normalize: options.normalizeEmbeddings))
+                                                                   normalize: options.normalizeEmbeddings),
+                                limits: taskLimits)
         return try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 do {

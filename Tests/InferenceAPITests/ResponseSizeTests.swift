@@ -61,4 +61,33 @@ final class ResponseSizeTests: XCTestCase {
         let small = try await running.client.send("POST", "/v1/completions", json: #"{"prompt":"Hello","max_tokens":4}"#)
         XCTAssertNotNil(small.header("Content-Length"), "small bodies keep their length")
     }
+
+    /// The task endpoints take the same limit: 200 float vectors would pass it, the same as base64 do not.
+    func testEmbeddingsAnswerSizeIsBoundedBeforeTheForwardPasses() async throws {
+        var limits = TaskLimits()
+        limits.maxResponseBytes = 128 << 10
+        let running = try await RunningServer.start(for: self, taskLimits: limits)
+        let inputs = JSONValue.array(Array(repeating: .string("Hello there"), count: 200)).encodedString
+        let refused = try await running.client.send("POST", "/v1/embeddings", json: #"{"input":\#(inputs)}"#)
+        XCTAssertEqual(refused.status, 400, refused.text)
+        XCTAssertEqual(try JSONParser.parse(refused.body)["error"]?["code"]?.stringValue, "response_too_large")
+        let base64 = try await running.client.send("POST", "/v1/embeddings", json: #"{"input":\#(inputs),"encoding_format":"base64"}"#)
+        XCTAssertEqual(base64.status, 200, base64.text)
+        XCTAssertEqual(try JSONParser.parse(base64.body)["data"]?.arrayValue?.count, 200)
+    }
+
+    /// Embeddings above the incremental threshold arrive chunked and equal the vectors sent whole.
+    func testLargeEmbeddingsAreSentIncrementally() async throws {
+        let running = try await RunningServer.start(for: self)
+        let inputs = JSONValue.array(Array(repeating: .string("Hello there"), count: 256)).encodedString
+        let many = try await running.client.send("POST", "/v1/embeddings", json: #"{"input":\#(inputs)}"#)
+        XCTAssertEqual(many.status, 200, many.text)
+        XCTAssertEqual(many.header("Transfer-Encoding"), "chunked")
+        let one = try await running.client.send("POST", "/v1/embeddings", json: #"{"input":"Hello there"}"#)
+        XCTAssertNotNil(one.header("Content-Length"))
+        let vectors = try XCTUnwrap(JSONParser.parse(many.body)["data"]?.arrayValue)
+        XCTAssertEqual(vectors.count, 256)
+        XCTAssertEqual(vectors[255]["index"]?.intValue, 255)
+        XCTAssertEqual(vectors[255]["embedding"], try JSONParser.parse(one.body)["data"]?[0]?["embedding"])
+    }
 }

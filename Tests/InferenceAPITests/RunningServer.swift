@@ -14,7 +14,7 @@ struct RunningServer {
     var client: LoopbackClient
 
     /// Starts a server shut down when `test` ends.
-    static func start(for test: XCTestCase, apiKeys: [String] = [], maxBodyBytes: Int = 1 << 20,
+    static func start(for test: XCTestCase, apiKeys: [String] = [], maxBodyBytes: Int = 1 << 20, taskLimits: TaskLimits = .init(),
                       configure: (inout APIConfiguration) -> Void = { _ in }) async throws -> RunningServer {
         let directory = root.appendingPathComponent(DefaultModel.relativePath)
         var api = APIConfiguration()
@@ -31,7 +31,7 @@ struct RunningServer {
         let server = HTTPServer(configuration: http, logger: logger, handler: { await service.handle($0) })
         let port = try server.start()
         let heads = root.appendingPathComponent("Tests/Fixtures/heads/heads.json")
-        try await service.start(with: try ServingContext.load(directory: directory, tasks: TaskOptions(headsConfiguration: heads)))
+        try await service.start(with: try ServingContext.load(directory: directory, tasks: TaskOptions(headsConfiguration: heads, limits: taskLimits)))
         test.addTeardownBlock { await server.shutdown() }
         return RunningServer(server: server, service: service, client: LoopbackClient(port: port))
     }

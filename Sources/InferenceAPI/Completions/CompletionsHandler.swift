@@ -39,7 +39,7 @@ struct CompletionsHandler: Sendable {
                 results[promptIndex].apply(event)
             }
             let body = completion.responseBody(identity: identity, prompts: prompts, results: results, tokenizer: context.tokenizer)
-            return Self.jsonResponse(body, estimatedBytes: estimatedBytes)
+            return body.response(estimatedBytes: estimatedBytes)
         } catch {
             return Self.apiError(for: error).response
         }
@@ -68,19 +68,6 @@ struct CompletionsHandler: Sendable {
     private func submit(_ completion: CompletionRequest, prompts: [PreparedPrompt]) throws -> [AsyncThrowingStream<GenerationEvent, Error>] {
         let parameters = completion.generationParameters
         return try prompts.map { try context.backend.submit(GenerationRequest(promptTokens: $0.tokens, parameters: parameters)) }
-    }
-
-    /// Bodies estimated above this go out one choice at a time through the writer, which waits for a
-    /// slow client, so that the encoded answer is never held whole; smaller ones get a Content-Length.
-    static let incrementalBodyBytes = 256 << 10
-
-    static func jsonResponse(_ body: JSONPieces, estimatedBytes: Int) -> HTTPResponse {
-        guard estimatedBytes > incrementalBodyBytes else {
-            return HTTPResponse(status: 200, headers: ["Content-Type": "application/json"], body: .bytes(body.bytes))
-        }
-        return HTTPResponse(status: 200, headers: ["Content-Type": "application/json"], body: .stream { writer in
-            for i in 0..<body.pieceCount { try await writer.write(body.piece(i)) }
-        })
     }
 
     // MARK: Streaming

@@ -7,14 +7,21 @@ import HTTPServer
 // the head on the hidden states and post-processes as transformers' pipelines do.
 
 enum TaskEndpoints {
-    typealias Handler = @Sendable (FieldReader, TaskServingContext) async throws -> JSONValue
+    typealias Handler = @Sendable (FieldReader, TaskServingContext) async throws -> TaskAnswer
+
+    /// A handler's body and its size as estimated before the work (what decides how it is sent).
+    struct TaskAnswer: Sendable {
+        var body: JSONPieces
+        var estimatedBytes: Int
+    }
 
     /// Parses the body, checks the model and answers with `handler`'s JSON, or the error in OpenAI's shape.
     static func respond(_ request: HTTPRequest, context: TaskServingContext, _ handler: Handler) async -> HTTPResponse {
         do {
             let fields = try FieldReader(body: request.body)
             try context.checkModel(fields)
-            return .json(try await handler(fields, context))
+            let answer = try await handler(fields, context)
+            return answer.body.response(estimatedBytes: answer.estimatedBytes)
         } catch {
             return CompletionsHandler.apiError(for: error).response
         }
@@ -22,7 +29,7 @@ enum TaskEndpoints {
 
     // MARK: - /v1/classify
 
-    static func classify(_ fields: FieldReader, _ context: TaskServingContext) async throws -> JSONValue {
+    static func classify(_ fields: FieldReader, _ context: TaskServingContext) async throws -> TaskAnswer {
         guard let head = context.heads.sequenceClassification else { throw context.missingHead(.sequenceClassification) }
         let (texts, _) = try context.texts(fields, "input")
         // Absent: the pipeline's default of 1; null: every label.
@@ -31,6 +38,8 @@ enum TaskEndpoints {
             topK = try fields.int("top_k", in: 1...Int.max)
         }
         let function = try fields.choice("function_to_apply", ClassificationFunction.self)
+        let estimatedBytes = texts.count * (100 + 48 * (topK.map { min($0, head.labels.count) } ?? head.labels.count))
+        try context.checkResponseSize(estimatedBytes, param: "top_k", advice: "Send fewer inputs or a smaller 'top_k'.")
         let tokens = try texts.enumerated().map { (i, text) throws(APIError) in
             try context.tokens(of: text, param: texts.count > 1 ? "input[\(i)]" : "input").map(\.id)
         }
@@ -44,12 +53,12 @@ enum TaskEndpoints {
                 "scores": .array(result.scores.map { .object(["label": .string($0.label), "score": .double($0.score)]) }),
             ]))
         }
-        return response(context, data: data, promptTokens: tokens.reduce(0) { $0 + $1.count })
+        return response(context, data: data, promptTokens: tokens.reduce(0) { $0 + $1.count }, estimatedBytes: estimatedBytes)
     }
 
     // MARK: - /v1/classify-tokens
 
-    static func classifyTokens(_ fields: FieldReader, _ context: TaskServingContext) async throws -> JSONValue {
+    static func classifyTokens(_ fields: FieldReader, _ context: TaskServingContext) async throws -> TaskAnswer {
         guard let head = context.heads.tokenClassification else { throw context.missingHead(.tokenClassification) }
         let (texts, _) = try context.texts(fields, "input")
         let strategy = try fields.choice("aggregation_strategy", AggregationStrategy.self) ?? .none
@@ -57,6 +66,9 @@ enum TaskEndpoints {
         let tokens = try texts.enumerated().map { (i, text) throws(APIError) in
             try context.tokens(of: text, param: texts.count > 1 ? "input[\(i)]" : "input")
         }
+        // At most one entity per token; its word is the token's text at most.
+        let estimatedBytes = tokens.reduce(100) { total, spans in total + spans.reduce(40) { $0 + 110 + ($1.end - $1.start) } }
+        try context.checkResponseSize(estimatedBytes, param: "input", advice: "Send less text, or group entities with 'aggregation_strategy'.")
         let logits = try await context.encodeAll(tokens.map { $0.map(\.id) }) { i, hidden in try head.logits(hidden: hidden, rows: tokens[i].count) }
         let tokenizer = context.tokenizer
         var data: [JSONValue] = []
@@ -67,7 +79,7 @@ enum TaskEndpoints {
                 strategy: strategy, ignoreLabels: ignore)
             data.append(.object(["index": .int(i), "entities": .array(entities.map(entityJSON))]))
         }
-        return response(context, data: data, promptTokens: tokens.reduce(0) { $0 + $1.count })
+        return response(context, data: data, promptTokens: tokens.reduce(0) { $0 + $1.count }, estimatedBytes: estimatedBytes)
     }
 
     /// The pipeline's keys in its order: entity, score, index (strategy "none") or entity_group, score.
@@ -85,7 +97,7 @@ enum TaskEndpoints {
 
     // MARK: - /v1/answer
 
-    static func answer(_ fields: FieldReader, _ context: TaskServingContext) async throws -> JSONValue {
+    static func answer(_ fields: FieldReader, _ context: TaskServingContext) async throws -> TaskAnswer {
         guard let head = context.heads.questionAnswering else { throw context.missingHead(.questionAnswering) }
         let (questions, questionsArray) = try context.texts(fields, "question")
         let (contexts, contextsArray) = try context.texts(fields, "context")
@@ -154,28 +166,33 @@ enum TaskEndpoints {
                 .object(["score": .double($0.score), "start": .int($0.start), "end": .int($0.end), "answer": .string($0.answer)])
             })]))
         }
-        return response(context, data: data, promptTokens: sequences.reduce(0) { $0 + $1.count })
+        return response(context, data: data, promptTokens: sequences.reduce(0) { $0 + $1.count }, estimatedBytes: 0)
     }
 
     // MARK: - /v1/embeddings
 
-    static func embeddings(_ fields: FieldReader, _ context: TaskServingContext) async throws -> JSONValue {
+    static func embeddings(_ fields: FieldReader, _ context: TaskServingContext) async throws -> TaskAnswer {
         if fields.value("dimensions") != nil {
             throw APIError.invalidField("dimensions", "'dimensions' is not supported: this model's embeddings have \(context.hiddenSize) dimensions.")
         }
         let format = try fields.choice("encoding_format", EmbeddingEncodingFormat.self) ?? .float
         let sequences = try embeddingInputs(fields, context)
+        // A float is at most ~16 characters and a comma as JSON, 4 bytes as 5.33 of base64.
+        let estimatedBytes = sequences.count * (60 + context.hiddenSize * (format == .base64 ? 6 : 17))
+        try context.checkResponseSize(estimatedBytes, param: "input", advice: "Send fewer inputs per request, or use 'encoding_format': 'base64'.")
         let hiddenSize = context.hiddenSize, pooling = context.embeddings
         let vectors = try await context.encodeAll(sequences) { i, hidden in
             Embeddings.pool(hidden: hidden, rows: sequences[i].count, hiddenSize: hiddenSize, pooling: pooling.pooling, normalize: pooling.normalize)
         }
-        let data: [JSONValue] = vectors.enumerated().map { i, vector in
+        let tokens = sequences.reduce(0) { $0 + $1.count }
+        let prefix: JSONValue = .object(["object": "list", "data": .array([]), "model": .string(context.modelID), "usage": promptUsage(tokens)])
+        // Each vector becomes JSON only when it is sent.
+        let body = JSONPieces(prefix: prefix, arrayKey: "data", count: vectors.count) { i in
             let embedding: JSONValue = format == .base64
-                ? .string(Embeddings.base64(vector)) : .array(vector.map { .double(Double($0)) })
+                ? .string(Embeddings.base64(vectors[i])) : .array(vectors[i].map { .double(Double($0)) })
             return .object(["object": "embedding", "index": .int(i), "embedding": embedding])
         }
-        let tokens = sequences.reduce(0) { $0 + $1.count }
-        return .object(["object": "list", "data": .array(data), "model": .string(context.modelID), "usage": promptUsage(tokens)])
+        return TaskAnswer(body: body, estimatedBytes: estimatedBytes)
     }
 
     /// OpenAI's `input`: a string, an array of strings, an array of token ids, or an array of such arrays.
@@ -209,7 +226,8 @@ enum TaskEndpoints {
 
     // MARK: - Helpers
 
-    static func response(_ context: TaskServingContext, data: [JSONValue], promptTokens: Int) -> JSONValue {
-        .object(["object": "list", "model": .string(context.modelID), "data": .array(data), "usage": promptUsage(promptTokens)])
+    static func response(_ context: TaskServingContext, data: [JSONValue], promptTokens: Int, estimatedBytes: Int) -> TaskAnswer {
+        let prefix: JSONValue = .object(["object": "list", "model": .string(context.modelID), "data": .array([]), "usage": promptUsage(promptTokens)])
+        return TaskAnswer(body: JSONPieces(prefix: prefix, arrayKey: "data", count: data.count) { data[$0] }, estimatedBytes: estimatedBytes)
     }
 }

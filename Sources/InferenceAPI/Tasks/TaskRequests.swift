@@ -12,6 +12,13 @@ extension TaskServingContext {
         }
     }
 
+    /// 400 when an answer estimated at `estimatedBytes` would pass the server's response limit.
+    func checkResponseSize(_ estimatedBytes: Int, param: String, advice: String) throws(APIError) {
+        guard estimatedBytes > limits.maxResponseBytes else { return }
+        throw .invalidField(param, "The answer to this request could take about \(estimatedBytes) bytes, more than this server's limit of \(limits.maxResponseBytes) bytes. \(advice)",
+                            code: "response_too_large")
+    }
+
     /// The 400 for an endpoint whose head this model lacks, naming the head and how to add one.
     func missingHead(_ kind: TaskHeadKind) -> APIError {
         let architecture = switch kind {
