@@ -51,6 +51,8 @@ final class NumericFieldTests: XCTestCase {
 
     func testExtremeNumbersAreRefusedWithoutHarm() async throws {
         let running = try await RunningServer.start(for: self)
+        try await running.assertAlive()
+        let before = residentBytes()
         var cases = 0
         for field in Self.fields {
             for value in Self.extremes {
@@ -66,7 +68,9 @@ final class NumericFieldTests: XCTestCase {
                 XCTAssertEqual(error?["param"]?.stringValue, field.param, what)
             }
         }
-        print("NumericFieldTests: \(cases) requests")
+        let growth = residentBytes() - before
+        print("NumericFieldTests: \(cases) requests, resident memory grew by \(growth >> 20) MiB")
+        XCTAssertLessThan(growth, 256 << 20)
         try await running.assertAlive()
     }
 }

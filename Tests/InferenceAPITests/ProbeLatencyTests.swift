@@ -15,6 +15,7 @@ final class ProbeLatencyTests: XCTestCase {
     func testProbesStayFastUnderAFloodOfLargePrompts() async throws {
         let running = try await RunningServer.start(for: self, maxBodyBytes: 2 << 20)
         let port = running.client.port
+        let before = residentBytes()
         // About 1 MB of text whose tokens run far past the context: each request costs a full tokenization.
         let prompt = String(repeating: "The quick brown fox jumps over the lazy dog, again and again. ", count: 16_000)
         let body = Array(#"{"prompt":"\#(prompt)","max_tokens":1}"#.utf8)
@@ -54,6 +55,7 @@ final class ProbeLatencyTests: XCTestCase {
         XCTAssertEqual(statuses.withLock { $0 }, [400: clients * rounds], "every prompt is refused for its length")
         XCTAssertLessThan(percentile(0.95), 0.1, "95% of probes answer within 100 ms")
         XCTAssertLessThan(sorted.last ?? 0, 1.0, "no probe waits past Kubernetes' default 1 s timeout")
+        XCTAssertLessThan(residentBytes() - before, 1 << 30, "the flood's memory is given back")
         try await running.assertAlive()
     }
 }

@@ -50,9 +50,6 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
     public static func methodNotAllowed(_ message: String) -> APIError {
         APIError(status: 405, message: message, type: "invalid_request_error", code: "method_not_allowed")
     }
-    public static func payloadTooLarge(_ message: String) -> APIError {
-        APIError(status: 413, message: message, type: "invalid_request_error", code: "payload_too_large")
-    }
     public static let overloaded = APIError(
         status: 429, message: "The server is overloaded: too many requests are waiting. Retry shortly.",
         type: "rate_limit_error", code: "overloaded", retryAfterSeconds: 1)
