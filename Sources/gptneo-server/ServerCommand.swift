@@ -45,6 +45,16 @@ struct ServerCommand: AsyncParsableCommand {
     var kvCacheMib: String?
     @Option(help: ArgumentHelp("Largest request body in bytes (default 1048576); larger ones get 413.", valueName: "bytes"))
     var maxBodyBytes: String?
+    @Option(help: ArgumentHelp("Connections served at once (default 1024); at the limit the longest-idle one is closed to make room, else 503.", valueName: "n"))
+    var maxConnections: String?
+    @Option(help: ArgumentHelp("Connections from one client address at once (default 256; 0: no cap, e.g. behind a proxy).", valueName: "n"))
+    var maxConnectionsPerClient: String?
+    @Option(help: ArgumentHelp("Seconds a new connection may stay silent before it is closed (default 5).", valueName: "seconds"))
+    var firstByteTimeoutSeconds: String?
+    @Option(help: ArgumentHelp("Window of the minimum send rate: a client must accept --min-send-bytes per this many seconds while a response waits (default 60).", valueName: "seconds"))
+    var sendTimeoutSeconds: String?
+    @Option(help: ArgumentHelp("Bytes a client must accept per --send-timeout-seconds while a response waits for it, else it is cut (default 32768).", valueName: "bytes"))
+    var minSendBytes: String?
     @Option(help: ArgumentHelp("Largest n / best_of per prompt (default 16).", valueName: "n"))
     var maxChoices: String?
     @Option(help: ArgumentHelp("Seconds in-flight requests may run after SIGTERM/SIGINT (default 30).", valueName: "seconds"))
@@ -73,6 +83,11 @@ struct ServerCommand: AsyncParsableCommand {
         flags["max_running_sequences"] = maxRunningSequences
         flags["kv_cache_mib"] = kvCacheMib
         flags["max_body_bytes"] = maxBodyBytes
+        flags["max_connections"] = maxConnections
+        flags["max_connections_per_client"] = maxConnectionsPerClient
+        flags["first_byte_timeout_seconds"] = firstByteTimeoutSeconds
+        flags["send_timeout_seconds"] = sendTimeoutSeconds
+        flags["min_send_bytes"] = minSendBytes
         flags["max_choices"] = maxChoices
         flags["shutdown_grace_seconds"] = shutdownGraceSeconds
         flags["drain_delay_seconds"] = drainDelaySeconds

@@ -117,9 +117,16 @@ final class TestClient {
     let fd: Int32
     private var buffer: [UInt8] = []
 
-    init(port: Int, host: String = "127.0.0.1", receiveBufferBytes: Int32? = nil) throws {
+    /// `sourceAddress`: an IPv4 address to connect from (another loopback address is another client).
+    init(port: Int, host: String = "127.0.0.1", receiveBufferBytes: Int32? = nil, sourceAddress: String? = nil) throws {
         let isV6 = host.contains(":")
         fd = socket(isV6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let sourceAddress {
+            var source = sockaddr_in()
+            source.sin_family = sa_family_t(AF_INET)
+            inet_pton(AF_INET, sourceAddress, &source.sin_addr)
+            _ = withUnsafePointer(to: &source) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
         if let size = receiveBufferBytes {
             var value = size
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, socklen_t(MemoryLayout<Int32>.size))
@@ -253,6 +260,13 @@ final class TestClient {
         let data = try readExactly(size, timeout: timeout)
         guard try readLine(timeout: timeout).isEmpty else { throw TestClientError.malformed("chunk end") }
         return data
+    }
+
+    /// Reads and discards what has arrived, at most `limit` bytes, without waiting; returns the count.
+    func readAvailable(upTo limit: Int) -> Int {
+        var chunk = [UInt8](repeating: 0, count: limit)
+        let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        return max(count, 0)
     }
 
     /// Whether the server closes the connection (EOF) within `timeout`, with nothing unread.

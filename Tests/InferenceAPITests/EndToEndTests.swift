@@ -21,7 +21,8 @@ final class EndToEndTests: XCTestCase {
         http.port = 0
         http.maxBodyBytes = maxBodyBytes
         http.accessLogLevel = .trace
-        http.makeErrorResponse = { service.serverErrorResponse(status: $0, message: $1) }
+        http.makeErrorResponse = { InferenceService.errorResponse(status: $0, message: $1) }
+        http.onServerAnswer = { service.metrics.countServerAnswer($0) }
         var logger = Logger(label: "e2e")
         logger.logLevel = .warning
         let server = HTTPServer(configuration: http, logger: logger, handler: { await service.handle($0) })
@@ -155,7 +156,7 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(reply.status, 200)
         reply = try await running.client.send("GET", "/metrics")
         XCTAssertTrue(reply.text.contains(#"gptneo_http_requests_total{endpoint="/v1/completions",method="POST",status="400"} 3"#), reply.text)
-        XCTAssertTrue(reply.text.contains(#"gptneo_http_requests_total{endpoint="server",method="other",status="413"} 1"#), reply.text)
+        XCTAssertTrue(reply.text.contains(#"gptneo_http_requests_total{endpoint="/v1/completions",method="POST",status="413"} 1"#), reply.text)
     }
 
     func testTokenizeRoundTripsWithTheRealTokenizer() async throws {

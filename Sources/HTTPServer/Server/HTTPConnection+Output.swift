@@ -54,12 +54,13 @@ extension HTTPConnection {
             }
             if written > 0 {
                 outboundOffset += written
-                lastWriteProgressAt = monotonicNow()
+                bytesWritten += written
                 continue
             }
             let code = errno
             if written < 0 && code == EINTR { continue }
             if written < 0 && (code == EAGAIN || code == EWOULDBLOCK) {
+                if sendWindowStart == nil { (sendWindowStart, deliveredAtWindowStart) = (monotonicNow(), bytesDelivered) }
                 compactOutbound()
                 setWriting(true)
                 if pendingBytes <= configuration.maxPendingStreamBytes / 2 { resumeDrainWaiter() }
@@ -69,10 +70,15 @@ extension HTTPConnection {
         }
         outbound.removeAll(keepingCapacity: outbound.capacity <= 256 * 1024)
         outboundOffset = 0
+        sendWindowStart = nil
         setWriting(false)
         resumeDrainWaiter()
         if closeAfterFlush { beginLingeringClose() } else { startNextIfPossible() }
+        publishIdleness()
     }
+
+    /// Bytes the client's TCP has taken.
+    var bytesDelivered: Int { bytesWritten - unacknowledgedBytes(fd) }
 
     func compactOutbound() {
         if outboundOffset >= 64 * 1024 && outboundOffset * 2 >= outbound.count {
@@ -96,6 +102,7 @@ extension HTTPConnection {
         lifecycle = .lingering(deadline: monotonicNow() + Self.lingerTime, discarded: 0)
         setWriting(false)
         updateReadInterest()
+        publishIdleness()
         pollLingering()
     }
 

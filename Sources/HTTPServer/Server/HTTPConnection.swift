@@ -74,12 +74,19 @@ final class HTTPConnection: @unchecked Sendable {
     var outboundOffset = 0
     var closeAfterFlush = false
     var drainWaiter: CheckedContinuation<Void, any Error>?
+    /// Bytes handed to the kernel over the connection's life.
+    var bytesWritten = 0
+    /// While bytes wait for the client: when the current send-rate window began, and how many
+    /// bytes the client had taken then (see `HTTPServerConfiguration.writeTimeout`).
+    var sendWindowStart: UInt64?
+    var deliveredAtWindowStart = 0
+    /// What the registry was last told: waiting for a request (evictable) or busy.
+    var publishedIdle = true
 
     // Deadlines, in `DispatchTime` nanoseconds.
     var idleSince: UInt64
     var headStartedAt: UInt64
     var lastReadAt: UInt64
-    var lastWriteProgressAt: UInt64
 
     var dateCache = DateCache()
     let requestIDBase = UInt64.random(in: 0...UInt64.max)
@@ -91,7 +98,7 @@ final class HTTPConnection: @unchecked Sendable {
     static let maxLingerDiscard = 1 << 20
     static let lingerPollMilliseconds = 20
 
-    init(id: Int, fd: Int32, core: ServerCore, queue: DispatchQueue) {
+    init(id: Int, fd: Int32, peer: PeerAddress, core: ServerCore, queue: DispatchQueue) {
         self.id = id
         self.fd = fd
         self.core = core
@@ -100,11 +107,11 @@ final class HTTPConnection: @unchecked Sendable {
         handler = core.handler
         var logger = core.logger
         logger[metadataKey: "connection"] = "\(id)"
-        if let client = peerAddress(fd) { logger[metadataKey: "client"] = "\(client)" }
+        logger[metadataKey: "client"] = "\(peer)"
         self.logger = logger
         parser = HTTPRequestParser(limits: configuration.parserLimits)
         let now = monotonicNow()
-        (idleSince, headStartedAt, lastReadAt, lastWriteProgressAt) = (now, now, now, now)
+        (idleSince, headStartedAt, lastReadAt) = (now, now, now)
     }
 
     deinit { readBuffer.deallocate() }
@@ -179,9 +186,9 @@ final class HTTPConnection: @unchecked Sendable {
         let wasIdle = parser.phase == .idle
         events.removeAll(keepingCapacity: true)
         parser.feed(UnsafeRawBufferPointer(start: readBuffer.baseAddress, count: count), into: &events)
-        // The head clock of a keep-alive connection starts with the first byte of the request;
-        // on a fresh connection it started at accept.
-        if wasIdle && servedRequests > 0 && current == nil { headStartedAt = now }
+        // The head clock starts with the request's first byte (before it, the first-byte or idle
+        // timeout runs).
+        if wasIdle && current == nil { headStartedAt = now }
         for event in events {
             switch event {
             case .head(let head):
@@ -196,6 +203,7 @@ final class HTTPConnection: @unchecked Sendable {
         }
         startNextIfPossible()
         updateReadInterest()
+        publishIdleness()
     }
 
     /// EOF or a reset from the client: it has gone, so whatever runs for it is cancelled.
@@ -303,8 +311,12 @@ final class HTTPConnection: @unchecked Sendable {
     func sendErrorResponse(status: Int, message: String, request: (method: String, target: String)?) {
         var response = configuration.makeErrorResponse(status, message)
         if case .stream = response.body { response = .jsonError(status: status, message: message) }
+        // RFC 9110 §15.5.16: a 415 for a content coding says which codings are acceptable.
+        if status == 415 { response.headers.replaceOrAdd(name: "Accept-Encoding", value: "identity") }
+        let path = request.map { String($0.target.prefix { $0 != "?" }) }
+        configuration.onServerAnswer?(ServerAnswer(status: response.status, method: request?.method, path: path))
         var flight = InFlight(
-            method: request?.method ?? "-", path: request.map { String($0.target.prefix { $0 != "?" }) } ?? "-",
+            method: request?.method ?? "-", path: path ?? "-",
             version: .http11, requestID: nextRequestID(),
             start: monotonicNow(), keepAlive: false, status: response.status
         )
