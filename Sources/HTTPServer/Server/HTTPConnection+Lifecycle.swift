@@ -14,6 +14,7 @@ extension HTTPConnection {
     /// Closes or answers 408 where a deadline has passed. The clock is read here, on the
     /// connection's queue: a time taken earlier could precede activity recorded meanwhile.
     func checkTimeouts() {
+        assertOnQueue()
         let now = monotonicNow()
         func elapsed(since instant: UInt64, atLeast limit: Duration) -> Bool {
             now > instant && now - instant >= UInt64(limit.nanoseconds)
@@ -25,7 +26,7 @@ extension HTTPConnection {
         }
         if pendingBytes > 0 {
             guard let windowStart = sendWindowStart, elapsed(since: windowStart, atLeast: configuration.writeTimeout) else { return }
-            let delivered = bytesDelivered
+            let delivered = transport.bytesDelivered
             if delivered - deliveredAtWindowStart < max(configuration.minSendBytes, 1) {
                 logger.info("closing connection: client reading too slowly", metadata: [
                     "pending_bytes": "\(pendingBytes)", "accepted_bytes": "\(delivered - deliveredAtWindowStart)",
@@ -61,6 +62,7 @@ extension HTTPConnection {
 
     /// Shutdown began: idle connections close now; a busy one closes after its current response.
     func beginShutdown() {
+        assertOnQueue()
         shuttingDown = true
         guard case .open = lifecycle else { return }
         if let flight = current {
@@ -95,6 +97,7 @@ extension HTTPConnection {
 
     /// Chosen to make room for a new connection: closes if still idle.
     func evictIfIdle() {
+        assertOnQueue()
         guard isIdle else { return core.evictionDeclined(id) }
         logger.debug("closing idle connection to make room for a new one")
         close()

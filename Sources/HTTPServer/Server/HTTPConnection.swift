@@ -8,13 +8,14 @@ import Darwin
 
 // MARK: - Connection
 
-/// One client connection: reads and parses requests, runs handlers one at a time (pipelined
-/// requests are answered in order), writes responses with back-pressure, enforces the timeouts.
-/// Every mutable property is confined to `queue`; tasks hop back onto it to touch them.
-final class HTTPConnection: @unchecked Sendable {
+/// One HTTP/1.1 client connection over a transport (plain TCP or TLS): reads and parses
+/// requests, runs handlers one at a time (pipelined requests are answered in order), writes
+/// responses with back-pressure, enforces the timeouts. Every mutable property is confined to
+/// `queue`; tasks hop back onto it to touch them, and the entry points check it.
+final class HTTPConnection: ServerConnection, @unchecked Sendable {
     let id: Int
     let queue: DispatchQueue
-    let fd: Int32
+    let transport: any Transport
     /// Strong: the registry drops the connection when it closes, which breaks the cycle.
     let core: ServerCore
     let configuration: HTTPServerConfiguration
@@ -69,13 +70,14 @@ final class HTTPConnection: @unchecked Sendable {
     var writeSuspended = false
     var cancelledSources = 0
     var resetOnClose = false
+    /// A TLS read that must first write (or a write that must first read) waits for that readiness.
+    var readWaitsForWritable = false
+    var writeWaitsForReadable = false
 
     var outbound: [UInt8] = []
     var outboundOffset = 0
     var closeAfterFlush = false
     var drainWaiter: CheckedContinuation<Void, any Error>?
-    /// Bytes handed to the kernel over the connection's life.
-    var bytesWritten = 0
     /// While bytes wait for the client: when the current send-rate window began, and how many
     /// bytes the client had taken then (see `HTTPServerConfiguration.writeTimeout`).
     var sendWindowStart: UInt64?
@@ -98,9 +100,9 @@ final class HTTPConnection: @unchecked Sendable {
     static let maxLingerDiscard = 1 << 20
     static let lingerPollMilliseconds = 20
 
-    init(id: Int, fd: Int32, peer: PeerAddress, core: ServerCore, queue: DispatchQueue) {
+    init(id: Int, transport: any Transport, peer: PeerAddress, core: ServerCore, queue: DispatchQueue) {
         self.id = id
-        self.fd = fd
+        self.transport = transport
         self.core = core
         self.queue = queue
         configuration = core.configuration
@@ -122,11 +124,11 @@ final class HTTPConnection: @unchecked Sendable {
 
     func start() {
         queue.async { [self] in
-            let read = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+            let read = DispatchSource.makeReadSource(fileDescriptor: transport.fd, queue: queue)
             read.setEventHandler { [self] in readable() }
             read.setCancelHandler { [self] in sourceCancelled() }
-            let write = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
-            write.setEventHandler { [self] in flush() }
+            let write = DispatchSource.makeWriteSource(fileDescriptor: transport.fd, queue: queue)
+            write.setEventHandler { [self] in writable() }
             write.setCancelHandler { [self] in sourceCancelled() }
             readSource = read
             writeSource = write
@@ -151,11 +153,11 @@ final class HTTPConnection: @unchecked Sendable {
     }
 
     /// Whether reading should run: not while enough requests wait (pipelining is bounded), nor
-    /// once the parser has stopped; always while lingering.
+    /// once the parser has stopped, unless a write waits for it; always while lingering.
     func updateReadInterest() {
         switch lifecycle {
         case .open:
-            setReading(!stoppedReading && parser.phase != .failed && queued.count < Self.maxQueuedRequests)
+            setReading(writeWaitsForReadable || !stoppedReading && parser.phase != .failed && queued.count < Self.maxQueuedRequests)
         case .lingering: setReading(true)
         case .closed: break
         }
@@ -164,13 +166,20 @@ final class HTTPConnection: @unchecked Sendable {
     // MARK: Reading
 
     func readable() {
-        let count = recv(fd, readBuffer.baseAddress, readBuffer.count, 0)
-        if count < 0 {
-            let code = errno
-            if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return }
-            return peerClosed()
+        assertOnQueue()
+        if writeWaitsForReadable {
+            writeWaitsForReadable = false
+            flush()
         }
-        if count == 0 { return peerClosed() }
+        let count: Int
+        switch transport.read(into: readBuffer) {
+        case .done(let read): count = read
+        case .wouldBlock(let interest):
+            readWaitsForWritable = interest == .write
+            if readWaitsForWritable { setWriting(true) }
+            return
+        case .closed, .failed: return peerClosed()
+        }
         let now = monotonicNow()
         switch lifecycle {
         case .closed:
@@ -247,6 +256,7 @@ final class HTTPConnection: @unchecked Sendable {
     }
 
     func responseReady(_ response: HTTPResponse) {
+        assertOnQueue()
         guard case .open = lifecycle, var flight = current else { return }
         flight.task = nil
         flight.status = response.status

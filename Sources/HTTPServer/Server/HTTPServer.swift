@@ -11,8 +11,11 @@ import Darwin
 //
 // - The listening socket is watched by a Dispatch read source on `acceptQueue`, which also runs
 //   the deadline sweep (a timer at a quarter of the shortest timeout, 10 ms to 1 s).
-// - Each connection owns a serial queue (targeting the global concurrent queue) that confines
-//   all its state, and a read and a write source on its non-blocking socket.
+// - Each accepted socket gets a transport (plain TCP, or TLS) that moves its bytes, and a
+//   connection (`ServerConnection`: HTTP/1.1 today) that owns a serial queue (targeting the
+//   global concurrent queue) confining all its state, and a read and a write source on the
+//   socket. The core reaches connections only through `ServerConnection`, on their queues:
+//   limits, the deadline sweep and the drain live here once, whatever the protocol.
 // - Bytes read go through the pure parser; complete requests queue up in order (reading pauses
 //   while 4 wait). One request at a time runs its handler in a Task, whose response hops back
 //   onto the connection's queue to be encoded and sent; a partial send arms the write source.
@@ -72,7 +75,7 @@ final class ServerCore: @unchecked Sendable {
 
     /// A registered connection and what the limits need to know of it.
     private struct Registration {
-        let connection: HTTPConnection
+        let connection: any ServerConnection
         let client: String
         /// Since when it waits for a request (or lingers after its last answer); nil while busy.
         var idleSince: UInt64?
@@ -97,11 +100,13 @@ final class ServerCore: @unchecked Sendable {
     private var acceptPaused = false
     private var sweepTimer: DispatchSourceTimer?
     private let refusal: [UInt8]
+    private let transports: any TransportFactory
 
     init(configuration: HTTPServerConfiguration, logger: Logger, handler: @escaping HTTPHandler) {
         self.configuration = configuration
         self.logger = logger
         self.handler = handler
+        transports = PlainTransportFactory()
         refusal = Self.cannedResponse(configuration.makeErrorResponse(503, "server at its connection limit"))
     }
 
@@ -147,7 +152,7 @@ final class ServerCore: @unchecked Sendable {
     // MARK: Accepting
 
     private enum Admission {
-        case accepted(HTTPConnection, evicted: [HTTPConnection])
+        case accepted(any ServerConnection, evicted: [any ServerConnection])
         case overLimit(String)
         case stopping
     }
@@ -155,16 +160,17 @@ final class ServerCore: @unchecked Sendable {
     private func acceptPending(_ listener: Int32) {
         defer { pauseAcceptingIfOutOfDescriptors() }
         while let (fd, peer) = acceptConnection(listener) {
-            switch lock.withLock({ admit(fd, peer) }) {
+            let transport = transports.makeTransport(fd: fd)
+            switch lock.withLock({ admit(transport, peer) }) {
             case .accepted(let connection, let evicted):
                 for victim in evicted { victim.queue.async { victim.evictIfIdle() } }
                 connection.start()
             case .overLimit(let limit):
                 logger.warning("refusing connection: \(limit)", metadata: ["client": "\(peer)"])
-                refuseConnection(fd, response: refusal)
+                transport.refuse(with: refusal)
                 configuration.onServerAnswer?(ServerAnswer(status: 503))
             case .stopping:
-                closeSocket(fd)  // shutdown has begun: the listener is going away
+                transport.close(reset: false)  // shutdown has begun: the listener is going away
             }
         }
     }
@@ -172,9 +178,9 @@ final class ServerCore: @unchecked Sendable {
     /// Registers a new connection, first making room by evicting the connection idle longest, of
     /// the same client when its cap is reached, of anyone at the global limit (as nginx reuses
     /// its keep-alive connections). Under `lock`.
-    private func admit(_ fd: Int32, _ peer: PeerAddress) -> Admission {
+    private func admit(_ transport: any Transport, _ peer: PeerAddress) -> Admission {
         guard case .running = state else { return .stopping }
-        var evicted: [HTTPConnection] = []
+        var evicted: [any ServerConnection] = []
         let clientCap = configuration.maxConnectionsPerClient
         if clientCap > 0 && perClient[peer.host, default: 0] >= clientCap {
             guard let victim = oldestIdle(client: peer.host) else {
@@ -190,7 +196,7 @@ final class ServerCore: @unchecked Sendable {
         }
         nextConnectionID += 1
         let queue = DispatchQueue(label: "http.connection", target: .global())
-        let connection = HTTPConnection(id: nextConnectionID, fd: fd, peer: peer, core: self, queue: queue)
+        let connection = HTTPConnection(id: nextConnectionID, transport: transport, peer: peer, core: self, queue: queue)
         connections[nextConnectionID] = Registration(connection: connection, client: peer.host, idleSince: monotonicNow())
         perClient[peer.host, default: 0] += 1
         return .accepted(connection, evicted: evicted)
@@ -207,7 +213,7 @@ final class ServerCore: @unchecked Sendable {
     }
 
     /// Under `lock`: stops counting a connection against the limits; it closes on its own queue.
-    private func beginEviction(_ id: Int) -> HTTPConnection {
+    private func beginEviction(_ id: Int) -> any ServerConnection {
         connections[id]!.evicting = true
         evictingCount += 1
         perClient[connections[id]!.client]! -= 1
@@ -254,7 +260,7 @@ final class ServerCore: @unchecked Sendable {
         }
     }
 
-    private func registeredConnections() -> [HTTPConnection] {
+    private func registeredConnections() -> [any ServerConnection] {
         lock.withLock { connections.values.map(\.connection) }
     }
 
