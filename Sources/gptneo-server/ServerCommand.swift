@@ -29,6 +29,10 @@ struct ServerCommand: AsyncParsableCommand {
     var host: String?
     @Option(help: ArgumentHelp("TCP port (default 8000; 0 picks a free one).", valueName: "port"))
     var port: String?
+    @Option(help: ArgumentHelp("Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key. SIGHUP re-reads both.", valueName: "file"))
+    var tlsCert: String?
+    @Option(help: ArgumentHelp("PEM private key of --tls-cert.", valueName: "file"))
+    var tlsKey: String?
     @Option(help: ArgumentHelp("Config file of 'key = value' lines.", valueName: "file"))
     var config: String?
     @Option(help: ArgumentHelp("Model id reported by /v1/models (default: the checkpoint directory's name).", valueName: "id"))
@@ -76,6 +80,8 @@ struct ServerCommand: AsyncParsableCommand {
         flags["model"] = model
         flags["host"] = host
         flags["port"] = port
+        flags["tls_cert"] = tlsCert
+        flags["tls_key"] = tlsKey
         flags["model_name"] = modelName
         if !apiKey.isEmpty { flags["api_keys"] = apiKey.joined(separator: ",") }
         if metricsRequireKey { flags["metrics_require_key"] = "true" }

@@ -55,6 +55,9 @@ struct ServerRunner {
         var http = HTTPServerConfiguration()
         http.host = options.host
         http.port = options.port
+        if let certificate = options.tlsCert, let key = options.tlsKey {
+            http.tls = TLSConfiguration(certificateChainFile: certificate, privateKeyFile: key)
+        }
         http.maxBodyBytes = options.maxBodyBytes
         http.maxConnections = options.maxConnections
         http.maxConnectionsPerClient = options.maxConnectionsPerClient
@@ -67,7 +70,13 @@ struct ServerRunner {
         let server = HTTPServer(configuration: http, logger: logger, handler: { await service.handle($0) })
         let port: Int
         do { port = try server.start() } catch { throw StartupError.cannotListen("\(error)") }
-        logger.info("listening on http://\(options.host):\(port), loading \(directory.path)")
+        let scheme = http.tls == nil ? "http" : "https"
+        logger.info("listening on \(scheme)://\(options.host):\(port), loading \(directory.path)")
+        // SIGHUP re-reads the certificate and key; a bad pair keeps the current one.
+        let reloads = SignalWatcher([SIGHUP]) { _, _ in
+            do { try server.reloadTLS() } catch { logger.error("SIGHUP: keeping the current TLS certificate: \(error)") }
+        }
+        if http.tls != nil { reloads.start() }
 
         // Signals are watched from the start: a SIGTERM while loading also exits cleanly. A second
         // one during the drain exits at once, as nginx and uvicorn do, with the shell's code for
@@ -104,7 +113,7 @@ struct ServerRunner {
         } catch {
             throw StartupError.warmUp("\(error)")
         }
-        logger.info("ready: serving '\(context.model.id)' on http://\(options.host):\(port); tasks: \(context.tasks?.tasks.joined(separator: ", ") ?? "text-generation")")
+        logger.info("ready: serving '\(context.model.id)' on \(scheme)://\(options.host):\(port); tasks: \(context.tasks?.tasks.joined(separator: ", ") ?? "text-generation")")
         // Serves until a signal handler exits the process.
         while true { try? await Task.sleep(for: .seconds(3600)) }
     }

@@ -64,6 +64,15 @@ final class OptionsTests: XCTestCase {
         XCTAssertThrowsError(try ServerOptions.resolve(configFile: nil, environment: [:], flags: ["max_connections": "0"]))
     }
 
+    func testTLSNeedsBothCertificateAndKey() throws {
+        let both = try ServerOptions.resolve(configFile: nil, environment: ["GPTNEO_TLS_KEY": "k.pem"], flags: ["tls_cert": "c.pem"])
+        XCTAssertEqual(both.tlsCert, "c.pem")
+        XCTAssertEqual(both.tlsKey, "k.pem")
+        XCTAssertThrowsError(try ServerOptions.resolve(configFile: nil, environment: [:], flags: ["tls_cert": "c.pem"])) { error in
+            XCTAssertEqual("\(error)", "invalid tls_cert 'c.pem': expected tls_key as well (HTTPS needs both)")
+        }
+    }
+
     func testDefaultModelIsFoundFromTheSourceCheckout() throws {
         // This file is Tests/InferenceAPITests/OptionsTests.swift: same depth as Sources/gptneo-server/main.swift.
         let found = DefaultModel.locate(sourceFile: #filePath, workingDirectory: "/", executable: nil)

@@ -119,5 +119,6 @@ server_pid=""
 elapsed_ms=$(( ($(date +%s%N) - started) / 1000000 ))
 [ "$code" -eq 143 ] || { echo "server exited $code after a second SIGTERM (expected 143)"; cat "$work/server.log"; exit 1; }
 [ "$elapsed_ms" -lt 5000 ] || { echo "server took $elapsed_ms ms to exit after a second SIGTERM"; exit 1; }
+grep -q "during the drain: exiting" "$work/server.log" || { echo "the second SIGTERM was not handled by the server"; cat "$work/server.log"; exit 1; }
 echo "server exited 143 ${elapsed_ms} ms after a second SIGTERM (drain delay 30 s)"
 echo "end-to-end checks: ok"

@@ -144,6 +144,17 @@ final class HTTPConnection: ServerConnection, @unchecked Sendable {
         guard let readSource, on == readSuspended else { return }
         if on { readSource.resume() } else { readSource.suspend() }
         readSuspended = !on
+        readBufferedInputSoon()
+    }
+
+    /// Input the transport holds (decrypted TLS records) raises no read event: read it from the queue.
+    func readBufferedInputSoon() {
+        guard !readSuspended, transport.hasBufferedInput else { return }
+        queue.async { [self] in
+            if case .closed = lifecycle { return }
+            guard !readSuspended else { return }
+            readable()
+        }
     }
 
     func setWriting(_ on: Bool) {
@@ -213,6 +224,7 @@ final class HTTPConnection: ServerConnection, @unchecked Sendable {
         startNextIfPossible()
         updateReadInterest()
         publishIdleness()
+        readBufferedInputSoon()
     }
 
     /// EOF or a reset from the client: it has gone, so whatever runs for it is cancelled.

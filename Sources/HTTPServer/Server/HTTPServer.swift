@@ -47,6 +47,11 @@ public final class HTTPServer: Sendable {
     /// connections; returns when everything is closed. Safe to call more than once.
     public func shutdown() async { await core.shutdown() }
 
+    /// Re-reads the TLS certificate and key (on SIGHUP): connections accepted from now on use the
+    /// new pair, open ones keep theirs. Throws `HTTPServerError.tls` and keeps the old pair when
+    /// the new files are unusable; does nothing without TLS.
+    public func reloadTLS() throws { try core.reloadTLS() }
+
     /// Closes every connection now, busy or not, without waiting for the grace period (a second
     /// SIGTERM/SIGINT during the drain). A `shutdown()` under way then returns at once.
     public func closeAllConnections() { core.closeAllConnections() }
@@ -100,13 +105,13 @@ final class ServerCore: @unchecked Sendable {
     private var acceptPaused = false
     private var sweepTimer: DispatchSourceTimer?
     private let refusal: [UInt8]
-    private let transports: any TransportFactory
+    /// Set by `start()` before accepting begins; read on `acceptQueue` only after that.
+    private var transports: any TransportFactory = PlainTransportFactory()
 
     init(configuration: HTTPServerConfiguration, logger: Logger, handler: @escaping HTTPHandler) {
         self.configuration = configuration
         self.logger = logger
         self.handler = handler
-        transports = PlainTransportFactory()
         refusal = Self.cannedResponse(configuration.makeErrorResponse(503, "server at its connection limit"))
     }
 
@@ -122,6 +127,7 @@ final class ServerCore: @unchecked Sendable {
         }
         let listener: (fd: Int32, port: Int)
         do {
+            if let tls = configuration.tls { transports = try TLSTransportFactory(tls) }
             listener = try makeListeningSocket(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
         } catch {
             lock.withLock { state = .shutdown }
@@ -145,7 +151,9 @@ final class ServerCore: @unchecked Sendable {
         sweepTimer = timer
         timer.activate()
 
-        logger.info("listening", metadata: ["host": "\(configuration.host)", "port": "\(listener.port)"])
+        logger.info("listening", metadata: [
+            "host": "\(configuration.host)", "port": "\(listener.port)", "scheme": "\(configuration.tls == nil ? "http" : "https")",
+        ])
         return listener.port
     }
 
@@ -351,6 +359,12 @@ final class ServerCore: @unchecked Sendable {
         }
         waiters.forEach { $0.resume() }
         logger.info("stopped")
+    }
+
+    func reloadTLS() throws {
+        guard let tls = acceptQueue.sync(execute: { transports as? TLSTransportFactory }) else { return }
+        try tls.reload()
+        logger.info("reloaded the TLS certificate and key", metadata: ["certificate": "\(tls.configuration.certificateChainFile)"])
     }
 
     func closeAllConnections() {

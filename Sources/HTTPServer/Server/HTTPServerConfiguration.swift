@@ -8,6 +8,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var host: String = "127.0.0.1"
     /// 0 binds an ephemeral port; `HTTPServer.start()` returns the one bound.
     public var port: Int = 8000
+    /// HTTPS with this certificate and key; nil serves plain HTTP.
+    public var tls: TLSConfiguration?
     public var backlog: Int32 = 512
     /// Request line, CRLF excluded; beyond: 414.
     public var maxRequestLineBytes = 8 * 1024

@@ -16,6 +16,8 @@ public enum HTTPServerError: Error, Equatable, CustomStringConvertible {
     case clientDisconnected
     /// A configuration value is out of range (names the field).
     case invalidConfiguration(String)
+    /// The TLS certificate or key cannot be used (missing, unreadable, malformed, mismatched).
+    case tls(String)
 
     public var description: String {
         switch self {
@@ -23,6 +25,7 @@ public enum HTTPServerError: Error, Equatable, CustomStringConvertible {
         case .bindFailed(let host, let port, let reason): "cannot listen on \(host):\(port): \(reason)"
         case .clientDisconnected: "the client closed the connection"
         case .invalidConfiguration(let problem): "invalid HTTP server configuration: \(problem)"
+        case .tls(let problem): problem
         }
     }
 }
@@ -149,6 +152,11 @@ func bytesWaitingToBeRead(_ fd: Int32) -> Int {
     return ioctl(fd, UInt(FIONREAD), &count) == 0 ? Int(count) : 0
 }
 
+/// The text of a NUL-terminated C buffer.
+func nulTerminatedString(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
 /// Bytes handed to the kernel that the client's TCP has not acknowledged yet (`SIOCOUTQ`, which
 /// Linux spells `TIOCOUTQ` for sockets; `SO_NWRITE` on Darwin). What was written minus this is
 /// what the client took: the only honest progress measure, since the kernel wakes a writer only
@@ -181,7 +189,7 @@ struct PeerAddress: Sendable, CustomStringConvertible {
             withUnsafePointer(to: &storage) {
                 $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
                     var ip = address.pointee.sin_addr
-                    if inet_ntop(AF_INET, &ip, &text, socklen_t(text.count)) != nil { host = String(cString: text) }
+                    if inet_ntop(AF_INET, &ip, &text, socklen_t(text.count)) != nil { host = nulTerminatedString(text) }
                     port = UInt16(bigEndian: address.pointee.sin_port)
                 }
             }
@@ -190,7 +198,7 @@ struct PeerAddress: Sendable, CustomStringConvertible {
             withUnsafePointer(to: &storage) {
                 $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
                     var ip = address.pointee.sin6_addr
-                    if inet_ntop(AF_INET6, &ip, &text, socklen_t(text.count)) != nil { host = String(cString: text) }
+                    if inet_ntop(AF_INET6, &ip, &text, socklen_t(text.count)) != nil { host = nulTerminatedString(text) }
                     port = UInt16(bigEndian: address.pointee.sin6_port)
                 }
             }

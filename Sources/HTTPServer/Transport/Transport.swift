@@ -22,6 +22,8 @@ protocol Transport: AnyObject {
     func shutdownOutput()
     /// Whether bytes from the client are waiting to be read (a plain close would then be a reset).
     var hasUnreadInput: Bool { get }
+    /// Whether input is held inside the transport (decrypted TLS data), where no read source sees it.
+    var hasBufferedInput: Bool { get }
     /// Of the application bytes written, how many the client's TCP has taken (the send rate).
     var bytesDelivered: Int { get }
     /// Answers a connection refused at the limit with `response` where the protocol allows it
@@ -96,6 +98,8 @@ final class PlainTransport: Transport {
     func shutdownOutput() { shutdown(fd, Int32(SHUT_WR)) }
 
     var hasUnreadInput: Bool { bytesWaitingToBeRead(fd) > 0 }
+
+    var hasBufferedInput: Bool { false }
 
     var bytesDelivered: Int { written - unacknowledgedBytes(fd) }
 

@@ -10,6 +10,9 @@ public struct ServerOptions: Sendable, Equatable {
     public var model: String?
     public var host = "127.0.0.1"
     public var port = 8000
+    /// HTTPS: PEM certificate chain (leaf first) and private key; both or neither.
+    public var tlsCert: String?
+    public var tlsKey: String?
     /// The id `/v1/models` reports and requests may name; default: the checkpoint directory's name.
     public var modelName: String?
     public var apiKeys: [String] = []
@@ -52,6 +55,8 @@ public struct ServerOptions: Sendable, Equatable {
         Setting(key: "model") { $0.model = $1 },
         Setting(key: "host") { $0.host = $1 },
         Setting(key: "port") { o, v throws(OptionsError) in o.port = try parseInt(v, "port", 0...65535) },
+        Setting(key: "tls_cert") { $0.tlsCert = $1 },
+        Setting(key: "tls_key") { $0.tlsKey = $1 },
         Setting(key: "model_name") { $0.modelName = $1 },
         Setting(key: "api_keys") { o, v in o.apiKeys = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } },
         Setting(key: "metrics_require_key") { o, v throws(OptionsError) in o.metricsRequireKey = try parseBool(v, "metrics_require_key") },
@@ -105,6 +110,10 @@ public struct ServerOptions: Sendable, Equatable {
         }
         for setting in settings {
             if let value = flags[setting.key] { try setting.apply(&options, value) }
+        }
+        if (options.tlsCert == nil) != (options.tlsKey == nil) {
+            let (given, missing) = options.tlsCert == nil ? ("tls_key", "tls_cert") : ("tls_cert", "tls_key")
+            throw .invalidValue(setting: given, value: (options.tlsCert ?? options.tlsKey)!, expected: "\(missing) as well (HTTPS needs both)")
         }
         return options
     }
