@@ -50,8 +50,11 @@ enum ServerCommand {
         if !apiKeys.isEmpty { logger.info("API keys: \(apiKeys.count) accepted") }
 
         let server = InferenceServer(options: options, modelDirectory: try modelDirectory(options), apiKeys: apiKeys, logger: logger)
+        let http = server.server
+        let reloadTLS: (@Sendable () throws -> Void)? = options.tlsCert == nil ? nil : { @Sendable in try http.reloadTLS() }
         let reloader = SettingsReloader(arguments: arguments, environment: environment, initial: options, keys: apiKeys,
-                                        pollInterval: .seconds(2), service: server.service, logControl: logControl, logger: logger)
+                                        pollInterval: .seconds(2), service: server.service, logControl: logControl,
+                                        reloadTLS: reloadTLS, logger: logger)
         // Shut down in reverse order: the reloader stops first, then the server drains.
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server), .init(service: reloader)],

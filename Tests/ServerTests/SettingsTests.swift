@@ -45,6 +45,9 @@ final class SettingsTests: XCTestCase {
         "\(setting.group):\n  \(setting.name): \(setting.kind == .list ? "[\(value)]" : "\"\(value)\"")\n"
     }
 
+    /// Settings valid only together (`SettingsTable.validate`): each one's partner.
+    static let companions = ["server.tls_cert": "server.tls_key", "server.tls_key": "server.tls_cert"]
+
     // MARK: Sources and precedence
 
     func testDefaultsWhenNothingIsGiven() async throws {
@@ -85,11 +88,15 @@ final class SettingsTests: XCTestCase {
             let value = sample(setting)
             let expected = try setting.parse(value, source: .defaultValue)
             XCTAssertNotEqual(expected, setting.defaultValue, setting.key)
-            let config = try writeFile(yaml(setting, value))
+            let companion = Self.companions[setting.key].flatMap(SettingsTable.setting(key:))
+            let companionValue = companion.map(sample) ?? ""
+            let config = try writeFile(yaml(setting, value) + (companion.map { "  \($0.name): \(companionValue)\n" } ?? ""))
+            let companionFlags = companion.map { ["--\($0.flag)", companionValue] } ?? []
+            let companionEnvironment = companion.map { [$0.environment: companionValue] } ?? [:]
             let cases: [(ResolvedSettings, SettingSource)] = [
-                (try await resolve(["--\(setting.flag)", value]), .flag(setting.flag)),
-                (try await resolve(["--\(setting.flag)=\(value)"]), .flag(setting.flag)),
-                (try await resolve(environment: [setting.environment: value]), .environment(setting.environment)),
+                (try await resolve(["--\(setting.flag)", value] + companionFlags), .flag(setting.flag)),
+                (try await resolve(["--\(setting.flag)=\(value)"] + companionFlags), .flag(setting.flag)),
+                (try await resolve(environment: [setting.environment: value].merging(companionEnvironment) { $1 }), .environment(setting.environment)),
                 (try await resolve(["--config", config]), .file(config)),
             ]
             for (resolved, source) in cases {
@@ -97,6 +104,16 @@ final class SettingsTests: XCTestCase {
                 XCTAssertEqual(resolved.sources[setting.key], source, setting.key)
             }
         }
+    }
+
+    func testTLSNeedsBothCertificateAndKey() async throws {
+        let both = try await resolve(["--tls-cert", "c.pem"], environment: ["GPTNEO_TLS_KEY": "k.pem"]).options
+        XCTAssertEqual(both.tlsCert, "c.pem")
+        XCTAssertEqual(both.tlsKey, "k.pem")
+        let alone = await resolveError(["--tls-cert", "c.pem"])
+        XCTAssertEqual(alone, "server.tls_cert is set (flag --tls-cert) but server.tls_key is not: HTTPS needs both")
+        let keyAlone = await resolveError(["--config", try writeFile("server:\n  tls_key: k.pem\n")])
+        XCTAssertTrue(keyAlone.hasPrefix("server.tls_key is set (file "), keyAlone)
     }
 
     func testListsRepeatAsFlagsSplitOnCommasAndAreYAMLSequences() async throws {

@@ -16,11 +16,13 @@ final class WiringTests: XCTestCase {
     /// What the HTTP server, the batcher and the API layer are configured with.
     private func components(_ options: ServerOptions) -> String {
         let server = InferenceServer(options: options, modelDirectory: URL(fileURLWithPath: "/m"), apiKeys: [], logger: Logger(label: "test"))
-        let http = server.httpConfiguration
+        let http = InferenceServer.httpConfiguration(options)
         let api = server.service.configuration
-        return "\(http.host) \(http.port) \(http.maxConnections) \(http.maxBodyBytes) \(http.maxHeaderBytes) \(http.headTimeout) "
-            + "\(http.bodyTimeout) \(http.idleTimeout) \(http.writeTimeout) \(http.shutdownGracePeriod) \(http.accessLogLevel) | "
-            + "\(server.batcherConfiguration) | \(api.metricsRequireKey) \(api.limits.maxChoices) \(api.limits.maxTotalChoices)"
+        return "\(http.host) \(http.port) \(String(describing: http.tls)) \(http.maxConnections) \(http.maxConnectionsPerClient) "
+            + "\(http.maxBodyBytes) \(http.maxHeaderBytes) \(http.firstByteTimeout) \(http.headTimeout) \(http.bodyTimeout) "
+            + "\(http.idleTimeout) \(http.writeTimeout) \(http.minSendBytes) \(http.shutdownGracePeriod) \(http.accessLogLevel) | "
+            + "\(server.batcherConfiguration) | \(api.metricsRequireKey) \(api.limits.generation.maxChoices) \(api.limits.maxTotalChoices) "
+            + "\(api.limits.maxResponseBytes)"
     }
 
     func testEverySettingTakesEffect() throws {
@@ -35,6 +37,9 @@ final class WiringTests: XCTestCase {
             default: "example"
             }
             setting.assign(&options, try setting.parse(value, source: .defaultValue))
+            if let companion = SettingsTests.companions[setting.key].flatMap(SettingsTable.setting(key:)) {
+                companion.assign(&options, try companion.parse("example", source: .defaultValue))
+            }
             XCTAssertNotEqual(components(options), baseline, "\(setting.key) changes no component's configuration")
         }
     }

@@ -5,6 +5,7 @@ import HTTPServer
 import InferenceAPI
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 // MARK: - Startup failures
 
@@ -38,6 +39,8 @@ struct InferenceServer: Service {
     let options: ServerOptions
     let modelDirectory: URL
     let service: InferenceService
+    /// Not listening until `run`; the settings reloader asks it to re-read its TLS files.
+    let server: HTTPServer
     let logger: Logger
 
     init(options: ServerOptions, modelDirectory: URL, apiKeys: [String], logger: Logger) {
@@ -47,14 +50,33 @@ struct InferenceServer: Service {
         var api = APIConfiguration()
         api.apiKeys = apiKeys
         api.metricsRequireKey = options.metricsRequireKey
-        api.limits.maxChoices = options.maxChoices
+        api.limits.generation.maxChoices = options.maxChoices
         api.limits.maxTotalChoices = max(api.limits.maxTotalChoices, options.maxChoices)
-        self.service = InferenceService(configuration: api, logger: logger)
+        api.limits.maxResponseBytes = options.maxResponseBytes
+        let service = InferenceService(configuration: api, logger: logger)
+        self.service = service
+        var http = Self.httpConfiguration(options)
+        http.onServerAnswer = { [metrics = service.metrics] answer in metrics.countServerAnswer(answer) }
+        self.server = HTTPServer(configuration: http, logger: logger, handler: { await service.handle($0) })
     }
 
     func run() async throws {
+        // A second SIGTERM/SIGINT ends the drain at once, as nginx and uvicorn do, with the shell's
+        // code for death by that signal (the first one is the ServiceGroup's graceful shutdown).
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let logger = self.logger
+        let secondSignal = Task {
+            var seen = 0
+            for await signal in signals {
+                seen += 1
+                guard seen > 1 else { continue }
+                logger.warning("signal \(signal) during the drain: exiting without waiting for in-flight requests")
+                exit(128 + signal.rawValue)
+            }
+        }
+        defer { secondSignal.cancel() }
+
         let service = self.service
-        let server = HTTPServer(configuration: httpConfiguration, logger: logger, handler: { await service.handle($0) })
         let port: Int
         do { port = try server.start() } catch { throw StartupError.cannotListen("\(error)") }
         logger.info("loading the model from \(modelDirectory.path)")
@@ -76,7 +98,8 @@ struct InferenceServer: Service {
             await server.shutdown()
             throw StartupError.warmUp("\(error)")
         }
-        logger.info("ready: serving '\(context.model.id)' on http://\(options.host):\(port); tasks: \(context.tasks?.tasks.joined(separator: ", ") ?? "text-generation")")
+        let scheme = options.tlsCert == nil ? "http" : "https"
+        logger.info("ready: serving '\(context.model.id)' on \(scheme)://\(options.host):\(port); tasks: \(context.tasks?.tasks.joined(separator: ", ") ?? "text-generation")")
 
         // Until SIGTERM/SIGINT; cancellation (a failing sibling service) also ends serving.
         try? await gracefulShutdown()
@@ -88,17 +111,23 @@ struct InferenceServer: Service {
         logger.info("drained: exiting")
     }
 
-    var httpConfiguration: HTTPServerConfiguration {
+    static func httpConfiguration(_ options: ServerOptions) -> HTTPServerConfiguration {
         var http = HTTPServerConfiguration()
         http.host = options.host
         http.port = options.port
+        if let certificate = options.tlsCert, let key = options.tlsKey {
+            http.tls = TLSConfiguration(certificateChainFile: certificate, privateKeyFile: key)
+        }
         http.maxConnections = options.maxConnections
+        http.maxConnectionsPerClient = options.maxConnectionsPerClient
         http.maxBodyBytes = options.maxBodyBytes
         http.maxHeaderBytes = options.maxHeaderBytes
+        http.firstByteTimeout = .milliseconds(Int(options.firstByteTimeoutSeconds * 1000))
         http.headTimeout = .milliseconds(Int(options.headTimeoutSeconds * 1000))
         http.bodyTimeout = .milliseconds(Int(options.bodyTimeoutSeconds * 1000))
         http.idleTimeout = .milliseconds(Int(options.idleTimeoutSeconds * 1000))
-        http.writeTimeout = .milliseconds(Int(options.writeTimeoutSeconds * 1000))
+        http.writeTimeout = .milliseconds(Int(options.sendTimeoutSeconds * 1000))
+        http.minSendBytes = options.minSendBytes
         http.shutdownGracePeriod = .milliseconds(Int(options.shutdownGraceSeconds * 1000))
         http.accessLogLevel = Logger.Level(rawValue: options.accessLogLevel) ?? .info
         http.makeErrorResponse = { status, message in InferenceService.errorResponse(status: status, message: message) }
@@ -112,6 +141,7 @@ struct InferenceServer: Service {
         batcher.kvCacheBudgetBytes = options.kvCacheMiB << 20
         batcher.prefillChunkTokens = options.prefillChunkTokens
         batcher.maxPrefillTokensPerStep = options.maxPrefillTokensPerStep
+        batcher.limits = service.configuration.limits.generation
         return batcher
     }
 
@@ -121,9 +151,12 @@ struct InferenceServer: Service {
         let directory = modelDirectory
         let modelName = options.modelName
         let batcher = batcherConfiguration
+        var taskLimits = TaskLimits()
+        taskLimits.maxResponseBytes = options.maxResponseBytes
         let tasks = TaskOptions(headsConfiguration: options.heads.map { URL(fileURLWithPath: $0) },
                                 embeddings: EmbeddingConfiguration(pooling: EmbeddingPooling(rawValue: options.embeddingPooling) ?? .mean,
-                                                                   normalize: options.normalizeEmbeddings))
+                                                                   normalize: options.normalizeEmbeddings),
+                                limits: taskLimits)
         let outcome = OneShot<ServingContext>()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in

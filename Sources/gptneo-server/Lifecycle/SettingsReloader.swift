@@ -17,6 +17,8 @@ final class SettingsReloader: Service, @unchecked Sendable {
     private let pollInterval: Duration
     private let service: InferenceService
     private let logControl: LogControl
+    /// Re-reads the HTTPS certificate and key (on SIGHUP only: the files are read whole, once).
+    private let reloadTLS: (@Sendable () throws -> Void)?
     private let logger: Logger
     private let lock = NSLock()
     private var current: ServerOptions
@@ -25,10 +27,10 @@ final class SettingsReloader: Service, @unchecked Sendable {
     private var lastError: String?
 
     init(arguments: [String], environment: [String: String], initial: ServerOptions, keys: [String], pollInterval: Duration,
-         service: InferenceService, logControl: LogControl, logger: Logger) {
+         service: InferenceService, logControl: LogControl, reloadTLS: (@Sendable () throws -> Void)?, logger: Logger) {
         self.arguments = arguments; self.environment = environment; self.pollInterval = pollInterval
         self.current = initial; self.currentKeys = keys
-        self.service = service; self.logControl = logControl; self.logger = logger
+        self.service = service; self.logControl = logControl; self.reloadTLS = reloadTLS; self.logger = logger
     }
 
     func run() async throws {
@@ -52,6 +54,15 @@ final class SettingsReloader: Service, @unchecked Sendable {
 
     /// `trigger` nil is the periodic check, which logs only when something changed.
     func reload(trigger: String?) async {
+        var changes: [String] = []
+        if trigger == "SIGHUP", let reloadTLS {
+            do {
+                try reloadTLS()
+                changes.append("TLS certificate and key re-read")
+            } catch {
+                logger.error("SIGHUP: keeping the current TLS certificate: \(error)")
+            }
+        }
         let resolved: ResolvedSettings
         let keys: [String]
         do {
@@ -69,7 +80,6 @@ final class SettingsReloader: Service, @unchecked Sendable {
             defer { current = resolved.options; currentKeys = keys; lastError = nil }
             return (current, currentKeys)
         }
-        var changes: [String] = []
         if keys != previousKeys {
             logControl.setSecrets(keys)
             service.replaceAPIKeys(keys)

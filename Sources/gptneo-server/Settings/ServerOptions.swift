@@ -9,14 +9,24 @@ struct ServerOptions: Sendable, Equatable {
     var host = "127.0.0.1"
     /// 0 picks a free port (logged at startup).
     var port = 8000
+    /// HTTPS: PEM certificate chain (leaf first) and private key; both or neither.
+    var tlsCert: String?
+    var tlsKey: String?
     var maxConnections = 1024
+    /// Connections from one client address at once (0: no cap).
+    var maxConnectionsPerClient = 256
     var maxBodyBytes = 1 << 20
     var maxHeaderBytes = 16 * 1024
+    var firstByteTimeoutSeconds = 5.0
     var headTimeoutSeconds = 10.0
     var bodyTimeoutSeconds = 30.0
     var idleTimeoutSeconds = 60.0
-    var writeTimeoutSeconds = 60.0
+    /// While a response waits on a client, it must accept `minSendBytes` per this many seconds.
+    var sendTimeoutSeconds = 60.0
+    var minSendBytes = 32 * 1024
     var maxChoices = 16
+    /// Largest non-streamed response, estimated before the work (beyond: 400 suggesting `stream`).
+    var maxResponseBytes = 8 << 20
 
     // MARK: model
     /// Checkpoint directory; nil serves the bundled default model.

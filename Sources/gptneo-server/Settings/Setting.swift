@@ -126,6 +126,7 @@ enum SettingsError: Error, Equatable, CustomStringConvertible {
     case invalidFile(path: String, reason: String)
     case missingFlagValue(String)
     case unknownFlag(String)
+    case missingCompanion(key: String, source: SettingSource, companion: String, reason: String)
     case unexpectedArgument(String)
 
     var description: String {
@@ -137,6 +138,8 @@ enum SettingsError: Error, Equatable, CustomStringConvertible {
         case .unreadableFile(let path, let reason): "cannot read \(path): \(reason)"
         case .invalidFile(let path, let reason): "\(path): \(reason)"
         case .missingFlagValue(let flag): "flag --\(flag) needs a value"
+        case .missingCompanion(let key, let source, let companion, let reason):
+            "\(key) is set (\(source)) but \(companion) is not: \(reason)"
         case .unknownFlag(let flag): "unknown flag --\(flag) (gptneo-server --help lists them)"
         case .unexpectedArgument(let argument): "unexpected argument '\(argument)': settings are given as --flag VALUE"
         }

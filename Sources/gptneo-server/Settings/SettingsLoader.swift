@@ -76,7 +76,9 @@ enum SettingsLoader {
                 break
             }
         }
-        return ResolvedSettings(options: options, sources: sources, configFile: configFile, warnings: warnings)
+        let resolved = ResolvedSettings(options: options, sources: sources, configFile: configFile, warnings: warnings)
+        try SettingsTable.validate(resolved)
+        return resolved
     }
 
     private static func configKey(_ setting: Setting) -> AbsoluteConfigKey {

@@ -10,21 +10,32 @@ enum SettingsTable {
             .text("server.host", flag: "host", \.host,
                   help: "Address to listen on: 127.0.0.1, 0.0.0.0, ::1, :: or a host name."),
             .integer("server.port", flag: "port", \.port, 0...65535, help: "TCP port; 0 picks a free one."),
+            .optional("server.tls_cert", flag: "tls-cert", kind: .path, \.tlsCert,
+                      help: "Serve HTTPS with this PEM certificate chain (leaf first); needs server.tls_key. SIGHUP re-reads both."),
+            .optional("server.tls_key", flag: "tls-key", kind: .path, \.tlsKey, help: "PEM private key of server.tls_cert."),
             .integer("server.max_connections", flag: "max-connections", \.maxConnections, 1...1_000_000,
-                     help: "Connections served at once; beyond, new ones get 503 and are closed."),
+                     help: "Connections served at once; at the limit the longest-idle one is closed to make room, none idle: 503."),
+            .integer("server.max_connections_per_client", flag: "max-connections-per-client", \.maxConnectionsPerClient, 0...1_000_000,
+                     help: "Connections from one client address at once, limited the same way; 0: no cap (e.g. behind a proxy)."),
             .integer("server.max_body_bytes", flag: "max-body-bytes", \.maxBodyBytes, 1024...(1 << 30),
                      help: "Largest request body; larger ones get 413."),
             .integer("server.max_header_bytes", flag: "max-header-bytes", \.maxHeaderBytes, 1024...(1 << 20),
                      help: "Largest request head (all header lines); larger ones get 431."),
+            .seconds("server.first_byte_timeout_seconds", flag: "first-byte-timeout-seconds", \.firstByteTimeoutSeconds, 0.001...3600,
+                     help: "A new connection (or TLS handshake) that sends nothing this long is closed."),
             .seconds("server.head_timeout_seconds", flag: "head-timeout-seconds", \.headTimeoutSeconds, 0.001...3600,
                      help: "Time to receive a request's head; then 408."),
             .seconds("server.body_timeout_seconds", flag: "body-timeout-seconds", \.bodyTimeoutSeconds, 0.001...3600,
                      help: "Longest pause between two reads of a request body; then 408."),
             .seconds("server.idle_timeout_seconds", flag: "idle-timeout-seconds", \.idleTimeoutSeconds, 0.001...86400,
                      help: "A keep-alive connection waiting for its next request is closed after this."),
-            .seconds("server.write_timeout_seconds", flag: "write-timeout-seconds", \.writeTimeoutSeconds, 0.001...3600,
-                     help: "Longest wait on a client that reads nothing of its response; then the connection closes."),
+            .seconds("server.send_timeout_seconds", flag: "send-timeout-seconds", \.sendTimeoutSeconds, 0.001...3600,
+                     help: "Window of the minimum send rate: while a response waits on a client, it must take server.min_send_bytes per window."),
+            .integer("server.min_send_bytes", flag: "min-send-bytes", \.minSendBytes, 0...(1 << 30),
+                     help: "Bytes a client must take per send window while a response waits for it, else the connection is cut."),
             .integer("server.max_choices", flag: "max-choices", \.maxChoices, 1...128, help: "Largest n / best_of per prompt."),
+            .integer("server.max_response_bytes", flag: "max-response-bytes", \.maxResponseBytes, 65536...(1 << 30),
+                     help: "Largest non-streamed answer, estimated before any work from n, max_tokens, logprobs, echo and the prompt; larger: 400, use stream."),
 
             // MARK: model
             .optional("model.path", flag: "model", kind: .path, \.model,
@@ -71,6 +82,15 @@ enum SettingsTable {
             .seconds("shutdown.grace_seconds", flag: "shutdown-grace-seconds", \.shutdownGraceSeconds, 0...3600,
                      help: "After the listener closes, in-flight requests may run this long."),
         ]
+    }
+
+    /// Rules across settings, checked once every source has been applied.
+    static func validate(_ resolved: ResolvedSettings) throws(SettingsError) {
+        let options = resolved.options
+        if (options.tlsCert == nil) != (options.tlsKey == nil) {
+            let (given, missing) = options.tlsCert == nil ? ("server.tls_key", "server.tls_cert") : ("server.tls_cert", "server.tls_key")
+            throw .missingCompanion(key: given, source: resolved.sources[given] ?? .defaultValue, companion: missing, reason: "HTTPS needs both")
+        }
     }
 
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
