@@ -212,6 +212,9 @@ final class SettingsTests: XCTestCase {
         XCTAssertTrue(report.contains("auth.api_keys                        = [1 x <redacted>]  (flag --api-key)"), report)
         XCTAssertFalse(report.contains("very-secret-key"))
         XCTAssertEqual(report.split(separator: "\n").count, SettingsTable.all.count + 1)
+
+        let missing = try await resolve(["--model", "/no/such/model"])
+        XCTAssertTrue(CheckConfigReport.render(missing, apiKeysFromFile: nil).hasSuffix("# warning: model.path /no/such/model does not exist on this machine\n"))
     }
 
     /// The README's options table has one row per setting, with the table's names and default.

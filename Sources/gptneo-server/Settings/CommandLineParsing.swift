@@ -130,8 +130,10 @@ enum CheckConfigReport {
             out += setting.key.padding(toLength: width, withPad: " ", startingAt: 0) + " = \(shown)  (\(source))\n"
         }
         if let apiKeysFromFile { out += "# auth.api_keys_file holds \(apiKeysFromFile) key(s)\n" }
-        for (key, path) in [("model.path", resolved.options.model), ("model.heads", resolved.options.heads)] {
-            if let path, !FileManager.default.fileExists(atPath: path) { out += "# warning: \(key) \(path) does not exist on this machine\n" }
+        for setting in table where setting.kind == .path {
+            if case .text(let path) = setting.value(resolved.options), !FileManager.default.fileExists(atPath: path) {
+                out += "# warning: \(setting.key) \(path) does not exist on this machine\n"
+            }
         }
         for warning in resolved.warnings { out += "# warning: \(warning)\n" }
         return out
