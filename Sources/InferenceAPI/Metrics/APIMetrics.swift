@@ -34,9 +34,16 @@ public final class APIMetrics: Sendable {
     /// request, a timeout, a connection refused at the limit) beside the routed ones, so that
     /// error rates include them. `endpoint` is the route when the path names one, else `other`.
     public func countServerAnswer(_ answer: ServerAnswer) {
-        let endpoint = answer.path.flatMap(Routes.match)?.endpoint ?? "other"
-        let method = answer.method.map(Routes.methodLabel) ?? "other"
+        let endpoint = answer.path.flatMap(Self.endpointLabel) ?? "other"
+        let method = answer.method.map(MetricsMiddleware.methodLabel) ?? "other"
         requests.increment([endpoint, method, String(answer.status)])
+    }
+
+    /// The documented path of the endpoint `path` names (a literal route, or `/v1/models/{model}`).
+    private static func endpointLabel(_ path: String) -> String? {
+        let path = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+        if let literal = InferenceService.endpoints.first(where: { $0.pattern == path }) { return literal.documentedPath }
+        return path.hasPrefix("/v1/models/") ? "/v1/models/{model}" : nil
     }
 
     /// The Prometheus text exposition (format 0.0.4).
