@@ -4,8 +4,8 @@ import GPTNeo
 // Engine benchmark (not a test). Usage, release build:
 //   python Benchmarks/EngineBenchmark/make_random_125m.py /tmp/gpt-neo-125M-random
 //   swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [forward|paths|decode|all]
-// Reports: one forward pass of 512 tokens; packed kernel vs sgemm per chunk length (to choose
-// GPTNeoEngine.defaultPackedChunkLimit); decode tokens/s for 1, 8 and 32 streams.
+// Reports: one forward pass of 512 tokens; stacked path vs sgemm per chunk length (to choose
+// GPTNeoEngine.defaultStackedChunkLimit); decode tokens/s for 1, 8 and 32 streams.
 
 // MARK: - Timing
 
@@ -60,12 +60,12 @@ if mode == "forward" || mode == "all" {
 }
 
 if mode == "paths" || mode == "all" {
-    print("chunk length → ms per forward (median CPU time, then wall), packed kernel vs sgemm; from position 0, logits of the last row")
+    print("chunk length → ms per forward (median CPU time, then wall), stacked path vs sgemm; from position 0, logits of the last row")
     for length in [2, 4, 8, 12, 16, 24, 32, 48, 64] {
         let input = tokens(length, seed: 2)
         var results: [String] = []
         for limit in [length, length - 1] {
-            let engine = GPTNeoEngine(model: model, packedChunkLimit: limit)
+            let engine = GPTNeoEngine(model: model, stackedChunkLimit: limit)
             var times: [Double] = [], cpu: [Double] = []
             for _ in 0..<6 {
                 let cache = engine.makeCache(capacity: length)
@@ -75,7 +75,7 @@ if mode == "paths" || mode == "all" {
             }
             results.append("\(format(median(Array(cpu.dropFirst())) * 1000)) CPU / \(format(median(Array(times.dropFirst())) * 1000)) wall")
         }
-        print("  \(length): packed \(results[0]) ms, sgemm \(results[1]) ms")
+        print("  \(length): stacked \(results[0]) ms, sgemm \(results[1]) ms")
     }
 }
 

@@ -9,10 +9,10 @@ import Foundation
 
 // MARK: - One sequence's chunk
 
-/// Where one item's chunk sits in the engine's packed buffers, and its cache.
+/// Where one item's chunk sits in the engine's stacked buffers, and its cache.
 struct AttentionItem {
     let cache: KVCache
-    /// First row of the item in the packed (rows, C) buffers.
+    /// First row of the item in the stacked (rows, C) buffers.
     let firstRow: Int
     /// Rows (tokens) in this chunk.
     let length: Int
@@ -21,7 +21,7 @@ struct AttentionItem {
 }
 
 /// Attention of one head over one item's chunk, for one layer.
-/// q, k, v, out: packed (rows, C) buffers; the item's rows are firstRow..<firstRow+length.
+/// q, k, v, out: stacked (rows, C) buffers; the item's rows are firstRow..<firstRow+length.
 /// scores: scratch of at least start+length floats.
 func attendHead(item: AttentionItem, head: Int, layer: Int, kind: GPTNeoConfig.AttentionKind, window: Int,
                 q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,

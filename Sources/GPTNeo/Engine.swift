@@ -6,10 +6,10 @@ import Foundation
 //   logits = ln_f(h) · wteᵀ
 //
 // Batch invariance: every item's rows are computed exactly as if the item were alone. Per-row kernels
-// (LayerNorm, GELU, residual) and attention never mix rows; the linear layers use the packed kernel
-// (row-independent by construction) for every item whose chunk has at most `packedChunkLimit` tokens,
-// all such items together, and `cblas_sgemm` on one item's rows alone for longer chunks. The path
-// depends only on the item's own chunk length. On the packed path even the chunking is invisible:
+// (LayerNorm, GELU, residual) and attention never mix rows; the linear layers use our own kernel
+// (row-independent by construction) for every item whose chunk has at most `stackedChunkLimit` tokens,
+// all such items' rows stacked together, and `cblas_sgemm` on one item's rows alone for longer chunks.
+// The path depends only on the item's own chunk length. On the stacked path even the chunking is invisible:
 // a prompt fed whole or token by token gives the same bits (tested).
 
 // MARK: - Forward interface
@@ -54,21 +54,22 @@ extension OutputRows {
 /// Batch invariance: an item's outputs are bitwise the same whatever other items share the call.
 public final class GPTNeoEngine {
     public let model: GPTNeoModel
-    /// Chunks of at most this many tokens go through the packed kernel; longer ones through sgemm,
-    /// one item at a time. Fixed for the engine's life, so an item's path never depends on the batch.
-    public let packedChunkLimit: Int
+    /// Chunks of at most this many tokens are stacked into one product with our kernel; longer ones go
+    /// through sgemm, one item at a time. Fixed for the engine's life, so an item's path never depends
+    /// on the batch.
+    public let stackedChunkLimit: Int
     let scratch = Scratch()
 
-    public init(model: GPTNeoModel, packedChunkLimit: Int = GPTNeoEngine.defaultPackedChunkLimit) {
-        precondition(packedChunkLimit >= 1, "packedChunkLimit must be at least 1")
+    public init(model: GPTNeoModel, stackedChunkLimit: Int = GPTNeoEngine.defaultStackedChunkLimit) {
+        precondition(stackedChunkLimit >= 1, "stackedChunkLimit must be at least 1")
         self.model = model
-        self.packedChunkLimit = packedChunkLimit
+        self.stackedChunkLimit = stackedChunkLimit
     }
 
-    /// Measured on the 125M shape (`EngineBenchmark paths`, CPU time of one chunk's forward): the packed
+    /// Measured on the 125M shape (`EngineBenchmark paths`, CPU time of one chunk's forward): our
     /// kernel costs less than sgemm up to 32 rows (74 vs 82 ms at 16, 113 vs 115 at 32) and more at 64
     /// (200 vs 176 ms); it also packs many items into one product, which sgemm per item cannot.
-    public static let defaultPackedChunkLimit = 32
+    public static let defaultStackedChunkLimit = 32
 
     /// A cache sized for this model.
     public func makeCache(capacity: Int) -> KVCache { KVCache(config: model.config, capacity: capacity) }
@@ -80,10 +81,10 @@ public final class GPTNeoEngine {
         let config = model.config
         let C = config.hiddenSize
 
-        // Packed items first (one contiguous block of rows), then each long item.
-        var order = items.indices.filter { items[$0].tokens.count <= packedChunkLimit }
-        let packedCount = order.count
-        order += items.indices.filter { items[$0].tokens.count > packedChunkLimit }
+        // Stacked items first (one contiguous block of rows), then each long item.
+        var order = items.indices.filter { items[$0].tokens.count <= stackedChunkLimit }
+        let stackedCount = order.count
+        order += items.indices.filter { items[$0].tokens.count > stackedChunkLimit }
         var placed = [AttentionItem?](repeating: nil, count: items.count)
         var row = 0
         for index in order {
@@ -92,8 +93,8 @@ public final class GPTNeoEngine {
             row += item.tokens.count
         }
         let totalRows = row
-        let packedRows = order.prefix(packedCount).reduce(0) { $0 + items[$1].tokens.count }
-        let longItems = order.dropFirst(packedCount).map { placed[$0]! }
+        let stackedRows = order.prefix(stackedCount).reduce(0) { $0 + items[$1].tokens.count }
+        let longItems = order.dropFirst(stackedCount).map { placed[$0]! }
         let attentionItems = order.map { placed[$0]! }.filter { $0.length > 0 }
         scratch.reserve(rows: totalRows, config: config)
 
@@ -104,16 +105,16 @@ public final class GPTNeoEngine {
             let placement = placed[index]!
             for (t, token) in item.tokens.enumerated() {
                 let out = buffers.hidden + (placement.firstRow + t) * C
-                out.update(from: weights.tokenEmbedding.pointer + token * C, count: C)
+                weights.tokenEmbedding.copyRow(token, into: out)
                 addInPlace(out, weights.positionEmbedding.pointer + (placement.start + t) * C, count: C)
             }
         }
 
-        // y = x · wᵀ + b for every row: packed rows together, each long item alone.
-        func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: FloatTensor, _ b: FloatTensor?, K: Int, N: Int) {
-            packedMatMul(y, x, w.pointer, b?.pointer, M: packedRows, K: K, N: N)
+        // y = x · Wᵀ + b for every row: stacked rows together, each long item alone.
+        func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: WeightMatrix, _ b: FloatTensor?) {
+            matMul(y, x, w, b, M: stackedRows)
             for item in longItems {
-                blasMatMul(y + item.firstRow * N, x + item.firstRow * K, w.pointer, b?.pointer, M: item.length, K: K, N: N)
+                blasMatMul(y + item.firstRow * w.outputs, x + item.firstRow * w.inputs, w, b, M: item.length)
             }
         }
 
@@ -121,19 +122,19 @@ public final class GPTNeoEngine {
         for (layer, block) in weights.blocks.enumerated() {
             layerNorm(buffers.normed, buffers.hidden, block.attnNormWeight.pointer, block.attnNormBias.pointer,
                       eps: config.layerNormEpsilon, rows: totalRows, C: C)
-            linear(buffers.queries, buffers.normed, block.wq, nil, K: C, N: C)
-            linear(buffers.keys, buffers.normed, block.wk, nil, K: C, N: C)
-            linear(buffers.values, buffers.normed, block.wv, nil, K: C, N: C)
+            linear(buffers.queries, buffers.normed, block.wq, nil)
+            linear(buffers.keys, buffers.normed, block.wk, nil)
+            linear(buffers.values, buffers.normed, block.wv, nil)
             attend(attentionItems, layer: layer, kind: block.kind)
             for item in attentionItems { storeChunk(item: item, layer: layer, k: buffers.keys, v: buffers.values, C: C) }
-            linear(buffers.projected, buffers.attended, block.wo, block.bo, K: C, N: C)
+            linear(buffers.projected, buffers.attended, block.wo, block.bo)
             addInPlace(buffers.hidden, buffers.projected, count: totalRows * C)
 
             layerNorm(buffers.normed, buffers.hidden, block.ffnNormWeight.pointer, block.ffnNormBias.pointer,
                       eps: config.layerNormEpsilon, rows: totalRows, C: C)
-            linear(buffers.inner, buffers.normed, block.ffnUp, block.ffnUpBias, K: C, N: I)
+            linear(buffers.inner, buffers.normed, block.ffnUp, block.ffnUpBias)
             geluNewInPlace(buffers.inner, rows: totalRows, N: I)
-            linear(buffers.projected, buffers.inner, block.ffnDown, block.ffnDownBias, K: I, N: C)
+            linear(buffers.projected, buffers.inner, block.ffnDown, block.ffnDownBias)
             addInPlace(buffers.hidden, buffers.projected, count: totalRows * C)
         }
         for item in items { item.cache.count += item.tokens.count }

@@ -4,7 +4,7 @@ import Foundation
 
 extension GPTNeoEngine {
     /// ln_f on the rows each item asked for, then the LM head (tied to wte) on its logit rows. Items
-    /// wanting at most `packedChunkLimit` logit rows share one packed product (the LM head is the
+    /// wanting at most `stackedChunkLimit` logit rows share one product (the LM head is the
     /// largest matrix: reading it once per decode step for all sequences is what batching buys).
     func finalOutputs(_ items: [ForwardItem], placed: [AttentionItem]) -> [ForwardOutput] {
         let config = model.config
@@ -14,7 +14,7 @@ extension GPTNeoEngine {
 
         var outputs: [ForwardOutput] = []
         outputs.reserveCapacity(items.count)
-        var packedLogitRows = 0
+        var stackedLogitRows = 0
         for (index, item) in items.enumerated() {
             let placement = placed[index]
             let hiddenRows = item.hiddenRows.rows(length: placement.length)
@@ -29,36 +29,36 @@ extension GPTNeoEngine {
             let hidden = Array(UnsafeBufferPointer(start: buffers.normed + (placement.firstRow + hiddenRows.lowerBound) * C,
                                                    count: hiddenRows.count * C))
             var logits: [Float] = []
-            if logitRows.count > packedChunkLimit {
+            if logitRows.count > stackedChunkLimit {
                 logits = [Float](unsafeUninitializedCapacity: logitRows.count * V) { out, initialized in
                     blasMatMul(out.baseAddress!, buffers.normed + (placement.firstRow + logitRows.lowerBound) * C,
-                               weights.lmHead.pointer, nil, M: logitRows.count, K: C, N: V)
+                               weights.lmHead, nil, M: logitRows.count)
                     initialized = logitRows.count * V
                 }
             } else {
-                packedLogitRows += logitRows.count
+                stackedLogitRows += logitRows.count
             }
             outputs.append(ForwardOutput(hidden: hidden, logits: logits))
         }
-        guard packedLogitRows > 0 else { return outputs }
+        guard stackedLogitRows > 0 else { return outputs }
 
-        // Gather the packed logit rows, one product, then hand each item its rows.
-        scratch.reserveLogits(rows: packedLogitRows, config: config)
+        // Gather the stacked logit rows, one product, then hand each item its rows.
+        scratch.reserveLogits(rows: stackedLogitRows, config: config)
         let gathered = scratch.gathered
         let logitBuffer = scratch.logits
         var row = 0
         for (index, item) in items.enumerated() {
             let logitRows = item.logitRows.rows(length: placed[index].length)
-            guard !logitRows.isEmpty, logitRows.count <= packedChunkLimit else { continue }
+            guard !logitRows.isEmpty, logitRows.count <= stackedChunkLimit else { continue }
             (gathered + row * C).update(from: buffers.normed + (placed[index].firstRow + logitRows.lowerBound) * C,
                                         count: logitRows.count * C)
             row += logitRows.count
         }
-        packedMatMul(logitBuffer, gathered, weights.lmHead.pointer, nil, M: packedLogitRows, K: C, N: V)
+        matMul(logitBuffer, gathered, weights.lmHead, nil, M: stackedLogitRows)
         row = 0
         for (index, item) in items.enumerated() {
             let logitRows = item.logitRows.rows(length: placed[index].length)
-            guard !logitRows.isEmpty, logitRows.count <= packedChunkLimit else { continue }
+            guard !logitRows.isEmpty, logitRows.count <= stackedChunkLimit else { continue }
             outputs[index].logits = Array(UnsafeBufferPointer(start: logitBuffer + row * V, count: logitRows.count * V))
             row += logitRows.count
         }
@@ -80,7 +80,7 @@ final class Scratch {
     var attended = Scratch.empty    // (rows, C) attention output, heads merged
     var projected = Scratch.empty   // (rows, C) out_proj / c_proj output
     var inner = Scratch.empty       // (rows, I) MLP hidden
-    var gathered = Scratch.empty    // (logitRows, C) rows for the packed LM head
+    var gathered = Scratch.empty    // (logitRows, C) rows for the stacked LM head
     var logits = Scratch.empty      // (logitRows, V)
     var scores = Scratch.empty      // (workers, maxPositions) attention scores
     var scoresPerWorker = 0

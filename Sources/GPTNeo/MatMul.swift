@@ -4,7 +4,7 @@ import Foundation
 // Linear layers: y = x · wᵀ (+ bias) with PyTorch's (out, in) weight layout.
 //
 // Two paths, chosen by the caller from one item's chunk length only (see Engine):
-// - `packedMatMul`, our own kernel for few rows (decode steps, short chunks of many items packed
+// - `matMul`, our own kernel for few rows (decode steps, short chunks of many items stacked
 //   together). Every output element is one SIMD8 FMA accumulator over k ascending, a fixed horizontal
 //   sum, the scalar tail in order, then the bias: the same arithmetic whatever tile, thread or row
 //   count computes it, so a row's result never depends on the other rows (batch invariance).
@@ -13,9 +13,15 @@ import Foundation
 
 // MARK: - Own kernel
 
-/// y = x · wᵀ + bias: x (M, K), w (N, K), bias (N) or nil, y (M, N). Parallel over output columns.
-func packedMatMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                  _ bias: UnsafePointer<Float>?, M: Int, K: Int, N: Int) {
+/// y = x · Wᵀ + bias: x (M, K), W (N, K), bias (N) or nil, y (M, N). Parallel over output columns.
+/// The one entry point for products with a weight.
+func matMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ weight: WeightMatrix,
+            _ bias: FloatTensor?, M: Int) {
+    rowIndependentMatMul(y, x, weight.elements, bias?.pointer, M: M, K: weight.inputs, N: weight.outputs)
+}
+
+private func rowIndependentMatMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                                  _ bias: UnsafePointer<Float>?, M: Int, K: Int, N: Int) {
     guard M > 0, N > 0 else { return }
     // Keep a block of weight rows in L2 while every row tile of x streams past it.
     let blockColumns = max(4, min(64, (96 * 1024) / max(1, K * 4)) / 4 * 4)
@@ -151,10 +157,11 @@ private func matMulTile(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Flo
 /// split is fixed by the shape.
 private let blasSingleThreaded: Void = { openblas_set_num_threads(1) }()
 
-/// y = x · wᵀ + bias through `cblas_sgemm`: x (M, K), w (N, K), y (M, N). The only BLAS call site.
+/// y = x · Wᵀ + bias through `cblas_sgemm`: x (M, K), W (N, K), y (M, N). The only BLAS call site.
 /// Column ranges of 64 go to the cores; each call's shape depends only on (M, K, N).
-func blasMatMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                _ bias: UnsafePointer<Float>?, M: Int, K: Int, N: Int) {
+func blasMatMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ weight: WeightMatrix,
+                _ biasTensor: FloatTensor?, M: Int) {
+    let (K, N, w, bias) = (weight.inputs, weight.outputs, weight.elements, biasTensor?.pointer)
     guard M > 0, N > 0 else { return }
     _ = blasSingleThreaded
     let blocks = (N + 63) / 64
@@ -165,16 +172,5 @@ func blasMatMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(n1 - n0), Int32(K),
                     1, x, Int32(K), w + n0 * K, Int32(K), 0, y + n0, Int32(N))
         if let bias { for m in 0..<M { addInPlace(y + m * N + n0, bias + n0, count: n1 - n0) } }
-    }
-}
-
-/// Which implementation computes a linear layer.
-enum MatMulPath { case packed, blas }
-
-@inline(__always) func matMul(_ path: MatMulPath, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
-                              _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?, M: Int, K: Int, N: Int) {
-    switch path {
-    case .packed: packedMatMul(y, x, w, bias, M: M, K: K, N: N)
-    case .blas: blasMatMul(y, x, w, bias, M: M, K: K, N: N)
     }
 }

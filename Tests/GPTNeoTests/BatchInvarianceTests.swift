@@ -31,7 +31,7 @@ final class BatchInvarianceTests: XCTestCase {
     }
 
     func assertInvariant(chunks: [Int], file: StaticString = #filePath, line: UInt = #line) throws {
-        let engine = GPTNeoEngine(model: model, packedChunkLimit: 8)
+        let engine = GPTNeoEngine(model: model, stackedChunkLimit: 8)
         let alone = try run(chunks: chunks, companions: [], engine: engine)
         for companions in [[1], [1, 1, 1, 1, 1, 1, 1], [3, 20, 1], [8, 9, 2, 30, 1, 5]] {
             let together = try run(chunks: chunks, companions: companions, engine: engine)
@@ -40,20 +40,20 @@ final class BatchInvarianceTests: XCTestCase {
         }
     }
 
-    /// Decode steps (one token each): the packed kernel with 1 to many rows.
+    /// Decode steps (one token each): the stacked path with 1 to many rows.
     func testDecodeStepsAreBatchInvariant() throws {
         try assertInvariant(chunks: [Int](repeating: 1, count: 12))
     }
 
-    /// Short prefill chunks (packed path) and long ones (sgemm on the item's rows alone).
+    /// Short prefill chunks (stacked path) and long ones (sgemm on the item's rows alone).
     func testPrefillChunksAreBatchInvariant() throws {
         try assertInvariant(chunks: [5, 8, 20, 1, 13, 3])
     }
 
-    /// On the packed path, chunking does not matter either: one 100-token forward, 100 single steps and
+    /// On the stacked path, chunking does not matter either: one 100-token forward, 100 single steps and
     /// uneven chunks give the same bits (attention visits keys in the same order from cache or chunk).
-    func testPackedPathIsChunkingInvariant() throws {
-        let engine = GPTNeoEngine(model: model, packedChunkLimit: 100)
+    func testStackedPathIsChunkingInvariant() throws {
+        let engine = GPTNeoEngine(model: model, stackedChunkLimit: 100)
         let whole = try engine.forward([ForwardItem(cache: engine.makeCache(capacity: 100), tokens: tokens, hiddenRows: .all, logitRows: .all)])[0]
         for chunks in [[Int](repeating: 1, count: 100), [7, 1, 30, 9, 8, 45]] {
             let cache = engine.makeCache(capacity: 100)
@@ -70,7 +70,7 @@ final class BatchInvarianceTests: XCTestCase {
     /// Two runs of the same long chunk through OpenBLAS give the same bits (no run-to-run drift
     /// from threading).
     func testBLASPathIsDeterministicRunToRun() throws {
-        let engine = GPTNeoEngine(model: model, packedChunkLimit: 1)
+        let engine = GPTNeoEngine(model: model, stackedChunkLimit: 1)
         var first: [Float]?
         for _ in 0..<5 {
             let out = try engine.forward([ForwardItem(cache: engine.makeCache(capacity: 100), tokens: tokens, hiddenRows: .all, logitRows: .all)])
@@ -89,30 +89,30 @@ final class MatMulTests: XCTestCase {
         }
     }
 
-    func packed(_ x: [Float], _ w: [Float], _ bias: [Float]?, M: Int, K: Int, N: Int) -> [Float] {
+    func ownKernel(_ x: [Float], _ w: [Float], _ bias: [Float]?, M: Int, K: Int, N: Int) -> [Float] {
         var y = [Float](repeating: .nan, count: M * N)
-        y.withUnsafeMutableBufferPointer { out in
-            if let bias { packedMatMul(out.baseAddress!, x, w, bias, M: M, K: K, N: N) } else { packedMatMul(out.baseAddress!, x, w, nil, M: M, K: K, N: N) }
-        }
+        let weight = WeightMatrix(FloatTensor(shape: [N, K], values: w))
+        let biasTensor = bias.map { FloatTensor(shape: [N], values: $0) }
+        y.withUnsafeMutableBufferPointer { out in matMul(out.baseAddress!, x, weight, biasTensor, M: M) }
         return y
     }
 
     /// Row r of an M-row product equals the 1-row product of row r, bit for bit, for every M, with
     /// K and N not multiples of the tile sizes and a size large enough to use every thread.
-    func testPackedKernelRowsDoNotDependOnTheOtherRows() {
+    func testOwnKernelRowsDoNotDependOnTheOtherRows() {
         for (K, N) in [(64, 64), (37, 11), (768, 1000)] {
             let w = randomMatrix(N * K, seed: 1), bias = randomMatrix(N, seed: 2)
             let x = randomMatrix(11 * K, seed: 3)
-            let single = (0..<11).map { r in packed(Array(x[(r * K)..<((r + 1) * K)]), w, bias, M: 1, K: K, N: N) }
+            let single = (0..<11).map { r in ownKernel(Array(x[(r * K)..<((r + 1) * K)]), w, bias, M: 1, K: K, N: N) }
             for M in 1...11 {
-                let y = packed(Array(x.prefix(M * K)), w, bias, M: M, K: K, N: N)
+                let y = ownKernel(Array(x.prefix(M * K)), w, bias, M: M, K: K, N: N)
                 for r in 0..<M { assertBitwiseEqual(Array(y[(r * N)..<((r + 1) * N)]), single[r], "K \(K) N \(N) M \(M) row \(r)") }
             }
         }
     }
 
-    /// The packed kernel and sgemm compute the same product (to rounding), and both match a Double reference.
-    func testPackedAndBLASAgree() {
+    /// Our kernel and sgemm compute the same product (to rounding), and both match a Double reference.
+    func testOwnKernelAndBLASAgree() {
         let (M, K, N) = (9, 200, 70)
         let x = randomMatrix(M * K, seed: 4), w = randomMatrix(N * K, seed: 5), bias = randomMatrix(N, seed: 6)
         var reference = [Float](repeating: 0, count: M * N)
@@ -122,8 +122,9 @@ final class MatMulTests: XCTestCase {
             reference[m * N + n] = Float(sum + Double(bias[n]))
         } }
         var blas = [Float](repeating: .nan, count: M * N)
-        blas.withUnsafeMutableBufferPointer { blasMatMul($0.baseAddress!, x, w, bias, M: M, K: K, N: N) }
-        assertClose(packed(x, w, bias, M: M, K: K, N: N), reference, tolerance: 1e-4, "packed vs Double")
+        let weight = WeightMatrix(FloatTensor(shape: [N, K], values: w)), biasTensor = FloatTensor(shape: [N], values: bias)
+        blas.withUnsafeMutableBufferPointer { blasMatMul($0.baseAddress!, x, weight, biasTensor, M: M) }
+        assertClose(ownKernel(x, w, bias, M: M, K: K, N: N), reference, tolerance: 1e-4, "own kernel vs Double")
         assertClose(blas, reference, tolerance: 1e-4, "sgemm vs Double")
     }
 }
