@@ -2,10 +2,11 @@ import Foundation
 import GPTNeo
 
 // Engine benchmark (not a test). Usage, release build:
+//   swift run -c release EngineBenchmark kernels [THREADS]
 //   python Benchmarks/EngineBenchmark/make_random_125m.py /tmp/gpt-neo-125M-random
-//   swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [forward|paths|decode|all]
-// Reports: one forward pass of 512 tokens; stacked path vs sgemm per chunk length (to choose
-// GPTNeoEngine.defaultStackedChunkLimit); decode tokens/s for 1, 8 and 32 streams.
+//   swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [forward|decode|all]
+// Reports: matmul GFLOP/s per shape against the previous kernel and sgemm (KernelBenchmark.swift); one
+// forward pass of 512 tokens; decode tokens/s for 1, 8, 32 and 64 streams.
 
 // MARK: - Timing
 
@@ -31,15 +32,19 @@ func format(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
-    FileHandle.standardError.write("usage: EngineBenchmark MODEL_DIRECTORY [forward|paths|decode|all]\n".data(using: .utf8)!)
+    FileHandle.standardError.write("usage: EngineBenchmark kernels [THREADS] | EngineBenchmark MODEL_DIRECTORY [forward|decode|all]\n".data(using: .utf8)!)
     exit(2)
+}
+print("threads: \(availableCPUCount()) available to this process")
+if arguments[1] == "kernels" {
+    runKernelBenchmark(threads: arguments.count >= 3 ? Int(arguments[2]) ?? availableCPUCount() : availableCPUCount())
+    exit(0)
 }
 let mode = arguments.count >= 3 ? arguments[2] : "all"
 var model: GPTNeoModel!
 let loadTime = try seconds { model = try GPTNeoModel.load(directory: URL(fileURLWithPath: arguments[1])) }
 let config = model.config
 print("model: \(config.numLayers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize); loaded in \(format(loadTime, 2)) s")
-print("cores: \(ProcessInfo.processInfo.activeProcessorCount)")
 
 /// Deterministic pseudo-random tokens.
 func tokens(_ count: Int, seed: Int) -> [Int] { (0..<count).map { ($0 * 7919 + seed * 104729) % config.vocabSize } }
@@ -59,29 +64,9 @@ if mode == "forward" || mode == "all" {
           + "(runs: \(times.map { format($0 * 1000) })); CPU time median \(format(median(cpu) * 1000)) ms")
 }
 
-if mode == "paths" || mode == "all" {
-    print("chunk length → ms per forward (median CPU time, then wall), stacked path vs sgemm; from position 0, logits of the last row")
-    for length in [2, 4, 8, 12, 16, 24, 32, 48, 64] {
-        let input = tokens(length, seed: 2)
-        var results: [String] = []
-        for limit in [length, length - 1] {
-            let engine = GPTNeoEngine(model: model, stackedChunkLimit: limit)
-            var times: [Double] = [], cpu: [Double] = []
-            for _ in 0..<6 {
-                let cache = engine.makeCache(capacity: length)
-                let cpuBefore = cpuSeconds()
-                times.append(try seconds { _ = try engine.forward([ForwardItem(cache: cache, tokens: input)]) })
-                cpu.append(cpuSeconds() - cpuBefore)
-            }
-            results.append("\(format(median(Array(cpu.dropFirst())) * 1000)) CPU / \(format(median(Array(times.dropFirst())) * 1000)) wall")
-        }
-        print("  \(length): stacked \(results[0]) ms, sgemm \(results[1]) ms")
-    }
-}
-
 if mode == "decode" || mode == "all" {
     let engine = GPTNeoEngine(model: model)
-    for streams in [1, 8, 32] {
+    for streams in [1, 8, 32, 64] {
         let caches = (0..<streams).map { _ in engine.makeCache(capacity: 64) }
         _ = try engine.forward(caches.enumerated().map { ForwardItem(cache: $1, tokens: tokens(16, seed: $0)) })
         let steps = 24

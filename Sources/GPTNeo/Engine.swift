@@ -6,11 +6,10 @@ import Foundation
 //   logits = ln_f(h) · wteᵀ
 //
 // Batch invariance: every item's rows are computed exactly as if the item were alone. Per-row kernels
-// (LayerNorm, GELU, residual) and attention never mix rows; the linear layers use our own kernel
-// (row-independent by construction) for every item whose chunk has at most `stackedChunkLimit` tokens,
-// all such items' rows stacked together, and `cblas_sgemm` on one item's rows alone for longer chunks.
-// The path depends only on the item's own chunk length. On the stacked path even the chunking is invisible:
-// a prompt fed whole or token by token gives the same bits (tested).
+// (LayerNorm, GELU, residual) and attention never mix rows, and the one matmul kernel computes each
+// output element by the same FMA chain whatever the other rows are (MatMul.swift). So all items' rows
+// are stacked into one product per weight, and even the chunking is invisible: a prompt fed whole or
+// token by token gives the same bits (tested).
 
 // MARK: - Forward interface
 
@@ -54,22 +53,16 @@ extension OutputRows {
 /// Batch invariance: an item's outputs are bitwise the same whatever other items share the call.
 public final class GPTNeoEngine {
     public let model: GPTNeoModel
-    /// Chunks of at most this many tokens are stacked into one product with our kernel; longer ones go
-    /// through sgemm, one item at a time. Fixed for the engine's life, so an item's path never depends
-    /// on the batch.
-    public let stackedChunkLimit: Int
-    let scratch = Scratch()
+    /// Threads for every parallel loop of a forward pass.
+    public let threads: Int
+    let scratch: Scratch
 
-    public init(model: GPTNeoModel, stackedChunkLimit: Int = GPTNeoEngine.defaultStackedChunkLimit) {
-        precondition(stackedChunkLimit >= 1, "stackedChunkLimit must be at least 1")
+    public init(model: GPTNeoModel, threads: Int = availableCPUCount()) {
+        precondition(threads >= 1, "threads must be at least 1")
         self.model = model
-        self.stackedChunkLimit = stackedChunkLimit
+        self.threads = threads
+        scratch = Scratch(workers: threads)
     }
-
-    /// Measured on the 125M shape (`EngineBenchmark paths`, CPU time of one chunk's forward): our
-    /// kernel costs less than sgemm up to 32 rows (74 vs 82 ms at 16, 113 vs 115 at 32) and more at 64
-    /// (200 vs 176 ms); it also packs many items into one product, which sgemm per item cannot.
-    public static let defaultStackedChunkLimit = 32
 
     /// A cache sized for this model.
     public func makeCache(capacity: Int) -> KVCache { KVCache(config: model.config, capacity: capacity) }
@@ -81,28 +74,22 @@ public final class GPTNeoEngine {
         let config = model.config
         let C = config.hiddenSize
 
-        // Stacked items first (one contiguous block of rows), then each long item.
-        var order = items.indices.filter { items[$0].tokens.count <= stackedChunkLimit }
-        let stackedCount = order.count
-        order += items.indices.filter { items[$0].tokens.count > stackedChunkLimit }
-        var placed = [AttentionItem?](repeating: nil, count: items.count)
-        var row = 0
-        for index in order {
-            let item = items[index]
-            placed[index] = AttentionItem(cache: item.cache, firstRow: row, length: item.tokens.count, start: item.cache.count)
-            row += item.tokens.count
+        // Every item's rows stacked in item order.
+        var placed: [AttentionItem] = []
+        placed.reserveCapacity(items.count)
+        var totalRows = 0
+        for item in items {
+            placed.append(AttentionItem(cache: item.cache, firstRow: totalRows, length: item.tokens.count, start: item.cache.count))
+            totalRows += item.tokens.count
         }
-        let totalRows = row
-        let stackedRows = order.prefix(stackedCount).reduce(0) { $0 + items[$1].tokens.count }
-        let longItems = order.dropFirst(stackedCount).map { placed[$0]! }
-        let attentionItems = order.map { placed[$0]! }.filter { $0.length > 0 }
+        let attentionItems = placed.filter { $0.length > 0 }
         scratch.reserve(rows: totalRows, config: config)
 
         let buffers = scratch
         let weights = model.weights
         // h = wte[token] + wpe[position]  (rows, C)
         for (index, item) in items.enumerated() {
-            let placement = placed[index]!
+            let placement = placed[index]
             for (t, token) in item.tokens.enumerated() {
                 let out = buffers.hidden + (placement.firstRow + t) * C
                 weights.tokenEmbedding.copyRow(token, into: out)
@@ -110,12 +97,10 @@ public final class GPTNeoEngine {
             }
         }
 
-        // y = x · Wᵀ + b for every row: stacked rows together, each long item alone.
+        // y = x · Wᵀ + b for every row.
+        let threads = self.threads
         func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: WeightMatrix, _ b: FloatTensor?) {
-            matMul(y, x, w, b, M: stackedRows)
-            for item in longItems {
-                blasMatMul(y + item.firstRow * w.outputs, x + item.firstRow * w.inputs, w, b, M: item.length)
-            }
+            matMul(y, x, w, b, M: totalRows, threads: threads)
         }
 
         let I = config.intermediateSize
@@ -139,7 +124,7 @@ public final class GPTNeoEngine {
         }
         for item in items { item.cache.count += item.tokens.count }
 
-        return finalOutputs(items, placed: placed.map { $0! })
+        return finalOutputs(items, placed: placed)
     }
 
     // MARK: Validation
@@ -187,6 +172,6 @@ public final class GPTNeoEngine {
                 pair += workers
             }
         }
-        parallelFor(workers) { run(worker: $0) }
+        parallelFor(workers, threads: workers) { run(worker: $0) }
     }
 }

@@ -45,11 +45,12 @@ public final class GPTNeoModel: Sendable {
     let weights: ModelWeights
 
     /// Loads `config.json` and the safetensors weights of a Hugging Face checkpoint directory,
-    /// validating every tensor the model needs (all missing names are reported at once).
-    public static func load(directory: URL) throws -> GPTNeoModel {
+    /// validating every tensor the model needs (all missing names are reported at once). Weight
+    /// matrices are repacked for the matmul kernel on `threads` threads.
+    public static func load(directory: URL, threads: Int = availableCPUCount()) throws -> GPTNeoModel {
         let config = try GPTNeoConfig.load(contentsOf: directory.appendingPathComponent("config.json"))
         let checkpoint = try Checkpoint(directory: directory)
-        let weights = try loadWeights(config: config, checkpoint: checkpoint)
+        let weights = try loadWeights(config: config, checkpoint: checkpoint, threads: threads)
         return GPTNeoModel(config: config, directory: directory, checkpoint: checkpoint, weights: weights)
     }
 
@@ -57,11 +58,11 @@ public final class GPTNeoModel: Sendable {
         self.config = config; self.directory = directory; self.checkpoint = checkpoint; self.weights = weights
     }
 
-    private static func loadWeights(config: GPTNeoConfig, checkpoint: Checkpoint) throws -> ModelWeights {
+    private static func loadWeights(config: GPTNeoConfig, checkpoint: Checkpoint, threads: Int) throws -> ModelWeights {
         let reader = checkpoint.reader()
         let (vocab, hidden, inner) = (config.vocabSize, config.hiddenSize, config.intermediateSize)
         func t(_ name: String, _ shape: [Int]) -> FloatTensor { reader.tensor("transformer." + name, shape: shape) }
-        func matrix(_ name: String, _ shape: [Int]) -> WeightMatrix { WeightMatrix(t(name, shape)) }
+        func matrix(_ name: String, _ shape: [Int]) -> WeightMatrix { WeightMatrix(t(name, shape), threads: threads) }
 
         let tokenEmbedding = matrix("wte.weight", [vocab, hidden])
         let positionEmbedding = t("wpe.weight", [config.maxPositionEmbeddings, hidden])
@@ -89,7 +90,7 @@ public final class GPTNeoModel: Sendable {
         // transformers ties lm_head to wte whenever tie_word_embeddings is set, whatever the file holds.
         var lmHead = tokenEmbedding
         if !config.tieWordEmbeddings, checkpoint.contains("lm_head.weight") {
-            lmHead = WeightMatrix(reader.tensor("lm_head.weight", shape: [vocab, hidden]))
+            lmHead = WeightMatrix(reader.tensor("lm_head.weight", shape: [vocab, hidden]), threads: threads)
         }
         try reader.finish()
         return ModelWeights(tokenEmbedding: tokenEmbedding, positionEmbedding: positionEmbedding, blocks: blocks,

@@ -2,6 +2,15 @@ import Foundation
 
 // The one type for weight matrices: every product with a weight (the linear layers, the LM head)
 // and the token-embedding lookup go through it, so how a matrix is stored is decided here alone.
+//
+// Layout: W (N, K) is repacked once at load into ⌈N/16⌉ panels of 16 output columns, each panel
+// k-major — panel p holds W[16p + j, k] at p·16K + 16k + j (columns past N are zero). The matmul
+// kernel then reads one 64-byte line per k per panel, in address order, and broadcasts activations
+// against it (see MatMul.swift). A compact storage type (16-bit, int8) is another `Storage` case with
+// the same panel layout and its own panel-row load in the kernel.
+
+/// Output columns per panel: two AVX2 registers of 8 floats.
+let panelWidth = 16
 
 /// A weight matrix W (N, K) in PyTorch's (out, in) layout: N outputs, K inputs.
 public final class WeightMatrix: @unchecked Sendable {
@@ -9,23 +18,63 @@ public final class WeightMatrix: @unchecked Sendable {
     public let outputs: Int
     /// Inputs (columns of W).
     public let inputs: Int
-    /// Row-major (N, K) elements, kept alive by `tensor`.
-    let elements: UnsafePointer<Float>
-    private let tensor: FloatTensor
+    /// ⌈outputs / 16⌉.
+    let panelCount: Int
 
-    /// Takes a checkpoint tensor of shape (N, K). An empty tensor (the reader's placeholder for a
-    /// missing one, before `finish()` reports it) gives an empty matrix.
-    public init(_ tensor: FloatTensor) {
+    enum Storage {
+        /// panelCount × (K, 16) floats, 64-byte aligned.
+        case float32Panels(UnsafeMutablePointer<Float>)
+    }
+    let storage: Storage
+
+    /// Repacks a checkpoint tensor of shape (N, K), splitting the work over `threads`. An empty tensor
+    /// (the reader's placeholder for a missing one, before `finish()` reports it) gives an empty matrix.
+    public init(_ tensor: FloatTensor, threads: Int) {
         precondition(tensor.shape.count == 2 || tensor.count == 0, "a weight matrix needs a 2-D tensor, got shape \(tensor.shape)")
-        outputs = tensor.shape.count == 2 ? tensor.shape[0] : 0
-        inputs = tensor.shape.count == 2 ? tensor.shape[1] : 0
-        self.tensor = tensor
-        elements = tensor.pointer
+        let (N, K) = tensor.shape.count == 2 ? (tensor.shape[0], tensor.shape[1]) : (0, 0)
+        outputs = N
+        inputs = K
+        panelCount = (N + panelWidth - 1) / panelWidth
+        let panelFloats = K * panelWidth
+        let bytes = max(1, panelCount * panelFloats) * MemoryLayout<Float>.size
+        let panels = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64).bindMemory(to: Float.self, capacity: bytes / 4)
+        storage = .float32Panels(panels)
+        let source = tensor.pointer
+        let parts = panelCount * panelFloats < (1 << 18) ? 1 : max(1, min(threads, panelCount))
+        let count = panelCount
+        parallelFor(parts, threads: threads) { part in
+            for panel in (count * part / parts)..<(count * (part + 1) / parts) {
+                let out = panels + panel * panelFloats
+                let columns = min(panelWidth, N - panel * panelWidth)
+                // Sixteen source rows side by side, each read in address order.
+                for j in 0..<panelWidth {
+                    guard j < columns else {
+                        for k in 0..<K { out[k * panelWidth + j] = 0 }
+                        continue
+                    }
+                    let row = source + (panel * panelWidth + j) * K
+                    for k in 0..<K { out[k * panelWidth + j] = row[k] }
+                }
+            }
+        }
+    }
+
+    deinit {
+        switch storage {
+        case .float32Panels(let panels): UnsafeMutableRawPointer(panels).deallocate()
+        }
     }
 
     /// Row n of W (an embedding lookup): out[k] = W[n, k] for k in 0..<K.
     func copyRow(_ n: Int, into out: UnsafeMutablePointer<Float>) {
         precondition(n >= 0 && n < outputs, "row \(n) outside a matrix of \(outputs) rows")
-        out.update(from: elements + n * inputs, count: inputs)
+        switch storage {
+        case .float32Panels(let panels):
+            let column = panels + (n / panelWidth) * inputs * panelWidth + n % panelWidth
+            for k in 0..<inputs { out[k] = column[k * panelWidth] }
+        }
     }
+
+    /// Bytes of the stored weights.
+    public var byteSize: Int { panelCount * inputs * panelWidth * MemoryLayout<Float>.size }
 }
