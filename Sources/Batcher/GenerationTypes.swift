@@ -1,4 +1,5 @@
 import Foundation
+import GPTNeo
 
 // MARK: - Request
 
@@ -119,6 +120,8 @@ public struct BatcherConfiguration: Sendable {
     /// Most prompt tokens prefilled in one step (at least one chunk always runs), so that a burst of
     /// long prompts does not stall the running streams.
     public var maxPrefillTokensPerStep: Int = 512
+    /// Threads of the engine's parallel loops.
+    public var threads: Int = availableCPUCount()
     public init() {}
 }
 

@@ -83,6 +83,7 @@ struct ServerRunner {
         batcherConfiguration.maxQueuedRequests = options.maxQueuedRequests
         batcherConfiguration.maxRunningSequences = options.maxRunningSequences
         batcherConfiguration.kvCacheBudgetBytes = options.kvCacheMiB << 20
+        if let threads = options.threads { batcherConfiguration.threads = threads }
         let context = try await load(directory, batcher: batcherConfiguration)
         backendBox.backend = context.backend
         do {
