@@ -1,3 +1,4 @@
+import CPrefetch
 import Foundation
 
 // Linear layers: y = x · Wᵀ (+ bias), W (N, K) stored by `WeightMatrix` as k-major panels of 16
@@ -50,7 +51,17 @@ private func multiplyPanels(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer
     let bulkRows = M / tileRows * tileRows
     for panel in panels {
         var m = 0
-        while m < bulkRows { tile(Tile<R6, P1>.self, y, x, weights, bias, m: m, panel: panel, K: K, N: N); m += tileRows }
+        // The first row tile also prefetches the next panel: one tile reads a single address-ordered
+        // stream, too slow to keep the FMAs fed from memory on its own.
+        let next = panel + 1 < panels.upperBound ? panel + 1 : panel
+        while m < bulkRows {
+            if m == 0 {
+                tile(Tile<R6, P1>.self, y, x, weights, bias, m: m, panel: panel, K: K, N: N, prefetch: weights + next * K * panelWidth)
+            } else {
+                tile(Tile<R6, P1>.self, y, x, weights, bias, m: m, panel: panel, K: K, N: N, prefetch: nil)
+            }
+            m += tileRows
+        }
     }
     let remaining = M - bulkRows
     guard remaining > 0 else { return }
@@ -68,7 +79,7 @@ private func multiplyPanels(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer
 /// The tile shapes used for fewer than 6 rows.
 private func remainderTile(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                            _ bias: UnsafePointer<Float>?, rows: Int, panelCount: Int, m: Int, panel: Int, K: Int, N: Int) {
-    func run<Shape: TileShape>(_ shape: Shape.Type) { tile(shape, y, x, w, bias, m: m, panel: panel, K: K, N: N) }
+    func run<Shape: TileShape>(_ shape: Shape.Type) { tile(shape, y, x, w, bias, m: m, panel: panel, K: K, N: N, prefetch: nil) }
     switch (rows, panelCount) {
     case (5, _): run(Tile<R5, P1>.self)
     case (4, _): run(Tile<R4, P1>.self)
@@ -129,7 +140,8 @@ enum Tile<Rows: Count, Panels: Count>: TileShape {
 /// y[m..<m+R, panel..<panel+P] = x[m..<m+R, :] · panels + bias, with R·P ≤ 6 accumulators of 16
 /// columns: accumulator s holds row s / P, panel s % P.
 private func tile<Shape: TileShape>(_ shape: Shape.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
-                                     _ weights: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?, m: Int, panel: Int, K: Int, N: Int) {
+                                     _ weights: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?, m: Int, panel: Int, K: Int, N: Int,
+                                     prefetch: UnsafePointer<Float>?) {
     let (R, P) = (Shape.rows, Shape.panels)
     let S = R * P
     // Rows and panels past R and P alias the first: never read for a used accumulator.
@@ -145,6 +157,7 @@ private func tile<Shape: TileShape>(_ shape: Shape.Type, _ y: UnsafeMutablePoint
     var k = 0
     while k < K {
         let offset = k * panelWidth
+        if let prefetch { prefetchForRead(prefetch + offset) }
         let b0 = PanelRow(repeating: x0[k]), b1 = PanelRow(repeating: x1[k]), b2 = PanelRow(repeating: x2[k])
         let b3 = PanelRow(repeating: x3[k]), b4 = PanelRow(repeating: x4[k]), b5 = PanelRow(repeating: x5[k])
         let v0 = loadPanelRow(w0 + offset), v1 = loadPanelRow(w1 + offset), v2 = loadPanelRow(w2 + offset)
