@@ -27,18 +27,16 @@ func attendHead(item: AttentionItem, head: Int, layer: Int, kind: GPTNeoConfig.A
                 q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                 out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>, C: Int, headDim: Int) {
     let cache = item.cache
-    let cachedKeys = UnsafePointer(cache.keys(layer))
-    let cachedValues = UnsafePointer(cache.values(layer))
     let headOffset = head * headDim
     let fullVectors = headDim / vectorWidth
     let tail = headDim - fullVectors * vectorWidth
 
     // Position j's key/value row: from this chunk when j >= start, else from the cache's slot.
     @inline(__always) func keyRow(_ j: Int) -> UnsafePointer<Float> {
-        j >= item.start ? k + (item.firstRow + j - item.start) * C : cachedKeys + cache.slot(layer: layer, position: j) * C
+        j >= item.start ? k + (item.firstRow + j - item.start) * C : UnsafePointer(cache.keyRow(layer: layer, slot: cache.slot(layer: layer, position: j)))
     }
     @inline(__always) func valueRow(_ j: Int) -> UnsafePointer<Float> {
-        j >= item.start ? v + (item.firstRow + j - item.start) * C : cachedValues + cache.slot(layer: layer, position: j) * C
+        j >= item.start ? v + (item.firstRow + j - item.start) * C : UnsafePointer(cache.valueRow(layer: layer, slot: cache.slot(layer: layer, position: j)))
     }
 
     for t in 0..<item.length {
@@ -143,7 +141,7 @@ func storeChunk(item: AttentionItem, layer: Int, k: UnsafePointer<Float>, v: Uns
     for position in firstStored..<(item.start + item.length) {
         let row = item.firstRow + position - item.start
         let slot = cache.slot(layer: layer, position: position)
-        (cache.keys(layer) + slot * C).update(from: k + row * C, count: C)
-        (cache.values(layer) + slot * C).update(from: v + row * C, count: C)
+        cache.keyRow(layer: layer, slot: slot).update(from: k + row * C, count: C)
+        cache.valueRow(layer: layer, slot: slot).update(from: v + row * C, count: C)
     }
 }

@@ -74,6 +74,7 @@ public final class GPTNeoEngine {
         let config = model.config
         let C = config.hiddenSize
 
+        for item in items { item.cache.reserve(positions: item.cache.count + item.tokens.count) }
         // Every item's rows stacked in item order.
         var placed: [AttentionItem] = []
         placed.reserveCapacity(items.count)
