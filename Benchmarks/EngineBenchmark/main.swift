@@ -44,7 +44,18 @@ let mode = arguments.count >= 3 ? arguments[2] : "all"
 var model: GPTNeoModel!
 let loadTime = try seconds { model = try GPTNeoModel.load(directory: URL(fileURLWithPath: arguments[1])) }
 let config = model.config
-print("model: \(config.numLayers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize); loaded in \(format(loadTime, 2)) s")
+/// VmRSS and RssFile of /proc/self/status in MB (resident memory, and the part that is mapped files).
+func residentMegabytes() -> (total: Double, files: Double) {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    func field(_ name: String) -> Double {
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return 0 }
+        return Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0").map { $0 / 1024 } ?? 0
+    }
+    return (field("VmRSS"), field("RssFile"))
+}
+let resident = residentMegabytes()
+print("model: \(config.numLayers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize); loaded in \(format(loadTime, 2)) s; "
+      + "resident \(format(resident.total)) MB (\(format(resident.files)) MB of it mapped files)")
 
 /// Deterministic pseudo-random tokens.
 func tokens(_ count: Int, seed: Int) -> [Int] { (0..<count).map { ($0 * 7919 + seed * 104729) % config.vocabSize } }

@@ -57,6 +57,7 @@ public final class WeightMatrix: @unchecked Sendable {
                 }
             }
         }
+        releaseFilePages(tensor.buffer)
     }
 
     deinit {
@@ -77,4 +78,36 @@ public final class WeightMatrix: @unchecked Sendable {
 
     /// Bytes of the stored weights.
     public var byteSize: Int { panelCount * inputs * panelWidth * MemoryLayout<Float>.size }
+}
+
+// MARK: - Resident memory
+
+/// Drops the pages of a memory-mapped checkpoint tensor from this process's resident set once it has
+/// been repacked: otherwise the process holds every weight twice (the panels and the mapped file).
+/// The pages stay in the page cache, so a later read (a task head reading the checkpoint) costs no
+/// I/O. Only file mappings are touched (MADV_DONTNEED would zero an anonymous copy).
+private func releaseFilePages(_ buffer: UnsafeBufferPointer<Float>) {
+    #if os(Linux)
+    guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+    let start = UInt(bitPattern: base)
+    let end = start + UInt(buffer.count * MemoryLayout<Float>.size)
+    guard isFileMapping(start..<end) else { return }
+    let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
+    let first = (start + page - 1) / page * page, last = end / page * page
+    guard last > first, let address = UnsafeMutableRawPointer(bitPattern: first) else { return }
+    _ = madvise(address, Int(last - first), Int32(MADV_DONTNEED))
+    #endif
+}
+
+/// Whether `range` lies inside one mapping of a file, per /proc/self/maps
+/// ("start-end perms offset dev inode path").
+private func isFileMapping(_ range: Range<UInt>) -> Bool {
+    guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return false }
+    for line in maps.split(separator: "\n") {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard fields.count >= 6, fields[4] != "0", fields[5].hasPrefix("/") else { continue }
+        let bounds = fields[0].split(separator: "-").compactMap { UInt($0, radix: 16) }
+        if bounds.count == 2, bounds[0] <= range.lowerBound, range.upperBound <= bounds[1] { return true }
+    }
+    return false
 }
