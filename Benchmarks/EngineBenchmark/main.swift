@@ -2,7 +2,7 @@ import Foundation
 import GPTNeo
 
 // Engine benchmark (not a test). Usage, release build:
-//   swift run -c release EngineBenchmark kernels [THREADS]
+//   [GPTNEO_THREADS=N] swift run -c release EngineBenchmark kernels
 //   python Benchmarks/EngineBenchmark/make_random_125m.py /tmp/gpt-neo-125M-random
 //   swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [forward|decode|all]
 // Reports: matmul GFLOP/s per shape against the previous kernel and sgemm (KernelBenchmark.swift); one
@@ -32,17 +32,19 @@ func format(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
-    FileHandle.standardError.write("usage: EngineBenchmark kernels [THREADS] | EngineBenchmark MODEL_DIRECTORY [forward|decode|all]\n".data(using: .utf8)!)
+    FileHandle.standardError.write("usage: EngineBenchmark kernels | EngineBenchmark MODEL_DIRECTORY [forward|decode|all] (GPTNEO_THREADS=N to set threads)\n".data(using: .utf8)!)
     exit(2)
 }
-print("threads: \(availableCPUCount()) available to this process")
+/// GPTNEO_THREADS as for the server, else every CPU this process may use.
+let threads = ProcessInfo.processInfo.environment["GPTNEO_THREADS"].flatMap { Int($0) } ?? availableCPUCount()
+print("threads: \(threads) (\(availableCPUCount()) available to this process)")
 if arguments[1] == "kernels" {
-    runKernelBenchmark(threads: arguments.count >= 3 ? Int(arguments[2]) ?? availableCPUCount() : availableCPUCount())
+    runKernelBenchmark(threads: threads)
     exit(0)
 }
 let mode = arguments.count >= 3 ? arguments[2] : "all"
 var model: GPTNeoModel!
-let loadTime = try seconds { model = try GPTNeoModel.load(directory: URL(fileURLWithPath: arguments[1])) }
+let loadTime = try seconds { model = try GPTNeoModel.load(directory: URL(fileURLWithPath: arguments[1]), threads: threads) }
 let config = model.config
 /// VmRSS and RssFile of /proc/self/status in MB (resident memory, and the part that is mapped files).
 func residentMegabytes() -> (total: Double, files: Double) {
@@ -61,7 +63,7 @@ print("model: \(config.numLayers) layers, hidden \(config.hiddenSize), vocab \(c
 func tokens(_ count: Int, seed: Int) -> [Int] { (0..<count).map { ($0 * 7919 + seed * 104729) % config.vocabSize } }
 
 if mode == "forward" || mode == "all" {
-    let engine = GPTNeoEngine(model: model)
+    let engine = GPTNeoEngine(model: model, threads: threads)
     let input = tokens(512, seed: 1)
     var times: [Double] = [], cpu: [Double] = []
     for _ in 0..<6 {
@@ -76,7 +78,7 @@ if mode == "forward" || mode == "all" {
 }
 
 if mode == "decode" || mode == "all" {
-    let engine = GPTNeoEngine(model: model)
+    let engine = GPTNeoEngine(model: model, threads: threads)
     for streams in [1, 8, 32, 64] {
         let caches = (0..<streams).map { _ in engine.makeCache(capacity: 64) }
         _ = try engine.forward(caches.enumerated().map { ForwardItem(cache: $1, tokens: tokens(16, seed: $0)) })

@@ -46,14 +46,10 @@ public final class WeightMatrix: @unchecked Sendable {
             for panel in (count * part / parts)..<(count * (part + 1) / parts) {
                 let out = panels + panel * panelFloats
                 let columns = min(panelWidth, N - panel * panelWidth)
-                // Sixteen source rows side by side, each read in address order.
-                for j in 0..<panelWidth {
-                    guard j < columns else {
-                        for k in 0..<K { out[k * panelWidth + j] = 0 }
-                        continue
-                    }
-                    let row = source + (panel * panelWidth + j) * K
-                    for k in 0..<K { out[k * panelWidth + j] = row[k] }
+                let first = source + panel * panelWidth * K
+                // Written in address order, reading the panel's rows side by side.
+                for k in 0..<K {
+                    for j in 0..<panelWidth { out[k * panelWidth + j] = j < columns ? first[j * K + k] : 0 }
                 }
             }
         }
