@@ -4,9 +4,10 @@ import GPTNeo
 // Engine benchmark (not a test). Usage, release build:
 //   [GPTNEO_THREADS=N] swift run -c release EngineBenchmark kernels
 //   python Benchmarks/EngineBenchmark/make_random_125m.py /tmp/gpt-neo-125M-random
-//   swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [forward|decode|all]
+//   swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [forward|decode|long|all]
 // Reports: matmul GFLOP/s per shape against the previous kernel and sgemm (KernelBenchmark.swift); one
-// forward pass of 512 tokens; decode tokens/s for 1, 8, 32 and 64 streams.
+// forward pass of 512 tokens; decode tokens/s for 1, 8, 32 and 64 streams; one stream's decode step at
+// a 1000-token context.
 
 // MARK: - Timing
 
@@ -100,4 +101,20 @@ if mode == "decode" || mode == "all" {
         print("decode \(streams) stream(s): \(format(perStep * 1000)) ms/step wall, \(format(Double(streams) / perStep)) tokens/s aggregate; "
               + "CPU \(format(cpuPerStep * 1000)) ms/step")
     }
+}
+
+if mode == "long" || mode == "all" {
+    // Attention over a long cached context dominates here, not the weights.
+    let engine = GPTNeoEngine(model: model, threads: threads)
+    let cache = engine.makeCache(capacity: 1100)
+    _ = try engine.forward([ForwardItem(cache: cache, tokens: tokens(1000, seed: 3), logitRows: .none)])
+    var next = 50256
+    var cpu: [Double] = []
+    for _ in 0..<24 {
+        let before = cpuSeconds()
+        let logits = try engine.forward([ForwardItem(cache: cache, tokens: [next])])[0].logits
+        cpu.append(cpuSeconds() - before)
+        next = logits.indices.max { logits[$0] < logits[$1] }!
+    }
+    print("decode 1 stream at context 1000: CPU \(format(median(cpu) * 1000, 2)) ms/step (median)")
 }

@@ -26,17 +26,17 @@ struct AttentionItem {
 func attendHead(item: AttentionItem, head: Int, layer: Int, kind: GPTNeoConfig.AttentionKind, window: Int,
                 q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                 out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>, C: Int, headDim: Int) {
-    let cache = item.cache
+    let stored = item.cache.rows(layer: layer)
     let headOffset = head * headDim
     let fullVectors = headDim / vectorWidth
     let tail = headDim - fullVectors * vectorWidth
 
     // Position j's key/value row: from this chunk when j >= start, else from the cache's slot.
     @inline(__always) func keyRow(_ j: Int) -> UnsafePointer<Float> {
-        j >= item.start ? k + (item.firstRow + j - item.start) * C : UnsafePointer(cache.keyRow(layer: layer, slot: cache.slot(layer: layer, position: j)))
+        j >= item.start ? k + (item.firstRow + j - item.start) * C : stored.key(j)
     }
     @inline(__always) func valueRow(_ j: Int) -> UnsafePointer<Float> {
-        j >= item.start ? v + (item.firstRow + j - item.start) * C : UnsafePointer(cache.valueRow(layer: layer, slot: cache.slot(layer: layer, position: j)))
+        j >= item.start ? v + (item.firstRow + j - item.start) * C : stored.value(j)
     }
 
     for t in 0..<item.length {

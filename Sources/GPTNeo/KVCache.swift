@@ -114,6 +114,34 @@ public final class KVCache: @unchecked Sendable {
         kinds[layer] == .global ? position : position % slots[layer]
     }
 
+    /// One layer's stored rows by position, looked up once per attention call rather than per key.
+    struct LayerRows {
+        let keyBlocks: [UnsafeMutablePointer<Float>]
+        let valueBlocks: [UnsafeMutablePointer<Float>]
+        let slotsPerBlock: Int
+        /// The ring's length for a local layer, 0 for a global one.
+        let ringSlots: Int
+        let hiddenSize: Int
+
+        @inline(__always) private func offset(_ position: Int) -> (block: Int, row: Int) {
+            let slot = ringSlots > 0 ? position % ringSlots : position
+            return (slot / slotsPerBlock, (slot % slotsPerBlock) * hiddenSize)
+        }
+        @inline(__always) func key(_ position: Int) -> UnsafePointer<Float> {
+            let (block, row) = offset(position)
+            return UnsafePointer(keyBlocks[block] + row)
+        }
+        @inline(__always) func value(_ position: Int) -> UnsafePointer<Float> {
+            let (block, row) = offset(position)
+            return UnsafePointer(valueBlocks[block] + row)
+        }
+    }
+
+    func rows(layer: Int) -> LayerRows {
+        LayerRows(keyBlocks: keyBlocks[layer], valueBlocks: valueBlocks[layer], slotsPerBlock: slotsPerBlock[layer],
+                  ringSlots: kinds[layer] == .global ? 0 : slots[layer], hiddenSize: hiddenSize)
+    }
+
     @inline(__always) func keyRow(layer: Int, slot: Int) -> UnsafeMutablePointer<Float> {
         let perBlock = slotsPerBlock[layer]
         return keyBlocks[layer][slot / perBlock] + (slot % perBlock) * hiddenSize
