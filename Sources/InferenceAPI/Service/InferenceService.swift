@@ -1,3 +1,4 @@
+import Batcher
 import Foundation
 import HTTPServer
 import Logging
@@ -108,8 +109,8 @@ public final class InferenceService: Sendable {
     /// One forward pass through the whole stack (batcher, engine, sampler) before taking traffic.
     static func warmUp(_ context: ServingContext) async throws {
         let tokens = context.tokenizer.encode("Hello", allowSpecialTokens: false)
-        var parameters = GenerationParametersFactory.greedy(maxTokens: 1)
-        parameters.ignoreEOS = true
+        var parameters = GenerationParameters()
+        (parameters.maxTokens, parameters.temperature, parameters.ignoreEOS) = (1, 0, true)
         let stream = try context.backend.submit(.init(promptTokens: tokens.isEmpty ? [0] : tokens, parameters: parameters))
         for try await _ in stream {}
     }
