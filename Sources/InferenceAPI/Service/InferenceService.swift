@@ -22,8 +22,11 @@ public struct ServingContext: Sendable {
     public var model: ModelDescription
     /// Classification, QA and embeddings on the same body; nil serves generation only.
     public var tasks: TaskServingContext?
+    /// `tokenizer.longestTokenBytes`, computed once.
+    public var longestTokenBytes: Int
     public init(backend: any CompletionBackend, tokenizer: any TextTokenizer, model: ModelDescription, tasks: TaskServingContext? = nil) {
         self.backend = backend; self.tokenizer = tokenizer; self.model = model; self.tasks = tasks
+        longestTokenBytes = tokenizer.longestTokenBytes
     }
 }
 
