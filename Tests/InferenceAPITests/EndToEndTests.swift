@@ -138,7 +138,7 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(reply.status, 200)
         reply = try await running.client.send("GET", "/metrics")
         XCTAssertTrue(reply.text.contains(#"gptneo_http_requests_total{endpoint="/v1/completions",method="POST",status="400"} 3"#), reply.text)
-        XCTAssertTrue(reply.text.contains(#"gptneo_http_requests_total{endpoint="server",method="other",status="413"} 1"#), reply.text)
+        XCTAssertTrue(reply.text.contains(#"gptneo_http_requests_total{endpoint="/v1/completions",method="POST",status="413"} 1"#), reply.text)
     }
 
     func testTokenizeRoundTripsWithTheRealTokenizer() async throws {

@@ -25,7 +25,8 @@ struct RunningServer {
         http.port = 0
         http.maxBodyBytes = maxBodyBytes
         http.accessLogLevel = .trace
-        http.makeErrorResponse = { service.serverErrorResponse(status: $0, message: $1) }
+        http.makeErrorResponse = { InferenceService.errorResponse(status: $0, message: $1) }
+        http.onServerAnswer = { service.metrics.countServerAnswer($0) }
         var logger = Logger(label: "loopback")
         logger.logLevel = .warning
         let server = HTTPServer(configuration: http, logger: logger, handler: { await service.handle($0) })

@@ -1,5 +1,6 @@
 import Batcher
 import Foundation
+import HTTPServer
 
 // MARK: - The server's metrics
 
@@ -28,6 +29,22 @@ public final class APIMetrics: Sendable {
                                         labelNames: ["finish_reason"])
 
     public init() {}
+
+    /// Counts an answer the HTTP server gave without reaching the API (a malformed or over-limit
+    /// request, a timeout, a connection refused at the limit) beside the routed ones, so that
+    /// error rates include them. `endpoint` is the route when the path names one, else `other`.
+    public func countServerAnswer(_ answer: ServerAnswer) {
+        let endpoint = answer.path.flatMap(Self.endpointLabel) ?? "other"
+        let method = answer.method.map(MetricsMiddleware.methodLabel) ?? "other"
+        requests.increment([endpoint, method, String(answer.status)])
+    }
+
+    /// The documented path of the endpoint `path` names (a literal route, or `/v1/models/{model}`).
+    private static func endpointLabel(_ path: String) -> String? {
+        let path = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+        if let literal = InferenceService.endpoints.first(where: { $0.pattern == path }) { return literal.documentedPath }
+        return path.hasPrefix("/v1/models/") ? "/v1/models/{model}" : nil
+    }
 
     /// The Prometheus text exposition (format 0.0.4).
     func render(backend: BatcherStatistics?, ready: Bool) -> String {

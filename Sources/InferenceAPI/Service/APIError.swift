@@ -93,13 +93,6 @@ extension HTTPResponse {
 }
 
 extension InferenceService {
-    /// For `HTTPServerConfiguration.makeErrorResponse`: answers the server gives on its own (a body too
-    /// large, a malformed request, a timeout), counted in the metrics under `endpoint="server"`.
-    public func serverErrorResponse(status: Int, message: String) -> HTTPResponse {
-        metrics.requests.increment(["server", "other", String(status)])
-        return Self.errorResponse(status: status, message: message)
-    }
-
     /// The HTTP server's own error answers (400, 408, 413, 414, 431, 503...) in OpenAI's shape.
     public static func errorResponse(status: Int, message: String) -> HTTPResponse {
         let type = switch status {
