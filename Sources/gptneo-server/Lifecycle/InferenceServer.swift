@@ -142,6 +142,7 @@ struct InferenceServer: Service {
         batcher.prefillChunkTokens = options.prefillChunkTokens
         batcher.maxPrefillTokensPerStep = options.maxPrefillTokensPerStep
         batcher.limits = service.configuration.limits.generation
+        if let threads = options.threads { batcher.threads = threads }
         return batcher
     }
 

@@ -37,6 +37,9 @@ struct ServerOptions: Sendable, Equatable {
     var heads: String?
     var embeddingPooling = "mean"
     var normalizeEmbeddings = false
+    /// Threads of the engine's parallel loops (and of repacking at load); nil: the CPUs this process
+    /// may use (affinity and cgroup quota).
+    var threads: Int?
 
     // MARK: batching
     var maxRunningSequences = 64

@@ -180,6 +180,14 @@ extension Setting {
              assign: { if case .integer(let v) = $1 { $0[keyPath: field] = v } })
     }
 
+    static func optionalInteger(_ key: String, flag: String, _ field: WritableKeyPath<ServerOptions, Int?>, _ range: ClosedRange<Int>,
+                                help: String) -> Setting {
+        make(key, flag, environment: nil, .integer(range), help: help, value: { $0[keyPath: field].map { .integer($0) } ?? .unset },
+             assign: { options, value in
+                 if case .integer(let v) = value { options[keyPath: field] = v } else if value == .unset { options[keyPath: field] = nil }
+             })
+    }
+
     static func seconds(_ key: String, flag: String, _ field: WritableKeyPath<ServerOptions, Double>, _ range: ClosedRange<Double>,
                         help: String) -> Setting {
         make(key, flag, environment: nil, .seconds(range), help: help, value: { .seconds($0[keyPath: field]) },

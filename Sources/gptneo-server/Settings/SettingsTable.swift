@@ -48,6 +48,8 @@ enum SettingsTable {
                     help: "How /v1/embeddings pools token states."),
             .boolean("model.normalize_embeddings", flag: "normalize-embeddings", \.normalizeEmbeddings,
                      help: "L2-normalise /v1/embeddings vectors."),
+            .optionalInteger("model.threads", flag: "threads", \.threads, 1...1024,
+                             help: "Threads of the forward pass and of repacking at load; unset: the CPUs this process may use (affinity mask, cgroup CPU quota)."),
 
             // MARK: batching
             .integer("batching.max_running_sequences", flag: "max-running-sequences", \.maxRunningSequences, 1...4096,
