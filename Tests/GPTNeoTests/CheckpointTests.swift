@@ -100,10 +100,11 @@ final class CheckpointTests: XCTestCase {
     func testMissingDirectoryFiles() throws {
         assertLoadFails(.fileMissing(path: temporary.directory.appendingPathComponent("config.json").path))
         try temporary.writeConfig(TinyCheckpointSource.configText)
-        assertLoadFails(.fileMissing(path: path))
+        assertLoadFails(.noWeights(directory: temporary.directory.path, lookedFor: [
+            "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"]))
     }
 
-    func testPyTorchPickleCheckpointIsRefusedClearly() throws {
+    func testLegacyPyTorchPickleCheckpointIsRefusedClearly() throws {
         try temporary.writeConfig(TinyCheckpointSource.configText)
         try temporary.write("pytorch_model.bin", [0x80, 0x02])
         XCTAssertThrowsError(try load()) { error in
