@@ -22,9 +22,17 @@ public final class PyTorchFile: TensorFile, @unchecked Sendable {
 
     init(file: MappedFile) throws {
         self.file = file
-        let path = file.path
-        self.path = path
-        let archive = try ZipArchive(base: file.base, size: file.size, path: path)
+        path = file.path
+        tensors = try Self.parse(UnsafeRawBufferPointer(start: file.base, count: file.size), path: file.path)
+    }
+
+    /// The validated tensors of an archive held in `bytes` (byte offsets relative to its start); `path`
+    /// names it in errors. Public for the fuzz target.
+    public static func parse(_ bytes: UnsafeRawBufferPointer, path: String) throws -> [String: StoredTensor] {
+        guard let base = bytes.baseAddress, bytes.count > 0 else {
+            throw EngineError.malformedArchive(path: path, reason: "empty file")
+        }
+        let archive = try ZipArchive(base: base, size: bytes.count, path: path)
         func malformed(_ reason: String) -> EngineError { .malformedArchive(path: path, reason: reason) }
 
         let pickles = archive.entries.keys.filter { $0.hasSuffix("/data.pkl") && $0.split(separator: "/").count == 2 }
@@ -34,13 +42,13 @@ public final class PyTorchFile: TensorFile, @unchecked Sendable {
         }
         let folder = String(pickleName.dropLast("data.pkl".count))
         if let byteorder = archive.entries[folder + "byteorder"] {
-            let text = String(decoding: UnsafeRawBufferPointer(start: file.base + byteorder.data.lowerBound, count: byteorder.data.count), as: UTF8.self)
+            let text = String(decoding: UnsafeRawBufferPointer(start: base + byteorder.data.lowerBound, count: byteorder.data.count), as: UTF8.self)
             guard text == "little" else { throw malformed("byteorder is \"\(text.prefix(16))\"; only little-endian archives are read") }
         }
         let pickle = try Self.storedData(archive, pickleName, path: path)
         guard pickle.count <= Self.maximumPickleBytes else { throw malformed("data.pkl is \(pickle.count) bytes, over the limit of \(Self.maximumPickleBytes)") }
 
-        let pickled = try Unpickler.load(UnsafeRawBufferPointer(start: file.base + pickle.lowerBound, count: pickle.count), path: path) { root in
+        let pickled = try Unpickler.load(UnsafeRawBufferPointer(start: base + pickle.lowerBound, count: pickle.count), path: path) { root in
             try Self.stateDict(root, path: path)
         }
         var tensors: [String: StoredTensor] = [:]
@@ -59,7 +67,7 @@ public final class PyTorchFile: TensorFile, @unchecked Sendable {
             tensors[name] = try StoredTensor.validated(name: name, dtype: storage.dtype, shape: tensor.shape, strides: tensor.strides,
                                                        offset: tensor.offset, region: region.lowerBound..<(region.lowerBound + declared), path: path)
         }
-        self.tensors = tensors
+        return tensors
     }
 
     public func floatTensor(_ name: String) throws -> FloatTensor {
