@@ -48,24 +48,31 @@ public final class PyTorchFile: TensorFile, @unchecked Sendable {
         let pickle = try Self.storedData(archive, pickleName, path: path)
         guard pickle.count <= Self.maximumPickleBytes else { throw malformed("data.pkl is \(pickle.count) bytes, over the limit of \(Self.maximumPickleBytes)") }
 
-        let pickled = try Unpickler.load(UnsafeRawBufferPointer(start: base + pickle.lowerBound, count: pickle.count), path: path) { root in
-            try Self.stateDict(root, path: path)
+        return try tensors(pickle: UnsafeRawBufferPointer(start: base + pickle.lowerBound, count: pickle.count), path: path) { key in
+            let entryName = folder + "data/" + key
+            guard archive.entries[entryName] != nil else { return nil }
+            return (entryName, try Self.storedData(archive, entryName, path: path))
         }
+    }
+
+    /// The validated tensors of a state dict's pickle; `storage` gives a persistent id's key the name and
+    /// byte range of its data (nil when there is no such storage). Public for the fuzz target.
+    public static func tensors(pickle: UnsafeRawBufferPointer, path: String,
+                               storage: (String) throws -> (name: String, bytes: Range<Int>)?) throws -> [String: StoredTensor] {
+        let pickled = try Unpickler.load(pickle, path: path) { root in try Self.stateDict(root, path: path) }
         var tensors: [String: StoredTensor] = [:]
         for (name, tensor) in pickled {
-            let storage = tensor.storage
-            let entryName = folder + "data/" + storage.key
-            guard archive.entries[entryName] != nil else {
-                throw EngineError.malformedTensor(path: path, tensor: name, reason: "its storage \(entryName) is not in the archive")
+            let declared = tensor.storage
+            guard let (entryName, region) = try storage(declared.key) else {
+                throw EngineError.malformedTensor(path: path, tensor: name, reason: "its storage data/\(declared.key) is not in the archive")
             }
-            let region = try Self.storedData(archive, entryName, path: path)
-            let (declared, overflow) = storage.elementCount.multipliedReportingOverflow(by: storage.dtype.byteSize)
-            guard !overflow, declared <= region.count else {
+            let (size, overflow) = declared.elementCount.multipliedReportingOverflow(by: declared.dtype.byteSize)
+            guard !overflow, size <= region.count else {
                 throw EngineError.malformedTensor(path: path, tensor: name, reason:
-                    "storage \(entryName) declares \(storage.elementCount) \(storage.dtype.rawValue) elements but holds \(region.count) bytes")
+                    "storage \(entryName) declares \(declared.elementCount) \(declared.dtype.rawValue) elements but holds \(region.count) bytes")
             }
-            tensors[name] = try StoredTensor.validated(name: name, dtype: storage.dtype, shape: tensor.shape, strides: tensor.strides,
-                                                       offset: tensor.offset, region: region.lowerBound..<(region.lowerBound + declared), path: path)
+            tensors[name] = try StoredTensor.validated(name: name, dtype: declared.dtype, shape: tensor.shape, strides: tensor.strides,
+                                                       offset: tensor.offset, region: region.lowerBound..<(region.lowerBound + size), path: path)
         }
         return tensors
     }
