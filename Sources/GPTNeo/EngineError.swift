@@ -18,6 +18,8 @@ public struct ShapeMismatch: Sendable, Equatable, CustomStringConvertible {
 public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
     // MARK: Files
     case fileMissing(path: String)
+    /// `--model OWNER/NAME` names a repository the Hugging Face cache does not hold (at that revision).
+    case modelNotInCache(repoID: String, revision: String, lookedIn: [String], reason: String)
     /// A checkpoint directory without any weight file transformers would recognise.
     case noWeights(directory: String, lookedFor: [String])
     case unreadableFile(path: String, reason: String)
@@ -69,6 +71,10 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .fileMissing(let path): return "\(path): file not found"
+        case .modelNotInCache(let repoID, let revision, let lookedIn, let reason):
+            let places = lookedIn.isEmpty ? "" : "; looked in \(lookedIn.joined(separator: ", "))"
+            return "\(repoID) (revision \(revision)) is not in the Hugging Face cache: \(reason)\(places). "
+                + "Download it with: \(HubCache.downloadCommand(repoID: repoID, revision: revision))"
         case .noWeights(let directory, let names):
             return "\(directory): no weights found (looked for \(names.joined(separator: ", ")))"
         case .unreadableFile(let path, let reason): return "\(path): cannot read: \(reason)"

@@ -100,15 +100,18 @@ public protocol TensorFile: AnyObject, Sendable {
     func floatTensor(_ name: String) throws -> FloatTensor
 }
 
-/// Opens `path` as the format its first bytes say: a zip archive is PyTorch's `torch.save` format,
-/// a pickle is PyTorch's legacy format (refused with how to convert), anything else is safetensors.
+/// Opens `path` as the format its first bytes say: a zip archive is PyTorch's `torch.save` format; a file
+/// named like a PyTorch checkpoint (.bin, .pt, .pth) that is not a zip archive is refused (the legacy
+/// pre-1.6 format gets how to convert); anything else is safetensors (whose first 8 bytes are a length).
 public func openTensorFile(path: String) throws -> any TensorFile {
     let file = try MappedFile(path: path)
     let magic = file.size >= 4 ? Array(UnsafeRawBufferPointer(start: file.base, count: 4)) : []
     if magic == [0x50, 0x4B, 0x03, 0x04] || magic == [0x50, 0x4B, 0x05, 0x06] { return try PyTorchFile(file: file) }
-    if magic.first == 0x80 || path.hasSuffix(".bin") || path.hasSuffix(".pt") || path.hasSuffix(".pth") {
-        // A zip archive starts with a local header; anything else with a PyTorch name is the legacy format.
-        throw EngineError.unsupportedFormat(path: path, reason: PyTorchFile.legacyFormatAdvice)
+    if [".bin", ".pt", ".pth"].contains(where: path.hasSuffix) {
+        // Legacy files are a sequence of pickles, the first one a magic number (protocol 2 opcode first).
+        let reason = file.size > 0 && file.base.load(as: UInt8.self) == 0x80 ? PyTorchFile.legacyFormatAdvice
+            : "neither a torch.save zip archive nor a legacy PyTorch pickle (\(file.size) bytes; truncated or corrupt?)"
+        throw EngineError.unsupportedFormat(path: path, reason: reason)
     }
     return try SafeTensorsFile(file: file)
 }
