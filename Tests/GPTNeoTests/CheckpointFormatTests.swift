@@ -98,4 +98,25 @@ final class CheckpointFormatTests: XCTestCase {
         let heads = try TaskHeads.load(model: try Self.load("bf16"), extra: extra)
         XCTAssertEqual(heads.tokenClassification?.linear.outputs, 5)
     }
+
+    func testHostileHeadFilesGiveErrorsNotTraps() throws {
+        let temporary = try TemporaryCheckpoint()
+        defer { temporary.remove() }
+        // A shape whose byte count overflows, offsets past the data, a header length past the file.
+        let files: [(String, [UInt8])] = [
+            ("overflow.safetensors", safetensorsBytes([RawTensor(name: "score.weight", dtype: "F32", shape: [1 << 62, 8], bytes: [])])),
+            ("offsets.safetensors", safetensorsBytes([.f32("score.weight", shape: [3, 64], values: [Float](repeating: 1, count: 192))],
+                                                     offsetsOverride: ["score.weight": [0, 1 << 40]])),
+            ("length.safetensors", safetensorsBytes([.f32("score.weight", shape: [1], values: [1])], declaredHeaderLength: UInt64.max)),
+            ("short.bin", Array(try Data(contentsOf: Self.directory.appendingPathComponent("sequence-classification/pytorch_model.bin")).prefix(5000))),
+        ]
+        for (name, bytes) in files {
+            try temporary.write(name, bytes)
+            let extra = HeadsConfiguration(heads: [.init(task: .sequenceClassification, file: name)], baseDirectory: temporary.directory)
+            XCTAssertThrowsError(try TaskHeads.load(model: Shared.model, extra: extra), name) { error in
+                XCTAssertTrue(error is EngineError, "\(name): \(error)")
+                XCTAssertTrue("\(error)".contains(name), "\(name): the message names the file: \(error)")
+            }
+        }
+    }
 }
