@@ -1,3 +1,4 @@
+import Foundation
 import GPTNeo
 
 #if canImport(Glibc)
@@ -97,25 +98,16 @@ private func fail(_ message: String) -> Never {
 
 @_cdecl("CheckpointFuzzer_main")
 public func replayMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
-    var count = 0, accepted = 0
-    for index in 1..<Int(argc) {
-        let path = String(cString: argv[index]!)
-        guard let file = fopen(path, "rb") else {
-            printError("cannot open \(path)\n")
+    let paths = (1..<Int(argc)).map { String(cString: argv[$0]!) }
+    var accepted = 0
+    for path in paths {
+        guard let contents = FileManager.default.contents(atPath: path) else {
+            printError("cannot read \(path)\n")
             return 1
         }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let read = fread(&buffer, 1, buffer.count, file)
-            if read <= 0 { break }
-            bytes += buffer[0..<read]
-        }
-        fclose(file)
-        if bytes.withUnsafeBytes({ check($0) }) { accepted += 1 }
-        count += 1
+        if contents.withUnsafeBytes({ check($0) }) { accepted += 1 }
     }
-    print("replayed \(count) inputs (\(accepted) accepted): no trap, every accepted tensor inside its storage")
+    print("replayed \(paths.count) inputs (\(accepted) accepted): no trap, every accepted tensor inside its storage")
     return 0
 }
 
