@@ -81,6 +81,12 @@ final class CheckpointPickleTests: XCTestCase {
         XCTAssertEqual(try file.floatTensor("scalar").array, [11])
     }
 
+    func testZIP64ArchiveAsWrittenPast4GiB() throws {
+        let pickle = PickleOps.stateDict([("w", PickleOps.tensor(key: "0", elements: 3, offset: 1, shape: [2], strides: [1]))])
+        let file = try open(torchArchive(pickle: pickle, storages: ["0": littleEndianBytes([1, 2, 3])], zip64: true))
+        XCTAssertEqual(try file.floatTensor("w").array, [2, 3])
+    }
+
     // MARK: Malformed archives
 
     func testTruncatedArchivesFailCleanlyAtEveryLength() throws {
