@@ -115,7 +115,7 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
 
-        // MARK: Fuzzing: `swift build --sanitize fuzzer --sanitize address --product CheckpointFuzzer` (see Fuzz/README.md)
+        // MARK: Fuzzing: `swift build -c release --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address --product CheckpointFuzzer` (see Fuzz/README.md)
         .executableTarget(
             name: "CheckpointFuzzer",
             dependencies: ["GPTNeo"],
