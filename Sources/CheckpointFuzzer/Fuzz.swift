@@ -14,8 +14,9 @@ import Darwin
 // - odd: a bare pickle, unpickled against fixed storages `0`...`3` of 1 to 64 bytes, so mutations reach
 //   deep into the unpickler without having to keep a zip archive intact.
 // Besides "no crash, no memory error, no trap", every tensor the loader accepts must lie inside its
-// storage: the harness reads every element through the tensor's own strides, which AddressSanitizer
-// checks against the exact input buffer.
+// storage and have no more elements than the stored bytes (reading it as F32 allocates that many): the
+// harness reads every element through the tensor's own strides, which AddressSanitizer checks against the
+// exact input buffer.
 
 /// The fixed storages of pickle mode: key → byte range in `storageBytes`.
 private let storageRanges: [String: Range<Int>] = ["0": 0..<64, "1": 0..<16, "2": 8..<12, "3": 63..<64]
@@ -63,6 +64,8 @@ private func touchEveryElement(_ tensors: [String: StoredTensor], in bytes: Unsa
     var checksum: UInt8 = 0
     for tensor in tensors.values {
         if tensor.shape.count != tensor.strides.count { fail("\(tensor.name): rank of shape and strides differ") }
+        // Reading as F32 allocates elementCount floats: never more elements than the bytes stored.
+        if tensor.elementCount > bytes.count / tensor.dtype.byteSize { fail("\(tensor.name): \(tensor.elementCount) elements from \(bytes.count) bytes") }
         guard tensor.elementCount > 0 else { continue }
         var index = [Int](repeating: 0, count: tensor.shape.count)
         for _ in 0..<min(tensor.elementCount, 1 << 16) {

@@ -108,6 +108,11 @@ final class CheckpointPickleTests: XCTestCase {
         // numel honest, but offset 2 + 4 elements reaches past the 4-element storage.
         assertFails(torchArchive(pickle: pickle, storages: ["0": littleEndianBytes([1, 2, 3, 4])]),
                     { if case .tensorOutOfBounds(_, "w", 8, 24, 16) = $0 { return true }; return false }, "view past the storage")
+        // A zero stride: 2^40 elements from one stored float would be a 4 TiB allocation when read.
+        let broadcast = PickleOps.stateDict([("w", PickleOps.tensor(key: "0", elements: 4, offset: 0, shape: [1 << 40], strides: [0]))])
+        assertFails(torchArchive(pickle: broadcast, storages: ["0": littleEndianBytes([1, 2, 3, 4])]),
+                    { if case .malformedTensor(_, "w", let r) = $0 { return r.contains("more than its 16-byte storage holds") }; return false },
+                    "zero stride")
         let hostile = PickleOps.stateDict([("w", PickleOps.tensor(key: "0", elements: 4, offset: 0, shape: [1 << 31, 1 << 31], strides: [1 << 31, 1]))])
         assertFails(torchArchive(pickle: hostile, storages: ["0": littleEndianBytes([1, 2, 3, 4])]),
                     { if case .malformedTensor = $0 { return true }; if case .tensorOutOfBounds = $0 { return true }; return false }, "overflowing shape")

@@ -85,6 +85,12 @@ public struct StoredTensor: Sendable, Equatable {
             throw EngineError.malformedTensor(path: path, tensor: name, reason: "shape \(shape) with strides \(strides) overflows")
         }
         guard endBytes <= region.count else { throw outOfBounds(beginBytes, endBytes) }
+        // Zero or overlapping strides could make a few stored bytes stand for billions of elements, which
+        // reading as F32 would then allocate; no state dict needs more elements than its storage holds.
+        guard count <= region.count / size else {
+            throw EngineError.malformedTensor(path: path, tensor: name, reason:
+                "shape \(shape) with strides \(strides) has \(count) elements, more than its \(region.count)-byte storage holds")
+        }
         return StoredTensor(name: name, dtype: dtype, shape: shape, strides: strides,
                             byteOffset: region.lowerBound + beginBytes, elementCount: count)
     }
