@@ -31,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: ["YAML"]),
         // The YAML parser swift-configuration uses; read directly to find unknown keys in a config file.
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // The `convert` subcommand's arguments and help (the server's own settings come from the settings table).
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // One process lifecycle: ServiceGroup, graceful shutdown on SIGTERM/SIGINT, SIGHUP.
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -102,6 +104,7 @@ let package = Package(
                 "InferenceAPI", "Batcher", "GPTNeo", "Tokenizer", "HTTPServer",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -129,6 +132,13 @@ let package = Package(
         .executableTarget(
             name: "HTTPParserFuzzer",
             dependencies: ["HTTPServer"],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+
+        // MARK: Fuzzing: `swift build -c release --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address --product CheckpointFuzzer` (see Fuzz/README.md)
+        .executableTarget(
+            name: "CheckpointFuzzer",
+            dependencies: ["GPTNeo"],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
 

@@ -1,4 +1,5 @@
 import Foundation
+import GPTNeo
 import InferenceAPI
 import Logging
 import ServiceLifecycle
@@ -18,6 +19,11 @@ enum ServerCommand {
     /// The exit status: 0 after --help, --check-config or a drained shutdown; 1 for any startup
     /// failure, reported as one `gptneo-server: error: ...` line on stderr.
     static func run(arguments: [String], environment: [String: String]) async -> Int32 {
+        if arguments.first == "convert" {
+            // Its own arguments and help (swift-argument-parser); exits non-zero by itself on failure.
+            await ConvertCommand.main(Array(arguments.dropFirst()))
+            return 0
+        }
         do {
             let commandLine = try ParsedCommandLine(arguments)
             if commandLine.action == .help {
@@ -49,7 +55,8 @@ enum ServerCommand {
         for warning in resolved.warnings { logger.warning("\(warning)") }
         if !apiKeys.isEmpty { logger.info("API keys: \(apiKeys.count) accepted") }
 
-        let server = InferenceServer(options: options, modelDirectory: try modelDirectory(options), apiKeys: apiKeys, logger: logger)
+        let (directory, repoID) = try modelDirectory(options)
+        let server = InferenceServer(options: options, modelDirectory: directory, repoID: repoID, apiKeys: apiKeys, logger: logger)
         let http = server.server
         let reloadTLS: (@Sendable () throws -> Void)? = options.tlsCert == nil ? nil : { @Sendable in try http.reloadTLS() }
         let reloader = SettingsReloader(arguments: arguments, environment: environment, initial: options, keys: apiKeys,
@@ -63,15 +70,18 @@ enum ServerCommand {
         try await group.run()
     }
 
-    private static func modelDirectory(_ options: ServerOptions) throws -> URL {
+    /// The checkpoint directory, and the repo id when `model.path` named one found in the Hugging Face cache.
+    private static func modelDirectory(_ options: ServerOptions) throws -> (URL, repoID: String?) {
         guard let path = options.model else {
             guard let found = DefaultModel.locate(sourceFile: #filePath) else { throw StartupError.noDefaultModel }
-            return found
+            return (found, nil)
         }
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw StartupError.noSuchModelDirectory(path)
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            return (URL(fileURLWithPath: path).standardizedFileURL, nil)
         }
-        return URL(fileURLWithPath: path).standardizedFileURL
+        guard HubCache.isRepoID(path) else { throw StartupError.noSuchModelDirectory(path) }
+        let snapshot = try HubCache.snapshot(repoID: path, revision: options.revision, environment: ProcessInfo.processInfo.environment)
+        return (snapshot, path)
     }
 }

@@ -9,7 +9,7 @@ final class WiringTests: XCTestCase {
     /// Settings the lifecycle reads straight from `ServerOptions` (model loading, logging set-up,
     /// drain timing, key files); the process tests exercise those.
     private let readByTheLifecycle: Set<String> = [
-        "model.path", "model.name", "model.heads", "model.embedding_pooling", "model.normalize_embeddings",
+        "model.path", "model.revision", "model.name", "model.heads", "model.embedding_pooling", "model.normalize_embeddings",
         "auth.api_keys", "auth.api_keys_file", "logging.level", "logging.format", "shutdown.drain_delay_seconds",
     ]
 

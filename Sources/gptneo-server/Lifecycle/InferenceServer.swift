@@ -20,7 +20,7 @@ enum StartupError: Error, CustomStringConvertible {
         switch self {
         case .noDefaultModel:
             "no --model given and the bundled default model (\(DefaultModel.relativePath)) was not found next to the sources, the working directory or the executable"
-        case .noSuchModelDirectory(let path): "model directory \(path) does not exist or is not a directory"
+        case .noSuchModelDirectory(let path): "model directory \(path) does not exist or is not a directory (nor an OWNER/NAME repo id for the Hugging Face cache)"
         case .cannotLoad(let directory, let reason): "cannot load the model in \(directory): \(reason)"
         case .cannotListen(let reason): reason
         case .warmUp(let reason): reason
@@ -38,14 +38,17 @@ enum StartupError: Error, CustomStringConvertible {
 struct InferenceServer: Service {
     let options: ServerOptions
     let modelDirectory: URL
+    /// The repo id when the model came from the Hugging Face cache: the default model name.
+    let repoID: String?
     let service: InferenceService
     /// Not listening until `run`; the settings reloader asks it to re-read its TLS files.
     let server: HTTPServer
     let logger: Logger
 
-    init(options: ServerOptions, modelDirectory: URL, apiKeys: [String], logger: Logger) {
+    init(options: ServerOptions, modelDirectory: URL, repoID: String? = nil, apiKeys: [String], logger: Logger) {
         self.options = options
         self.modelDirectory = modelDirectory
+        self.repoID = repoID
         self.logger = logger
         var api = APIConfiguration()
         api.apiKeys = apiKeys
@@ -150,7 +153,7 @@ struct InferenceServer: Service {
     /// early with `CancellationError` when cancelled (the load itself runs on and is abandoned).
     private func load() async throws -> ServingContext {
         let directory = modelDirectory
-        let modelName = options.modelName
+        let modelName = options.modelName ?? repoID
         let batcher = batcherConfiguration
         var taskLimits = TaskLimits()
         taskLimits.maxResponseBytes = options.maxResponseBytes

@@ -65,6 +65,7 @@ enum HelpText {
         gptneo-server: serve a GPT-Neo checkpoint over an OpenAI-compatible HTTP API.
 
         USAGE: gptneo-server [--config FILE] [--check-config] [--SETTING VALUE ...]
+               gptneo-server convert SRC DST [--dtype float32|float16|bfloat16]   (convert --help for more)
 
         Every setting comes from, in decreasing precedence: a flag, an environment variable, the YAML
         config file (--config FILE or GPTNEO_CONFIG; config/gptneo-server.yaml lists every key), its default.

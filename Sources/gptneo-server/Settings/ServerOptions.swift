@@ -29,8 +29,11 @@ struct ServerOptions: Sendable, Equatable {
     var maxResponseBytes = 8 << 20
 
     // MARK: model
-    /// Checkpoint directory; nil serves the bundled default model.
+    /// Checkpoint directory, or a Hugging Face repo id (`owner/name`) found in the local hub cache;
+    /// nil serves the bundled default model.
     var model: String?
+    /// Branch, tag or commit of a repo id `model` in the hub cache.
+    var revision = "main"
     /// The id `/v1/models` reports and requests may name; nil: the checkpoint directory's name.
     var modelName: String?
     /// Extra task-head configuration (JSON naming head files; see GPTNeo/HeadsLoading.swift).

@@ -39,7 +39,8 @@ enum SettingsTable {
 
             // MARK: model
             .optional("model.path", flag: "model", kind: .path, \.model,
-                      help: "Hugging Face GPT-Neo checkpoint directory (config.json, *.safetensors, tokenizer files); unset: the bundled default model."),
+                      help: "Hugging Face GPT-Neo checkpoint directory (config.json, safetensors or pytorch_model.bin weights, tokenizer files), or a repo id OWNER/NAME already in the Hugging Face cache; unset: the bundled default model."),
+            .text("model.revision", flag: "revision", \.revision, help: "Branch, tag or commit of a repo id model.path in the Hugging Face cache."),
             .optional("model.name", flag: "model-name", \.modelName,
                       help: "Model id reported by /v1/models and accepted in requests; unset: the checkpoint directory's name."),
             .optional("model.heads", flag: "heads", kind: .path, \.heads,
