@@ -61,6 +61,8 @@ struct ServerCommand: AsyncParsableCommand {
     var minSendBytes: String?
     @Option(help: ArgumentHelp("Largest n / best_of per prompt (default 16).", valueName: "n"))
     var maxChoices: String?
+    @Option(help: ArgumentHelp("Largest non-streamed response in bytes, estimated before the work (default 8388608); larger ones get 400.", valueName: "bytes"))
+    var maxResponseBytes: String?
     @Option(help: ArgumentHelp("Seconds in-flight requests may run after SIGTERM/SIGINT (default 30).", valueName: "seconds"))
     var shutdownGraceSeconds: String?
     @Option(help: ArgumentHelp("Seconds /readyz answers 503 after SIGTERM/SIGINT before the listener closes (default 2).", valueName: "seconds"))
@@ -95,6 +97,7 @@ struct ServerCommand: AsyncParsableCommand {
         flags["send_timeout_seconds"] = sendTimeoutSeconds
         flags["min_send_bytes"] = minSendBytes
         flags["max_choices"] = maxChoices
+        flags["max_response_bytes"] = maxResponseBytes
         flags["shutdown_grace_seconds"] = shutdownGraceSeconds
         flags["drain_delay_seconds"] = drainDelaySeconds
         flags["log_level"] = logLevel

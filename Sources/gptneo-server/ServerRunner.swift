@@ -48,8 +48,9 @@ struct ServerRunner {
         var api = APIConfiguration()
         api.apiKeys = options.apiKeys
         api.metricsRequireKey = options.metricsRequireKey
-        api.limits.maxChoices = options.maxChoices
+        api.limits.generation.maxChoices = options.maxChoices
         api.limits.maxTotalChoices = max(api.limits.maxTotalChoices, options.maxChoices)
+        api.limits.maxResponseBytes = options.maxResponseBytes
         let service = InferenceService(configuration: api, logger: logger)
 
         var http = HTTPServerConfiguration()
@@ -106,6 +107,7 @@ struct ServerRunner {
         batcherConfiguration.maxQueuedRequests = options.maxQueuedRequests
         batcherConfiguration.maxRunningSequences = options.maxRunningSequences
         batcherConfiguration.kvCacheBudgetBytes = options.kvCacheMiB << 20
+        batcherConfiguration.limits = api.limits.generation
         let context = try await load(directory, batcher: batcherConfiguration)
         backendBox.backend = context.backend
         do {
@@ -133,9 +135,12 @@ struct ServerRunner {
     /// Loads off the cooperative pool so the HTTP server keeps answering /healthz and /readyz.
     private func load(_ directory: URL, batcher: BatcherConfiguration) async throws -> ServingContext {
         let modelName = options.modelName
+        var taskLimits = TaskLimits()
+        taskLimits.maxResponseBytes = options.maxResponseBytes
         let tasks = TaskOptions(headsConfiguration: options.heads.map { URL(fileURLWithPath: $0) },
                                 embeddings: EmbeddingConfiguration(pooling: EmbeddingPooling(rawValue: options.embeddingPooling) ?? .mean,
-                                                                   normalize: options.normalizeEmbeddings))
+                                                                   normalize: options.normalizeEmbeddings),
+                                limits: taskLimits)
         return try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 do {

@@ -24,6 +24,7 @@ final class OptionsTests: XCTestCase {
         host = "0.0.0.0"   # trailing comment
         api_keys = a, b
         max_choices = 4
+        max_response_bytes = 100000
         """)
         let options = try ServerOptions.resolve(configFile: config,
                                                 environment: ["GPTNEO_PORT": "7001", "GPTNEO_MODEL": "/m", "GPTNEO_METRICS_REQUIRE_KEY": "yes"],
@@ -33,6 +34,7 @@ final class OptionsTests: XCTestCase {
         XCTAssertEqual(options.model, "/m")
         XCTAssertEqual(options.apiKeys, ["a", "b"])
         XCTAssertEqual(options.maxChoices, 4)
+        XCTAssertEqual(options.maxResponseBytes, 100000)
         XCTAssertTrue(options.metricsRequireKey)
     }
 

@@ -2,7 +2,8 @@
 # End-to-end checks against a real server on loopback, serving the bundled tiny model:
 #   1. the official `openai` Python client (check_openai_client.py), with an API key configured;
 #   2. `promtool check metrics` on a /metrics scrape taken after that traffic;
-#   3. schemathesis against /openapi.json (bounded; skipped with GPTNEO_SKIP_SCHEMATHESIS=1);
+#   3. schemathesis against /openapi.json, every endpoint (the fixture task heads are served so that
+#      classify, classify-tokens and answer answer too; bounded; skipped with GPTNEO_SKIP_SCHEMATHESIS=1);
 #   4. SIGTERM: /readyz turns 503 during the drain delay and the process exits 0;
 #   5. a second SIGTERM during the drain exits at once (code 143).
 # Usage: run.sh PATH-TO-gptneo-server. Needs .venv (scripts/install-deps.sh) and promtool.
@@ -25,7 +26,7 @@ key="client-check-key"
 # Starts the server in the background (extra arguments are passed on) and waits until it is ready.
 start_server() {
     echo "== starting $server_binary on port $port $*"
-    GPTNEO_API_KEYS="$key" "$server_binary" --port "$port" --log-level warning "$@" >"$work/server.log" 2>&1 &
+    GPTNEO_API_KEYS="$key" "$server_binary" --port "$port" --heads Tests/Fixtures/heads/heads.json --log-level warning "$@" >"$work/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 600); do
         if curl -fs "$base/readyz" >/dev/null 2>&1; then break; fi

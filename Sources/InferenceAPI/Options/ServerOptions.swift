@@ -31,6 +31,8 @@ public struct ServerOptions: Sendable, Equatable {
     public var sendTimeoutSeconds = 60.0
     public var minSendBytes = 32 * 1024
     public var maxChoices = 16
+    /// Largest non-streamed response, estimated before the work (beyond: 400 suggesting `stream`).
+    public var maxResponseBytes = 8 << 20
     public var shutdownGraceSeconds = 30
     /// Seconds between SIGTERM and closing the listener, while /readyz already answers 503, so load
     /// balancers see the server leave before connections are refused.
@@ -74,6 +76,7 @@ public struct ServerOptions: Sendable, Equatable {
         Setting(key: "send_timeout_seconds") { o, v throws(OptionsError) in o.sendTimeoutSeconds = try parseSeconds(v, "send_timeout_seconds", 0.001...3600) },
         Setting(key: "min_send_bytes") { o, v throws(OptionsError) in o.minSendBytes = try parseInt(v, "min_send_bytes", 0...(1 << 30)) },
         Setting(key: "max_choices") { o, v throws(OptionsError) in o.maxChoices = try parseInt(v, "max_choices", 1...128) },
+        Setting(key: "max_response_bytes") { o, v throws(OptionsError) in o.maxResponseBytes = try parseInt(v, "max_response_bytes", 65536...(1 << 30)) },
         Setting(key: "shutdown_grace_seconds") { o, v throws(OptionsError) in o.shutdownGraceSeconds = try parseInt(v, "shutdown_grace_seconds", 0...3600) },
         Setting(key: "drain_delay_seconds") { o, v throws(OptionsError) in o.drainDelaySeconds = try parseSeconds(v, "drain_delay_seconds", 0...600) },
         Setting(key: "log_level") { o, v throws(OptionsError) in

@@ -31,17 +31,24 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
     public static func badRequest(_ message: String, code: String? = nil) -> APIError {
         APIError(status: 400, message: message, type: "invalid_request_error", code: code)
     }
+    /// OpenAI's wording, which clients match on; the sum is spelled out only when it is a number.
+    public static func contextLengthExceeded(param: String, promptTokens: Int, maxTokens: Int, contextLength: Int) -> APIError {
+        let (total, overflow) = promptTokens.addingReportingOverflow(maxTokens)
+        let requested = overflow ? "more than \(Int.max)" : String(total)
+        return invalidField(param, "This model's maximum context length is \(contextLength) tokens. However, you requested \(requested) tokens (\(promptTokens) in the prompt, \(maxTokens) for the completion). Please reduce the prompt or 'max_tokens'.", code: "context_length_exceeded")
+    }
     public static let unauthorized = APIError(
         status: 401, message: "Incorrect or missing API key. Send it as 'Authorization: Bearer KEY'.",
         type: "authentication_error", code: "invalid_api_key")
     public static func notFound(_ message: String, code: String? = "not_found") -> APIError {
         APIError(status: 404, message: message, type: "invalid_request_error", code: code)
     }
+    /// 404 for a `model` other than the served one (vLLM's answer; OpenAI's is the same status).
+    public static func modelNotFound(_ requested: String, served: String) -> APIError {
+        notFound("The model '\(quotedPrefix(requested))' does not exist; this server serves '\(served)'.", code: "model_not_found")
+    }
     public static func methodNotAllowed(_ message: String) -> APIError {
         APIError(status: 405, message: message, type: "invalid_request_error", code: "method_not_allowed")
-    }
-    public static func payloadTooLarge(_ message: String) -> APIError {
-        APIError(status: 413, message: message, type: "invalid_request_error", code: "payload_too_large")
     }
     public static let overloaded = APIError(
         status: 429, message: "The server is overloaded: too many requests are waiting. Retry shortly.",
