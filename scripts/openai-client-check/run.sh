@@ -5,7 +5,9 @@
 #   3. schemathesis against /openapi.json, every endpoint (the fixture task heads are served so that
 #      classify, classify-tokens and answer answer too; bounded; skipped with GPTNEO_SKIP_SCHEMATHESIS=1);
 #   4. SIGTERM: /readyz turns 503 during the drain delay and the process exits 0;
-#   5. a second SIGTERM during the drain exits at once (code 143).
+#   5. a second SIGTERM during the drain exits at once (code 143);
+#   6. HTTPS with a certificate made here by openssl: served, TLS 1.1 refused, a bad pair on SIGHUP
+#      logged and the current one kept.
 # Usage: run.sh PATH-TO-gptneo-server. Needs .venv (scripts/install-deps.sh) and promtool.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,6 +23,7 @@ trap cleanup EXIT
 
 port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
+curl_tls=()
 key="client-check-key"
 
 # Starts the server in the background (extra arguments are passed on) and waits until it is ready.
@@ -29,11 +32,11 @@ start_server() {
     GPTNEO_API_KEYS="$key" "$server_binary" --port "$port" --heads Tests/Fixtures/heads/heads.json --log-level warning "$@" >"$work/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 600); do
-        if curl -fs "$base/readyz" >/dev/null 2>&1; then break; fi
+        if curl -fs "${curl_tls[@]}" "$base/readyz" >/dev/null 2>&1; then break; fi
         if ! kill -0 "$server_pid" 2>/dev/null; then echo "server exited during startup:"; cat "$work/server.log"; exit 1; fi
         sleep 0.1
     done
-    curl -fs "$base/readyz" >/dev/null || { echo "server not ready after 60 s"; cat "$work/server.log"; exit 1; }
+    curl -fs "${curl_tls[@]}" "$base/readyz" >/dev/null || { echo "server not ready after 60 s"; cat "$work/server.log"; exit 1; }
 }
 start_server
 
@@ -56,6 +59,7 @@ mkdir -p "$work/bad-checkpoint" && echo '{' >"$work/bad-checkpoint/config.json"
 expect_startup_failure "cannot load the model" --model "$work/bad-checkpoint" --port 0
 expect_startup_failure "Address already in use" --port "$port"
 expect_startup_failure "invalid port" --port 99999
+expect_startup_failure "cannot read the TLS certificate file" --port 0 --tls-cert "$work/none.crt" --tls-key "$work/none.key"
 "$server_binary" --help >/dev/null
 
 echo "== openai client"
@@ -122,4 +126,30 @@ elapsed_ms=$(( ($(date +%s%N) - started) / 1000000 ))
 [ "$elapsed_ms" -lt 5000 ] || { echo "server took $elapsed_ms ms to exit after a second SIGTERM"; exit 1; }
 grep -q "during the drain: exiting" "$work/server.log" || { echo "the second SIGTERM was not handled by the server"; cat "$work/server.log"; exit 1; }
 echo "server exited 143 ${elapsed_ms} ms after a second SIGTERM (drain delay 30 s)"
+
+echo "== HTTPS"
+make_pair() { # name
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$work/$1.key" -out "$work/$1.crt" \
+        -days 1 -subj /CN=localhost -addext subjectAltName=DNS:localhost 2>/dev/null
+}
+make_pair tls
+make_pair other
+base="https://localhost:$port"
+curl_tls=(--cacert "$work/tls.crt" --resolve "localhost:$port:127.0.0.1")
+start_server --tls-cert "$work/tls.crt" --tls-key "$work/tls.key"
+[ "$(curl -s "${curl_tls[@]}" -o /dev/null -w '%{http_code}' "$base/healthz")" = "200" ] || { echo "no answer over HTTPS"; exit 1; }
+if curl -s "${curl_tls[@]}" --tlsv1.0 --tls-max 1.1 -o /dev/null "$base/healthz"; then echo "TLS 1.1 was accepted"; exit 1; fi
+cp "$work/other.key" "$work/tls.key"
+kill -HUP "$server_pid"
+for _ in $(seq 1 50); do grep -q "keeping the current TLS certificate" "$work/server.log" && break; sleep 0.1; done
+grep -q "keeping the current TLS certificate" "$work/server.log" || { echo "a bad pair on SIGHUP was not reported"; cat "$work/server.log"; exit 1; }
+[ "$(curl -s "${curl_tls[@]}" -o /dev/null -w '%{http_code}' "$base/healthz")" = "200" ] || { echo "HTTPS stopped after a bad SIGHUP"; exit 1; }
+kill -TERM "$server_pid"
+set +e
+wait "$server_pid"
+code=$?
+set -e
+server_pid=""
+[ "$code" -eq 0 ] || { echo "HTTPS server exited $code after SIGTERM"; cat "$work/server.log"; exit 1; }
+echo "HTTPS served; TLS 1.1 refused; a mismatched key on SIGHUP logged and the current pair kept"
 echo "end-to-end checks: ok"
