@@ -24,6 +24,8 @@ public protocol TaskTokenizer: Sendable {
     /// Text to tokens with offsets; special tokens in the text are recognised, as HF's tokenizer call does.
     func taskTokens(_ text: String) -> [TokenSpan]
     func taskTokenBytes(_ id: Int) -> [UInt8]
+    /// As `TextTokenizer.longestTokenBytes`.
+    var longestTokenBytes: Int { get }
 }
 
 extension GPT2Tokenizer: TaskTokenizer {
@@ -79,18 +81,21 @@ public struct TaskServingContext: Sendable {
     public var tokenizer: any TaskTokenizer
     public var embeddings: EmbeddingConfiguration
     public var limits: TaskLimits
+    /// `tokenizer.longestTokenBytes`, computed once.
+    public var longestTokenBytes: Int
 
     public init(modelID: String, heads: TaskHeads, hiddenSize: Int, contextLength: Int, encoder: any HiddenStateEncoder,
                 tokenizer: any TaskTokenizer, embeddings: EmbeddingConfiguration = .init(), limits: TaskLimits = .init()) {
         self.modelID = modelID; self.heads = heads; self.hiddenSize = hiddenSize; self.contextLength = contextLength
         self.encoder = encoder; self.tokenizer = tokenizer; self.embeddings = embeddings; self.limits = limits
+        longestTokenBytes = tokenizer.longestTokenBytes
     }
 
     /// The checkpoint's heads plus the configured extra ones, on the batcher's body.
     public static func load(directory: URL, model: GPTNeoModel, tokenizer: GPT2Tokenizer, batcher: Batcher, modelID: String,
                             options: TaskOptions) throws -> TaskServingContext {
         let extra = try options.headsConfiguration.map { try HeadsConfiguration.load(from: $0) }
-        let heads = try TaskHeads.load(checkpointDirectory: directory, hiddenSize: model.config.hiddenSize, extra: extra)
+        let heads = try TaskHeads.load(model: model, extra: extra)
         return TaskServingContext(modelID: modelID, heads: heads, hiddenSize: model.config.hiddenSize,
                                   contextLength: model.config.maxPositionEmbeddings, encoder: batcher, tokenizer: tokenizer,
                                   embeddings: options.embeddings, limits: options.limits)
