@@ -40,6 +40,15 @@ start_server() {
 }
 start_server
 
+# Waits for the server to exit and sets server_code.
+wait_server() {
+    set +e
+    wait "$server_pid"
+    server_code=$?
+    set -e
+    server_pid=""
+}
+
 echo "== startup failures: one line on stderr, exit 1"
 expect_startup_failure() {
     local expected=$1; shift
@@ -126,12 +135,8 @@ for _ in $(seq 1 50); do
     if ! kill -0 "$server_pid" 2>/dev/null; then break; fi
     sleep 0.1
 done
-set +e
-wait "$server_pid"
-code=$?
-set -e
-server_pid=""
-[ "$code" -eq 0 ] || { echo "server exited $code after SIGTERM"; cat "$work/server.log"; exit 1; }
+wait_server
+[ "$server_code" -eq 0 ] || { echo "server exited $server_code after SIGTERM"; cat "$work/server.log"; exit 1; }
 [ "$draining" -eq 1 ] || { echo "/readyz never answered 503 while draining"; exit 1; }
 echo "server answered /readyz 503 while draining, then exited 0 after SIGTERM"
 
@@ -145,13 +150,9 @@ for _ in $(seq 1 50); do
 done
 started=$(date +%s%N)
 kill -TERM "$server_pid"
-set +e
-wait "$server_pid"
-code=$?
-set -e
-server_pid=""
+wait_server
 elapsed_ms=$(( ($(date +%s%N) - started) / 1000000 ))
-[ "$code" -eq 143 ] || { echo "server exited $code after a second SIGTERM (expected 143)"; cat "$work/server.log"; exit 1; }
+[ "$server_code" -eq 143 ] || { echo "server exited $server_code after a second SIGTERM (expected 143)"; cat "$work/server.log"; exit 1; }
 [ "$elapsed_ms" -lt 5000 ] || { echo "server took $elapsed_ms ms to exit after a second SIGTERM"; exit 1; }
 grep -q "during the drain: exiting" "$work/server.log" || { echo "the second SIGTERM was not handled by the server"; cat "$work/server.log"; exit 1; }
 echo "server exited 143 ${elapsed_ms} ms after a second SIGTERM (drain delay 30 s)"
@@ -174,11 +175,7 @@ for _ in $(seq 1 50); do grep -q "keeping the current TLS certificate" "$work/se
 grep -q "keeping the current TLS certificate" "$work/server.log" || { echo "a bad pair on SIGHUP was not reported"; cat "$work/server.log"; exit 1; }
 [ "$(curl -s "${curl_tls[@]}" -o /dev/null -w '%{http_code}' "$base/healthz")" = "200" ] || { echo "HTTPS stopped after a bad SIGHUP"; exit 1; }
 kill -TERM "$server_pid"
-set +e
-wait "$server_pid"
-code=$?
-set -e
-server_pid=""
-[ "$code" -eq 0 ] || { echo "HTTPS server exited $code after SIGTERM"; cat "$work/server.log"; exit 1; }
+wait_server
+[ "$server_code" -eq 0 ] || { echo "HTTPS server exited $server_code after SIGTERM"; cat "$work/server.log"; exit 1; }
 echo "HTTPS served; TLS 1.1 refused; a mismatched key on SIGHUP logged and the current pair kept"
 echo "end-to-end checks: ok"
