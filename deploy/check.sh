@@ -57,7 +57,7 @@ promtool test rules deploy/prometheus/gptneo-server-alerts.test.yaml
 
 echo "== metric names in the rules and the dashboard are exported"
 port=$(free_port)
-start_server "$server" "$port" --log-level warning
+start_server "$server" "http://127.0.0.1:$port" --port "$port" --log-level warning
 curl -fs "http://127.0.0.1:$port/metrics" > "$work/metrics.txt" || { cat "$work/server.log"; fail "no /metrics"; }
 GPTNEO_PORT=$port deploy/container/healthcheck.sh || fail "deploy/container/healthcheck.sh fails on a live server"
 echo "ok   healthcheck.sh"
