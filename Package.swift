@@ -39,6 +39,11 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
 
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         // MARK: C header: the prefetch instruction for the matmul kernel
         .systemLibrary(name: "CPrefetch"),
 
@@ -57,10 +62,10 @@ let package = Package(
             swiftSettings: hotLoopSettings
         ),
 
-        // MARK: HTTP/1.1 server (no model dependency)
+        // MARK: HTTP/1.1 server over TCP or TLS (no model dependency)
         .target(
             name: "HTTPServer",
-            dependencies: [.product(name: "Logging", package: "swift-log")]
+            dependencies: ["COpenSSL", .product(name: "Logging", package: "swift-log")]
         ),
 
         // MARK: Serving: continuous batching, sampling, generation
@@ -137,7 +142,7 @@ let package = Package(
         // MARK: Tests
         .testTarget(name: "GPTNeoTests", dependencies: ["GPTNeo"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "COpenSSL"]),
         .testTarget(name: "BatcherTests", dependencies: ["Batcher", "GPTNeo", "Tokenizer"]),
         .testTarget(name: "InferenceAPITests", dependencies: ["InferenceAPI", "HTTPServer", .product(name: "Logging", package: "swift-log")]),
     ]

@@ -8,7 +8,6 @@ import Tokenizer
 /// The numbers of a model the batcher checks requests against.
 struct ModelLimits: Sendable {
     var vocabularySize: Int
-    var hiddenSize: Int
     var contextLength: Int
     var endOfSequenceTokenID: Int?
 }
@@ -50,7 +49,7 @@ final class EngineRunner: ModelRunner {
         engine = GPTNeoEngine(model: model, threads: threads)
         config = model.config
         limits = ModelLimits(
-            vocabularySize: config.vocabSize, hiddenSize: config.hiddenSize,
+            vocabularySize: config.vocabSize,
             contextLength: config.maxPositionEmbeddings,
             endOfSequenceTokenID: config.eosTokenID ?? endOfSequenceTokenID)
     }

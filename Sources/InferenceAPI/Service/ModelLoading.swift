@@ -38,6 +38,6 @@ extension ServingContext {
         } catch {
             throw ModelLoadingError(directory: tasks.headsConfiguration?.path ?? directory.path, reason: "task heads: \(error)")
         }
-        return ServingContext(backend: BatcherBackend(batcher: batcher), tokenizer: tokenizer, model: description, tasks: taskContext)
+        return ServingContext(backend: batcher, tokenizer: tokenizer, model: description, tasks: taskContext)
     }
 }
