@@ -44,11 +44,13 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // MARK: C header: the prefetch instruction for the matmul kernel
+        .systemLibrary(name: "CPrefetch"),
 
         // MARK: Model: GPT-Neo forward pass, checkpoint loading, KV cache, task heads
         .target(
             name: "GPTNeo",
-            dependencies: ["COpenBLAS"],
+            dependencies: ["CPrefetch"],
             // Optimized even in debug builds: unoptimized SIMD kernels make every test that runs the
             // model (engine, batcher, API) many times slower.
             swiftSettings: hotLoopSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
@@ -106,12 +108,13 @@ let package = Package(
             swiftSettings: hotLoopSettings
         ),
 
-        // MARK: Benchmarks (not tests): swift run -c release EngineBenchmark MODEL_DIR
+        // MARK: Benchmarks (not tests): swift run -c release EngineBenchmark MODEL_DIR; sgemm is the anchor
         .executableTarget(
             name: "EngineBenchmark",
-            dependencies: ["GPTNeo"],
+            dependencies: ["GPTNeo", "COpenBLAS"],
             path: "Benchmarks/EngineBenchmark",
-            exclude: ["make_random_125m.py"]
+            exclude: ["make_random_125m.py"],
+            swiftSettings: hotLoopSettings
         ),
 
         // MARK: Fuzzing: `swift build --sanitize fuzzer --sanitize address --product HTTPParserFuzzer` (see Fuzz/README.md)

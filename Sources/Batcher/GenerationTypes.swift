@@ -1,4 +1,5 @@
 import Foundation
+import GPTNeo
 
 // MARK: - Request
 
@@ -123,6 +124,8 @@ public struct BatcherConfiguration: Sendable {
     public var maxPrefillTokensPerStep: Int = 512
     /// What one request may ask for.
     public var limits = GenerationLimits()
+    /// Threads of the engine's parallel loops.
+    public var threads: Int = availableCPUCount()
     public init() {}
 }
 

@@ -45,8 +45,8 @@ final class EngineRunner: ModelRunner {
     let config: GPTNeoConfig
     let limits: ModelLimits
 
-    init(model: GPTNeoModel, endOfSequenceTokenID: Int?) {
-        engine = GPTNeoEngine(model: model)
+    init(model: GPTNeoModel, endOfSequenceTokenID: Int?, threads: Int) {
+        engine = GPTNeoEngine(model: model, threads: threads)
         config = model.config
         limits = ModelLimits(
             vocabularySize: config.vocabSize,

@@ -48,6 +48,8 @@ struct ServerCommand: AsyncParsableCommand {
     var maxQueuedRequests: String?
     @Option(help: ArgumentHelp("Most sequences decoded together (default 64).", valueName: "n"))
     var maxRunningSequences: String?
+    @Option(help: ArgumentHelp("Threads for the forward pass (default: the CPUs this process may use, from its affinity and cgroup CPU quota).", valueName: "n"))
+    var threads: String?
     @Option(help: ArgumentHelp("KV cache budget in MiB (default 2048).", valueName: "mib"))
     var kvCacheMib: String?
     @Option(help: ArgumentHelp("Largest request body in bytes (default 1048576); larger ones get 413.", valueName: "bytes"))
@@ -93,6 +95,7 @@ struct ServerCommand: AsyncParsableCommand {
         if metricsRequireKey { flags["metrics_require_key"] = "true" }
         flags["max_queued_requests"] = maxQueuedRequests
         flags["max_running_sequences"] = maxRunningSequences
+        flags["threads"] = threads
         flags["kv_cache_mib"] = kvCacheMib
         flags["max_body_bytes"] = maxBodyBytes
         flags["max_connections"] = maxConnections

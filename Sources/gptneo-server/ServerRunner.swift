@@ -108,6 +108,7 @@ struct ServerRunner {
         batcherConfiguration.maxRunningSequences = options.maxRunningSequences
         batcherConfiguration.kvCacheBudgetBytes = options.kvCacheMiB << 20
         batcherConfiguration.limits = api.limits.generation
+        if let threads = options.threads { batcherConfiguration.threads = threads }
         let context = try await load(directory, modelName: options.modelName ?? repoID, batcher: batcherConfiguration)
         backendBox.backend = context.backend
         do {

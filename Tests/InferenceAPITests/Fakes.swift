@@ -10,6 +10,8 @@ struct ByteTokenizer: TextTokenizer {
     static let endOfText = "<|endoftext|>"
     var vocabularySize: Int { 257 }
     var endOfTextTokenID: Int? { 256 }
+    /// `<|endoftext|>` is one token.
+    var longestTokenBytes: Int { Self.endOfText.utf8.count }
     func encode(_ text: String, allowSpecialTokens: Bool) -> [Int] {
         guard allowSpecialTokens else { return text.utf8.map(Int.init) }
         var ids: [Int] = []

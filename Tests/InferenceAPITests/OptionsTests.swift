@@ -35,6 +35,8 @@ final class OptionsTests: XCTestCase {
         XCTAssertEqual(options.apiKeys, ["a", "b"])
         XCTAssertEqual(options.maxChoices, 4)
         XCTAssertEqual(options.maxResponseBytes, 100000)
+        XCTAssertNil(options.threads, "default: the available CPUs, decided by the engine")
+        XCTAssertEqual(try ServerOptions.resolve(configFile: config, environment: ["GPTNEO_THREADS": "3"], flags: [:]).threads, 3)
         XCTAssertTrue(options.metricsRequireKey)
     }
 
@@ -43,6 +45,9 @@ final class OptionsTests: XCTestCase {
             XCTAssertEqual("\(error)", "invalid port '80000': expected an integer from 0 to 65535")
         }
         XCTAssertThrowsError(try ServerOptions.resolve(configFile: nil, environment: [:], flags: ["log_level": "loud"]))
+        XCTAssertThrowsError(try ServerOptions.resolve(configFile: nil, environment: ["GPTNEO_THREADS": "0"], flags: [:])) { error in
+            XCTAssertEqual("\(error)", "invalid threads '0': expected an integer from 1 to 1024")
+        }
         let config = try writeConfig("prot = 1\n")
         XCTAssertThrowsError(try ServerOptions.resolve(configFile: config, environment: [:], flags: [:])) { error in
             XCTAssertTrue("\(error)".contains(":1: unknown key 'prot'"), "\(error)")

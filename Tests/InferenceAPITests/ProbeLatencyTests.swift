@@ -16,16 +16,16 @@ final class ProbeLatencyTests: XCTestCase {
         let running = try await RunningServer.start(for: self, maxBodyBytes: 2 << 20)
         let port = running.client.port
         let before = residentBytes()
-        // About 1 MB of text whose tokens run far past the context: each request costs a full tokenization.
+        // About 1 MB of text to tokenize: each request costs a full tokenization and a large answer.
         let prompt = String(repeating: "The quick brown fox jumps over the lazy dog, again and again. ", count: 16_000)
-        let body = Array(#"{"prompt":"\#(prompt)","max_tokens":1}"#.utf8)
+        let body = Array(#"{"prompt":"\#(prompt)"}"#.utf8)
         let clients = 32, rounds = 1
         let flooding = Locked(clients)
         let statuses = Locked([Int: Int]())
         for _ in 0..<clients {
             _ = onThread {
                 for _ in 0..<rounds {
-                    let status = (try? LoopbackClient.exchange(port: port, method: "POST", path: "/v1/completions", body: body,
+                    let status = (try? LoopbackClient.exchange(port: port, method: "POST", path: "/v1/tokenize", body: body,
                                                                headers: ["Content-Type": "application/json"]).status) ?? -1
                     statuses.withLock { $0[status, default: 0] += 1 }
                 }
@@ -50,9 +50,9 @@ final class ProbeLatencyTests: XCTestCase {
         let sorted = latencies.withLock { $0 }.sorted()
         XCTAssertGreaterThan(sorted.count, 10, "the flood lasted long enough to probe")
         let percentile = { (p: Double) in sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
-        print("probe latency under a flood of \(clients * rounds) 1 MB prompts: \(sorted.count) probes, median \(Int(percentile(0.5) * 1000)) ms, p95 \(Int(percentile(0.95) * 1000)) ms, max \(Int((sorted.last ?? 0) * 1000)) ms; flood statuses \(statuses.withLock { $0 })")
+        print("probe latency under a flood of \(clients * rounds) 1 MB tokenizations: \(sorted.count) probes, median \(Int(percentile(0.5) * 1000)) ms, p95 \(Int(percentile(0.95) * 1000)) ms, max \(Int((sorted.last ?? 0) * 1000)) ms; flood statuses \(statuses.withLock { $0 })")
         XCTAssertEqual(probeFailures.withLock { $0 }, 0)
-        XCTAssertEqual(statuses.withLock { $0 }, [400: clients * rounds], "every prompt is refused for its length")
+        XCTAssertEqual(statuses.withLock { $0 }, [200: clients * rounds])
         XCTAssertLessThan(percentile(0.95), 0.1, "95% of probes answer within 100 ms")
         XCTAssertLessThan(sorted.last ?? 0, 1.0, "no probe waits past Kubernetes' default 1 s timeout")
         XCTAssertLessThan(residentBytes() - before, 1 << 30, "the flood's memory is given back")

@@ -90,4 +90,16 @@ final class ResponseSizeTests: XCTestCase {
         XCTAssertEqual(vectors[255]["index"]?.intValue, 255)
         XCTAssertEqual(vectors[255]["embedding"], try JSONParser.parse(one.body)["data"]?[0]?["embedding"])
     }
+
+    /// Over the wire: the amplifying request is refused at once and the server is unharmed.
+    func testAmplifyingRequestOverLoopback() async throws {
+        let running = try await RunningServer.start(for: self) { $0.limits.maxResponseBytes = 1 << 20 }
+        let prompt = String(repeating: "The quick brown fox. ", count: 80)
+        let started = ContinuousClock.now
+        let reply = try await running.client.send("POST", "/v1/completions", json: #"{"prompt":"\#(prompt)","max_tokens":100,"n":16,"logprobs":20,"echo":true}"#)
+        XCTAssertEqual(reply.status, 400, reply.text)
+        XCTAssertEqual(try JSONParser.parse(reply.body)["error"]?["code"]?.stringValue, "response_too_large")
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(2), "refused before any generation")
+        try await running.assertAlive()
+    }
 }

@@ -48,12 +48,19 @@ struct CompletionsHandler: Sendable {
     // MARK: Tokenize and check the context
 
     private func prepare(_ completion: CompletionRequest) throws(APIError) -> [PreparedPrompt] {
-        try completion.prompts.enumerated().map { (i, prompt) throws(APIError) in
+        let contextLength = context.model.contextLength
+        return try completion.prompts.enumerated().map { (i, prompt) throws(APIError) in
+            if case .text(let text) = prompt {
+                let fewest = fewestTokens(text, longestTokenBytes: context.longestTokenBytes)
+                if fewest >= contextLength || completion.maxTokens > contextLength - fewest {
+                    throw .contextLengthExceeded(param: fewest >= contextLength ? (completion.prompts.count == 1 ? "prompt" : "prompt[\(i)]") : "max_tokens",
+                                                 promptTokens: fewest, maxTokens: completion.maxTokens, contextLength: contextLength, promptIsLowerBound: true)
+                }
+            }
             let prepared = switch prompt {
             case .text(let text): PreparedPrompt(text: text, tokens: context.tokenizer.encode(text, allowSpecialTokens: true))
             case .tokens(let ids): PreparedPrompt(text: context.tokenizer.decode(ids), tokens: ids)
             }
-            let contextLength = context.model.contextLength
             // Written as a subtraction: `max_tokens` may be as large as Int.max.
             if prepared.tokens.count >= contextLength || completion.maxTokens > contextLength - prepared.tokens.count {
                 let param = prepared.tokens.count >= contextLength ? (completion.prompts.count == 1 ? "prompt" : "prompt[\(i)]") : "max_tokens"

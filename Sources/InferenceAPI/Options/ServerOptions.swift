@@ -23,6 +23,9 @@ public struct ServerOptions: Sendable, Equatable {
     public var maxQueuedRequests = 256
     public var maxRunningSequences = 64
     public var kvCacheMiB = 2048
+    /// Threads of the engine's parallel loops (and of repacking at load); nil: the CPUs this process
+    /// may use (affinity and cgroup quota).
+    public var threads: Int?
     public var maxBodyBytes = 1 << 20
     /// Connections served at once; at the limit the longest-idle one makes room, else 503.
     public var maxConnections = 1024
@@ -68,6 +71,7 @@ public struct ServerOptions: Sendable, Equatable {
         Setting(key: "metrics_require_key") { o, v throws(OptionsError) in o.metricsRequireKey = try parseBool(v, "metrics_require_key") },
         Setting(key: "max_queued_requests") { o, v throws(OptionsError) in o.maxQueuedRequests = try parseInt(v, "max_queued_requests", 1...1_000_000) },
         Setting(key: "max_running_sequences") { o, v throws(OptionsError) in o.maxRunningSequences = try parseInt(v, "max_running_sequences", 1...4096) },
+        Setting(key: "threads") { o, v throws(OptionsError) in o.threads = try parseInt(v, "threads", 1...1024) },
         Setting(key: "kv_cache_mib") { o, v throws(OptionsError) in o.kvCacheMiB = try parseInt(v, "kv_cache_mib", 1...1_048_576) },
         Setting(key: "max_body_bytes") { o, v throws(OptionsError) in o.maxBodyBytes = try parseInt(v, "max_body_bytes", 1024...(1 << 30)) },
         Setting(key: "max_connections") { o, v throws(OptionsError) in o.maxConnections = try parseInt(v, "max_connections", 1...1_000_000) },

@@ -32,10 +32,13 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
         APIError(status: 400, message: message, type: "invalid_request_error", code: code)
     }
     /// OpenAI's wording, which clients match on; the sum is spelled out only when it is a number.
-    public static func contextLengthExceeded(param: String, promptTokens: Int, maxTokens: Int, contextLength: Int) -> APIError {
+    /// `promptIsLowerBound`: the prompt was refused by its length in bytes, before tokenization.
+    public static func contextLengthExceeded(param: String, promptTokens: Int, maxTokens: Int, contextLength: Int,
+                                             promptIsLowerBound: Bool = false) -> APIError {
         let (total, overflow) = promptTokens.addingReportingOverflow(maxTokens)
-        let requested = overflow ? "more than \(Int.max)" : String(total)
-        return invalidField(param, "This model's maximum context length is \(contextLength) tokens. However, you requested \(requested) tokens (\(promptTokens) in the prompt, \(maxTokens) for the completion). Please reduce the prompt or 'max_tokens'.", code: "context_length_exceeded")
+        let atLeast = promptIsLowerBound ? "at least " : ""
+        let requested = overflow ? "more than \(Int.max)" : atLeast + String(total)
+        return invalidField(param, "This model's maximum context length is \(contextLength) tokens. However, you requested \(requested) tokens (\(atLeast)\(promptTokens) in the prompt, \(maxTokens) for the completion). Please reduce the prompt or 'max_tokens'.", code: "context_length_exceeded")
     }
     public static let unauthorized = APIError(
         status: 401, message: "Incorrect or missing API key. Send it as 'Authorization: Bearer KEY'.",

@@ -20,9 +20,21 @@ public protocol TextTokenizer: Sendable {
     var endOfTextTokenID: Int? { get }
     func encode(_ text: String, allowSpecialTokens: Bool) -> [Int]
     func decode(_ ids: [Int]) -> String
+    /// The most bytes one token stands for (special tokens included): a text of n bytes has at least
+    /// n / longestTokenBytes tokens, known before it is tokenized.
+    var longestTokenBytes: Int { get }
 }
 
-extension GPT2Tokenizer: TextTokenizer {}
+extension GPT2Tokenizer: TextTokenizer {
+    public var longestTokenBytes: Int {
+        (0..<vocabularySize).reduce(1) { longest, id in max(longest, bytes(of: id)?.count ?? 0) }
+    }
+}
+
+/// The fewest tokens a text can have: a refusal for length can come before the work of tokenizing.
+func fewestTokens(_ text: String, longestTokenBytes: Int) -> Int {
+    (text.utf8.count + longestTokenBytes - 1) / max(longestTokenBytes, 1)
+}
 
 /// What `/v1/models` and the context checks report.
 public struct ModelDescription: Sendable {

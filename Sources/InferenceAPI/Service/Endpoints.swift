@@ -1,4 +1,3 @@
-import Batcher
 import HTTPServer
 
 // MARK: - The route table
@@ -101,14 +100,5 @@ extension InferenceService {
                      return await TaskEndpoints.respond(call.request, context: tasks, handler)
                  },
                  documentation: documentation)
-    }
-}
-
-enum GenerationParametersFactory {
-    static func greedy(maxTokens: Int) -> GenerationParameters {
-        var p = GenerationParameters()
-        p.maxTokens = maxTokens
-        p.temperature = 0
-        return p
     }
 }

@@ -1,3 +1,4 @@
+import Batcher
 import Foundation
 import HTTPServer
 import Logging
@@ -21,8 +22,11 @@ public struct ServingContext: Sendable {
     public var model: ModelDescription
     /// Classification, QA and embeddings on the same body; nil serves generation only.
     public var tasks: TaskServingContext?
+    /// `tokenizer.longestTokenBytes`, computed once.
+    public var longestTokenBytes: Int
     public init(backend: any CompletionBackend, tokenizer: any TextTokenizer, model: ModelDescription, tasks: TaskServingContext? = nil) {
         self.backend = backend; self.tokenizer = tokenizer; self.model = model; self.tasks = tasks
+        longestTokenBytes = tokenizer.longestTokenBytes
     }
 }
 
@@ -108,8 +112,8 @@ public final class InferenceService: Sendable {
     /// One forward pass through the whole stack (batcher, engine, sampler) before taking traffic.
     static func warmUp(_ context: ServingContext) async throws {
         let tokens = context.tokenizer.encode("Hello", allowSpecialTokens: false)
-        var parameters = GenerationParametersFactory.greedy(maxTokens: 1)
-        parameters.ignoreEOS = true
+        var parameters = GenerationParameters()
+        (parameters.maxTokens, parameters.temperature, parameters.ignoreEOS) = (1, 0, true)
         let stream = try context.backend.submit(.init(promptTokens: tokens.isEmpty ? [0] : tokens, parameters: parameters))
         for try await _ in stream {}
     }

@@ -20,7 +20,7 @@ extension ServingContext {
         let model: GPTNeoModel
         let tokenizer: GPT2Tokenizer
         do {
-            model = try GPTNeoModel.load(directory: directory)
+            model = try GPTNeoModel.load(directory: directory, threads: configuration.threads)
             tokenizer = try GPT2Tokenizer.load(directory: directory)
         } catch {
             throw ModelLoadingError(directory: directory.path, reason: "\(error)")

@@ -56,16 +56,18 @@ extension TaskServingContext {
     }
 
     /// Tokens of `text`, checked to be non-empty and to fit one forward pass.
+    /// A text too long by its bytes alone is refused before it is tokenized.
     func tokens(of text: String, param: String) throws(APIError) -> [TokenSpan] {
+        try checkLength(fewestTokens(text, longestTokenBytes: longestTokenBytes), param: param, atLeast: true)
         let tokens = tokenizer.taskTokens(text)
         try checkLength(tokens.count, param: param)
         return tokens
     }
 
-    func checkLength(_ count: Int, param: String) throws(APIError) {
-        guard count > 0 else { throw .invalidField(param, "'\(param)' is empty; it must contain at least one token.") }
+    func checkLength(_ count: Int, param: String, atLeast: Bool = false) throws(APIError) {
+        guard count > 0 || atLeast else { throw .invalidField(param, "'\(param)' is empty; it must contain at least one token.") }
         guard count <= contextLength else {
-            throw .invalidField(param, "'\(param)' has \(count) tokens; this model's maximum context length is \(contextLength) tokens.",
+            throw .invalidField(param, "'\(param)' has \(atLeast ? "at least " : "")\(count) tokens; this model's maximum context length is \(contextLength) tokens.",
                                 code: "context_length_exceeded")
         }
     }

@@ -24,6 +24,8 @@ public protocol TaskTokenizer: Sendable {
     /// Text to tokens with offsets; special tokens in the text are recognised, as HF's tokenizer call does.
     func taskTokens(_ text: String) -> [TokenSpan]
     func taskTokenBytes(_ id: Int) -> [UInt8]
+    /// As `TextTokenizer.longestTokenBytes`.
+    var longestTokenBytes: Int { get }
 }
 
 extension GPT2Tokenizer: TaskTokenizer {
@@ -79,11 +81,14 @@ public struct TaskServingContext: Sendable {
     public var tokenizer: any TaskTokenizer
     public var embeddings: EmbeddingConfiguration
     public var limits: TaskLimits
+    /// `tokenizer.longestTokenBytes`, computed once.
+    public var longestTokenBytes: Int
 
     public init(modelID: String, heads: TaskHeads, hiddenSize: Int, contextLength: Int, encoder: any HiddenStateEncoder,
                 tokenizer: any TaskTokenizer, embeddings: EmbeddingConfiguration = .init(), limits: TaskLimits = .init()) {
         self.modelID = modelID; self.heads = heads; self.hiddenSize = hiddenSize; self.contextLength = contextLength
         self.encoder = encoder; self.tokenizer = tokenizer; self.embeddings = embeddings; self.limits = limits
+        longestTokenBytes = tokenizer.longestTokenBytes
     }
 
     /// The checkpoint's heads plus the configured extra ones, on the batcher's body.
