@@ -11,6 +11,10 @@ final class ServerProcess {
         Bundle.main.executableURL!.deletingLastPathComponent().appendingPathComponent("gptneo-server")
     }
 
+    /// The tiny test checkpoint: fast to load, and independent of which model is the bundled default.
+    static let tinyModel = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/tiny-gpt-neo").path
+
     let process = Process()
     let logFile: URL
     private(set) var port = 0
@@ -21,7 +25,7 @@ final class ServerProcess {
         FileManager.default.createFile(atPath: logFile.path, contents: nil)
         process.executableURL = Self.executable
         port = try Self.freePort()
-        process.arguments = ["--port", String(port), "--log-format", "text"] + arguments
+        process.arguments = ["--port", String(port), "--log-format", "text", "--model", Self.tinyModel] + arguments
         var inherited = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("GPTNEO_") }
         inherited.merge(environment) { $1 }
         process.environment = inherited
