@@ -124,6 +124,13 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
 
+        // MARK: Fuzzing: `swift build -c release --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address --product CheckpointFuzzer` (see Fuzz/README.md)
+        .executableTarget(
+            name: "CheckpointFuzzer",
+            dependencies: ["GPTNeo"],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+
         // MARK: Benchmark: trivial endpoint for wrk (Benchmarks/http/run.sh)
         .executableTarget(
             name: "HTTPBenchServer",

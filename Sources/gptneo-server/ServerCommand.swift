@@ -21,10 +21,13 @@ struct ServerCommand: AsyncParsableCommand {
         Config file (--config FILE or GPTNEO_CONFIG): lines of 'key = value' with the same names in lower case without \
         the GPTNEO_ prefix (for example 'port = 8080', 'api_keys = k1,k2'); '#' starts a comment. \
         The environment and flags win over it.
-        """)
+        """,
+        subcommands: [ConvertCommand.self])
 
-    @Option(help: ArgumentHelp("Hugging Face GPT-Neo checkpoint directory (config.json, *.safetensors, tokenizer files).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Hugging Face GPT-Neo checkpoint directory (config.json, safetensors or pytorch_model.bin weights, tokenizer files), or a repo id OWNER/NAME already in the Hugging Face cache.", valueName: "dir|owner/name"))
     var model: String?
+    @Option(help: ArgumentHelp("Branch, tag or commit of a repo id --model in the Hugging Face cache (default main).", valueName: "revision"))
+    var revision: String?
     @Option(help: ArgumentHelp("Address to listen on (default 127.0.0.1).", valueName: "address"))
     var host: String?
     @Option(help: ArgumentHelp("TCP port (default 8000; 0 picks a free one).", valueName: "port"))
@@ -82,6 +85,7 @@ struct ServerCommand: AsyncParsableCommand {
     var flags: [String: String] {
         var flags: [String: String] = [:]
         flags["model"] = model
+        flags["revision"] = revision
         flags["host"] = host
         flags["port"] = port
         flags["tls_cert"] = tlsCert

@@ -19,7 +19,7 @@ enum StartupError: Error, CustomStringConvertible {
         switch self {
         case .noDefaultModel:
             "no --model given and the bundled default model (\(DefaultModel.relativePath)) was not found next to the sources, the working directory or the executable"
-        case .noSuchModelDirectory(let path): "model directory \(path) does not exist or is not a directory"
+        case .noSuchModelDirectory(let path): "model directory \(path) does not exist or is not a directory (nor an OWNER/NAME repo id for the Hugging Face cache)"
         case .cannotLoad(let directory, let reason): "cannot load the model in \(directory): \(reason)"
         case .cannotListen(let reason): reason
         case .warmUp(let reason): reason
@@ -43,7 +43,7 @@ struct ServerRunner {
             return handler
         }
         let logger = Logger(label: "gptneo-server")
-        let directory = try modelDirectory()
+        let (directory, repoID) = try modelDirectory()
 
         var api = APIConfiguration()
         api.apiKeys = options.apiKeys
@@ -109,7 +109,7 @@ struct ServerRunner {
         batcherConfiguration.kvCacheBudgetBytes = options.kvCacheMiB << 20
         batcherConfiguration.limits = api.limits.generation
         if let threads = options.threads { batcherConfiguration.threads = threads }
-        let context = try await load(directory, batcher: batcherConfiguration)
+        let context = try await load(directory, modelName: options.modelName ?? repoID, batcher: batcherConfiguration)
         backendBox.backend = context.backend
         do {
             try await service.start(with: context)
@@ -121,21 +121,23 @@ struct ServerRunner {
         while true { try? await Task.sleep(for: .seconds(3600)) }
     }
 
-    private func modelDirectory() throws -> URL {
+    /// The checkpoint directory, and the repo id when `--model` named one found in the Hugging Face cache.
+    private func modelDirectory() throws -> (URL, repoID: String?) {
         guard let path = options.model else {
             guard let found = DefaultModel.locate(sourceFile: sourceFile) else { throw StartupError.noDefaultModel }
-            return found
+            return (found, nil)
         }
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw StartupError.noSuchModelDirectory(path)
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            return (URL(fileURLWithPath: path).standardizedFileURL, nil)
         }
-        return URL(fileURLWithPath: path).standardizedFileURL
+        guard HubCache.isRepoID(path) else { throw StartupError.noSuchModelDirectory(path) }
+        let snapshot = try HubCache.snapshot(repoID: path, revision: options.revision, environment: ProcessInfo.processInfo.environment)
+        return (snapshot, path)
     }
 
     /// Loads off the cooperative pool so the HTTP server keeps answering /healthz and /readyz.
-    private func load(_ directory: URL, batcher: BatcherConfiguration) async throws -> ServingContext {
-        let modelName = options.modelName
+    private func load(_ directory: URL, modelName: String?, batcher: BatcherConfiguration) async throws -> ServingContext {
         var taskLimits = TaskLimits()
         taskLimits.maxResponseBytes = options.maxResponseBytes
         let tasks = TaskOptions(headsConfiguration: options.heads.map { URL(fileURLWithPath: $0) },

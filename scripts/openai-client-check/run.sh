@@ -55,8 +55,37 @@ expect_startup_failure "does not exist" --model "$work/no-such-model" --port 0
 mkdir -p "$work/bad-checkpoint" && echo '{' >"$work/bad-checkpoint/config.json"
 expect_startup_failure "cannot load the model" --model "$work/bad-checkpoint" --port 0
 expect_startup_failure "Address already in use" --port "$port"
+# A pytorch_model.bin whose pickle calls os.system: refused by name, and the payload never runs.
+mkdir -p "$work/malicious" && cp Tests/Fixtures/checkpoints/bin/config.json "$work/malicious/"
+"$python" - "$work/malicious/pytorch_model.bin" "$work/pwned" <<'PY'
+import sys, zipfile
+payload = ("cos\nsystem\n(Vtouch %s\ntR." % sys.argv[2]).encode()
+with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_STORED) as z:
+    z.writestr("archive/data.pkl", payload)
+PY
+expect_startup_failure "refused: the pickle calls os.system" --model "$work/malicious" --port 0
+[ ! -e "$work/pwned" ] || { echo "the malicious pickle's payload ran"; exit 1; }
+expect_startup_failure "hf download owner/absent" --model owner/absent --port 0
 expect_startup_failure "invalid port" --port 99999
 "$server_binary" --help >/dev/null
+
+echo "== a repo id served from a Hugging Face cache (refs/main -> snapshots/<commit>/ symlinks -> blobs)"
+hub="$work/hf-home/hub/models--owner--tiny"
+commit=0123456789abcdef0123456789abcdef01234567
+mkdir -p "$hub/blobs" "$hub/refs" "$hub/snapshots/$commit"
+for name in config.json model.safetensors vocab.json merges.txt generation_config.json; do
+    cp "Tests/Fixtures/tiny-gpt-neo/$name" "$hub/blobs/$name.blob"
+    ln -s "../../blobs/$name.blob" "$hub/snapshots/$commit/$name"
+done
+printf %s "$commit" >"$hub/refs/main"
+cache_port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+HF_HOME="$work/hf-home" "$server_binary" --model owner/tiny --port "$cache_port" --log-level warning >"$work/cache.log" 2>&1 &
+cache_pid=$!
+for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$cache_port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+models=$(curl -fs "http://127.0.0.1:$cache_port/v1/models" || true)
+kill -TERM "$cache_pid"; wait "$cache_pid" || true
+echo "$models" | grep -q '"id":"owner/tiny"' || { echo "repo id not served: $models"; cat "$work/cache.log"; exit 1; }
+echo "ok   --model owner/tiny with HF_HOME -> /v1/models lists owner/tiny"
 
 echo "== openai client"
 "$python" scripts/openai-client-check/check_openai_client.py --base-url "$base/v1" --api-key "$key" --api-key-required

@@ -6,8 +6,11 @@ import Foundation
 /// file (`--config`), environment variables (`GPTNEO_*`) and command-line flags. Each setting has one
 /// entry in `ServerOptions.settings`, which names its config key and environment variable.
 public struct ServerOptions: Sendable, Equatable {
-    /// Checkpoint directory; nil serves the bundled default model.
+    /// Checkpoint directory, or a Hugging Face repo id (`owner/name`) found in the local hub cache;
+    /// nil serves the bundled default model.
     public var model: String?
+    /// Branch, tag or commit of a repo id `model` in the hub cache.
+    public var revision = "main"
     public var host = "127.0.0.1"
     public var port = 8000
     /// HTTPS: PEM certificate chain (leaf first) and private key; both or neither.
@@ -58,6 +61,7 @@ public struct ServerOptions: Sendable, Equatable {
 
     static let settings: [Setting] = [
         Setting(key: "model") { $0.model = $1 },
+        Setting(key: "revision") { $0.revision = $1 },
         Setting(key: "host") { $0.host = $1 },
         Setting(key: "port") { o, v throws(OptionsError) in o.port = try parseInt(v, "port", 0...65535) },
         Setting(key: "tls_cert") { $0.tlsCert = $1 },
