@@ -50,6 +50,10 @@ struct ServerCommand: AsyncParsableCommand {
     var maxRunningSequences: String?
     @Option(help: ArgumentHelp("Threads for the forward pass (default: the CPUs this process may use, from its affinity and cgroup CPU quota).", valueName: "n"))
     var threads: String?
+    @Option(help: ArgumentHelp("Precision weights are kept in: auto (the checkpoint's), float32, float16 or bfloat16 (default auto).", valueName: "type"))
+    var dtype: String?
+    @Option(help: ArgumentHelp("none, or int8: weight-only int8 with a scale per output channel, quantized at load (default none).", valueName: "scheme"))
+    var quantization: String?
     @Option(help: ArgumentHelp("KV cache budget in MiB (default 2048).", valueName: "mib"))
     var kvCacheMib: String?
     @Option(help: ArgumentHelp("Largest request body in bytes (default 1048576); larger ones get 413.", valueName: "bytes"))
@@ -96,6 +100,8 @@ struct ServerCommand: AsyncParsableCommand {
         flags["max_queued_requests"] = maxQueuedRequests
         flags["max_running_sequences"] = maxRunningSequences
         flags["threads"] = threads
+        flags["dtype"] = dtype
+        flags["quantization"] = quantization
         flags["kv_cache_mib"] = kvCacheMib
         flags["max_body_bytes"] = maxBodyBytes
         flags["max_connections"] = maxConnections

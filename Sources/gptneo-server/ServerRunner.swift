@@ -138,6 +138,7 @@ struct ServerRunner {
 
     /// Loads off the cooperative pool so the HTTP server keeps answering /healthz and /readyz.
     private func load(_ directory: URL, modelName: String?, batcher: BatcherConfiguration) async throws -> ServingContext {
+        let weights = WeightSettings(dtype: options.dtype, quantization: options.quantization)
         var taskLimits = TaskLimits()
         taskLimits.maxResponseBytes = options.maxResponseBytes
         let tasks = TaskOptions(headsConfiguration: options.heads.map { URL(fileURLWithPath: $0) },
@@ -147,7 +148,8 @@ struct ServerRunner {
         return try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 do {
-                    continuation.resume(returning: try ServingContext.load(directory: directory, modelName: modelName, batcher: batcher, tasks: tasks))
+                    continuation.resume(returning: try ServingContext.load(directory: directory, modelName: modelName, batcher: batcher,
+                                                                                weights: weights, tasks: tasks))
                 } catch {
                     continuation.resume(throwing: StartupError.cannotLoad(directory: directory.path, reason: (error as? ModelLoadingError)?.reason ?? "\(error)"))
                 }

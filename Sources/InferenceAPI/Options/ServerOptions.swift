@@ -1,4 +1,5 @@
 import Foundation
+import GPTNeo
 
 // MARK: - Every option in one place
 
@@ -26,6 +27,10 @@ public struct ServerOptions: Sendable, Equatable {
     /// Threads of the engine's parallel loops (and of repacking at load); nil: the CPUs this process
     /// may use (affinity and cgroup quota).
     public var threads: Int?
+    /// The precision weight matrices are kept in; auto keeps the checkpoint's (F16 stays F16).
+    public var dtype = WeightDType.auto
+    /// int8: weight-only per-output-channel quantization at load.
+    public var quantization = WeightQuantization.none
     public var maxBodyBytes = 1 << 20
     /// Connections served at once; at the limit the longest-idle one makes room, else 503.
     public var maxConnections = 1024
@@ -72,6 +77,8 @@ public struct ServerOptions: Sendable, Equatable {
         Setting(key: "max_queued_requests") { o, v throws(OptionsError) in o.maxQueuedRequests = try parseInt(v, "max_queued_requests", 1...1_000_000) },
         Setting(key: "max_running_sequences") { o, v throws(OptionsError) in o.maxRunningSequences = try parseInt(v, "max_running_sequences", 1...4096) },
         Setting(key: "threads") { o, v throws(OptionsError) in o.threads = try parseInt(v, "threads", 1...1024) },
+        Setting(key: "dtype") { o, v throws(OptionsError) in o.dtype = try parseChoice(v, "dtype") },
+        Setting(key: "quantization") { o, v throws(OptionsError) in o.quantization = try parseChoice(v, "quantization") },
         Setting(key: "kv_cache_mib") { o, v throws(OptionsError) in o.kvCacheMiB = try parseInt(v, "kv_cache_mib", 1...1_048_576) },
         Setting(key: "max_body_bytes") { o, v throws(OptionsError) in o.maxBodyBytes = try parseInt(v, "max_body_bytes", 1024...(1 << 30)) },
         Setting(key: "max_connections") { o, v throws(OptionsError) in o.maxConnections = try parseInt(v, "max_connections", 1...1_000_000) },
@@ -160,6 +167,15 @@ public struct ServerOptions: Sendable, Equatable {
         guard let value = Double(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
             let low = range.lowerBound == 0 ? "0" : "\(range.lowerBound)"
             throw .invalidValue(setting: name, value: text, expected: "a number of seconds from \(low) to \(Int(range.upperBound))")
+        }
+        return value
+    }
+
+    /// One of an enumeration's raw values, exactly.
+    private static func parseChoice<Choice: RawRepresentable & CaseIterable>(_ text: String, _ name: String) throws(OptionsError) -> Choice
+    where Choice.RawValue == String {
+        guard let value = Choice(rawValue: text.trimmingCharacters(in: .whitespaces)) else {
+            throw .invalidValue(setting: name, value: text, expected: "one of " + Choice.allCases.map(\.rawValue).joined(separator: ", "))
         }
         return value
     }
