@@ -26,7 +26,7 @@ private let panelGroup = 6
 /// y = x · Wᵀ + bias: x (M, K), W (N, K), bias (N) or nil, y (M, N), row-major.
 /// The one entry point for products with a weight. Parallel over column groups on `threads`.
 @_spi(Benchmarks) public func matMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ weight: WeightMatrix,
-            _ bias: FloatTensor?, M: Int, threads: Int) {
+                                     _ bias: FloatTensor?, M: Int, threads: Int) {
     let (N, K) = (weight.outputs, weight.inputs)
     guard M > 0, N > 0 else { return }
     precondition(bias == nil || bias!.count == N, "bias of \(bias!.count) for \(N) outputs")
