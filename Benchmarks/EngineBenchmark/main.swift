@@ -6,6 +6,7 @@ import GPTNeo
 //   python Benchmarks/EngineBenchmark/make_random_125m.py /tmp/gpt-neo-125M-random
 //   [GPTNEO_DTYPE=auto|float32|float16|bfloat16] [GPTNEO_QUANTIZATION=none|int8] \
 //     swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [forward|decode|long|all]
+//   swift run -c release EngineBenchmark MODEL_DIRECTORY accuracy TOKENS.json   (make_accuracy_tokens.py)
 // Reports: matmul GFLOP/s per shape against the previous kernel and sgemm (KernelBenchmark.swift); one
 // forward pass of 512 tokens; decode tokens/s for 1, 8, 32 and 64 streams; one stream's decode step at
 // a 1000-token context.
@@ -45,6 +46,11 @@ if arguments[1] == "kernels" {
     exit(0)
 }
 let mode = arguments.count >= 3 ? arguments[2] : "all"
+if mode == "accuracy" {
+    guard arguments.count >= 4 else { FileHandle.standardError.write("usage: EngineBenchmark MODEL accuracy TOKENS.json\n".data(using: .utf8)!); exit(2) }
+    try runAccuracyBenchmark(directory: URL(fileURLWithPath: arguments[1]), tokensFile: URL(fileURLWithPath: arguments[3]), threads: threads)
+    exit(0)
+}
 /// GPTNEO_DTYPE and GPTNEO_QUANTIZATION as for the server.
 let environment = ProcessInfo.processInfo.environment
 guard let dtype = WeightDType(rawValue: environment["GPTNEO_DTYPE"] ?? "auto"),
