@@ -114,10 +114,16 @@ struct ServerRunner {
         do {
             try await service.start(with: context)
         } catch {
+            // A signal while loading: the service is draining, and the drain ends the process (exit 0).
+            if service.phase == .draining { await waitForExit() }
             throw StartupError.warmUp("\(error)")
         }
         logger.info("ready: serving '\(context.model.id)' on \(scheme)://\(options.host):\(port); tasks: \(context.tasks?.tasks.joined(separator: ", ") ?? "text-generation")")
-        // Serves until a signal handler exits the process.
+        await waitForExit()
+    }
+
+    /// Serves until a signal handler exits the process.
+    private func waitForExit() async -> Never {
         while true { try? await Task.sleep(for: .seconds(3600)) }
     }
 
