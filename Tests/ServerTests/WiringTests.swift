@@ -21,7 +21,7 @@ final class WiringTests: XCTestCase {
         return "\(http.host) \(http.port) \(String(describing: http.tls)) \(http.maxConnections) \(http.maxConnectionsPerClient) "
             + "\(http.maxBodyBytes) \(http.maxHeaderBytes) \(http.firstByteTimeout) \(http.headTimeout) \(http.bodyTimeout) "
             + "\(http.idleTimeout) \(http.writeTimeout) \(http.minSendBytes) \(http.shutdownGracePeriod) \(http.accessLogLevel) | "
-            + "\(server.batcherConfiguration) | \(api.metricsRequireKey) \(api.limits.generation.maxChoices) \(api.limits.maxTotalChoices) "
+            + "\(server.batcherConfiguration) \(server.weightSettings) | \(api.metricsRequireKey) \(api.limits.generation.maxChoices) \(api.limits.maxTotalChoices) "
             + "\(api.limits.maxResponseBytes)"
     }
 

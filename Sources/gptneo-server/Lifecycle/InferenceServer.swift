@@ -137,6 +137,8 @@ struct InferenceServer: Service {
         return http
     }
 
+    var weightSettings: WeightSettings { WeightSettings(dtype: options.dtype, quantization: options.quantization) }
+
     var batcherConfiguration: BatcherConfiguration {
         var batcher = BatcherConfiguration()
         batcher.maxQueuedRequests = options.maxQueuedRequests
@@ -155,6 +157,7 @@ struct InferenceServer: Service {
         let directory = modelDirectory
         let modelName = options.modelName ?? repoID
         let batcher = batcherConfiguration
+        let weights = weightSettings
         var taskLimits = TaskLimits()
         taskLimits.maxResponseBytes = options.maxResponseBytes
         let tasks = TaskOptions(headsConfiguration: options.heads.map { URL(fileURLWithPath: $0) },
@@ -168,7 +171,8 @@ struct InferenceServer: Service {
                 DispatchQueue.global().async {
                     outcome.resolve(Result {
                         do {
-                            return try ServingContext.load(directory: directory, modelName: modelName, batcher: batcher, tasks: tasks)
+                            return try ServingContext.load(directory: directory, modelName: modelName, batcher: batcher,
+                                                           weights: weights, tasks: tasks)
                         } catch {
                             throw StartupError.cannotLoad(directory: directory.path, reason: (error as? ModelLoadingError)?.reason ?? "\(error)")
                         }

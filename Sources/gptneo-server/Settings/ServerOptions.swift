@@ -1,4 +1,5 @@
 import Foundation
+import GPTNeo
 
 // MARK: - The server's settings, typed
 
@@ -40,6 +41,10 @@ struct ServerOptions: Sendable, Equatable {
     var heads: String?
     var embeddingPooling = "mean"
     var normalizeEmbeddings = false
+    /// The precision weight matrices are kept in; auto keeps the checkpoint's (F16 stays F16).
+    var dtype = WeightDType.auto
+    /// int8: weight-only per-output-channel quantization at load.
+    var quantization = WeightQuantization.none
     /// Threads of the engine's parallel loops (and of repacking at load); nil: the CPUs this process
     /// may use (affinity and cgroup quota).
     var threads: Int?

@@ -205,6 +205,15 @@ extension Setting {
              assign: { if case .text(let v) = $1 { $0[keyPath: field] = v } })
     }
 
+    /// A setting whose values are an enumeration's raw values.
+    static func choice<Choice: RawRepresentable & CaseIterable>(_ key: String, flag: String, _ field: WritableKeyPath<ServerOptions, Choice>,
+                                                                help: String) -> Setting where Choice.RawValue == String {
+        make(key, flag, environment: nil, .choice(Choice.allCases.map(\.rawValue)), help: help, value: { .text($0[keyPath: field].rawValue) },
+             assign: { options, value in
+                 if case .text(let v) = value, let choice = Choice(rawValue: v) { options[keyPath: field] = choice }
+             })
+    }
+
     static func list(_ key: String, flag: String, environment: String, _ field: WritableKeyPath<ServerOptions, [String]>,
                      secret: Bool, reloadable: Bool = false, help: String) -> Setting {
         make(key, flag, environment: environment, .list, secret: secret, reloadable: reloadable, help: help, value: { .list($0[keyPath: field]) },

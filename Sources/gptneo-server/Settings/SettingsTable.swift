@@ -49,6 +49,10 @@ enum SettingsTable {
                     help: "How /v1/embeddings pools token states."),
             .boolean("model.normalize_embeddings", flag: "normalize-embeddings", \.normalizeEmbeddings,
                      help: "L2-normalise /v1/embeddings vectors."),
+            .choice("model.dtype", flag: "dtype", \.dtype,
+                    help: "Precision the weights are kept in: auto (the checkpoint's), float32, float16 or bfloat16."),
+            .choice("model.quantization", flag: "quantization", \.quantization,
+                    help: "none, or int8: weight-only int8 with a scale per output channel, quantized at load."),
             .optionalInteger("model.threads", flag: "threads", \.threads, 1...1024,
                              help: "Threads of the forward pass and of repacking at load; unset: the CPUs this process may use (affinity mask, cgroup CPU quota)."),
 
