@@ -10,8 +10,8 @@ The recipe, the versions it was run with and the figures it produced are in the 
 Reproducibility: the seed fixes the initial weights and the order of training windows, and torch runs on a
 fixed number of threads. Training stops at `--max-steps` or after `--wall-clock-minutes`, whichever comes
 first. The learning rate is warmed up, held, then decayed linearly to zero over the last fifth of training
-("warmup-stable-decay"). The decay starts at 80 % of `--max-steps` or, if the wall clock runs out first, at
-80 % of the wall-clock budget; the step it started at is recorded, so rerunning with
+("warmup-stable-decay"). The decay starts at 80 % of `--max-steps` or, if the wall clock would run out first,
+at 75 % of the wall-clock budget (lasting a quarter as many steps again); the step it started at is recorded, so rerunning with
 `--max-steps E --decay-start-step S` repeats the same schedule without any wall-clock dependence.
 """
 
@@ -45,10 +45,10 @@ def parse_arguments():
     parser.add_argument("--num-heads", type=int, default=4)
     parser.add_argument("--context", type=int, default=512, help="max_position_embeddings and training window")
     parser.add_argument("--window-size", type=int, default=128, help="local attention window (< context)")
-    parser.add_argument("--batch-size", type=int, default=4, help="sequences of --context tokens per step")
+    parser.add_argument("--batch-size", type=int, default=2, help="sequences of --context tokens per step")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--weight-decay", type=float, default=0.1)
-    parser.add_argument("--warmup-steps", type=int, default=40)
+    parser.add_argument("--warmup-steps", type=int, default=30)
     parser.add_argument("--max-steps", type=int, default=900)
     parser.add_argument("--decay-start-step", type=int, default=None,
                         help="fix the start of the learning-rate decay (default: 80%% of the run)")
@@ -159,10 +159,9 @@ def main():
     metrics = {}
     step = 0
 
-    def evaluate_and_save(final: bool):
+    def evaluate_and_save():
         model.eval()
-        scored = held_out_blocks if final else held_out_blocks[:args.eval_blocks]
-        loss = kjv_eval.mean_loss(model, scored)
+        loss = kjv_eval.mean_loss(model, held_out_blocks[:args.eval_blocks])
         model.train()
         history["held_out"].append({"step": step, "loss": loss, "tokens": step * args.batch_size * args.context})
         print(f"step {step} held-out loss {loss:.4f} (ppl {math.exp(loss):.2f}) "
@@ -184,9 +183,9 @@ def main():
         if elapsed >= budget:
             stopped_by = "wall clock"
             break
-        if args.decay_start_step is None and step < decay_start and elapsed >= 0.8 * budget:
-            # The wall clock will end the run before the step count: decay over the remaining fifth,
-            # sized from the step rate so far.
+        if args.decay_start_step is None and step < decay_start and elapsed >= 0.75 * budget:
+            # The wall clock will end the run before the step count: decay over a fifth of the run,
+            # sized from the step rate so far so that it ends before the budget does.
             decay_start = max(step, args.warmup_steps)
             decay_end = min(args.max_steps, decay_start + max(1, decay_start // 4))
             decay_reason = "wall clock"
@@ -205,10 +204,10 @@ def main():
             print(f"step {step} loss {loss.item():.4f} lr {optimizer.param_groups[0]['lr']:.2e} "
                   f"{time.monotonic() - started:.0f}s", flush=True)
         if step % args.eval_every == 0 and step < decay_end:
-            evaluate_and_save(final=False)
+            evaluate_and_save()
     if stopped_by == "running":
         stopped_by = "step count"
-    evaluate_and_save(final=True)
+    evaluate_and_save()
     # The figure users get: the shipped F16 weights, computed in float32 as the server does.
     shipped = GPTNeoForCausalLM.from_pretrained(args.out, dtype=torch.float32).eval()
     shipped_loss = kjv_eval.mean_loss(shipped, held_out_blocks)
