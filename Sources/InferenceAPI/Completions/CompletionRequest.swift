@@ -48,8 +48,9 @@ struct CompletionRequest {
     /// Choices generated per prompt.
     var generatedChoices: Int { bestOf ?? n }
 
-    /// Parses and validates everything that does not need the tokenizer's output.
-    init(body: [UInt8], vocabularySize: Int, limits: CompletionLimits) throws(APIError) {
+    /// Parses and validates everything that does not need the tokenizer's output; sampling fields
+    /// the body leaves out (or sets to null) take the model's `defaults`.
+    init(body: [UInt8], vocabularySize: Int, limits: CompletionLimits, defaults: SamplingDefaults = SamplingDefaults()) throws(APIError) {
         let fields = try FieldReader(body: body)
         model = try fields.string("model")
         prompts = try Self.parsePrompts(fields, vocabularySize: vocabularySize, limits: limits)
@@ -62,8 +63,8 @@ struct CompletionRequest {
         if maxTokens == 0 && !echo {
             throw .invalidField("max_tokens", "'max_tokens' must be at least 1 (0 is allowed only with 'echo' to score a prompt).")
         }
-        temperature = try fields.double("temperature", in: 0...2) ?? 1
-        topP = try fields.double("top_p", in: 0...1, excludingLower: true) ?? 1
+        temperature = try fields.double("temperature", in: 0...2) ?? defaults.temperature
+        topP = try fields.double("top_p", in: 0...1, excludingLower: true) ?? defaults.topP
         n = try fields.int("n", in: 1...limits.maxChoices) ?? 1
         bestOf = try fields.int("best_of", in: 1...limits.maxChoices)
         if let bestOf, bestOf < n {
@@ -92,9 +93,9 @@ struct CompletionRequest {
         }
         user = try fields.string("user")
         // vLLM's convention: -1 (or 0) turns top-k off.
-        let topK = try fields.int("top_k", in: -1...vocabularySize) ?? 0
+        let topK = try fields.int("top_k", in: -1...vocabularySize) ?? defaults.topK
         self.topK = max(topK, 0)
-        repetitionPenalty = try fields.double("repetition_penalty", in: 0...10, excludingLower: true) ?? 1
+        repetitionPenalty = try fields.double("repetition_penalty", in: 0...10, excludingLower: true) ?? defaults.repetitionPenalty
         ignoreEOS = try fields.bool("ignore_eos") ?? false
 
         if prompts.count * generatedChoices > limits.maxTotalChoices {

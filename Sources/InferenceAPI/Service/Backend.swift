@@ -66,8 +66,11 @@ public struct ModelDescription: Sendable {
     public var contextLength: Int
     /// Unix time the server loaded it.
     public var created: Int
-    public init(id: String, contextLength: Int, created: Int = Int(Date().timeIntervalSince1970)) {
-        self.id = id; self.contextLength = contextLength; self.created = created
+    /// Sampling values for fields a completion request leaves out (from `generation_config.json`).
+    public var samplingDefaults: SamplingDefaults
+    public init(id: String, contextLength: Int, created: Int = Int(Date().timeIntervalSince1970),
+                samplingDefaults: SamplingDefaults = SamplingDefaults()) {
+        self.id = id; self.contextLength = contextLength; self.created = created; self.samplingDefaults = samplingDefaults
     }
 }
 

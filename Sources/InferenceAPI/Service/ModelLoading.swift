@@ -19,9 +19,11 @@ extension ServingContext {
                             tasks: TaskOptions = TaskOptions()) throws(ModelLoadingError) -> ServingContext {
         let model: GPTNeoModel
         let tokenizer: GPT2Tokenizer
+        let samplingDefaults: SamplingDefaults
         do {
             model = try GPTNeoModel.load(directory: directory)
             tokenizer = try GPT2Tokenizer.load(directory: directory)
+            samplingDefaults = try SamplingDefaults.load(directory: directory)
         } catch {
             throw ModelLoadingError(directory: directory.path, reason: "\(error)")
         }
@@ -30,7 +32,7 @@ extension ServingContext {
         }
         let batcher = Batcher(model: model, tokenizer: tokenizer, configuration: configuration)
         let description = ModelDescription(id: modelName ?? directory.standardizedFileURL.lastPathComponent,
-                                           contextLength: model.config.maxPositionEmbeddings)
+                                           contextLength: model.config.maxPositionEmbeddings, samplingDefaults: samplingDefaults)
         let taskContext: TaskServingContext
         do {
             taskContext = try TaskServingContext.load(directory: directory, model: model, tokenizer: tokenizer, batcher: batcher,
