@@ -32,7 +32,7 @@ def main(model_dir):
     axes.plot(steps, losses, color="#9ecae1", linewidth=0.8, label="training batch loss")
     axes.plot(steps, moving_average(losses, 20), color="#3182bd", linewidth=1.6, label="training (mean of 20 steps)")
     axes.plot([p["step"] for p in held_out], [p["loss"] for p in held_out], "o-", color="#e6550d",
-              markersize=3.5, label="held-out chapters")
+              markersize=3.5, label="held-out (first %d blocks of 512 tokens)" % metrics["arguments"]["eval_blocks"])
     if "held_out_perplexity" in metrics:
         axes.set_title(f"GPT-Neo on the King James Bible: held-out perplexity {metrics['held_out_perplexity']:.2f}",
                        fontsize=10)

@@ -12,7 +12,8 @@ fixed number of threads. Training stops at `--max-steps` or after `--wall-clock-
 first. The learning rate is warmed up, held, then decayed linearly to zero over the last fifth of training
 ("warmup-stable-decay"). The decay starts at 80 % of `--max-steps` or, if the wall clock would run out first,
 at 75 % of the wall-clock budget (lasting a quarter as many steps again); the step it started at is recorded, so rerunning with
-`--max-steps E --decay-start-step S` repeats the same schedule without any wall-clock dependence.
+`--max-steps E --decay-start-step S` and a generous `--wall-clock-minutes` repeats the same schedule without
+any wall-clock dependence.
 """
 
 import argparse
@@ -172,7 +173,7 @@ def main():
             "decay_start_set_by": decay_reason, "wall_clock_seconds": round(time.monotonic() - started, 1),
             "stopped_by": stopped_by, "training_tokens_seen": step * args.batch_size * args.context,
             "training_stream_tokens": int(len(train_stream)), "held_out_stream_tokens": int(len(held_out_stream)),
-            "arguments": vars(args), "torch": torch.__version__,
+            "arguments": {**vars(args), "out": os.path.relpath(os.path.abspath(args.out), REPO_ROOT)}, "torch": torch.__version__,
             "transformers": __import__("transformers").__version__, "history": history})
         with open(os.path.join(args.out, "training_metrics.json"), "w") as f:
             json.dump(metrics, f, indent=1)
@@ -206,7 +207,8 @@ def main():
         if step % args.eval_every == 0 and step < decay_end:
             evaluate_and_save()
     if stopped_by == "running":
-        stopped_by = "step count"
+        # The last step of the schedule; that schedule's length came from the wall clock if it set the decay.
+        stopped_by = "end of schedule sized by the wall clock" if decay_reason == "wall clock" else "step count"
     evaluate_and_save()
     # The figure users get: the shipped F16 weights, computed in float32 as the server does.
     shipped = GPTNeoForCausalLM.from_pretrained(args.out, dtype=torch.float32).eval()
