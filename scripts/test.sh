@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: Swift unit and end-to-end tests, then the client-compatibility checks
 # (the official openai client, promtool on /metrics, schemathesis on /openapi.json) against a real
-# server on loopback serving the bundled tiny model.
+# server on loopback serving the tiny test checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh

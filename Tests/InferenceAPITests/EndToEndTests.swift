@@ -10,25 +10,9 @@ import XCTest
 final class EndToEndTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    private struct Running { var server: HTTPServer; var service: InferenceService; var client: LoopbackClient }
-
-    private func startServer(apiKeys: [String] = [], maxBodyBytes: Int = 1 << 20) async throws -> Running {
-        let directory = Self.root.appendingPathComponent(DefaultModel.relativePath)
-        var api = APIConfiguration()
-        api.apiKeys = apiKeys
-        let service = InferenceService(configuration: api)
-        var http = HTTPServerConfiguration()
-        http.port = 0
-        http.maxBodyBytes = maxBodyBytes
-        http.accessLogLevel = .trace
-        http.makeErrorResponse = { service.serverErrorResponse(status: $0, message: $1) }
-        var logger = Logger(label: "e2e")
-        logger.logLevel = .warning
-        let server = HTTPServer(configuration: http, logger: logger, handler: { await service.handle($0) })
-        let port = try server.start()
-        try await service.start(with: try ServingContext.load(directory: directory))
-        addTeardownBlock { await server.shutdown() }
-        return Running(server: server, service: service, client: LoopbackClient(port: port))
+    private func startServer(apiKeys: [String] = [], maxBodyBytes: Int = 1 << 20) async throws -> LoopbackStack {
+        try await LoopbackStack.start(model: Self.root.appendingPathComponent("Tests/Fixtures/tiny-gpt-neo"), test: self,
+                                      apiKeys: apiKeys, maxBodyBytes: maxBodyBytes)
     }
 
     private func reference() throws -> JSONValue {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end checks against a real server on loopback, serving the bundled tiny model:
+# End-to-end checks against a real server on loopback, serving the tiny test checkpoint
+# (Tests/Fixtures/tiny-gpt-neo: the checks are about the protocol, and it keeps them fast):
 #   1. the official `openai` Python client (check_openai_client.py), with an API key configured;
 #   2. `promtool check metrics` on a /metrics scrape taken after that traffic;
 #   3. schemathesis against /openapi.json (bounded; skipped with GPTNEO_SKIP_SCHEMATHESIS=1);
@@ -22,7 +23,7 @@ base="http://127.0.0.1:$port"
 key="client-check-key"
 
 echo "== starting $server_binary on port $port"
-GPTNEO_API_KEYS="$key" "$server_binary" --port "$port" --log-level warning >"$work/server.log" 2>&1 &
+GPTNEO_API_KEYS="$key" "$server_binary" --model Tests/Fixtures/tiny-gpt-neo --port "$port" --log-level warning >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 600); do
     if curl -fs "$base/readyz" >/dev/null 2>&1; then break; fi
