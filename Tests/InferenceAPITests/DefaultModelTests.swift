@@ -6,11 +6,11 @@ import XCTest
 /// (`Tests/Fixtures/default-model/expected.json`, written by
 /// `scripts/train-default-model/generate_default_model_fixtures.py` with the training script's own scoring).
 final class DefaultModelTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = RunningServer.root
     static let dictionaryPath = "/usr/share/dict/american-english"
 
-    private func startServer() async throws -> LoopbackStack {
-        try await LoopbackStack.start(model: Self.root.appendingPathComponent(DefaultModel.relativePath), test: self)
+    private func startServer() async throws -> RunningServer {
+        try await RunningServer.start(for: self, model: DefaultModel.relativePath, heads: nil)
     }
 
     private func reference() throws -> JSONValue {
@@ -18,7 +18,7 @@ final class DefaultModelTests: XCTestCase {
         return try JSONParser.parse(Array(data))
     }
 
-    private func complete(_ running: LoopbackStack, _ body: String) async throws -> JSONValue {
+    private func complete(_ running: RunningServer, _ body: String) async throws -> JSONValue {
         let reply = try await running.client.send("POST", "/v1/completions", json: body)
         XCTAssertEqual(reply.status, 200, reply.text)
         return try JSONParser.parse(reply.body)

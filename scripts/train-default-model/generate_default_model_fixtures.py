@@ -5,9 +5,11 @@ Run from the repository root after training (CPU, under a minute):
     /path/to/venv/bin/python scripts/train-default-model/generate_default_model_fixtures.py
 
 Writes `Tests/Fixtures/default-model/expected.json`:
-- `held_out_slice`: the first SLICE_BLOCKS blocks of the held-out token stream (the same blocks, cut the same
-  way, that `train.py` scores), each as token ids, and their perplexity computed by `kjv_eval` — the training
-  script's own scoring code — on the shipped F16 weights computed in float32.
+- `held_out_slice`: the start of the held-out token stream cut into SLICE_BLOCKS blocks, each as token ids, and
+  their perplexity computed by `kjv_eval` — the training script's own scoring code — on the shipped F16
+  weights computed in float32. The blocks are one token shorter than the context (511, not the 512 that
+  `train.py` scores) because the server admits a prompt only if it leaves room for a generated token, even
+  when `echo` with `max_tokens` 0 only scores it; 511 is still far beyond the 128-token local window.
 - `greedy`: continuations of fixed prompts by `generate(do_sample=False)`, as text and token ids.
 - `sampling_prompts`: the prompts the dictionary-word test samples from with the model's default settings.
 """
@@ -47,7 +49,7 @@ def main():
     context = model.config.max_position_embeddings
 
     _, held_out = kjv_corpus.load_split()
-    blocks = kjv_eval.blocks(token_stream(tokenizer, held_out), context)[:SLICE_BLOCKS]
+    blocks = kjv_eval.blocks(token_stream(tokenizer, held_out), context - 1)[:SLICE_BLOCKS]
     loss = kjv_eval.mean_loss(model, blocks)
 
     greedy = []

@@ -1,3 +1,4 @@
+import Batcher
 import Foundation
 
 // MARK: - The model's own sampling defaults
@@ -32,21 +33,20 @@ public struct SamplingDefaults: Sendable, Equatable {
             throw SamplingDefaultsError(path: path, reason: "not a generation config: \(error)")
         }
         var defaults = SamplingDefaults()
-        if let temperature = raw.temperature {
-            guard (0...2).contains(temperature) else { throw SamplingDefaultsError(path: path, reason: "temperature \(temperature) is outside 0...2") }
-            defaults.temperature = temperature
-        }
-        if let topP = raw.topP {
-            guard topP > 0 && topP <= 1 else { throw SamplingDefaultsError(path: path, reason: "top_p \(topP) is outside (0, 1]") }
-            defaults.topP = topP
-        }
-        if let topK = raw.topK {
-            guard topK >= 0 else { throw SamplingDefaultsError(path: path, reason: "top_k \(topK) is negative") }
-            defaults.topK = topK
-        }
-        if let penalty = raw.repetitionPenalty {
-            guard penalty > 0 && penalty <= 10 else { throw SamplingDefaultsError(path: path, reason: "repetition_penalty \(penalty) is outside (0, 10]") }
-            defaults.repetitionPenalty = penalty
+        defaults.temperature = raw.temperature ?? defaults.temperature
+        defaults.topP = raw.topP ?? defaults.topP
+        defaults.topK = raw.topK ?? defaults.topK
+        defaults.repetitionPenalty = raw.repetitionPenalty ?? defaults.repetitionPenalty
+        // The same check a request's own values get, so the file cannot set what a request could not.
+        var parameters = GenerationParameters()
+        parameters.temperature = defaults.temperature
+        parameters.topP = defaults.topP
+        parameters.topK = defaults.topK
+        parameters.repetitionPenalty = defaults.repetitionPenalty
+        do {
+            try parameters.validate(limits: GenerationLimits(), vocabularySize: 0)
+        } catch {
+            throw SamplingDefaultsError(path: path, reason: "\(error)")
         }
         return defaults
     }

@@ -21,7 +21,7 @@ extension ServingContext {
         let tokenizer: GPT2Tokenizer
         let samplingDefaults: SamplingDefaults
         do {
-            model = try GPTNeoModel.load(directory: directory)
+            model = try GPTNeoModel.load(directory: directory, threads: configuration.threads)
             tokenizer = try GPT2Tokenizer.load(directory: directory)
             samplingDefaults = try SamplingDefaults.load(directory: directory)
         } catch {
@@ -40,6 +40,6 @@ extension ServingContext {
         } catch {
             throw ModelLoadingError(directory: tasks.headsConfiguration?.path ?? directory.path, reason: "task heads: \(error)")
         }
-        return ServingContext(backend: BatcherBackend(batcher: batcher), tokenizer: tokenizer, model: description, tasks: taskContext)
+        return ServingContext(backend: batcher, tokenizer: tokenizer, model: description, tasks: taskContext)
     }
 }
