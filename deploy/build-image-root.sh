@@ -25,6 +25,9 @@ root="$dest/opt/gptneo-server"
 rm -rf "$root"
 mkdir -p "$root"
 cp "$binary" "$root/gptneo-server"
+# The bundled default model beside the binary, where it looks for it (served when no model is configured).
+mkdir -p "$root/models"
+cp -R models/gpt-neo-kjv-8m "$root/models/"
 
 # Debian packages that are in debian:bookworm-slim already; the Dockerfile does not install them.
 in_base_image=" libc6 libgcc-s1 libstdc++6 "

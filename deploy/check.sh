@@ -28,6 +28,7 @@ server="$work/image-root/opt/gptneo-server/gptneo-server"
 needed=$(tr '\n' ' ' < "$work/image-root/opt/gptneo-server/runtime-packages" | sed 's/ $//')
 # The apt-get install line of the runtime stage (the one after FROM debian:bookworm-slim).
 installed=$(awk '/^FROM debian:bookworm-slim/ { runtime = 1 } runtime && /apt-get install/ { for (i = 1; i <= NF; i++) if ($i !~ /^-/ && $i != "apt-get" && $i != "install" && $i != "&&" && $i != "\\") print $i }' deploy/Dockerfile | sort -u | tr '\n' ' ' | sed 's/ $//')
+[ -f "$work/image-root/opt/gptneo-server/models/gpt-neo-kjv-8m/model.safetensors" ] || fail "the image lacks the bundled default model"
 [ "$needed" = "$installed" ] || fail "the runtime stage installs '$installed' but the binary needs '$needed'"
 echo "ok   runtime packages: $installed"
 

@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# openssl (the command) and curl make certificates and drive HTTPS in the TLS tests;
-# systemd: systemd-analyze, for deploy/check.sh.
-apt_packages=(libopenblas-dev libssl-dev libnghttp2-dev pkg-config curl openssl python3-venv systemd)
+# openssl (the command) and curl make certificates and drive HTTPS in the TLS tests; systemd:
+# systemd-analyze, for deploy/check.sh; wamerican is the word list the default model's English test checks
+# sampled text against.
+apt_packages=(libopenblas-dev libssl-dev libnghttp2-dev pkg-config curl openssl python3-venv systemd wamerican)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

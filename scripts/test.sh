@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: Swift unit and end-to-end tests, then the client-compatibility checks
 # (the official openai client, promtool on /metrics, schemathesis on /openapi.json) against a real
-# server on loopback serving the bundled tiny model, then the deployment files' validators
+# server on loopback serving the tiny test checkpoint, then the deployment files' validators
 # (hadolint, kubernetes-validate, promtool rules, systemd-analyze: deploy/check.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -116,10 +116,11 @@ struct Answer {
 extension InferenceService {
     /// A ready service over the fakes.
     static func makeReady(backend: FakeBackend = FakeBackend(), configuration: APIConfiguration = APIConfiguration(),
-                          contextLength: Int = 64) async throws -> InferenceService {
+                          contextLength: Int = 64, samplingDefaults: SamplingDefaults = SamplingDefaults()) async throws -> InferenceService {
         let service = InferenceService(configuration: configuration)
         try await service.start(with: ServingContext(backend: backend, tokenizer: ByteTokenizer(),
-                                                     model: ModelDescription(id: "tiny", contextLength: contextLength, created: 1700000000)))
+                                                     model: ModelDescription(id: "tiny", contextLength: contextLength, created: 1700000000,
+                                                                             samplingDefaults: samplingDefaults)))
         // Forget the warm-up generation so tests see only their own requests.
         backend.clearSubmitted()
         return service

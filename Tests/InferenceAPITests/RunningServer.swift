@@ -4,8 +4,9 @@ import Logging
 import XCTest
 @testable import InferenceAPI
 
-/// The real stack on a loopback port: HTTPServer → InferenceService → Batcher → engine on the committed
-/// tiny checkpoint, with the fixture task heads (Tests/Fixtures/heads) so that every endpoint answers.
+/// The real stack on a loopback port: HTTPServer → InferenceService → Batcher → engine on a committed
+/// checkpoint: by default the tiny one with the fixture task heads (Tests/Fixtures/heads), so that every
+/// endpoint answers.
 struct RunningServer {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
@@ -14,10 +15,12 @@ struct RunningServer {
     var client: LoopbackClient
 
     /// Starts a server shut down when `test` ends.
-    static func start(for test: XCTestCase, apiKeys: [String] = [], maxBodyBytes: Int = 1 << 20, taskLimits: TaskLimits = .init(),
+    static func start(for test: XCTestCase, model: String = "Tests/Fixtures/tiny-gpt-neo",
+                      heads: String? = "Tests/Fixtures/heads/heads.json",
+                      apiKeys: [String] = [], maxBodyBytes: Int = 1 << 20, taskLimits: TaskLimits = .init(),
                       configure: (inout APIConfiguration) -> Void = { _ in }) async throws -> RunningServer {
-        // The checkpoint the expected values were computed from.
-        let directory = root.appendingPathComponent("Tests/Fixtures/tiny-gpt-neo")
+        // The checkpoint the expected values were computed from (the tiny fixture unless a test names another).
+        let directory = root.appendingPathComponent(model)
         var api = APIConfiguration()
         api.apiKeys = apiKeys
         configure(&api)
@@ -32,8 +35,9 @@ struct RunningServer {
         logger.logLevel = .warning
         let server = HTTPServer(configuration: http, logger: logger, handler: { await service.handle($0) })
         let port = try server.start()
-        let heads = root.appendingPathComponent("Tests/Fixtures/heads/heads.json")
-        try await service.start(with: try ServingContext.load(directory: directory, tasks: TaskOptions(headsConfiguration: heads, limits: taskLimits)))
+        let headsConfiguration = heads.map { root.appendingPathComponent($0) }
+        try await service.start(with: try ServingContext.load(directory: directory,
+                                                              tasks: TaskOptions(headsConfiguration: headsConfiguration, limits: taskLimits)))
         test.addTeardownBlock { await server.shutdown() }
         return RunningServer(server: server, service: service, client: LoopbackClient(port: port))
     }

@@ -237,4 +237,26 @@ final class SettingsTests: XCTestCase {
         XCTAssertEqual(found?.lastPathComponent, URL(fileURLWithPath: DefaultModel.relativePath).lastPathComponent)
         XCTAssertNil(DefaultModel.locate(sourceFile: "/a/b/c.swift", workingDirectory: "/", executable: nil))
     }
+
+    func testDefaultModelIsFoundFromTheWorkingDirectoryAndTheExecutable() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("default-model-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: root) }
+        func makeModel(_ relative: String) throws -> URL {
+            let directory = root.appendingPathComponent(relative)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            try Data("{}".utf8).write(to: directory.appendingPathComponent("config.json"))
+            return directory.standardizedFileURL
+        }
+        let checkout = try makeModel("checkout/" + DefaultModel.relativePath)
+        let installed = try makeModel("prefix/" + DefaultModel.installedRelativePath)
+        let elsewhere = "/a/b/c.swift"
+
+        XCTAssertEqual(DefaultModel.locate(sourceFile: elsewhere, workingDirectory: root.appendingPathComponent("checkout").path, executable: nil)?.path, checkout.path)
+        // A release binary inside the checkout: .build/x86_64-unknown-linux-gnu/release/gptneo-server.
+        let built = root.appendingPathComponent("checkout/.build/x86_64-unknown-linux-gnu/release/gptneo-server")
+        XCTAssertEqual(DefaultModel.locate(sourceFile: elsewhere, workingDirectory: "/", executable: built)?.path, checkout.path)
+        // An installed binary: PREFIX/bin/gptneo-server with the model in PREFIX/share/gptneo-server/.
+        let installedBinary = root.appendingPathComponent("prefix/bin/gptneo-server")
+        XCTAssertEqual(DefaultModel.locate(sourceFile: elsewhere, workingDirectory: "/", executable: installedBinary)?.path, installed.path)
+    }
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end checks against a real server on loopback, serving the bundled tiny model:
+# End-to-end checks against a real server on loopback, serving the tiny test checkpoint
+# (Tests/Fixtures/tiny-gpt-neo: the checks are about the protocol, and it keeps them fast):
 #   1. the official `openai` Python client (check_openai_client.py), with an API key configured;
 #   2. `promtool check metrics` on a /metrics scrape taken after that traffic;
 #   3. schemathesis against /openapi.json, every endpoint (the fixture task heads are served so that
@@ -22,7 +23,7 @@ key="client-check-key"
 # Starts the server in the background (extra arguments are passed on) and waits until it is ready.
 start_checked_server() {
     echo "== starting $server_binary on port $port $*"
-    GPTNEO_API_KEYS="$key" start_server "$server_binary" "$base" --port "$port" --heads Tests/Fixtures/heads/heads.json --log-level warning "$@"
+    GPTNEO_API_KEYS="$key" start_server "$server_binary" "$base" --model Tests/Fixtures/tiny-gpt-neo --port "$port" --heads Tests/Fixtures/heads/heads.json --log-level warning "$@"
 }
 start_checked_server
 

@@ -50,8 +50,9 @@ struct CompletionRequest {
     /// Choices generated per prompt.
     var generatedChoices: Int { bestOf ?? n }
 
-    /// Parses and validates everything that does not need the tokenizer's output.
-    init(body: [UInt8], vocabularySize: Int, limits: CompletionLimits) throws(APIError) {
+    /// Parses and validates everything that does not need the tokenizer's output; sampling fields
+    /// the body leaves out (or sets to null) take the model's `defaults`.
+    init(body: [UInt8], vocabularySize: Int, limits: CompletionLimits, defaults: SamplingDefaults = SamplingDefaults()) throws(APIError) {
         let fields = try FieldReader(body: body)
         model = try fields.string("model")
         prompts = try Self.parsePrompts(fields, vocabularySize: vocabularySize, limits: limits)
@@ -64,8 +65,8 @@ struct CompletionRequest {
         if maxTokens == 0 && !echo {
             throw .invalidField("max_tokens", "'max_tokens' must be at least 1 (0 is allowed only with 'echo' to score a prompt).")
         }
-        temperature = try fields.double("temperature") ?? 1
-        topP = try fields.double("top_p") ?? 1
+        temperature = try fields.double("temperature") ?? defaults.temperature
+        topP = try fields.double("top_p") ?? defaults.topP
         n = try fields.int("n", in: 1...limits.generation.maxChoices) ?? 1
         bestOf = try fields.int("best_of", in: 1...limits.generation.maxChoices)
         if let bestOf, bestOf < n {
@@ -94,9 +95,9 @@ struct CompletionRequest {
         }
         user = try fields.string("user")
         // vLLM's convention: -1 (or 0) turns top-k off.
-        let topK = try fields.int("top_k", in: -1...vocabularySize) ?? 0
+        let topK = try fields.int("top_k", in: -1...vocabularySize) ?? defaults.topK
         self.topK = max(topK, 0)
-        repetitionPenalty = try fields.double("repetition_penalty") ?? 1
+        repetitionPenalty = try fields.double("repetition_penalty") ?? defaults.repetitionPenalty
         ignoreEOS = try fields.bool("ignore_eos") ?? false
         do {
             try generationParameters.validate(limits: limits.generation, vocabularySize: vocabularySize)

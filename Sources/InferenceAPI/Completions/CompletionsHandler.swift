@@ -14,7 +14,8 @@ struct CompletionsHandler: Sendable {
     func handle(_ request: HTTPRequest) async -> HTTPResponse {
         let started = ContinuousClock.now
         do {
-            let completion = try CompletionRequest(body: request.body, vocabularySize: context.tokenizer.vocabularySize, limits: limits)
+            let completion = try CompletionRequest(body: request.body, vocabularySize: context.tokenizer.vocabularySize, limits: limits,
+                                                   defaults: context.model.samplingDefaults)
             if let model = completion.model, model != context.model.id {
                 throw APIError.modelNotFound(model, served: context.model.id)
             }

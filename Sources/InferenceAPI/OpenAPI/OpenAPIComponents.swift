@@ -62,8 +62,8 @@ enum OpenAPIComponents {
             ]
           },
           "max_tokens": {"type": ["integer", "null"], "minimum": 0, "default": 16, "description": "0 only with echo (scores the prompt). Prompt + max_tokens must fit the context."},
-          "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 2, "default": 1},
-          "top_p": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1, "default": 1},
+          "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 2, "description": "Absent: the model's generation_config.json value, else 1."},
+          "top_p": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1, "description": "Absent: the model's generation_config.json value, else 1."},
           "n": {"type": ["integer", "null"], "minimum": 1, "maximum": 16, "default": 1},
           "best_of": {"type": ["integer", "null"], "minimum": 1, "maximum": 16, "description": "At least n; the n best by cumulative logprob are returned. Not with stream."},
           "stream": {"type": ["boolean", "null"], "default": false},
@@ -92,8 +92,8 @@ enum OpenAPIComponents {
           "seed": {"type": ["integer", "null"]},
           "user": {"type": ["string", "null"]},
           "suffix": {"type": ["string", "null"], "description": "Not supported: any non-empty value is rejected with 400."},
-          "top_k": {"type": ["integer", "null"], "minimum": -1, "description": "Extension (vLLM). -1 or 0: off."},
-          "repetition_penalty": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 10, "default": 1, "description": "Extension (transformers' formula). 1: off."},
+          "top_k": {"type": ["integer", "null"], "minimum": -1, "description": "Extension (vLLM). -1 or 0: off. Absent: the model's generation_config.json value, else off."},
+          "repetition_penalty": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 10, "description": "Extension (transformers' formula). 1: off. Absent: the model's generation_config.json value, else 1."},
           "ignore_eos": {"type": ["boolean", "null"], "default": false, "description": "Extension: keep generating after <|endoftext|>."}
         }
       },

@@ -48,10 +48,12 @@ public struct ModelDescription: Sendable {
     /// bytes of all weights; nil for a backend without a loaded model.
     public var weightFormat: String?
     public var weightBytes: Int?
+    /// Sampling values for fields a completion request leaves out (from `generation_config.json`).
+    public var samplingDefaults: SamplingDefaults
     public init(id: String, contextLength: Int, created: Int = Int(Date().timeIntervalSince1970),
-                weightFormat: String? = nil, weightBytes: Int? = nil) {
+                weightFormat: String? = nil, weightBytes: Int? = nil, samplingDefaults: SamplingDefaults = SamplingDefaults()) {
         self.id = id; self.contextLength = contextLength; self.created = created
-        self.weightFormat = weightFormat; self.weightBytes = weightBytes
+        self.weightFormat = weightFormat; self.weightBytes = weightBytes; self.samplingDefaults = samplingDefaults
     }
 }
 

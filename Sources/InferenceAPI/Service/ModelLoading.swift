@@ -20,9 +20,11 @@ extension ServingContext {
                             tasks: TaskOptions = TaskOptions()) throws(ModelLoadingError) -> ServingContext {
         let model: GPTNeoModel
         let tokenizer: GPT2Tokenizer
+        let samplingDefaults: SamplingDefaults
         do {
             model = try GPTNeoModel.load(directory: directory, threads: configuration.threads, settings: weights)
             tokenizer = try GPT2Tokenizer.load(directory: directory)
+            samplingDefaults = try SamplingDefaults.load(directory: directory)
         } catch {
             throw ModelLoadingError(directory: directory.path, reason: "\(error)")
         }
@@ -32,7 +34,8 @@ extension ServingContext {
         let batcher = Batcher(model: model, tokenizer: tokenizer, configuration: configuration)
         let description = ModelDescription(id: modelName ?? directory.standardizedFileURL.lastPathComponent,
                                            contextLength: model.config.maxPositionEmbeddings,
-                                           weightFormat: model.weightFormat.rawValue, weightBytes: model.weightBytes)
+                                           weightFormat: model.weightFormat.rawValue, weightBytes: model.weightBytes,
+                                           samplingDefaults: samplingDefaults)
         let taskContext: TaskServingContext
         do {
             taskContext = try TaskServingContext.load(directory: directory, model: model, tokenizer: tokenizer, batcher: batcher,

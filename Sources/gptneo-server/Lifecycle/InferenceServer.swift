@@ -19,7 +19,7 @@ enum StartupError: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .noDefaultModel:
-            "no --model given and the bundled default model (\(DefaultModel.relativePath)) was not found next to the sources, the working directory or the executable"
+            "no --model given and the bundled default model (\(DefaultModel.relativePath)) was not found next to the sources, the working directory, the executable or its ../share/gptneo-server"
         case .noSuchModelDirectory(let path): "model directory \(path) does not exist or is not a directory (nor an OWNER/NAME repo id for the Hugging Face cache)"
         case .cannotLoad(let directory, let reason): "cannot load the model in \(directory): \(reason)"
         case .cannotListen(let reason): reason
