@@ -3,6 +3,7 @@ import GPTNeo
 
 // Engine benchmark (not a test). Usage, release build:
 //   [GPTNEO_THREADS=N] swift run -c release EngineBenchmark kernels
+//   [GPTNEO_THREADS=N] swift run -c release EngineBenchmark regions
 //   python Benchmarks/EngineBenchmark/make_random_125m.py /tmp/gpt-neo-125M-random
 //   swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [forward|decode|long|all]
 // Reports: matmul GFLOP/s per shape against the previous kernel and sgemm (KernelBenchmark.swift); one
@@ -33,7 +34,7 @@ func format(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
-    FileHandle.standardError.write("usage: EngineBenchmark kernels | EngineBenchmark MODEL_DIRECTORY [forward|decode|all] (GPTNEO_THREADS=N to set threads)\n".data(using: .utf8)!)
+    FileHandle.standardError.write("usage: EngineBenchmark kernels | EngineBenchmark regions | EngineBenchmark MODEL_DIRECTORY [forward|decode|all] (GPTNEO_THREADS=N to set threads)\n".data(using: .utf8)!)
     exit(2)
 }
 /// GPTNEO_THREADS as for the server, else every CPU this process may use.
@@ -41,6 +42,10 @@ let threads = ProcessInfo.processInfo.environment["GPTNEO_THREADS"].flatMap { In
 print("threads: \(threads) (\(availableCPUCount()) available to this process)")
 if arguments[1] == "kernels" {
     runKernelBenchmark(threads: threads)
+    exit(0)
+}
+if arguments[1] == "regions" {
+    runRegionBenchmark(threads: threads)
     exit(0)
 }
 let mode = arguments.count >= 3 ? arguments[2] : "all"
