@@ -110,23 +110,32 @@ public final class GPTNeoEngine {
         }
 
         let I = config.intermediateSize
+        let eps = config.layerNormEpsilon
+        // Each residual add is fused into the LayerNorm that reads its sum (the last one's into ln_f,
+        // which only some rows need, so that one stays separate).
+        if let first = weights.blocks.first {
+            layerNorm(buffers.normed, buffers.hidden, first.attnNormWeight.pointer, first.attnNormBias.pointer, eps: eps, rows: totalRows, C: C)
+        }
         for (layer, block) in weights.blocks.enumerated() {
-            layerNorm(buffers.normed, buffers.hidden, block.attnNormWeight.pointer, block.attnNormBias.pointer,
-                      eps: config.layerNormEpsilon, rows: totalRows, C: C)
             linear(buffers.queries, buffers.normed, block.wq, nil)
             linear(buffers.keys, buffers.normed, block.wk, nil)
             linear(buffers.values, buffers.normed, block.wv, nil)
             attend(attentionItems, layer: layer, kind: block.kind)
             for item in attentionItems { storeChunk(item: item, layer: layer, k: buffers.keys, v: buffers.values, C: C) }
             linear(buffers.projected, buffers.attended, block.wo, block.bo)
-            addInPlace(buffers.hidden, buffers.projected, count: totalRows * C)
+            addThenLayerNorm(buffers.normed, buffers.hidden, adding: buffers.projected, block.ffnNormWeight.pointer,
+                             block.ffnNormBias.pointer, eps: eps, rows: totalRows, C: C)
 
-            layerNorm(buffers.normed, buffers.hidden, block.ffnNormWeight.pointer, block.ffnNormBias.pointer,
-                      eps: config.layerNormEpsilon, rows: totalRows, C: C)
             linear(buffers.inner, buffers.normed, block.ffnUp, block.ffnUpBias)
             geluNewInPlace(buffers.inner, rows: totalRows, N: I)
             linear(buffers.projected, buffers.inner, block.ffnDown, block.ffnDownBias)
-            addInPlace(buffers.hidden, buffers.projected, count: totalRows * C)
+            if layer + 1 < weights.blocks.count {
+                let next = weights.blocks[layer + 1]
+                addThenLayerNorm(buffers.normed, buffers.hidden, adding: buffers.projected, next.attnNormWeight.pointer,
+                                 next.attnNormBias.pointer, eps: eps, rows: totalRows, C: C)
+            } else {
+                addInPlace(buffers.hidden, buffers.projected, count: totalRows * C)
+            }
         }
         for item in items { item.cache.count += item.tokens.count }
 
