@@ -7,9 +7,10 @@ import Foundation
 // One kernel for decode, batched decode and prefill: an outer-product tile of R rows × P panels keeps
 // R·P accumulators of 16 columns (two AVX2 registers each, at most 12 of the 16 registers); each k
 // step broadcasts x[r, k] and multiplies it into panel row k with one FMA per register. So every
-// output element y[m, n] is one FMA chain over k = 0, 1, …, K-1 starting from 0, then + bias[n]: the
-// same arithmetic whatever tile shape, row count, chunking or thread computes it. A row's result
-// never depends on the other rows (batch invariance), nor a prompt's on how it was split.
+// output element y[m, n] is one FMA chain over k = 0, 1, …, K-1 starting from 0, × scale[n] for int8
+// weights (WeightStorage.swift), then + bias[n]: the same arithmetic whatever tile shape, row count,
+// chunking or thread computes it. A row's result never depends on the other rows (batch invariance),
+// nor a prompt's on how it was split.
 //
 // Tiles: 6 rows × 1 panel for the bulk of the rows (12 accumulators, 6 broadcasts and 2 loads per
 // 12 FMAs); the last M mod 6 rows as 1 row × 6 panels (a decode step of one sequence: 12 independent
@@ -41,7 +42,13 @@ private let panelGroup = 6
             let last = min(weight.panelCount, first + panelGroup)
             switch weight.storage {
             case .float32Panels(let panels):
-                multiplyPanels(Float32Panel.self, y, x, panels, biasPointer, rows: M, panels: first..<last, K: K, N: N)
+                multiplyPanels(Float32Panel.self, y, x, panels, biasPointer, nil, rows: M, panels: first..<last, K: K, N: N)
+            case .float16Panels(let panels):
+                multiplyPanels(Float16Panel.self, y, x, panels, biasPointer, nil, rows: M, panels: first..<last, K: K, N: N)
+            case .bfloat16Panels(let panels):
+                multiplyPanels(BFloat16Panel.self, y, x, panels, biasPointer, nil, rows: M, panels: first..<last, K: K, N: N)
+            case .int8Panels(let panels, let scales):
+                multiplyPanels(Int8Panel.self, y, x, panels, biasPointer, scales, rows: M, panels: first..<last, K: K, N: N)
             }
         }
     }
@@ -50,7 +57,7 @@ private let panelGroup = 6
 /// All M rows against panels `panels`: full 6-row tiles one panel at a time, then the remaining rows.
 private func multiplyPanels<Element: PanelElement>(_ element: Element.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                                    _ weights: UnsafePointer<Element.Stored>, _ bias: UnsafePointer<Float>?,
-                                                   rows M: Int, panels: Range<Int>, K: Int, N: Int) {
+                                                   _ scales: UnsafePointer<Float>?, rows M: Int, panels: Range<Int>, K: Int, N: Int) {
     let bulkRows = M / tileRows * tileRows
     for panel in panels {
         var m = 0
@@ -59,10 +66,10 @@ private func multiplyPanels<Element: PanelElement>(_ element: Element.Type, _ y:
         let next = panel + 1 < panels.upperBound ? panel + 1 : panel
         while m < bulkRows {
             if m == 0 {
-                tile(Tile<R6, P1>.self, element, y, x, weights, bias, m: m, panel: panel, K: K, N: N,
+                tile(Tile<R6, P1>.self, element, y, x, weights, bias, scales, m: m, panel: panel, K: K, N: N,
                      prefetch: UnsafeRawPointer(weights + next * K * panelWidth))
             } else {
-                tile(Tile<R6, P1>.self, element, y, x, weights, bias, m: m, panel: panel, K: K, N: N, prefetch: nil)
+                tile(Tile<R6, P1>.self, element, y, x, weights, bias, scales, m: m, panel: panel, K: K, N: N, prefetch: nil)
             }
             m += tileRows
         }
@@ -75,7 +82,7 @@ private func multiplyPanels<Element: PanelElement>(_ element: Element.Type, _ y:
     var panel = panels.lowerBound
     while panel < panels.upperBound {
         let count = min(step, panels.upperBound - panel)
-        remainderTile(element, y, x, weights, bias, rows: remaining, panelCount: count, m: bulkRows, panel: panel, K: K, N: N)
+        remainderTile(element, y, x, weights, bias, scales, rows: remaining, panelCount: count, m: bulkRows, panel: panel, K: K, N: N)
         panel += count
     }
 }
@@ -83,8 +90,8 @@ private func multiplyPanels<Element: PanelElement>(_ element: Element.Type, _ y:
 /// The tile shapes used for fewer than 6 rows.
 private func remainderTile<Element: PanelElement>(_ element: Element.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                                   _ w: UnsafePointer<Element.Stored>, _ bias: UnsafePointer<Float>?,
-                                                  rows: Int, panelCount: Int, m: Int, panel: Int, K: Int, N: Int) {
-    func run<Shape: TileShape>(_ shape: Shape.Type) { tile(shape, element, y, x, w, bias, m: m, panel: panel, K: K, N: N, prefetch: nil) }
+                                                  _ scales: UnsafePointer<Float>?, rows: Int, panelCount: Int, m: Int, panel: Int, K: Int, N: Int) {
+    func run<Shape: TileShape>(_ shape: Shape.Type) { tile(shape, element, y, x, w, bias, scales, m: m, panel: panel, K: K, N: N, prefetch: nil) }
     switch (rows, panelCount) {
     case (5, _): run(Tile<R5, P1>.self)
     case (4, _): run(Tile<R4, P1>.self)
@@ -159,7 +166,7 @@ enum Float32Panel: PanelElement {
 private func tile<Shape: TileShape, Element: PanelElement>(_ shape: Shape.Type, _ element: Element.Type,
                                                            _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                                            _ weights: UnsafePointer<Element.Stored>, _ bias: UnsafePointer<Float>?,
-                                                           m: Int, panel: Int, K: Int, N: Int, prefetch: UnsafeRawPointer?) {
+                                                           _ scales: UnsafePointer<Float>?, m: Int, panel: Int, K: Int, N: Int, prefetch: UnsafeRawPointer?) {
     let (R, P) = (Shape.rows, Shape.panels)
     let S = R * P
     // Rows and panels past R and P alias the first: never read for a used accumulator.
@@ -188,19 +195,22 @@ private func tile<Shape: TileShape, Element: PanelElement>(_ shape: Shape.Type, 
         if S > 5 { a5 = a5.addingProduct(pick(5 / P, b0, b1, b2, b3, b4, b5), pick(5 % P, v0, v1, v2, v3, v4, v5)) }
         k += 1
     }
-    store(a0, y, bias, row: m, panel: panel, N: N)
-    if S > 1 { store(a1, y, bias, row: m + 1 / P, panel: panel + 1 % P, N: N) }
-    if S > 2 { store(a2, y, bias, row: m + 2 / P, panel: panel + 2 % P, N: N) }
-    if S > 3 { store(a3, y, bias, row: m + 3 / P, panel: panel + 3 % P, N: N) }
-    if S > 4 { store(a4, y, bias, row: m + 4 / P, panel: panel + 4 % P, N: N) }
-    if S > 5 { store(a5, y, bias, row: m + 5 / P, panel: panel + 5 % P, N: N) }
+    store(a0, y, bias, scales, row: m, panel: panel, N: N)
+    if S > 1 { store(a1, y, bias, scales, row: m + 1 / P, panel: panel + 1 % P, N: N) }
+    if S > 2 { store(a2, y, bias, scales, row: m + 2 / P, panel: panel + 2 % P, N: N) }
+    if S > 3 { store(a3, y, bias, scales, row: m + 3 / P, panel: panel + 3 % P, N: N) }
+    if S > 4 { store(a4, y, bias, scales, row: m + 4 / P, panel: panel + 4 % P, N: N) }
+    if S > 5 { store(a5, y, bias, scales, row: m + 5 / P, panel: panel + 5 % P, N: N) }
 }
 
-/// Writes one accumulator (+ bias) to y[row, 16·panel ..< min(N, 16·panel + 16)].
-@inline(__always) private func store(_ accumulator: PanelRow, _ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?,
-                                     row: Int, panel: Int, N: Int) {
+/// Writes one accumulator (× scale, + bias) to y[row, 16·panel ..< min(N, 16·panel + 16)]. Scales
+/// (per output, padded to whole panels) are those of int8 weights.
+@inline(__always) private func store(_ raw: PanelRow, _ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?,
+                                     _ scales: UnsafePointer<Float>?, row: Int, panel: Int, N: Int) {
     let n0 = panel * panelWidth
     let out = y + row * N + n0
+    var accumulator = raw
+    if let scales { accumulator *= UnsafeRawPointer(scales + n0).loadUnaligned(as: PanelRow.self) }
     if n0 + panelWidth <= N {
         var value = accumulator
         if let bias { value += UnsafeRawPointer(bias + n0).loadUnaligned(as: PanelRow.self) }
