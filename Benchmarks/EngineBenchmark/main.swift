@@ -3,9 +3,10 @@ import GPTNeo
 
 // Engine benchmark (not a test). Usage, release build:
 //   [GPTNEO_THREADS=N] swift run -c release EngineBenchmark kernels
+//   [GPTNEO_THREADS=N] swift run -c release EngineBenchmark regions
 //   python Benchmarks/EngineBenchmark/make_random_125m.py /tmp/gpt-neo-125M-random
 //   [GPTNEO_DTYPE=auto|float32|float16|bfloat16] [GPTNEO_QUANTIZATION=none|int8] \
-//     swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [forward|decode|long|all]
+//     swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [forward|decode|long|all|step]
 //   swift run -c release EngineBenchmark MODEL_DIRECTORY accuracy TOKENS.json   (make_accuracy_tokens.py)
 // Reports: matmul GFLOP/s per shape against the previous kernel and sgemm (KernelBenchmark.swift); one
 // forward pass of 512 tokens; decode tokens/s for 1, 8, 32 and 64 streams; one stream's decode step at
@@ -35,7 +36,7 @@ func format(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
-    FileHandle.standardError.write("usage: EngineBenchmark kernels | EngineBenchmark MODEL_DIRECTORY [forward|decode|all] (GPTNEO_THREADS=N to set threads)\n".data(using: .utf8)!)
+    FileHandle.standardError.write("usage: EngineBenchmark kernels | EngineBenchmark regions | EngineBenchmark MODEL_DIRECTORY [forward|decode|long|all|step] (GPTNEO_THREADS=N to set threads)\n".data(using: .utf8)!)
     exit(2)
 }
 /// GPTNEO_THREADS as for the server, else every CPU this process may use.
@@ -43,6 +44,10 @@ let threads = ProcessInfo.processInfo.environment["GPTNEO_THREADS"].flatMap { In
 print("threads: \(threads) (\(availableCPUCount()) available to this process)")
 if arguments[1] == "kernels" {
     runKernelBenchmark(threads: threads)
+    exit(0)
+}
+if arguments[1] == "regions" {
+    runRegionBenchmark(threads: threads)
     exit(0)
 }
 let mode = arguments.count >= 3 ? arguments[2] : "all"
@@ -119,6 +124,27 @@ if mode == "decode" || mode == "all" {
         print("decode \(streams) stream(s): \(format(perStep * 1000)) ms/step wall, \(format(Double(streams) / perStep)) tokens/s aggregate; "
               + "CPU \(format(cpuPerStep * 1000)) ms/step")
     }
+}
+
+/// `steps` greedy decode steps of one stream after a 16-token prompt: the per-token path alone, for
+/// `valgrind --tool=callgrind --toggle-collect='*decodeSteps*'` (mode `step`, not part of `all`).
+@inline(never) func decodeSteps(_ engine: GPTNeoEngine, cache: KVCache, steps: Int) throws {
+    var next = 50256
+    for _ in 0..<steps {
+        let logits = try engine.forward([ForwardItem(cache: cache, tokens: [next])])[0].logits
+        next = logits.indices.max { logits[$0] < logits[$1] }!
+    }
+}
+
+if mode == "step" {
+    let engine = GPTNeoEngine(model: model, threads: threads)
+    let cache = engine.makeCache(capacity: 64)
+    _ = try engine.forward([ForwardItem(cache: cache, tokens: tokens(16, seed: 5))])
+    try decodeSteps(engine, cache: cache, steps: 1)  // warm-up: scratch and KV blocks
+    let steps = 8
+    let cpuBefore = cpuSeconds()
+    try decodeSteps(engine, cache: cache, steps: steps)
+    print("decode 1 stream: CPU \(format((cpuSeconds() - cpuBefore) / Double(steps) * 1000, 2)) ms/step over \(steps) steps")
 }
 
 if mode == "long" || mode == "all" {

@@ -56,6 +56,10 @@ public final class GPTNeoEngine {
     /// Threads for every parallel loop of a forward pass.
     public let threads: Int
     let scratch: Scratch
+    /// Reused by every call (cleared, capacity kept), so that a decode step allocates no bookkeeping.
+    private var seenCaches = Set<ObjectIdentifier>()
+    private var placed: [AttentionItem] = []
+    private var attentionItems: [AttentionItem] = []
 
     public init(model: GPTNeoModel, threads: Int = availableCPUCount()) {
         precondition(threads >= 1, "threads must be at least 1")
@@ -76,14 +80,15 @@ public final class GPTNeoEngine {
 
         for item in items { item.cache.reserve(positions: item.cache.count + item.tokens.count) }
         // Every item's rows stacked in item order.
-        var placed: [AttentionItem] = []
-        placed.reserveCapacity(items.count)
+        placed.removeAll(keepingCapacity: true)
+        attentionItems.removeAll(keepingCapacity: true)
         var totalRows = 0
         for item in items {
-            placed.append(AttentionItem(cache: item.cache, firstRow: totalRows, length: item.tokens.count, start: item.cache.count))
+            let placement = AttentionItem(cache: item.cache, firstRow: totalRows, length: item.tokens.count, start: item.cache.count)
+            placed.append(placement)
+            if placement.length > 0 { attentionItems.append(placement) }
             totalRows += item.tokens.count
         }
-        let attentionItems = placed.filter { $0.length > 0 }
         scratch.reserve(rows: totalRows, config: config)
 
         let buffers = scratch
@@ -105,23 +110,32 @@ public final class GPTNeoEngine {
         }
 
         let I = config.intermediateSize
+        let eps = config.layerNormEpsilon
+        // Each residual add is fused into the LayerNorm that reads its sum (the last one's into ln_f,
+        // which only some rows need, so that one stays separate).
+        if let first = weights.blocks.first {
+            layerNorm(buffers.normed, buffers.hidden, first.attnNormWeight.pointer, first.attnNormBias.pointer, eps: eps, rows: totalRows, C: C)
+        }
         for (layer, block) in weights.blocks.enumerated() {
-            layerNorm(buffers.normed, buffers.hidden, block.attnNormWeight.pointer, block.attnNormBias.pointer,
-                      eps: config.layerNormEpsilon, rows: totalRows, C: C)
             linear(buffers.queries, buffers.normed, block.wq, nil)
             linear(buffers.keys, buffers.normed, block.wk, nil)
             linear(buffers.values, buffers.normed, block.wv, nil)
             attend(attentionItems, layer: layer, kind: block.kind)
             for item in attentionItems { storeChunk(item: item, layer: layer, k: buffers.keys, v: buffers.values, C: C) }
             linear(buffers.projected, buffers.attended, block.wo, block.bo)
-            addInPlace(buffers.hidden, buffers.projected, count: totalRows * C)
+            addThenLayerNorm(buffers.normed, buffers.hidden, adding: buffers.projected, block.ffnNormWeight.pointer,
+                             block.ffnNormBias.pointer, eps: eps, rows: totalRows, C: C)
 
-            layerNorm(buffers.normed, buffers.hidden, block.ffnNormWeight.pointer, block.ffnNormBias.pointer,
-                      eps: config.layerNormEpsilon, rows: totalRows, C: C)
             linear(buffers.inner, buffers.normed, block.ffnUp, block.ffnUpBias)
             geluNewInPlace(buffers.inner, rows: totalRows, N: I)
             linear(buffers.projected, buffers.inner, block.ffnDown, block.ffnDownBias)
-            addInPlace(buffers.hidden, buffers.projected, count: totalRows * C)
+            if layer + 1 < weights.blocks.count {
+                let next = weights.blocks[layer + 1]
+                addThenLayerNorm(buffers.normed, buffers.hidden, adding: buffers.projected, next.attnNormWeight.pointer,
+                                 next.attnNormBias.pointer, eps: eps, rows: totalRows, C: C)
+            } else {
+                addInPlace(buffers.hidden, buffers.projected, count: totalRows * C)
+            }
         }
         for item in items { item.cache.count += item.tokens.count }
 
@@ -132,9 +146,9 @@ public final class GPTNeoEngine {
 
     private func validate(_ items: [ForwardItem]) throws {
         let config = model.config
-        var seen = Set<ObjectIdentifier>()
+        seenCaches.removeAll(keepingCapacity: true)
         for item in items {
-            precondition(seen.insert(ObjectIdentifier(item.cache)).inserted, "the same KVCache appears twice in one forward call")
+            precondition(seenCaches.insert(ObjectIdentifier(item.cache)).inserted, "the same KVCache appears twice in one forward call")
             let cache = item.cache
             guard cache.kinds == config.attentionLayers, cache.hiddenSize == config.hiddenSize,
                   cache.windowSize == config.windowSize else {
@@ -156,23 +170,23 @@ public final class GPTNeoEngine {
     /// Every (item, head) pair, spread over the cores; each pair is computed by one thread in a fixed
     /// order, so the split does not change any value.
     private func attend(_ items: [AttentionItem], layer: Int, kind: GPTNeoConfig.AttentionKind) {
-        let config = model.config
-        let heads = config.numHeads
+        let (heads, headDim, window, C) = (model.config.numHeads, model.config.headDim, model.config.windowSize, model.config.hiddenSize)
         let pairs = items.count * heads
         guard pairs > 0 else { return }
-        let work = items.reduce(0) { $0 + $1.length * min($1.start + $1.length, kind == .global ? Int.max : config.windowSize) }
-        let workers = work * heads * config.headDim < (1 << 16) ? 1 : scratch.workers
-        let buffers = scratch
-        func run(worker: Int) {
-            let scores = buffers.scores + worker * buffers.scoresPerWorker
-            var pair = worker
-            while pair < pairs {
-                attendHead(item: items[pair / heads], head: pair % heads, layer: layer, kind: kind, window: config.windowSize,
-                           q: buffers.queries, k: buffers.keys, v: buffers.values, out: buffers.attended, scores: scores,
-                           C: config.hiddenSize, headDim: config.headDim)
-                pair += workers
+        let work = items.reduce(0) { $0 + $1.length * min($1.start + $1.length, kind == .global ? Int.max : window) }
+        let workers = work * heads * headDim < (1 << 16) ? 1 : scratch.workers
+        let (queries, keys, values, attended) = (scratch.queries, scratch.keys, scratch.values, scratch.attended)
+        let (scoresBase, scoresPerWorker) = (scratch.scores, scratch.scoresPerWorker)
+        items.withUnsafeBufferPointer { items in
+            parallelFor(workers, threads: workers) { worker in
+                let scores = scoresBase + worker * scoresPerWorker
+                var pair = worker
+                while pair < pairs {
+                    attendHead(item: items[pair / heads], head: pair % heads, layer: layer, kind: kind, window: window,
+                               q: queries, k: keys, v: values, out: attended, scores: scores, C: C, headDim: headDim)
+                    pair += workers
+                }
             }
         }
-        parallelFor(workers, threads: workers) { run(worker: $0) }
     }
 }

@@ -21,9 +21,15 @@ public final class KVCache: @unchecked Sendable {
     let slots: [Int]
     /// Per layer: slots per block (the whole ring for a local layer shorter than a block).
     let slotsPerBlock: [Int]
-    /// Per layer: key and value blocks of (slotsPerBlock, C), allocated in order as slots are used.
-    private(set) var keyBlocks: [[UnsafeMutablePointer<Float>]]
-    private(set) var valueBlocks: [[UnsafeMutablePointer<Float>]]
+    /// Per layer: key and value blocks of (slotsPerBlock, C), allocated in order as slots are used;
+    /// layer l's block b at `l * blocksPerLayer + b`. Raw tables rather than arrays of arrays, so that
+    /// the attention loop reads them with no retain, release or exclusivity check.
+    private let keyBlocks: UnsafeMutablePointer<UnsafeMutablePointer<Float>>
+    private let valueBlocks: UnsafeMutablePointer<UnsafeMutablePointer<Float>>
+    /// Table entries per layer: the most blocks any layer can need.
+    private let blocksPerLayer: Int
+    /// Per layer: blocks taken from the pool so far.
+    private var blocksInUse: [Int]
 
     /// Positions per block of a global layer: 32 × 768 floats = 96 KiB for the 125M model.
     static let blockSlots = 32
@@ -36,15 +42,23 @@ public final class KVCache: @unchecked Sendable {
         kinds = config.attentionLayers
         slots = config.attentionLayers.map { Self.slotCount(kind: $0, window: config.windowSize, capacity: capacity) }
         slotsPerBlock = slots.map { max(1, min(Self.blockSlots, $0)) }
-        keyBlocks = Array(repeating: [], count: config.attentionLayers.count)
-        valueBlocks = keyBlocks
+        blocksPerLayer = slots.map(Self.blockCount(slots:)).max() ?? 0
+        let entries = max(1, blocksPerLayer * config.attentionLayers.count)
+        keyBlocks = .allocate(capacity: entries)
+        valueBlocks = .allocate(capacity: entries)
+        blocksInUse = Array(repeating: 0, count: config.attentionLayers.count)
     }
 
     deinit {
         for layer in kinds.indices {
             let floats = slotsPerBlock[layer] * hiddenSize
-            for block in keyBlocks[layer] + valueBlocks[layer] { KVBlockPool.shared.give(block, floats: floats) }
+            for block in 0..<blocksInUse[layer] {
+                KVBlockPool.shared.give(keyBlocks[layer * blocksPerLayer + block], floats: floats)
+                KVBlockPool.shared.give(valueBlocks[layer * blocksPerLayer + block], floats: floats)
+            }
         }
+        keyBlocks.deallocate()
+        valueBlocks.deallocate()
     }
 
     private static func slotCount(kind: GPTNeoConfig.AttentionKind, window: Int, capacity: Int) -> Int {
@@ -66,7 +80,7 @@ public final class KVCache: @unchecked Sendable {
 
     /// Bytes this cache holds now.
     public var byteSize: Int {
-        kinds.indices.reduce(0) { $0 + 2 * keyBlocks[$1].count * slotsPerBlock[$1] * hiddenSize * MemoryLayout<Float>.size }
+        kinds.indices.reduce(0) { $0 + 2 * blocksInUse[$1] * slotsPerBlock[$1] * hiddenSize * MemoryLayout<Float>.size }
     }
 
     /// Slots a layer holds (the ring buffer's length for local layers).
@@ -78,9 +92,10 @@ public final class KVCache: @unchecked Sendable {
         for layer in kinds.indices {
             let needed = Self.blockCount(slots: min(slots[layer], end))
             let floats = slotsPerBlock[layer] * hiddenSize
-            while keyBlocks[layer].count < needed {
-                keyBlocks[layer].append(KVBlockPool.shared.take(floats: floats))
-                valueBlocks[layer].append(KVBlockPool.shared.take(floats: floats))
+            while blocksInUse[layer] < needed {
+                keyBlocks[layer * blocksPerLayer + blocksInUse[layer]] = KVBlockPool.shared.take(floats: floats)
+                valueBlocks[layer * blocksPerLayer + blocksInUse[layer]] = KVBlockPool.shared.take(floats: floats)
+                blocksInUse[layer] += 1
             }
         }
     }
@@ -116,8 +131,8 @@ public final class KVCache: @unchecked Sendable {
 
     /// One layer's stored rows by position, looked up once per attention call rather than per key.
     struct LayerRows {
-        let keyBlocks: [UnsafeMutablePointer<Float>]
-        let valueBlocks: [UnsafeMutablePointer<Float>]
+        let keyBlocks: UnsafePointer<UnsafeMutablePointer<Float>>
+        let valueBlocks: UnsafePointer<UnsafeMutablePointer<Float>>
         let slotsPerBlock: Int
         /// The ring's length for a local layer, 0 for a global one.
         let ringSlots: Int
@@ -138,18 +153,18 @@ public final class KVCache: @unchecked Sendable {
     }
 
     func rows(layer: Int) -> LayerRows {
-        LayerRows(keyBlocks: keyBlocks[layer], valueBlocks: valueBlocks[layer], slotsPerBlock: slotsPerBlock[layer],
-                  ringSlots: kinds[layer] == .global ? 0 : slots[layer], hiddenSize: hiddenSize)
+        LayerRows(keyBlocks: keyBlocks + layer * blocksPerLayer, valueBlocks: valueBlocks + layer * blocksPerLayer,
+                  slotsPerBlock: slotsPerBlock[layer], ringSlots: kinds[layer] == .global ? 0 : slots[layer], hiddenSize: hiddenSize)
     }
 
     @inline(__always) func keyRow(layer: Int, slot: Int) -> UnsafeMutablePointer<Float> {
         let perBlock = slotsPerBlock[layer]
-        return keyBlocks[layer][slot / perBlock] + (slot % perBlock) * hiddenSize
+        return keyBlocks[layer * blocksPerLayer + slot / perBlock] + (slot % perBlock) * hiddenSize
     }
 
     @inline(__always) func valueRow(layer: Int, slot: Int) -> UnsafeMutablePointer<Float> {
         let perBlock = slotsPerBlock[layer]
-        return valueBlocks[layer][slot / perBlock] + (slot % perBlock) * hiddenSize
+        return valueBlocks[layer * blocksPerLayer + slot / perBlock] + (slot % perBlock) * hiddenSize
     }
 }
 

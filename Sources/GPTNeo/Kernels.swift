@@ -47,6 +47,21 @@ let vectorWidth = 8
 /// x, out are (rows, C); weight, bias are (C). `out` may equal `x`.
 func layerNorm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, eps: Float, rows: Int, C: Int) {
+    normalizeRows(out, x, adding: nil, weight, bias, eps: eps, rows: rows, C: C)
+}
+
+/// x += residual, then out = LayerNorm(x), row by row (the residual add before a pre-LayerNorm block):
+/// each row is normalized while it is still in L1, one pass over the (rows, C) stream fewer than
+/// `addInPlace` then `layerNorm`, with the same bits. x, residual, out are (rows, C); `out` ≠ `x`.
+func addThenLayerNorm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, adding residual: UnsafePointer<Float>,
+                      _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, eps: Float, rows: Int, C: Int) {
+    normalizeRows(out, x, adding: residual, weight, bias, eps: eps, rows: rows, C: C)
+}
+
+/// The one LayerNorm body; with `residual`, the mean's pass first adds it into x (same arithmetic as
+/// `addInPlace`: a lane-wise add, tails zero-padded).
+@inline(__always) private func normalizeRows(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, adding residual: UnsafePointer<Float>?,
+                                             _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, eps: Float, rows: Int, C: Int) {
     let full = C / vectorWidth * vectorWidth
     let tail = C - full
     let inverseC = 1 / Float(C)
@@ -55,8 +70,23 @@ func layerNorm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
         let outRow = out + r * C
         var sum = Vector(repeating: 0)
         var c = 0
-        while c < full { sum += loadVector(row + c); c += vectorWidth }
-        if tail > 0 { sum += loadPartial(row + full, tail) }
+        if let residual {
+            let sumRow = UnsafeMutablePointer(mutating: row), residualRow = residual + r * C
+            while c < full {
+                let h = loadVector(row + c) + loadVector(residualRow + c)
+                storeVector(h, sumRow + c)
+                sum += h
+                c += vectorWidth
+            }
+            if tail > 0 {
+                let h = loadPartial(row + full, tail) + loadPartial(residualRow + full, tail)
+                storePartial(h, sumRow + full, tail)
+                sum += h
+            }
+        } else {
+            while c < full { sum += loadVector(row + c); c += vectorWidth }
+            if tail > 0 { sum += loadPartial(row + full, tail) }
+        }
         let mean = horizontalSum(sum) * inverseC
         let meanVector = Vector(repeating: mean)
         var squares = Vector(repeating: 0)

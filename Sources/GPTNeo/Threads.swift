@@ -15,7 +15,7 @@ public func availableCPUCount() -> Int {
 }
 
 /// `availableCPUCount()` at first use.
-let processCPUCount = availableCPUCount()
+@usableFromInline let processCPUCount = availableCPUCount()
 
 /// CPUs in this process's affinity mask, from `Cpus_allowed_list` in /proc/self/status (the list
 /// sched_getaffinity returns; Glibc's module does not export that call).
@@ -103,7 +103,7 @@ struct UncheckedSendable<Value>: @unchecked Sendable { let value: Value }
 /// done. Each thread takes the next undone iteration, so a thread slowed by other work on the machine
 /// takes fewer; which thread computes an iteration never changes its result.
 /// Without `threads`: all available CPUs (for loading, before an engine exists).
-func parallelFor(_ iterations: Int, threads: Int = processCPUCount, _ body: (Int) -> Void) {
+@_spi(Benchmarks) public func parallelFor(_ iterations: Int, threads: Int = processCPUCount, _ body: (Int) -> Void) {
     let workers = min(iterations, max(1, threads))
     if workers <= 1 { for i in 0..<iterations { body(i) }; return }
     let next = IterationCounter()

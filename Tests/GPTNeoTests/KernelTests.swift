@@ -43,4 +43,28 @@ final class KernelTests: XCTestCase {
         }
         assertClose(out, reference, tolerance: 1e-6, "layerNorm")
     }
+
+    /// The fused residual add gives the same bits, in the residual stream and the normalized rows, as
+    /// `addInPlace` followed by `layerNorm` (with and without a partial last vector).
+    func testAddThenLayerNormEqualsAddThenNormalize() {
+        for C in [13, 16, 768] {
+            let rows = 3
+            let x: [Float] = (0..<(rows * C)).map { Float(($0 * 37) % 101) * 0.021 - 1 }
+            let residual: [Float] = (0..<(rows * C)).map { Float(($0 * 53) % 89) * -0.017 + 0.7 }
+            let weight: [Float] = (0..<C).map { 1 + Float($0 % 11) * 0.01 }, bias: [Float] = (0..<C).map { Float($0 % 5) * -0.02 }
+            var separateSum = x, fusedSum = x
+            var separate = [Float](repeating: 0, count: rows * C), fused = separate
+            separateSum.withUnsafeMutableBufferPointer { sum in
+                addInPlace(sum.baseAddress!, residual, count: rows * C)
+                separate.withUnsafeMutableBufferPointer { layerNorm($0.baseAddress!, sum.baseAddress!, weight, bias, eps: 1e-5, rows: rows, C: C) }
+            }
+            fusedSum.withUnsafeMutableBufferPointer { sum in
+                fused.withUnsafeMutableBufferPointer {
+                    addThenLayerNorm($0.baseAddress!, sum.baseAddress!, adding: residual, weight, bias, eps: 1e-5, rows: rows, C: C)
+                }
+            }
+            XCTAssertEqual(fusedSum.map(\.bitPattern), separateSum.map(\.bitPattern), "residual stream, C = \(C)")
+            XCTAssertEqual(fused.map(\.bitPattern), separate.map(\.bitPattern), "normalized rows, C = \(C)")
+        }
+    }
 }

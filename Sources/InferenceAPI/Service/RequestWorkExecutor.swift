@@ -1,4 +1,5 @@
 import Foundation
+import GPTNeo
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,8 +21,9 @@ public final class RequestWorkExecutor: TaskExecutor, @unchecked Sendable {
     private var jobs: [UnownedJob] = []
     private var head = 0
 
-    /// `threads`: how many jobs run at once (default: one per core).
-    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, name: String = "gptneo.request-work") {
+    /// `threads`: how many jobs run at once (default: one per CPU this process may use, as the engine's
+    /// threads: the machine's CPU count would overcommit a container limited by a cgroup quota).
+    public init(threads: Int = availableCPUCount(), name: String = "gptneo.request-work") {
         precondition(threads > 0, "at least one thread")
         for index in 0..<threads {
             let thread = Thread { [self] in run() }
