@@ -53,7 +53,7 @@ struct CompletionsHandler: Sendable {
         return try completion.prompts.enumerated().map { (i, prompt) throws(APIError) in
             if case .text(let text) = prompt {
                 let fewest = fewestTokens(text, longestTokenBytes: context.longestTokenBytes)
-                if fewest >= contextLength || completion.maxTokens > contextLength - fewest {
+                if fewest > contextLength || completion.maxTokens > contextLength - fewest {
                     throw .contextLengthExceeded(param: fewest >= contextLength ? (completion.prompts.count == 1 ? "prompt" : "prompt[\(i)]") : "max_tokens",
                                                  promptTokens: fewest, maxTokens: completion.maxTokens, contextLength: contextLength, promptIsLowerBound: true)
                 }
@@ -63,7 +63,7 @@ struct CompletionsHandler: Sendable {
             case .tokens(let ids): PreparedPrompt(text: context.tokenizer.decode(ids), tokens: ids)
             }
             // Written as a subtraction: `max_tokens` may be as large as Int.max.
-            if prepared.tokens.count >= contextLength || completion.maxTokens > contextLength - prepared.tokens.count {
+            if prepared.tokens.count > contextLength || completion.maxTokens > contextLength - prepared.tokens.count {
                 let param = prepared.tokens.count >= contextLength ? (completion.prompts.count == 1 ? "prompt" : "prompt[\(i)]") : "max_tokens"
                 throw .contextLengthExceeded(param: param, promptTokens: prepared.tokens.count, maxTokens: completion.maxTokens, contextLength: contextLength)
             }
