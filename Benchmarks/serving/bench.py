@@ -2,15 +2,17 @@
 """The serving benchmark: machine ceilings, transformers, ONNX Runtime and gptneo-server in one run.
 
 Run through scripts/bench.sh, which installs the Python packages, builds the release binaries and passes
-their paths. Order of a run: models (made once, cached), ceilings, transformers, ONNX Runtime (fp32, and
-the QInt8 model when the int8 mode is asked for), then our server once per mode. Writes table.md,
-results.json, tokens-per-second.png and the logs into the output directory.
+their paths. Order of a run: models (made once, cached), ceilings, then every engine loaded (transformers,
+ONNX Runtime's float32 model and, for the int8 mode, its QInt8 model, our server once per mode) and run
+interleaved, ceilings again. Writes table.md, results.json, tokens-per-second.png and the engines' logs
+into the output directory. README.md beside this file says how each figure is measured.
 """
 import argparse
 import datetime
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 
@@ -168,34 +170,71 @@ def compare_outputs(ours, theirs):
     return {"compared": len(pairs), "identical": sum(a == b for a, b in pairs)}
 
 
+def prepare(arguments):
+    """The models (made if missing), their shape, and the plan every engine follows."""
+    log(f"models ({arguments.size}) in {arguments.cache}")
+    command = [sys.executable, os.path.join(HERE, "prepare_models.py"), "--size", arguments.size, "--cache", arguments.cache]
+    if "int8" in arguments.modes:
+        command.append("--int8")
+    output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+    models = json.loads(output.strip().splitlines()[-1])
+    with open(os.path.join(models["checkpoint"], "config.json")) as f:
+        shape = ceilings.Shape(json.load(f))
+    plan = Plan.make(arguments.streams, arguments.tokens, arguments.prompt_tokens, arguments.prefill_tokens,
+                     arguments.prefill_repeats, arguments.warmup_tokens, arguments.latency_streams, arguments.threads)
+    return models, shape, plan
+
+
+def measure_ceilings(arguments, shape, when):
+    log(f"machine ceilings ({when}): weight streaming and sgemm")
+    measured = ceilings.measure(arguments.ceilings, shape.hidden, shape.intermediate, arguments.threads,
+                                arguments.stream_megabytes)
+    log(f"  streaming {measured['stream']['gb_per_s_best']:.1f} GB/s, sgemm {measured['sgemm_decode']['gflop_per_s_best']:.0f} "
+        f"GFLOP/s (32 rows), {measured['sgemm_prefill']['gflop_per_s_best']:.0f} GFLOP/s (512 rows)")
+    return measured
+
+
+def baselines_by_mode(modes, baseline_results):
+    """What each mode of ours is compared with: ORT's QInt8 model for int8, its float32 model otherwise;
+    transformers (float32) for float32 only."""
+    baselines = {}
+    for mode in modes:
+        entry = {"onnxruntime": baseline_results["onnxruntime"], "onnxruntime_model": "float32"}
+        if mode == "int8" and "onnxruntime_int8" in baseline_results:
+            entry = {"onnxruntime": baseline_results["onnxruntime_int8"], "onnxruntime_model": "QInt8"}
+        if mode == "float32" and "transformers" in baseline_results:
+            entry["transformers"] = baseline_results["transformers"]
+        baselines[mode] = entry
+    return baselines
+
+
+def agreement(plan, ours, baselines, baseline_results):
+    """Greedy texts of the latency run's first streams: ours against ORT's, transformers' ids against ORT's."""
+    def latency_run(result):
+        return report.run_for(result, plan.latency_streams)
+    counts = {}
+    for mode, result in ours.items():
+        if isinstance(result, dict):
+            counts[mode] = compare_outputs(latency_run(result)["outputs"],
+                                           latency_run(baselines[mode]["onnxruntime"])["outputs_text"])
+    if "transformers" in baseline_results:
+        counts["transformers"] = compare_outputs(latency_run(baseline_results["transformers"])["outputs"],
+                                                 latency_run(baseline_results["onnxruntime"])["outputs"])
+    return counts
+
+
 def main():
+    # SIGTERM unwinds like an exception, so run_engines stops the servers and workers it started.
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     arguments = parse_arguments()
     os.makedirs(arguments.output, exist_ok=True)
     started = datetime.datetime.now(datetime.timezone.utc)
-
-    log(f"models ({arguments.size}) in {arguments.cache}")
-    prepare = [sys.executable, os.path.join(HERE, "prepare_models.py"), "--size", arguments.size, "--cache", arguments.cache]
-    if "int8" in arguments.modes:
-        prepare.append("--int8")
-    models = json.loads(subprocess.run(prepare, check=True, stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1])
-    with open(os.path.join(models["checkpoint"], "config.json")) as f:
-        shape = ceilings.Shape(json.load(f))
-
-    plan = Plan.make(arguments.streams, arguments.tokens, arguments.prompt_tokens, arguments.prefill_tokens,
-                     arguments.prefill_repeats, arguments.warmup_tokens, arguments.latency_streams, arguments.threads)
+    models, shape, plan = prepare(arguments)
     plan_path = os.path.join(arguments.output, "plan.json")
     plan.save(plan_path)
 
-    def measure_ceilings(when):
-        log(f"machine ceilings ({when}): weight streaming and sgemm")
-        measured = ceilings.measure(arguments.ceilings, shape.hidden, shape.intermediate, arguments.threads,
-                                    arguments.stream_megabytes)
-        log(f"  streaming {measured['stream']['gb_per_s_best']:.1f} GB/s, sgemm {measured['sgemm_decode']['gflop_per_s_best']:.0f} "
-            f"GFLOP/s (32 rows), {measured['sgemm_prefill']['gflop_per_s_best']:.0f} GFLOP/s (512 rows)")
-        return measured
-
     loads = {"start": load_average()}
-    ceilings_first = measure_ceilings("start")
+    ceilings_first = measure_ceilings(arguments, shape, "start")
     options = server_driver.supported_options(arguments.server)
     engines, ours = make_engines(arguments, options, models, plan, plan_path, shape)
     for mode, why in ours.items():
@@ -212,18 +251,10 @@ def main():
     loads["end"] = load_average()
     # Measured again at the end and the better of the two kept: other work on a shared machine only
     # ever lowers a ceiling, and a ceiling measured too low would flatter every engine.
-    ceilings_last = measure_ceilings("end")
+    ceilings_last = measure_ceilings(arguments, shape, "end")
     measured = ceilings.better(ceilings_first, ceilings_last)
     rooflines = {mode: ceilings.Roofline(shape, measured, mode) for mode in arguments.modes}
-
-    baselines = {}
-    for mode in arguments.modes:
-        entry = {"onnxruntime": baseline_results["onnxruntime"], "onnxruntime_model": "float32"}
-        if mode == "int8" and "onnxruntime_int8" in baseline_results:
-            entry = {"onnxruntime": baseline_results["onnxruntime_int8"], "onnxruntime_model": "QInt8"}
-        if mode == "float32" and "transformers" in baseline_results:
-            entry["transformers"] = baseline_results["transformers"]
-        baselines[mode] = entry
+    baselines = baselines_by_mode(arguments.modes, baseline_results)
 
     # A mode our server cannot run has rows only when it has its own baseline (int8: the QInt8 model);
     # the others would repeat the float32 baselines beside "not supported".
@@ -234,51 +265,25 @@ def main():
     left_out = [f"{mode}: {ours[mode]}" for mode in arguments.modes if mode not in table_modes]
     if left_out:
         table += "\n\nNot measured for gptneo-server: " + "; ".join(left_out) + "."
-    latency_run = lambda result: report.run_for(result, plan.latency_streams)  # noqa: E731
-    agreement = {}
-    for mode, result in ours.items():
-        if isinstance(result, dict):
-            ort = baselines[mode]["onnxruntime"]
-            agreement[mode] = compare_outputs(latency_run(result)["outputs"], latency_run(ort)["outputs_text"])
-    if "transformers" in baseline_results:
-        agreement["transformers_vs_onnxruntime"] = compare_outputs(
-            latency_run(baseline_results["transformers"])["outputs"], latency_run(baseline_results["onnxruntime"])["outputs"])
+    agreed = agreement(plan, ours, baselines, baseline_results)
 
     cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
     title = (f"GPT-Neo {arguments.size} (random weights), greedy, {arguments.prompt_tokens}-token prompts, "
              f"{arguments.tokens} new tokens/stream, {arguments.threads} threads\n{cpu}, {started:%Y-%m-%d %H:%M} UTC")
-    chart_path = os.path.join(arguments.output, "tokens-per-second.png")
-    report.chart(chart_path, plan, arguments.modes, ours, baselines, rooflines, title)
-
-    summary = (f"GPT-Neo {arguments.size} random, {arguments.prompt_tokens}-token prompts, {arguments.tokens} new tokens "
-               f"per stream, greedy, {arguments.threads} threads per engine; {cpu}; load average {loads['start']:.1f} → "
-               f"{loads['end']:.1f}. Ceilings: weight streaming {measured['stream']['gb_per_s_best']:.1f} GB/s, sgemm "
-               f"{measured['sgemm_decode']['gflop_per_s_best']:.0f} GFLOP/s (32×{shape.hidden}×{shape.intermediate}), "
-               f"{measured['sgemm_prefill']['gflop_per_s_best']:.0f} GFLOP/s (512×{shape.hidden}×{shape.intermediate}).")
-    for mode, result in ours.items():
-        if isinstance(result, dict):
-            busiest = report.run_for(result, max(plan.streams))
-            summary += (f" The HTTP clients used {1000 * busiest['client_cpu_seconds'] / busiest['tokens']:.2f} ms of CPU per "
-                        f"token at {max(plan.streams)} streams ({mode}), on the same cores as the server.")
-    agreement_line = "Greedy outputs identical to ONNX Runtime's (first streams of the latency run): " + ", ".join(
-        f"{mode} {value['identical']}/{value['compared']}" for mode, value in agreement.items())
+    report.chart(os.path.join(arguments.output, "tokens-per-second.png"), plan, arguments.modes, ours, baselines,
+                 rooflines, title)
+    text = report.summary(arguments, shape, cpu, loads, measured, ours, plan) + "\n\n" + table + "\n\n" + \
+        report.agreement_line(agreed, plan.latency_streams)
     with open(os.path.join(arguments.output, "table.md"), "w") as f:
-        f.write(f"{summary}\n\n{table}\n\n{agreement_line}\n")
+        f.write(text + "\n")
     with open(os.path.join(arguments.output, "results.json"), "w") as f:
         json.dump({"started": started.isoformat(), "size": arguments.size, "modes": arguments.modes,
                    "machine": {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform()},
-                   "load_average": loads, "ceilings": measured,
-                   "ceilings_each": [ceilings_first, ceilings_last], "models": models,
-                   "plan": {key: value for key, value in plan.__dict__.items() if key not in ("prompts", "prefill_prompt")}
-                   | {"prompt_tokens": arguments.prompt_tokens, "prefill_tokens": arguments.prefill_tokens},
-                   "server_options": sorted(options), "rows": rows, "agreement": agreement,
+                   "load_average": loads, "ceilings": measured, "ceilings_each": [ceilings_first, ceilings_last],
+                   "models": models, "server_options": sorted(options), "rows": rows, "agreement": agreed,
+                   "plan": {key: value for key, value in plan.__dict__.items() if key not in ("prompts", "prefill_prompt")},
                    "gptneo_server": ours, "baselines": baseline_results}, f, indent=1)
-    print()
-    print(summary)
-    print()
-    print(table)
-    print()
-    print(agreement_line)
+    print("\n" + text)
     print(f"\nwritten to {arguments.output} (table.md, results.json, tokens-per-second.png)")
 
 

@@ -151,3 +151,23 @@ def chart(path, plan, modes, ours, baselines, rooflines, title):
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+
+
+def summary(arguments, shape, cpu, loads, measured, ours, plan):
+    """The paragraph above the table: the workload, the machine, its ceilings and its load."""
+    text = (f"GPT-Neo {arguments.size} random, {arguments.prompt_tokens}-token prompts, {arguments.tokens} new tokens "
+            f"per stream, greedy, {arguments.threads} threads per engine; {cpu}; load average {loads['start']:.1f} → "
+            f"{loads['end']:.1f}. Ceilings: weight streaming {measured['stream']['gb_per_s_best']:.1f} GB/s, sgemm "
+            f"{measured['sgemm_decode']['gflop_per_s_best']:.0f} GFLOP/s (32×{shape.hidden}×{shape.intermediate}), "
+            f"{measured['sgemm_prefill']['gflop_per_s_best']:.0f} GFLOP/s (512×{shape.hidden}×{shape.intermediate}).")
+    for mode, result in ours.items():
+        if isinstance(result, dict):
+            busiest = run_for(result, max(plan.streams))
+            text += (f" Our HTTP clients used {1000 * busiest['client_cpu_seconds'] / busiest['tokens']:.2f} ms of CPU "
+                     f"per token at {max(plan.streams)} streams ({mode}), on the server's cores.")
+    return text
+
+
+def agreement_line(counts, streams):
+    return f"Greedy outputs identical to ONNX Runtime's (first streams of the {streams}-stream run): " + ", ".join(
+        f"{name} {value['identical']}/{value['compared']}" for name, value in counts.items())

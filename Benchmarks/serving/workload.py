@@ -28,7 +28,7 @@ class Plan:
 
     @staticmethod
     def make(streams, new_tokens, prompt_tokens, prefill_tokens, prefill_repeats, warmup_tokens,
-             latency_streams, threads, vocab_size=50257, seed=11):
+             latency_streams, threads, seed=11):
         """Random ids below the end-of-text token, seeded: the same plan on every run."""
         rng = np.random.default_rng(seed)
         prompts = rng.integers(0, EOS_TOKEN, size=(max(streams), prompt_tokens)).tolist()
@@ -57,10 +57,6 @@ class StreamRun:
     inter_token_seconds: list       # every gap between consecutive tokens (or chunks) of a stream
     outputs: list = field(default_factory=list)  # the first few streams' new token ids (or text)
     client_cpu_seconds: float = 0.0  # CPU time of the HTTP clients, which share the machine with the server
-
-    @property
-    def tokens_per_second(self):
-        return self.tokens / self.seconds
 
 
 def percentile(values, q):
