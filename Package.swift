@@ -39,10 +39,18 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
 
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // MARK: C header: the prefetch instruction for the matmul kernel
+        .systemLibrary(name: "CPrefetch"),
+
         // MARK: Model: GPT-Neo forward pass, checkpoint loading, KV cache, task heads
         .target(
             name: "GPTNeo",
-            dependencies: ["COpenBLAS"],
+            dependencies: ["CPrefetch"],
             // Optimized even in debug builds: unoptimized SIMD kernels make every test that runs the
             // model (engine, batcher, API) many times slower.
             swiftSettings: hotLoopSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
@@ -54,10 +62,10 @@ let package = Package(
             swiftSettings: hotLoopSettings
         ),
 
-        // MARK: HTTP/1.1 server (no model dependency)
+        // MARK: HTTP/1.1 server over TCP or TLS (no model dependency)
         .target(
             name: "HTTPServer",
-            dependencies: [.product(name: "Logging", package: "swift-log")]
+            dependencies: ["COpenSSL", .product(name: "Logging", package: "swift-log")]
         ),
 
         // MARK: Serving: continuous batching, sampling, generation
@@ -100,12 +108,13 @@ let package = Package(
             swiftSettings: hotLoopSettings
         ),
 
-        // MARK: Benchmarks (not tests): swift run -c release EngineBenchmark MODEL_DIR
+        // MARK: Benchmarks (not tests): swift run -c release EngineBenchmark MODEL_DIR; sgemm is the anchor
         .executableTarget(
             name: "EngineBenchmark",
-            dependencies: ["GPTNeo"],
+            dependencies: ["GPTNeo", "COpenBLAS"],
             path: "Benchmarks/EngineBenchmark",
-            exclude: ["make_random_125m.py"]
+            exclude: ["make_random_125m.py"],
+            swiftSettings: hotLoopSettings
         ),
 
         // MARK: Fuzzing: `swift build --sanitize fuzzer --sanitize address --product HTTPParserFuzzer` (see Fuzz/README.md)
@@ -141,7 +150,7 @@ let package = Package(
         // MARK: Tests
         .testTarget(name: "GPTNeoTests", dependencies: ["GPTNeo"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "COpenSSL"]),
         .testTarget(name: "BatcherTests", dependencies: ["Batcher", "GPTNeo", "Tokenizer"]),
         .testTarget(name: "InferenceAPITests", dependencies: ["InferenceAPI", "HTTPServer", .product(name: "Logging", package: "swift-log")]),
     ]

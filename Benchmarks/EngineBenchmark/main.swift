@@ -2,10 +2,12 @@ import Foundation
 import GPTNeo
 
 // Engine benchmark (not a test). Usage, release build:
+//   [GPTNEO_THREADS=N] swift run -c release EngineBenchmark kernels
 //   python Benchmarks/EngineBenchmark/make_random_125m.py /tmp/gpt-neo-125M-random
-//   swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [forward|paths|decode|all]
-// Reports: one forward pass of 512 tokens; packed kernel vs sgemm per chunk length (to choose
-// GPTNeoEngine.defaultPackedChunkLimit); decode tokens/s for 1, 8 and 32 streams.
+//   swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [forward|decode|long|all]
+// Reports: matmul GFLOP/s per shape against the previous kernel and sgemm (KernelBenchmark.swift); one
+// forward pass of 512 tokens; decode tokens/s for 1, 8, 32 and 64 streams; one stream's decode step at
+// a 1000-token context.
 
 // MARK: - Timing
 
@@ -18,9 +20,9 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
 /// CPU seconds (user + system, all threads) used by the process so far: unlike wall time, not inflated
 /// by other processes on a shared machine.
 func cpuSeconds() -> Double {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    var time = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
@@ -31,21 +33,38 @@ func format(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
-    FileHandle.standardError.write("usage: EngineBenchmark MODEL_DIRECTORY [forward|paths|decode|all]\n".data(using: .utf8)!)
+    FileHandle.standardError.write("usage: EngineBenchmark kernels | EngineBenchmark MODEL_DIRECTORY [forward|decode|all] (GPTNEO_THREADS=N to set threads)\n".data(using: .utf8)!)
     exit(2)
+}
+/// GPTNEO_THREADS as for the server, else every CPU this process may use.
+let threads = ProcessInfo.processInfo.environment["GPTNEO_THREADS"].flatMap { Int($0) } ?? availableCPUCount()
+print("threads: \(threads) (\(availableCPUCount()) available to this process)")
+if arguments[1] == "kernels" {
+    runKernelBenchmark(threads: threads)
+    exit(0)
 }
 let mode = arguments.count >= 3 ? arguments[2] : "all"
 var model: GPTNeoModel!
-let loadTime = try seconds { model = try GPTNeoModel.load(directory: URL(fileURLWithPath: arguments[1])) }
+let loadTime = try seconds { model = try GPTNeoModel.load(directory: URL(fileURLWithPath: arguments[1]), threads: threads) }
 let config = model.config
-print("model: \(config.numLayers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize); loaded in \(format(loadTime, 2)) s")
-print("cores: \(ProcessInfo.processInfo.activeProcessorCount)")
+/// VmRSS and RssFile of /proc/self/status in MB (resident memory, and the part that is mapped files).
+func residentMegabytes() -> (total: Double, files: Double) {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    func field(_ name: String) -> Double {
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return 0 }
+        return Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0").map { $0 / 1024 } ?? 0
+    }
+    return (field("VmRSS"), field("RssFile"))
+}
+let resident = residentMegabytes()
+print("model: \(config.numLayers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize); loaded in \(format(loadTime, 2)) s; "
+      + "resident \(format(resident.total)) MB (\(format(resident.files)) MB of it mapped files)")
 
 /// Deterministic pseudo-random tokens.
 func tokens(_ count: Int, seed: Int) -> [Int] { (0..<count).map { ($0 * 7919 + seed * 104729) % config.vocabSize } }
 
 if mode == "forward" || mode == "all" {
-    let engine = GPTNeoEngine(model: model)
+    let engine = GPTNeoEngine(model: model, threads: threads)
     let input = tokens(512, seed: 1)
     var times: [Double] = [], cpu: [Double] = []
     for _ in 0..<6 {
@@ -59,29 +78,9 @@ if mode == "forward" || mode == "all" {
           + "(runs: \(times.map { format($0 * 1000) })); CPU time median \(format(median(cpu) * 1000)) ms")
 }
 
-if mode == "paths" || mode == "all" {
-    print("chunk length → ms per forward (median CPU time, then wall), packed kernel vs sgemm; from position 0, logits of the last row")
-    for length in [2, 4, 8, 12, 16, 24, 32, 48, 64] {
-        let input = tokens(length, seed: 2)
-        var results: [String] = []
-        for limit in [length, length - 1] {
-            let engine = GPTNeoEngine(model: model, packedChunkLimit: limit)
-            var times: [Double] = [], cpu: [Double] = []
-            for _ in 0..<6 {
-                let cache = engine.makeCache(capacity: length)
-                let cpuBefore = cpuSeconds()
-                times.append(try seconds { _ = try engine.forward([ForwardItem(cache: cache, tokens: input)]) })
-                cpu.append(cpuSeconds() - cpuBefore)
-            }
-            results.append("\(format(median(Array(cpu.dropFirst())) * 1000)) CPU / \(format(median(Array(times.dropFirst())) * 1000)) wall")
-        }
-        print("  \(length): packed \(results[0]) ms, sgemm \(results[1]) ms")
-    }
-}
-
 if mode == "decode" || mode == "all" {
-    let engine = GPTNeoEngine(model: model)
-    for streams in [1, 8, 32] {
+    let engine = GPTNeoEngine(model: model, threads: threads)
+    for streams in [1, 8, 32, 64] {
         let caches = (0..<streams).map { _ in engine.makeCache(capacity: 64) }
         _ = try engine.forward(caches.enumerated().map { ForwardItem(cache: $1, tokens: tokens(16, seed: $0)) })
         let steps = 24
@@ -102,4 +101,20 @@ if mode == "decode" || mode == "all" {
         print("decode \(streams) stream(s): \(format(perStep * 1000)) ms/step wall, \(format(Double(streams) / perStep)) tokens/s aggregate; "
               + "CPU \(format(cpuPerStep * 1000)) ms/step")
     }
+}
+
+if mode == "long" || mode == "all" {
+    // Attention over a long cached context dominates here, not the weights.
+    let engine = GPTNeoEngine(model: model, threads: threads)
+    let cache = engine.makeCache(capacity: 1100)
+    _ = try engine.forward([ForwardItem(cache: cache, tokens: tokens(1000, seed: 3), logitRows: .none)])
+    var next = 50256
+    var cpu: [Double] = []
+    for _ in 0..<24 {
+        let before = cpuSeconds()
+        let logits = try engine.forward([ForwardItem(cache: cache, tokens: [next])])[0].logits
+        cpu.append(cpuSeconds() - before)
+        next = logits.indices.max { logits[$0] < logits[$1] }!
+    }
+    print("decode 1 stream at context 1000: CPU \(format(median(cpu) * 1000, 2)) ms/step (median)")
 }

@@ -27,7 +27,7 @@ public final class Batcher: Sendable {
     let core: any BatcherCore
 
     public convenience init(model: GPTNeoModel, tokenizer: GPT2Tokenizer, configuration: BatcherConfiguration) {
-        let runner = EngineRunner(model: model, endOfSequenceTokenID: tokenizer.endOfTextTokenID)
+        let runner = EngineRunner(model: model, endOfSequenceTokenID: tokenizer.endOfTextTokenID, threads: configuration.threads)
         self.init(runner: runner, decoding: tokenizer, configuration: configuration)
     }
 

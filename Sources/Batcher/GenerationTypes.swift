@@ -1,4 +1,5 @@
 import Foundation
+import GPTNeo
 
 // MARK: - Request
 
@@ -81,6 +82,8 @@ public enum BatcherError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A request that can never fit the KV budget.
     case exceedsMemoryBudget(requiredBytes: Int, budgetBytes: Int)
     case invalidRequest(String)
+    /// A parameter out of range; `param` is its name in OpenAI's API.
+    case invalidParameter(param: String, message: String)
     /// The batcher is shutting down.
     case shuttingDown
     /// The engine failed on a batch this request was part of (a bug, not a user error).
@@ -91,11 +94,11 @@ public enum BatcherError: Error, Sendable, Equatable, CustomStringConvertible {
         case .overloaded:
             return "too many requests are waiting; try again later"
         case let .contextLengthExceeded(promptTokens, maxTokens, contextLength):
-            return "this model's maximum context length is \(contextLength) tokens, but \(promptTokens + maxTokens)"
-                + " were requested (\(promptTokens) in the prompt, \(maxTokens) for the completion)"
+            return "this model's maximum context length is \(contextLength) tokens, but \(promptTokens) prompt tokens"
+                + " and \(maxTokens) completion tokens were requested"
         case let .exceedsMemoryBudget(requiredBytes, budgetBytes):
             return "the request needs \(requiredBytes) bytes of KV cache, more than the budget of \(budgetBytes) bytes"
-        case let .invalidRequest(message):
+        case let .invalidRequest(message), let .invalidParameter(_, message):
             return message
         case .shuttingDown:
             return "the server is shutting down"
@@ -119,6 +122,10 @@ public struct BatcherConfiguration: Sendable {
     /// Most prompt tokens prefilled in one step (at least one chunk always runs), so that a burst of
     /// long prompts does not stall the running streams.
     public var maxPrefillTokensPerStep: Int = 512
+    /// What one request may ask for.
+    public var limits = GenerationLimits()
+    /// Threads of the engine's parallel loops.
+    public var threads: Int = availableCPUCount()
     public init() {}
 }
 
@@ -132,4 +139,9 @@ public struct BatcherStatistics: Sendable, Equatable {
     public var steps: Int = 0
     /// Tokens sampled since start (all requests, all choices).
     public var generatedTokens: Int = 0
+    public init(queuedRequests: Int, runningSequences: Int, kvCacheBytesInUse: Int, kvCacheBudgetBytes: Int, steps: Int = 0, generatedTokens: Int = 0) {
+        self.queuedRequests = queuedRequests; self.runningSequences = runningSequences
+        self.kvCacheBytesInUse = kvCacheBytesInUse; self.kvCacheBudgetBytes = kvCacheBudgetBytes
+        self.steps = steps; self.generatedTokens = generatedTokens
+    }
 }

@@ -8,7 +8,6 @@ import Tokenizer
 /// The numbers of a model the batcher checks requests against.
 struct ModelLimits: Sendable {
     var vocabularySize: Int
-    var hiddenSize: Int
     var contextLength: Int
     var endOfSequenceTokenID: Int?
 }
@@ -46,11 +45,11 @@ final class EngineRunner: ModelRunner {
     let config: GPTNeoConfig
     let limits: ModelLimits
 
-    init(model: GPTNeoModel, endOfSequenceTokenID: Int?) {
-        engine = GPTNeoEngine(model: model)
+    init(model: GPTNeoModel, endOfSequenceTokenID: Int?, threads: Int) {
+        engine = GPTNeoEngine(model: model, threads: threads)
         config = model.config
         limits = ModelLimits(
-            vocabularySize: config.vocabSize, hiddenSize: config.hiddenSize,
+            vocabularySize: config.vocabSize,
             contextLength: config.maxPositionEmbeddings,
             endOfSequenceTokenID: config.eosTokenID ?? endOfSequenceTokenID)
     }

@@ -124,7 +124,7 @@ struct TokenSampler {
         var maximum = -Float.infinity
         for value in logits where value > maximum { maximum = value }
         var candidates: [(token: Int, weight: Double)] = []
-        candidates.reserveCapacity(topK > 0 ? topK : vocabulary)
+        candidates.reserveCapacity(topK > 0 ? min(topK, vocabulary) : vocabulary)
         var total = 0.0
         let scale = 1 / temperature
         for (token, value) in logits.enumerated() where value >= threshold && value > -Float.infinity {

@@ -59,7 +59,7 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
 
     /// Queues a job built from a fresh id; throws when the queue is full or the batcher stopping.
     func enqueue(sequences: Int, promptCount: Int, capacity: Int, makeKind: (UInt64) -> PendingJob.Kind) throws -> UInt64 {
-        let (_, total) = reservation(sequences: sequences, capacity: capacity, bytesPerSequence: runner.cacheByteSize)
+        let total = reservation(sequences: sequences, capacity: capacity, bytesPerSequence: runner.cacheByteSize)
         guard total <= configuration.kvCacheBudgetBytes else {
             throw BatcherError.exceedsMemoryBudget(requiredBytes: total, budgetBytes: configuration.kvCacheBudgetBytes)
         }

@@ -9,10 +9,10 @@ import Foundation
 
 // MARK: - One sequence's chunk
 
-/// Where one item's chunk sits in the engine's packed buffers, and its cache.
+/// Where one item's chunk sits in the engine's stacked buffers, and its cache.
 struct AttentionItem {
     let cache: KVCache
-    /// First row of the item in the packed (rows, C) buffers.
+    /// First row of the item in the stacked (rows, C) buffers.
     let firstRow: Int
     /// Rows (tokens) in this chunk.
     let length: Int
@@ -21,24 +21,22 @@ struct AttentionItem {
 }
 
 /// Attention of one head over one item's chunk, for one layer.
-/// q, k, v, out: packed (rows, C) buffers; the item's rows are firstRow..<firstRow+length.
+/// q, k, v, out: stacked (rows, C) buffers; the item's rows are firstRow..<firstRow+length.
 /// scores: scratch of at least start+length floats.
 func attendHead(item: AttentionItem, head: Int, layer: Int, kind: GPTNeoConfig.AttentionKind, window: Int,
                 q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                 out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>, C: Int, headDim: Int) {
-    let cache = item.cache
-    let cachedKeys = UnsafePointer(cache.keys(layer))
-    let cachedValues = UnsafePointer(cache.values(layer))
+    let stored = item.cache.rows(layer: layer)
     let headOffset = head * headDim
     let fullVectors = headDim / vectorWidth
     let tail = headDim - fullVectors * vectorWidth
 
     // Position j's key/value row: from this chunk when j >= start, else from the cache's slot.
     @inline(__always) func keyRow(_ j: Int) -> UnsafePointer<Float> {
-        j >= item.start ? k + (item.firstRow + j - item.start) * C : cachedKeys + cache.slot(layer: layer, position: j) * C
+        j >= item.start ? k + (item.firstRow + j - item.start) * C : stored.key(j)
     }
     @inline(__always) func valueRow(_ j: Int) -> UnsafePointer<Float> {
-        j >= item.start ? v + (item.firstRow + j - item.start) * C : cachedValues + cache.slot(layer: layer, position: j) * C
+        j >= item.start ? v + (item.firstRow + j - item.start) * C : stored.value(j)
     }
 
     for t in 0..<item.length {
@@ -143,7 +141,7 @@ func storeChunk(item: AttentionItem, layer: Int, k: UnsafePointer<Float>, v: Uns
     for position in firstStored..<(item.start + item.length) {
         let row = item.firstRow + position - item.start
         let slot = cache.slot(layer: layer, position: position)
-        (cache.keys(layer) + slot * C).update(from: k + row * C, count: C)
-        (cache.values(layer) + slot * C).update(from: v + row * C, count: C)
+        cache.keyRow(layer: layer, slot: slot).update(from: k + row * C, count: C)
+        cache.valueRow(layer: layer, slot: slot).update(from: v + row * C, count: C)
     }
 }

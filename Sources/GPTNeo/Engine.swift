@@ -6,11 +6,10 @@ import Foundation
 //   logits = ln_f(h) · wteᵀ
 //
 // Batch invariance: every item's rows are computed exactly as if the item were alone. Per-row kernels
-// (LayerNorm, GELU, residual) and attention never mix rows; the linear layers use the packed kernel
-// (row-independent by construction) for every item whose chunk has at most `packedChunkLimit` tokens,
-// all such items together, and `cblas_sgemm` on one item's rows alone for longer chunks. The path
-// depends only on the item's own chunk length. On the packed path even the chunking is invisible:
-// a prompt fed whole or token by token gives the same bits (tested).
+// (LayerNorm, GELU, residual) and attention never mix rows, and the one matmul kernel computes each
+// output element by the same FMA chain whatever the other rows are (MatMul.swift). So all items' rows
+// are stacked into one product per weight, and even the chunking is invisible: a prompt fed whole or
+// token by token gives the same bits (tested).
 
 // MARK: - Forward interface
 
@@ -54,21 +53,16 @@ extension OutputRows {
 /// Batch invariance: an item's outputs are bitwise the same whatever other items share the call.
 public final class GPTNeoEngine {
     public let model: GPTNeoModel
-    /// Chunks of at most this many tokens go through the packed kernel; longer ones through sgemm,
-    /// one item at a time. Fixed for the engine's life, so an item's path never depends on the batch.
-    public let packedChunkLimit: Int
-    let scratch = Scratch()
+    /// Threads for every parallel loop of a forward pass.
+    public let threads: Int
+    let scratch: Scratch
 
-    public init(model: GPTNeoModel, packedChunkLimit: Int = GPTNeoEngine.defaultPackedChunkLimit) {
-        precondition(packedChunkLimit >= 1, "packedChunkLimit must be at least 1")
+    public init(model: GPTNeoModel, threads: Int = availableCPUCount()) {
+        precondition(threads >= 1, "threads must be at least 1")
         self.model = model
-        self.packedChunkLimit = packedChunkLimit
+        self.threads = threads
+        scratch = Scratch(workers: threads)
     }
-
-    /// Measured on the 125M shape (`EngineBenchmark paths`, CPU time of one chunk's forward): the packed
-    /// kernel costs less than sgemm up to 32 rows (74 vs 82 ms at 16, 113 vs 115 at 32) and more at 64
-    /// (200 vs 176 ms); it also packs many items into one product, which sgemm per item cannot.
-    public static let defaultPackedChunkLimit = 32
 
     /// A cache sized for this model.
     public func makeCache(capacity: Int) -> KVCache { KVCache(config: model.config, capacity: capacity) }
@@ -80,65 +74,58 @@ public final class GPTNeoEngine {
         let config = model.config
         let C = config.hiddenSize
 
-        // Packed items first (one contiguous block of rows), then each long item.
-        var order = items.indices.filter { items[$0].tokens.count <= packedChunkLimit }
-        let packedCount = order.count
-        order += items.indices.filter { items[$0].tokens.count > packedChunkLimit }
-        var placed = [AttentionItem?](repeating: nil, count: items.count)
-        var row = 0
-        for index in order {
-            let item = items[index]
-            placed[index] = AttentionItem(cache: item.cache, firstRow: row, length: item.tokens.count, start: item.cache.count)
-            row += item.tokens.count
+        for item in items { item.cache.reserve(positions: item.cache.count + item.tokens.count) }
+        // Every item's rows stacked in item order.
+        var placed: [AttentionItem] = []
+        placed.reserveCapacity(items.count)
+        var totalRows = 0
+        for item in items {
+            placed.append(AttentionItem(cache: item.cache, firstRow: totalRows, length: item.tokens.count, start: item.cache.count))
+            totalRows += item.tokens.count
         }
-        let totalRows = row
-        let packedRows = order.prefix(packedCount).reduce(0) { $0 + items[$1].tokens.count }
-        let longItems = order.dropFirst(packedCount).map { placed[$0]! }
-        let attentionItems = order.map { placed[$0]! }.filter { $0.length > 0 }
+        let attentionItems = placed.filter { $0.length > 0 }
         scratch.reserve(rows: totalRows, config: config)
 
         let buffers = scratch
         let weights = model.weights
         // h = wte[token] + wpe[position]  (rows, C)
         for (index, item) in items.enumerated() {
-            let placement = placed[index]!
+            let placement = placed[index]
             for (t, token) in item.tokens.enumerated() {
                 let out = buffers.hidden + (placement.firstRow + t) * C
-                out.update(from: weights.tokenEmbedding.pointer + token * C, count: C)
+                weights.tokenEmbedding.copyRow(token, into: out)
                 addInPlace(out, weights.positionEmbedding.pointer + (placement.start + t) * C, count: C)
             }
         }
 
-        // y = x · wᵀ + b for every row: packed rows together, each long item alone.
-        func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: FloatTensor, _ b: FloatTensor?, K: Int, N: Int) {
-            packedMatMul(y, x, w.pointer, b?.pointer, M: packedRows, K: K, N: N)
-            for item in longItems {
-                blasMatMul(y + item.firstRow * N, x + item.firstRow * K, w.pointer, b?.pointer, M: item.length, K: K, N: N)
-            }
+        // y = x · Wᵀ + b for every row.
+        let threads = self.threads
+        func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: WeightMatrix, _ b: FloatTensor?) {
+            matMul(y, x, w, b, M: totalRows, threads: threads)
         }
 
         let I = config.intermediateSize
         for (layer, block) in weights.blocks.enumerated() {
             layerNorm(buffers.normed, buffers.hidden, block.attnNormWeight.pointer, block.attnNormBias.pointer,
                       eps: config.layerNormEpsilon, rows: totalRows, C: C)
-            linear(buffers.queries, buffers.normed, block.wq, nil, K: C, N: C)
-            linear(buffers.keys, buffers.normed, block.wk, nil, K: C, N: C)
-            linear(buffers.values, buffers.normed, block.wv, nil, K: C, N: C)
+            linear(buffers.queries, buffers.normed, block.wq, nil)
+            linear(buffers.keys, buffers.normed, block.wk, nil)
+            linear(buffers.values, buffers.normed, block.wv, nil)
             attend(attentionItems, layer: layer, kind: block.kind)
             for item in attentionItems { storeChunk(item: item, layer: layer, k: buffers.keys, v: buffers.values, C: C) }
-            linear(buffers.projected, buffers.attended, block.wo, block.bo, K: C, N: C)
+            linear(buffers.projected, buffers.attended, block.wo, block.bo)
             addInPlace(buffers.hidden, buffers.projected, count: totalRows * C)
 
             layerNorm(buffers.normed, buffers.hidden, block.ffnNormWeight.pointer, block.ffnNormBias.pointer,
                       eps: config.layerNormEpsilon, rows: totalRows, C: C)
-            linear(buffers.inner, buffers.normed, block.ffnUp, block.ffnUpBias, K: C, N: I)
+            linear(buffers.inner, buffers.normed, block.ffnUp, block.ffnUpBias)
             geluNewInPlace(buffers.inner, rows: totalRows, N: I)
-            linear(buffers.projected, buffers.inner, block.ffnDown, block.ffnDownBias, K: I, N: C)
+            linear(buffers.projected, buffers.inner, block.ffnDown, block.ffnDownBias)
             addInPlace(buffers.hidden, buffers.projected, count: totalRows * C)
         }
         for item in items { item.cache.count += item.tokens.count }
 
-        return finalOutputs(items, placed: placed.map { $0! })
+        return finalOutputs(items, placed: placed)
     }
 
     // MARK: Validation
@@ -186,6 +173,6 @@ public final class GPTNeoEngine {
                 pair += workers
             }
         }
-        parallelFor(workers) { run(worker: $0) }
+        parallelFor(workers, threads: workers) { run(worker: $0) }
     }
 }

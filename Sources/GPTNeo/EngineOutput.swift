@@ -3,9 +3,9 @@ import Foundation
 // MARK: - Final LayerNorm and LM head
 
 extension GPTNeoEngine {
-    /// ln_f on the rows each item asked for, then the LM head (tied to wte) on its logit rows. Items
-    /// wanting at most `packedChunkLimit` logit rows share one packed product (the LM head is the
-    /// largest matrix: reading it once per decode step for all sequences is what batching buys).
+    /// ln_f on the rows each item asked for, then the LM head (tied to wte) on the logit rows of all
+    /// items in one product: the LM head is the largest matrix, and reading it once per decode step for
+    /// all sequences is what batching buys. Rows nobody asked logits for never touch it.
     func finalOutputs(_ items: [ForwardItem], placed: [AttentionItem]) -> [ForwardOutput] {
         let config = model.config
         let weights = model.weights
@@ -14,7 +14,7 @@ extension GPTNeoEngine {
 
         var outputs: [ForwardOutput] = []
         outputs.reserveCapacity(items.count)
-        var packedLogitRows = 0
+        var logitRowCount = 0
         for (index, item) in items.enumerated() {
             let placement = placed[index]
             let hiddenRows = item.hiddenRows.rows(length: placement.length)
@@ -28,37 +28,27 @@ extension GPTNeoEngine {
             }
             let hidden = Array(UnsafeBufferPointer(start: buffers.normed + (placement.firstRow + hiddenRows.lowerBound) * C,
                                                    count: hiddenRows.count * C))
-            var logits: [Float] = []
-            if logitRows.count > packedChunkLimit {
-                logits = [Float](unsafeUninitializedCapacity: logitRows.count * V) { out, initialized in
-                    blasMatMul(out.baseAddress!, buffers.normed + (placement.firstRow + logitRows.lowerBound) * C,
-                               weights.lmHead.pointer, nil, M: logitRows.count, K: C, N: V)
-                    initialized = logitRows.count * V
-                }
-            } else {
-                packedLogitRows += logitRows.count
-            }
-            outputs.append(ForwardOutput(hidden: hidden, logits: logits))
+            logitRowCount += logitRows.count
+            outputs.append(ForwardOutput(hidden: hidden, logits: []))
         }
-        guard packedLogitRows > 0 else { return outputs }
+        guard logitRowCount > 0 else { return outputs }
 
-        // Gather the packed logit rows, one product, then hand each item its rows.
-        scratch.reserveLogits(rows: packedLogitRows, config: config)
+        // Gather the logit rows, one product, then hand each item its rows.
+        scratch.reserveLogits(rows: logitRowCount, config: config)
         let gathered = scratch.gathered
         let logitBuffer = scratch.logits
         var row = 0
         for (index, item) in items.enumerated() {
             let logitRows = item.logitRows.rows(length: placed[index].length)
-            guard !logitRows.isEmpty, logitRows.count <= packedChunkLimit else { continue }
             (gathered + row * C).update(from: buffers.normed + (placed[index].firstRow + logitRows.lowerBound) * C,
                                         count: logitRows.count * C)
             row += logitRows.count
         }
-        packedMatMul(logitBuffer, gathered, weights.lmHead.pointer, nil, M: packedLogitRows, K: C, N: V)
+        matMul(logitBuffer, gathered, weights.lmHead, nil, M: logitRowCount, threads: threads)
         row = 0
         for (index, item) in items.enumerated() {
             let logitRows = item.logitRows.rows(length: placed[index].length)
-            guard !logitRows.isEmpty, logitRows.count <= packedChunkLimit else { continue }
+            guard !logitRows.isEmpty else { continue }
             outputs[index].logits = Array(UnsafeBufferPointer(start: logitBuffer + row * V, count: logitRows.count * V))
             row += logitRows.count
         }
@@ -80,11 +70,13 @@ final class Scratch {
     var attended = Scratch.empty    // (rows, C) attention output, heads merged
     var projected = Scratch.empty   // (rows, C) out_proj / c_proj output
     var inner = Scratch.empty       // (rows, I) MLP hidden
-    var gathered = Scratch.empty    // (logitRows, C) rows for the packed LM head
+    var gathered = Scratch.empty    // (logitRows, C) rows for the LM head
     var logits = Scratch.empty      // (logitRows, V)
     var scores = Scratch.empty      // (workers, maxPositions) attention scores
     var scoresPerWorker = 0
-    let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
+    let workers: Int
+
+    init(workers: Int) { self.workers = workers }
 
     nonisolated(unsafe) static let empty = UnsafeMutablePointer<Float>.allocate(capacity: 1)
 

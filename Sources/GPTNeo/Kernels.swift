@@ -173,18 +173,3 @@ func expShiftedInPlace(_ values: UnsafeMutablePointer<Float>, count: Int, shift:
     while i + vectorWidth <= count { storeVector(expApproximation(loadVector(values + i) - shiftVector), values + i); i += vectorWidth }
     if i < count { storePartial(expApproximation(loadPartial(values + i, count - i) - shiftVector), values + i, count - i) }
 }
-
-// MARK: - Threads
-
-/// Wraps a value the compiler cannot prove Sendable; used only for closures whose iterations write
-/// disjoint memory (each output element has exactly one writer).
-struct UncheckedSendable<Value>: @unchecked Sendable { let value: Value }
-
-/// Runs body(0..<iterations) on the cores, returning when all are done.
-func parallelFor(_ iterations: Int, _ body: (Int) -> Void) {
-    if iterations == 1 { body(0); return }
-    withoutActuallyEscaping(body) { escapable in
-        let box = UncheckedSendable(value: escapable)
-        DispatchQueue.concurrentPerform(iterations: iterations) { box.value($0) }
-    }
-}

@@ -1,180 +1,193 @@
-import COpenBLAS
+import CPrefetch
 import Foundation
 
-// Linear layers: y = x · wᵀ (+ bias) with PyTorch's (out, in) weight layout.
+// Linear layers: y = x · Wᵀ (+ bias), W (N, K) stored by `WeightMatrix` as k-major panels of 16
+// output columns.
 //
-// Two paths, chosen by the caller from one item's chunk length only (see Engine):
-// - `packedMatMul`, our own kernel for few rows (decode steps, short chunks of many items packed
-//   together). Every output element is one SIMD8 FMA accumulator over k ascending, a fixed horizontal
-//   sum, the scalar tail in order, then the bias: the same arithmetic whatever tile, thread or row
-//   count computes it, so a row's result never depends on the other rows (batch invariance).
-// - `blasMatMul`, OpenBLAS `cblas_sgemm` for one item's long chunk alone: its blocking depends on the
-//   shape, and the shape depends only on that item.
+// One kernel for decode, batched decode and prefill: an outer-product tile of R rows × P panels keeps
+// R·P accumulators of 16 columns (two AVX2 registers each, at most 12 of the 16 registers); each k
+// step broadcasts x[r, k] and multiplies it into panel row k with one FMA per register. So every
+// output element y[m, n] is one FMA chain over k = 0, 1, …, K-1 starting from 0, then + bias[n]: the
+// same arithmetic whatever tile shape, row count, chunking or thread computes it. A row's result
+// never depends on the other rows (batch invariance), nor a prompt's on how it was split.
+//
+// Tiles: 6 rows × 1 panel for the bulk of the rows (12 accumulators, 6 broadcasts and 2 loads per
+// 12 FMAs); the last M mod 6 rows as 1 row × 6 panels (a decode step of one sequence: 12 independent
+// FMA chains over six address-ordered weight streams), 2 × 2, or 3, 4, 5 rows × 1 panel.
 
-// MARK: - Own kernel
+typealias PanelRow = SIMD16<Float>
 
-/// y = x · wᵀ + bias: x (M, K), w (N, K), bias (N) or nil, y (M, N). Parallel over output columns.
-func packedMatMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                  _ bias: UnsafePointer<Float>?, M: Int, K: Int, N: Int) {
+/// The most rows of one tile.
+private let tileRows = 6
+/// Panels handed to a thread at a time, and walked together by every row tile (they stay in L2
+/// between the bulk rows and the remainder rows).
+private let panelGroup = 6
+
+/// y = x · Wᵀ + bias: x (M, K), W (N, K), bias (N) or nil, y (M, N), row-major.
+/// The one entry point for products with a weight. Parallel over column groups on `threads`.
+@_spi(Benchmarks) public func matMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ weight: WeightMatrix,
+            _ bias: FloatTensor?, M: Int, threads: Int) {
+    let (N, K) = (weight.outputs, weight.inputs)
     guard M > 0, N > 0 else { return }
-    // Keep a block of weight rows in L2 while every row tile of x streams past it.
-    let blockColumns = max(4, min(64, (96 * 1024) / max(1, K * 4)) / 4 * 4)
-    let work = M * N * K
-    let workers = work < (1 << 17) ? 1 : min(ProcessInfo.processInfo.activeProcessorCount, 8)
-    // Fixed partition into `parts` column ranges aligned to blockColumns; any partition gives the
-    // same numbers, this one just balances load.
-    let blocks = (N + blockColumns - 1) / blockColumns
-    let parts = min(blocks, workers == 1 ? 1 : workers * 4)
-    func run(part: Int) {
-        let firstBlock = blocks * part / parts
-        let lastBlock = blocks * (part + 1) / parts
-        for block in firstBlock..<lastBlock {
-            let n0 = block * blockColumns
-            let n1 = min(N, n0 + blockColumns)
-            matMulTile(y, x, w, bias, rows: 0..<M, columns: n0..<n1, K: K, N: N)
+    precondition(bias == nil || bias!.count == N, "bias of \(bias!.count) for \(N) outputs")
+    guard case .float32Panels(let panels) = weight.storage else { return }
+    let biasPointer = bias?.pointer
+    let groups = (weight.panelCount + panelGroup - 1) / panelGroup
+    let parts = M * N * K < (1 << 17) ? 1 : min(groups, threads * 4)
+    // Any split of the column groups gives the same numbers; several parts per thread balance load
+    // on a machine shared with other work.
+    parallelFor(parts, threads: threads) { part in
+        for group in (groups * part / parts)..<(groups * (part + 1) / parts) {
+            let first = group * panelGroup
+            let last = min(weight.panelCount, first + panelGroup)
+            multiplyPanels(y, x, panels, biasPointer, rows: M, panels: first..<last, K: K, N: N)
         }
-    }
-    parallelFor(parts) { run(part: $0) }
-}
-
-/// The output element's value from its accumulator: fixed horizontal sum, scalar tail, bias.
-@inline(__always) private func finish(_ accumulator: Vector, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                                       vectorEnd: Int, K: Int, _ bias: UnsafePointer<Float>?, _ n: Int) -> Float {
-    var sum = horizontalSum(accumulator)
-    var k = vectorEnd
-    while k < K { sum = sum.addingProduct(x[k], w[k]); k += 1 }
-    if let bias { sum += bias[n] }
-    return sum
-}
-
-private func matMulTile(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                        _ bias: UnsafePointer<Float>?, rows: Range<Int>, columns: Range<Int>, K: Int, N: Int) {
-    let K8 = K / vectorWidth * vectorWidth
-    var m = rows.lowerBound
-    // 4 rows × 2 weight rows: 8 accumulators + 6 loads fit the 16 AVX registers.
-    while m + 4 <= rows.upperBound {
-        let x0 = x + m * K, x1 = x0 + K, x2 = x1 + K, x3 = x2 + K
-        var n = columns.lowerBound
-        while n + 2 <= columns.upperBound {
-            let w0 = w + n * K, w1 = w0 + K
-            var a00 = Vector(), a01 = Vector(), a10 = Vector(), a11 = Vector()
-            var a20 = Vector(), a21 = Vector(), a30 = Vector(), a31 = Vector()
-            var k = 0
-            while k < K8 {
-                let v0 = loadVector(w0 + k), v1 = loadVector(w1 + k)
-                let r0 = loadVector(x0 + k); a00 = a00.addingProduct(r0, v0); a01 = a01.addingProduct(r0, v1)
-                let r1 = loadVector(x1 + k); a10 = a10.addingProduct(r1, v0); a11 = a11.addingProduct(r1, v1)
-                let r2 = loadVector(x2 + k); a20 = a20.addingProduct(r2, v0); a21 = a21.addingProduct(r2, v1)
-                let r3 = loadVector(x3 + k); a30 = a30.addingProduct(r3, v0); a31 = a31.addingProduct(r3, v1)
-                k += vectorWidth
-            }
-            let out = y + m * N + n
-            out[0] = finish(a00, x0, w0, vectorEnd: K8, K: K, bias, n)
-            out[1] = finish(a01, x0, w1, vectorEnd: K8, K: K, bias, n + 1)
-            out[N] = finish(a10, x1, w0, vectorEnd: K8, K: K, bias, n)
-            out[N + 1] = finish(a11, x1, w1, vectorEnd: K8, K: K, bias, n + 1)
-            out[2 * N] = finish(a20, x2, w0, vectorEnd: K8, K: K, bias, n)
-            out[2 * N + 1] = finish(a21, x2, w1, vectorEnd: K8, K: K, bias, n + 1)
-            out[3 * N] = finish(a30, x3, w0, vectorEnd: K8, K: K, bias, n)
-            out[3 * N + 1] = finish(a31, x3, w1, vectorEnd: K8, K: K, bias, n + 1)
-            n += 2
-        }
-        for column in n..<columns.upperBound {
-            for row in m..<m + 4 { y[row * N + column] = dot1x1(x + row * K, w + column * K, K8: K8, K: K, bias, column) }
-        }
-        m += 4
-    }
-    // Remaining rows (all rows of a decode step with fewer than 4 sequences): 1 row × 8 weight rows
-    // (more independent weight streams in flight), then 1 × 4, then single columns.
-    while m < rows.upperBound {
-        let x0 = x + m * K
-        var n = columns.lowerBound
-        while n + 8 <= columns.upperBound {
-            let w0 = w + n * K, w1 = w0 + K, w2 = w1 + K, w3 = w2 + K
-            let w4 = w3 + K, w5 = w4 + K, w6 = w5 + K, w7 = w6 + K
-            var a0 = Vector(), a1 = Vector(), a2 = Vector(), a3 = Vector()
-            var a4 = Vector(), a5 = Vector(), a6 = Vector(), a7 = Vector()
-            var k = 0
-            while k < K8 {
-                let r = loadVector(x0 + k)
-                a0 = a0.addingProduct(r, loadVector(w0 + k)); a1 = a1.addingProduct(r, loadVector(w1 + k))
-                a2 = a2.addingProduct(r, loadVector(w2 + k)); a3 = a3.addingProduct(r, loadVector(w3 + k))
-                a4 = a4.addingProduct(r, loadVector(w4 + k)); a5 = a5.addingProduct(r, loadVector(w5 + k))
-                a6 = a6.addingProduct(r, loadVector(w6 + k)); a7 = a7.addingProduct(r, loadVector(w7 + k))
-                k += vectorWidth
-            }
-            let out = y + m * N + n
-            out[0] = finish(a0, x0, w0, vectorEnd: K8, K: K, bias, n)
-            out[1] = finish(a1, x0, w1, vectorEnd: K8, K: K, bias, n + 1)
-            out[2] = finish(a2, x0, w2, vectorEnd: K8, K: K, bias, n + 2)
-            out[3] = finish(a3, x0, w3, vectorEnd: K8, K: K, bias, n + 3)
-            out[4] = finish(a4, x0, w4, vectorEnd: K8, K: K, bias, n + 4)
-            out[5] = finish(a5, x0, w5, vectorEnd: K8, K: K, bias, n + 5)
-            out[6] = finish(a6, x0, w6, vectorEnd: K8, K: K, bias, n + 6)
-            out[7] = finish(a7, x0, w7, vectorEnd: K8, K: K, bias, n + 7)
-            n += 8
-        }
-        while n + 4 <= columns.upperBound {
-            let w0 = w + n * K, w1 = w0 + K, w2 = w1 + K, w3 = w2 + K
-            var a0 = Vector(), a1 = Vector(), a2 = Vector(), a3 = Vector()
-            var k = 0
-            while k < K8 {
-                let r = loadVector(x0 + k)
-                a0 = a0.addingProduct(r, loadVector(w0 + k)); a1 = a1.addingProduct(r, loadVector(w1 + k))
-                a2 = a2.addingProduct(r, loadVector(w2 + k)); a3 = a3.addingProduct(r, loadVector(w3 + k))
-                k += vectorWidth
-            }
-            let out = y + m * N + n
-            out[0] = finish(a0, x0, w0, vectorEnd: K8, K: K, bias, n)
-            out[1] = finish(a1, x0, w1, vectorEnd: K8, K: K, bias, n + 1)
-            out[2] = finish(a2, x0, w2, vectorEnd: K8, K: K, bias, n + 2)
-            out[3] = finish(a3, x0, w3, vectorEnd: K8, K: K, bias, n + 3)
-            n += 4
-        }
-        for column in n..<columns.upperBound { y[m * N + column] = dot1x1(x0, w + column * K, K8: K8, K: K, bias, column) }
-        m += 1
     }
 }
 
-@inline(__always) private func dot1x1(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, K8: Int, K: Int,
-                                      _ bias: UnsafePointer<Float>?, _ n: Int) -> Float {
-    var a = Vector()
+/// All M rows against panels `panels`: full 6-row tiles one panel at a time, then the remaining rows.
+private func multiplyPanels(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>,
+                            _ bias: UnsafePointer<Float>?, rows M: Int, panels: Range<Int>, K: Int, N: Int) {
+    let bulkRows = M / tileRows * tileRows
+    for panel in panels {
+        var m = 0
+        // The first row tile also prefetches the next panel: one tile reads a single address-ordered
+        // stream, too slow to keep the FMAs fed from memory on its own.
+        let next = panel + 1 < panels.upperBound ? panel + 1 : panel
+        while m < bulkRows {
+            if m == 0 {
+                tile(Tile<R6, P1>.self, y, x, weights, bias, m: m, panel: panel, K: K, N: N, prefetch: weights + next * K * panelWidth)
+            } else {
+                tile(Tile<R6, P1>.self, y, x, weights, bias, m: m, panel: panel, K: K, N: N, prefetch: nil)
+            }
+            m += tileRows
+        }
+    }
+    let remaining = M - bulkRows
+    guard remaining > 0 else { return }
+    // Panels per tile: as many accumulators as fit beside the broadcasts and panel loads in 16
+    // registers without spilling (checked in the disassembly).
+    let step = remaining == 1 ? 6 : remaining == 2 ? 2 : 1
+    var panel = panels.lowerBound
+    while panel < panels.upperBound {
+        let count = min(step, panels.upperBound - panel)
+        remainderTile(y, x, weights, bias, rows: remaining, panelCount: count, m: bulkRows, panel: panel, K: K, N: N)
+        panel += count
+    }
+}
+
+/// The tile shapes used for fewer than 6 rows.
+private func remainderTile(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                           _ bias: UnsafePointer<Float>?, rows: Int, panelCount: Int, m: Int, panel: Int, K: Int, N: Int) {
+    func run<Shape: TileShape>(_ shape: Shape.Type) { tile(shape, y, x, w, bias, m: m, panel: panel, K: K, N: N, prefetch: nil) }
+    switch (rows, panelCount) {
+    case (5, _): run(Tile<R5, P1>.self)
+    case (4, _): run(Tile<R4, P1>.self)
+    case (3, _): run(Tile<R3, P1>.self)
+    case (2, 2): run(Tile<R2, P2>.self)
+    case (2, _): run(Tile<R2, P1>.self)
+    case (1, 6): run(Tile<R1, P6>.self)
+    case (1, 5): run(Tile<R1, P5>.self)
+    case (1, 4): run(Tile<R1, P4>.self)
+    case (1, 3): run(Tile<R1, P3>.self)
+    case (1, 2): run(Tile<R1, P2>.self)
+    default: run(Tile<R1, P1>.self)
+    }
+}
+
+// MARK: - Tile shapes
+// Types rather than arguments, so that each shape is its own specialization of `tile` with R and P
+// constant (unused accumulators, loads and branches compiled away), whatever the inliner decides.
+
+protocol Count { static var value: Int { get } }
+enum R1: Count { static var value: Int { 1 } }
+enum R2: Count { static var value: Int { 2 } }
+enum R3: Count { static var value: Int { 3 } }
+enum R4: Count { static var value: Int { 4 } }
+enum R5: Count { static var value: Int { 5 } }
+enum R6: Count { static var value: Int { 6 } }
+typealias P1 = R1
+typealias P2 = R2
+typealias P3 = R3
+typealias P4 = R4
+typealias P5 = R5
+typealias P6 = R6
+
+protocol TileShape { static var rows: Int { get }; static var panels: Int { get } }
+/// Rows × panels of one tile.
+enum Tile<Rows: Count, Panels: Count>: TileShape {
+    static var rows: Int { Rows.value }
+    static var panels: Int { Panels.value }
+}
+
+// MARK: - Micro-kernel
+
+@inline(__always) private func pick<T>(_ i: Int, _ v0: T, _ v1: T, _ v2: T, _ v3: T, _ v4: T, _ v5: T) -> T {
+    switch i {
+    case 0: return v0
+    case 1: return v1
+    case 2: return v2
+    case 3: return v3
+    case 4: return v4
+    default: return v5
+    }
+}
+
+@inline(__always) private func loadPanelRow(_ p: UnsafePointer<Float>) -> PanelRow {
+    UnsafeRawPointer(p).loadUnaligned(as: PanelRow.self)
+}
+
+/// y[m..<m+R, panel..<panel+P] = x[m..<m+R, :] · panels + bias, with R·P ≤ 6 accumulators of 16
+/// columns: accumulator s holds row s / P, panel s % P.
+private func tile<Shape: TileShape>(_ shape: Shape.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                                     _ weights: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?, m: Int, panel: Int, K: Int, N: Int,
+                                     prefetch: UnsafePointer<Float>?) {
+    let (R, P) = (Shape.rows, Shape.panels)
+    let S = R * P
+    // Rows and panels past R and P alias the first: never read for a used accumulator.
+    let x0 = x + m * K
+    let x1 = R > 1 ? x0 + K : x0, x2 = R > 2 ? x0 + 2 * K : x0, x3 = R > 3 ? x0 + 3 * K : x0
+    let x4 = R > 4 ? x0 + 4 * K : x0, x5 = R > 5 ? x0 + 5 * K : x0
+    let panelFloats = K * panelWidth
+    let w0 = weights + panel * panelFloats
+    let w1 = P > 1 ? w0 + panelFloats : w0, w2 = P > 2 ? w0 + 2 * panelFloats : w0
+    let w3 = P > 3 ? w0 + 3 * panelFloats : w0, w4 = P > 4 ? w0 + 4 * panelFloats : w0
+    let w5 = P > 5 ? w0 + 5 * panelFloats : w0
+    var a0 = PanelRow(), a1 = PanelRow(), a2 = PanelRow(), a3 = PanelRow(), a4 = PanelRow(), a5 = PanelRow()
     var k = 0
-    while k < K8 { a = a.addingProduct(loadVector(x + k), loadVector(w + k)); k += vectorWidth }
-    return finish(a, x, w, vectorEnd: K8, K: K, bias, n)
-}
-
-// MARK: - OpenBLAS
-
-/// OpenBLAS runs single-threaded: we split the columns over the cores ourselves, so its worker threads
-/// do not spin against ours (measured: ~10% of a forward pass in sched_yield otherwise), and the
-/// split is fixed by the shape.
-private let blasSingleThreaded: Void = { openblas_set_num_threads(1) }()
-
-/// y = x · wᵀ + bias through `cblas_sgemm`: x (M, K), w (N, K), y (M, N). The only BLAS call site.
-/// Column ranges of 64 go to the cores; each call's shape depends only on (M, K, N).
-func blasMatMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                _ bias: UnsafePointer<Float>?, M: Int, K: Int, N: Int) {
-    guard M > 0, N > 0 else { return }
-    _ = blasSingleThreaded
-    let blocks = (N + 63) / 64
-    let parts = M * N * K < (1 << 20) ? 1 : min(blocks, ProcessInfo.processInfo.activeProcessorCount)
-    parallelFor(parts) { part in
-        let n0 = blocks * part / parts * 64
-        let n1 = min(N, blocks * (part + 1) / parts * 64)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(n1 - n0), Int32(K),
-                    1, x, Int32(K), w + n0 * K, Int32(K), 0, y + n0, Int32(N))
-        if let bias { for m in 0..<M { addInPlace(y + m * N + n0, bias + n0, count: n1 - n0) } }
+    while k < K {
+        let offset = k * panelWidth
+        if let prefetch { prefetchForRead(prefetch + offset) }
+        let b0 = PanelRow(repeating: x0[k]), b1 = PanelRow(repeating: x1[k]), b2 = PanelRow(repeating: x2[k])
+        let b3 = PanelRow(repeating: x3[k]), b4 = PanelRow(repeating: x4[k]), b5 = PanelRow(repeating: x5[k])
+        let v0 = loadPanelRow(w0 + offset), v1 = loadPanelRow(w1 + offset), v2 = loadPanelRow(w2 + offset)
+        let v3 = loadPanelRow(w3 + offset), v4 = loadPanelRow(w4 + offset), v5 = loadPanelRow(w5 + offset)
+        a0 = a0.addingProduct(pick(0 / P, b0, b1, b2, b3, b4, b5), pick(0 % P, v0, v1, v2, v3, v4, v5))
+        if S > 1 { a1 = a1.addingProduct(pick(1 / P, b0, b1, b2, b3, b4, b5), pick(1 % P, v0, v1, v2, v3, v4, v5)) }
+        if S > 2 { a2 = a2.addingProduct(pick(2 / P, b0, b1, b2, b3, b4, b5), pick(2 % P, v0, v1, v2, v3, v4, v5)) }
+        if S > 3 { a3 = a3.addingProduct(pick(3 / P, b0, b1, b2, b3, b4, b5), pick(3 % P, v0, v1, v2, v3, v4, v5)) }
+        if S > 4 { a4 = a4.addingProduct(pick(4 / P, b0, b1, b2, b3, b4, b5), pick(4 % P, v0, v1, v2, v3, v4, v5)) }
+        if S > 5 { a5 = a5.addingProduct(pick(5 / P, b0, b1, b2, b3, b4, b5), pick(5 % P, v0, v1, v2, v3, v4, v5)) }
+        k += 1
     }
+    store(a0, y, bias, row: m, panel: panel, N: N)
+    if S > 1 { store(a1, y, bias, row: m + 1 / P, panel: panel + 1 % P, N: N) }
+    if S > 2 { store(a2, y, bias, row: m + 2 / P, panel: panel + 2 % P, N: N) }
+    if S > 3 { store(a3, y, bias, row: m + 3 / P, panel: panel + 3 % P, N: N) }
+    if S > 4 { store(a4, y, bias, row: m + 4 / P, panel: panel + 4 % P, N: N) }
+    if S > 5 { store(a5, y, bias, row: m + 5 / P, panel: panel + 5 % P, N: N) }
 }
 
-/// Which implementation computes a linear layer.
-enum MatMulPath { case packed, blas }
-
-@inline(__always) func matMul(_ path: MatMulPath, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
-                              _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?, M: Int, K: Int, N: Int) {
-    switch path {
-    case .packed: packedMatMul(y, x, w, bias, M: M, K: K, N: N)
-    case .blas: blasMatMul(y, x, w, bias, M: M, K: K, N: N)
+/// Writes one accumulator (+ bias) to y[row, 16·panel ..< min(N, 16·panel + 16)].
+@inline(__always) private func store(_ accumulator: PanelRow, _ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?,
+                                     row: Int, panel: Int, N: Int) {
+    let n0 = panel * panelWidth
+    let out = y + row * N + n0
+    if n0 + panelWidth <= N {
+        var value = accumulator
+        if let bias { value += UnsafeRawPointer(bias + n0).loadUnaligned(as: PanelRow.self) }
+        UnsafeMutableRawPointer(out).storeBytes(of: value, as: PanelRow.self)
+    } else {
+        for j in 0..<(N - n0) { out[j] = bias.map { accumulator[j] + $0[n0 + j] } ?? accumulator[j] }
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
 
 // The weights of transformers' `GPTNeoForCausalLM` (modeling_gpt_neo.py), named by role with the
-// checkpoint key beside each. Linear weights keep PyTorch's (out, in) layout.
+// checkpoint key beside each. Matrices multiplied with activations are `WeightMatrix`es of PyTorch's
+// (out, in) shape; vectors and the position table stay plain tensors.
 
 // MARK: - Weights
 
@@ -9,28 +10,28 @@ import Foundation
 struct BlockWeights: Sendable {
     let attnNormWeight: FloatTensor   // h.{i}.ln_1.weight (C)
     let attnNormBias: FloatTensor     // h.{i}.ln_1.bias (C)
-    let wq: FloatTensor               // h.{i}.attn.attention.q_proj.weight (C, C), no bias
-    let wk: FloatTensor               // h.{i}.attn.attention.k_proj.weight (C, C), no bias
-    let wv: FloatTensor               // h.{i}.attn.attention.v_proj.weight (C, C), no bias
-    let wo: FloatTensor               // h.{i}.attn.attention.out_proj.weight (C, C)
+    let wq: WeightMatrix              // h.{i}.attn.attention.q_proj.weight (C, C), no bias
+    let wk: WeightMatrix              // h.{i}.attn.attention.k_proj.weight (C, C), no bias
+    let wv: WeightMatrix              // h.{i}.attn.attention.v_proj.weight (C, C), no bias
+    let wo: WeightMatrix              // h.{i}.attn.attention.out_proj.weight (C, C)
     let bo: FloatTensor               // h.{i}.attn.attention.out_proj.bias (C)
     let ffnNormWeight: FloatTensor    // h.{i}.ln_2.weight (C)
     let ffnNormBias: FloatTensor      // h.{i}.ln_2.bias (C)
-    let ffnUp: FloatTensor            // h.{i}.mlp.c_fc.weight (I, C)
+    let ffnUp: WeightMatrix           // h.{i}.mlp.c_fc.weight (I, C)
     let ffnUpBias: FloatTensor        // h.{i}.mlp.c_fc.bias (I)
-    let ffnDown: FloatTensor          // h.{i}.mlp.c_proj.weight (C, I)
+    let ffnDown: WeightMatrix         // h.{i}.mlp.c_proj.weight (C, I)
     let ffnDownBias: FloatTensor      // h.{i}.mlp.c_proj.bias (C)
     let kind: GPTNeoConfig.AttentionKind
 }
 
 struct ModelWeights: Sendable {
-    let tokenEmbedding: FloatTensor     // transformer.wte.weight (V, C)
+    let tokenEmbedding: WeightMatrix    // transformer.wte.weight (V, C)
     let positionEmbedding: FloatTensor  // transformer.wpe.weight (P, C)
     let blocks: [BlockWeights]
     let finalNormWeight: FloatTensor    // transformer.ln_f.weight (C)
     let finalNormBias: FloatTensor      // transformer.ln_f.bias (C)
     /// lm_head.weight (V, C): `wte` itself when tied (every published GPT-Neo).
-    let lmHead: FloatTensor
+    let lmHead: WeightMatrix
 }
 
 // MARK: - Model
@@ -44,11 +45,12 @@ public final class GPTNeoModel: Sendable {
     let weights: ModelWeights
 
     /// Loads `config.json` and the safetensors weights of a Hugging Face checkpoint directory,
-    /// validating every tensor the model needs (all missing names are reported at once).
-    public static func load(directory: URL) throws -> GPTNeoModel {
+    /// validating every tensor the model needs (all missing names are reported at once). Weight
+    /// matrices are repacked for the matmul kernel on `threads` threads.
+    public static func load(directory: URL, threads: Int = availableCPUCount()) throws -> GPTNeoModel {
         let config = try GPTNeoConfig.load(contentsOf: directory.appendingPathComponent("config.json"))
         let checkpoint = try Checkpoint(directory: directory)
-        let weights = try loadWeights(config: config, checkpoint: checkpoint)
+        let weights = try loadWeights(config: config, checkpoint: checkpoint, threads: threads)
         return GPTNeoModel(config: config, directory: directory, checkpoint: checkpoint, weights: weights)
     }
 
@@ -56,12 +58,13 @@ public final class GPTNeoModel: Sendable {
         self.config = config; self.directory = directory; self.checkpoint = checkpoint; self.weights = weights
     }
 
-    private static func loadWeights(config: GPTNeoConfig, checkpoint: Checkpoint) throws -> ModelWeights {
+    private static func loadWeights(config: GPTNeoConfig, checkpoint: Checkpoint, threads: Int) throws -> ModelWeights {
         let reader = checkpoint.reader()
         let (vocab, hidden, inner) = (config.vocabSize, config.hiddenSize, config.intermediateSize)
         func t(_ name: String, _ shape: [Int]) -> FloatTensor { reader.tensor("transformer." + name, shape: shape) }
+        func matrix(_ name: String, _ shape: [Int]) -> WeightMatrix { WeightMatrix(t(name, shape), threads: threads) }
 
-        let tokenEmbedding = t("wte.weight", [vocab, hidden])
+        let tokenEmbedding = matrix("wte.weight", [vocab, hidden])
         let positionEmbedding = t("wpe.weight", [config.maxPositionEmbeddings, hidden])
         var blocks: [BlockWeights] = []
         for (layer, kind) in config.attentionLayers.enumerated() {
@@ -69,16 +72,16 @@ public final class GPTNeoModel: Sendable {
             blocks.append(BlockWeights(
                 attnNormWeight: t(p + "ln_1.weight", [hidden]),
                 attnNormBias: t(p + "ln_1.bias", [hidden]),
-                wq: t(p + "attn.attention.q_proj.weight", [hidden, hidden]),
-                wk: t(p + "attn.attention.k_proj.weight", [hidden, hidden]),
-                wv: t(p + "attn.attention.v_proj.weight", [hidden, hidden]),
-                wo: t(p + "attn.attention.out_proj.weight", [hidden, hidden]),
+                wq: matrix(p + "attn.attention.q_proj.weight", [hidden, hidden]),
+                wk: matrix(p + "attn.attention.k_proj.weight", [hidden, hidden]),
+                wv: matrix(p + "attn.attention.v_proj.weight", [hidden, hidden]),
+                wo: matrix(p + "attn.attention.out_proj.weight", [hidden, hidden]),
                 bo: t(p + "attn.attention.out_proj.bias", [hidden]),
                 ffnNormWeight: t(p + "ln_2.weight", [hidden]),
                 ffnNormBias: t(p + "ln_2.bias", [hidden]),
-                ffnUp: t(p + "mlp.c_fc.weight", [inner, hidden]),
+                ffnUp: matrix(p + "mlp.c_fc.weight", [inner, hidden]),
                 ffnUpBias: t(p + "mlp.c_fc.bias", [inner]),
-                ffnDown: t(p + "mlp.c_proj.weight", [hidden, inner]),
+                ffnDown: matrix(p + "mlp.c_proj.weight", [hidden, inner]),
                 ffnDownBias: t(p + "mlp.c_proj.bias", [hidden]),
                 kind: kind))
         }
@@ -87,7 +90,7 @@ public final class GPTNeoModel: Sendable {
         // transformers ties lm_head to wte whenever tie_word_embeddings is set, whatever the file holds.
         var lmHead = tokenEmbedding
         if !config.tieWordEmbeddings, checkpoint.contains("lm_head.weight") {
-            lmHead = reader.tensor("lm_head.weight", shape: [vocab, hidden])
+            lmHead = WeightMatrix(reader.tensor("lm_head.weight", shape: [vocab, hidden]), threads: threads)
         }
         try reader.finish()
         return ModelWeights(tokenEmbedding: tokenEmbedding, positionEmbedding: positionEmbedding, blocks: blocks,

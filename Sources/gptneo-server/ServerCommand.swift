@@ -29,6 +29,10 @@ struct ServerCommand: AsyncParsableCommand {
     var host: String?
     @Option(help: ArgumentHelp("TCP port (default 8000; 0 picks a free one).", valueName: "port"))
     var port: String?
+    @Option(help: ArgumentHelp("Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key. SIGHUP re-reads both.", valueName: "file"))
+    var tlsCert: String?
+    @Option(help: ArgumentHelp("PEM private key of --tls-cert.", valueName: "file"))
+    var tlsKey: String?
     @Option(help: ArgumentHelp("Config file of 'key = value' lines.", valueName: "file"))
     var config: String?
     @Option(help: ArgumentHelp("Model id reported by /v1/models (default: the checkpoint directory's name).", valueName: "id"))
@@ -41,12 +45,26 @@ struct ServerCommand: AsyncParsableCommand {
     var maxQueuedRequests: String?
     @Option(help: ArgumentHelp("Most sequences decoded together (default 64).", valueName: "n"))
     var maxRunningSequences: String?
+    @Option(help: ArgumentHelp("Threads for the forward pass (default: the CPUs this process may use, from its affinity and cgroup CPU quota).", valueName: "n"))
+    var threads: String?
     @Option(help: ArgumentHelp("KV cache budget in MiB (default 2048).", valueName: "mib"))
     var kvCacheMib: String?
     @Option(help: ArgumentHelp("Largest request body in bytes (default 1048576); larger ones get 413.", valueName: "bytes"))
     var maxBodyBytes: String?
+    @Option(help: ArgumentHelp("Connections served at once (default 1024); at the limit the longest-idle one is closed to make room, else 503.", valueName: "n"))
+    var maxConnections: String?
+    @Option(help: ArgumentHelp("Connections from one client address at once (default 256; 0: no cap, e.g. behind a proxy).", valueName: "n"))
+    var maxConnectionsPerClient: String?
+    @Option(help: ArgumentHelp("Seconds a new connection may stay silent before it is closed (default 5).", valueName: "seconds"))
+    var firstByteTimeoutSeconds: String?
+    @Option(help: ArgumentHelp("Window of the minimum send rate: a client must accept --min-send-bytes per this many seconds while a response waits (default 60).", valueName: "seconds"))
+    var sendTimeoutSeconds: String?
+    @Option(help: ArgumentHelp("Bytes a client must accept per --send-timeout-seconds while a response waits for it, else it is cut (default 32768).", valueName: "bytes"))
+    var minSendBytes: String?
     @Option(help: ArgumentHelp("Largest n / best_of per prompt (default 16).", valueName: "n"))
     var maxChoices: String?
+    @Option(help: ArgumentHelp("Largest non-streamed response in bytes, estimated before the work (default 8388608); larger ones get 400.", valueName: "bytes"))
+    var maxResponseBytes: String?
     @Option(help: ArgumentHelp("Seconds in-flight requests may run after SIGTERM/SIGINT (default 30).", valueName: "seconds"))
     var shutdownGraceSeconds: String?
     @Option(help: ArgumentHelp("Seconds /readyz answers 503 after SIGTERM/SIGINT before the listener closes (default 2).", valueName: "seconds"))
@@ -66,14 +84,23 @@ struct ServerCommand: AsyncParsableCommand {
         flags["model"] = model
         flags["host"] = host
         flags["port"] = port
+        flags["tls_cert"] = tlsCert
+        flags["tls_key"] = tlsKey
         flags["model_name"] = modelName
         if !apiKey.isEmpty { flags["api_keys"] = apiKey.joined(separator: ",") }
         if metricsRequireKey { flags["metrics_require_key"] = "true" }
         flags["max_queued_requests"] = maxQueuedRequests
         flags["max_running_sequences"] = maxRunningSequences
+        flags["threads"] = threads
         flags["kv_cache_mib"] = kvCacheMib
         flags["max_body_bytes"] = maxBodyBytes
+        flags["max_connections"] = maxConnections
+        flags["max_connections_per_client"] = maxConnectionsPerClient
+        flags["first_byte_timeout_seconds"] = firstByteTimeoutSeconds
+        flags["send_timeout_seconds"] = sendTimeoutSeconds
+        flags["min_send_bytes"] = minSendBytes
         flags["max_choices"] = maxChoices
+        flags["max_response_bytes"] = maxResponseBytes
         flags["shutdown_grace_seconds"] = shutdownGraceSeconds
         flags["drain_delay_seconds"] = drainDelaySeconds
         flags["log_level"] = logLevel

@@ -48,41 +48,67 @@ struct ServerRunner {
         var api = APIConfiguration()
         api.apiKeys = options.apiKeys
         api.metricsRequireKey = options.metricsRequireKey
-        api.limits.maxChoices = options.maxChoices
+        api.limits.generation.maxChoices = options.maxChoices
         api.limits.maxTotalChoices = max(api.limits.maxTotalChoices, options.maxChoices)
+        api.limits.maxResponseBytes = options.maxResponseBytes
         let service = InferenceService(configuration: api, logger: logger)
 
         var http = HTTPServerConfiguration()
         http.host = options.host
         http.port = options.port
+        if let certificate = options.tlsCert, let key = options.tlsKey {
+            http.tls = TLSConfiguration(certificateChainFile: certificate, privateKeyFile: key)
+        }
         http.maxBodyBytes = options.maxBodyBytes
+        http.maxConnections = options.maxConnections
+        http.maxConnectionsPerClient = options.maxConnectionsPerClient
+        http.firstByteTimeout = .milliseconds(Int(options.firstByteTimeoutSeconds * 1000))
+        http.writeTimeout = .milliseconds(Int(options.sendTimeoutSeconds * 1000))
+        http.minSendBytes = options.minSendBytes
         http.shutdownGracePeriod = .seconds(options.shutdownGraceSeconds)
         http.makeErrorResponse = { status, message in InferenceService.errorResponse(status: status, message: message) }
+        http.onServerAnswer = { [metrics = service.metrics] answer in metrics.countServerAnswer(answer) }
         let server = HTTPServer(configuration: http, logger: logger, handler: { await service.handle($0) })
         let port: Int
         do { port = try server.start() } catch { throw StartupError.cannotListen("\(error)") }
-        logger.info("listening on http://\(options.host):\(port), loading \(directory.path)")
+        let scheme = http.tls == nil ? "http" : "https"
+        logger.info("listening on \(scheme)://\(options.host):\(port), loading \(directory.path)")
+        // SIGHUP re-reads the certificate and key; a bad pair keeps the current one.
+        let reloads = SignalWatcher([SIGHUP]) { _, _ in
+            do { try server.reloadTLS() } catch { logger.error("SIGHUP: keeping the current TLS certificate: \(error)") }
+        }
+        if http.tls != nil { reloads.start() }
 
-        // Signals are watched from the start: a SIGTERM while loading also exits cleanly.
+        // Signals are watched from the start: a SIGTERM while loading also exits cleanly. A second
+        // one during the drain exits at once, as nginx and uvicorn do, with the shell's code for
+        // death by that signal.
         let backendBox = BackendBox()
         let grace = Duration.seconds(options.shutdownGraceSeconds)
         let drainDelay = Duration.milliseconds(Int(options.drainDelaySeconds * 1000))
-        let signalled = Task {
-            let signal = await waitForSignal([SIGTERM, SIGINT])
+        let signals = SignalWatcher([SIGTERM, SIGINT]) { signal, count in
+            guard count == 1 else {
+                logger.warning("signal \(signal) during the drain: exiting without waiting for in-flight requests")
+                exit(128 + signal)
+            }
             logger.info("signal \(signal): draining")
             service.beginDraining()
-            // Readiness is 503 now; keep accepting a moment so probes see it, then stop listening.
-            try? await Task.sleep(for: drainDelay)
-            await server.shutdown()
-            await backendBox.backend?.shutdown(gracePeriod: grace)
-            logger.info("stopped")
-            exit(0)
+            Task {
+                // Readiness is 503 now; keep accepting a moment so probes see it, then stop listening.
+                try? await Task.sleep(for: drainDelay)
+                await server.shutdown()
+                await backendBox.backend?.shutdown(gracePeriod: grace)
+                logger.info("stopped")
+                exit(0)
+            }
         }
+        signals.start()
 
         var batcherConfiguration = BatcherConfiguration()
         batcherConfiguration.maxQueuedRequests = options.maxQueuedRequests
         batcherConfiguration.maxRunningSequences = options.maxRunningSequences
         batcherConfiguration.kvCacheBudgetBytes = options.kvCacheMiB << 20
+        batcherConfiguration.limits = api.limits.generation
+        if let threads = options.threads { batcherConfiguration.threads = threads }
         let context = try await load(directory, batcher: batcherConfiguration)
         backendBox.backend = context.backend
         do {
@@ -90,8 +116,9 @@ struct ServerRunner {
         } catch {
             throw StartupError.warmUp("\(error)")
         }
-        logger.info("ready: serving '\(context.model.id)' on http://\(options.host):\(port); tasks: \(context.tasks?.tasks.joined(separator: ", ") ?? "text-generation")")
-        await signalled.value
+        logger.info("ready: serving '\(context.model.id)' on \(scheme)://\(options.host):\(port); tasks: \(context.tasks?.tasks.joined(separator: ", ") ?? "text-generation")")
+        // Serves until a signal handler exits the process.
+        while true { try? await Task.sleep(for: .seconds(3600)) }
     }
 
     private func modelDirectory() throws -> URL {
@@ -109,9 +136,12 @@ struct ServerRunner {
     /// Loads off the cooperative pool so the HTTP server keeps answering /healthz and /readyz.
     private func load(_ directory: URL, batcher: BatcherConfiguration) async throws -> ServingContext {
         let modelName = options.modelName
+        var taskLimits = TaskLimits()
+        taskLimits.maxResponseBytes = options.maxResponseBytes
         let tasks = TaskOptions(headsConfiguration: options.heads.map { URL(fileURLWithPath: $0) },
                                 embeddings: EmbeddingConfiguration(pooling: EmbeddingPooling(rawValue: options.embeddingPooling) ?? .mean,
-                                                                   normalize: options.normalizeEmbeddings))
+                                                                   normalize: options.normalizeEmbeddings),
+                                limits: taskLimits)
         return try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 do {

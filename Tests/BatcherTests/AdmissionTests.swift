@@ -22,20 +22,22 @@ final class AdmissionTests: XCTestCase {
         assertThrows(.contextLengthExceeded(promptTokens: 200, maxTokens: 57, contextLength: 256), batcher,
                      request(Array(repeating: 1, count: 200)) { $0.maxTokens = 57 })
         XCTAssertEqual(BatcherError.contextLengthExceeded(promptTokens: 200, maxTokens: 57, contextLength: 256).description,
-                       "this model's maximum context length is 256 tokens, but 257 were requested (200 in the prompt, 57 for the completion)")
+                       "this model's maximum context length is 256 tokens, but 200 prompt tokens and 57 completion tokens were requested")
+        assertThrows(.contextLengthExceeded(promptTokens: 2, maxTokens: .max, contextLength: 256), batcher,
+                     request([1, 2]) { $0.maxTokens = .max })
         assertThrows(.exceedsMemoryBudget(requiredBytes: 3 * 110_000, budgetBytes: 100_000), batcher,
                      request(Array(repeating: 1, count: 100)) { $0.maxTokens = 10; $0.n = 3 })
         assertThrows(.invalidRequest("the prompt must contain at least one token"), batcher, request([]))
         assertThrows(.invalidRequest("token id 64 is outside the vocabulary of 64"), batcher, request([1, 64]))
         assertThrows(.invalidRequest("token id -1 is outside the vocabulary of 64"), batcher, request([-1]))
-        assertThrows(.invalidRequest("temperature must be between 0 and 2, got 2.5"), batcher, request([1]) { $0.temperature = 2.5 })
-        assertThrows(.invalidRequest("top_p must be in (0, 1], got 0.0"), batcher, request([1]) { $0.topP = 0 })
-        assertThrows(.invalidRequest("logprobs must be between 0 and 20, got 21"), batcher, request([1]) { $0.logprobs = 21 })
-        assertThrows(.invalidRequest("n must be between 1 and 128, got 0"), batcher, request([1]) { $0.n = 0 })
-        assertThrows(.invalidRequest("at most 4 stop strings, got 5"), batcher, request([1]) { $0.stop = ["a", "b", "c", "d", "e"] })
-        assertThrows(.invalidRequest("logit_bias names token 99, outside the vocabulary of 64"), batcher, request([1]) { $0.logitBias = [99: 1] })
-        assertThrows(.invalidRequest("presence_penalty must be between -2 and 2, got 3.0"), batcher, request([1]) { $0.presencePenalty = 3 })
-        assertThrows(.invalidRequest("max_tokens must be at least 0, got -1"), batcher, request([1]) { $0.maxTokens = -1 })
+        assertThrows(.invalidParameter(param: "temperature", message: "temperature must be between 0 and 2, got 2.5"), batcher, request([1]) { $0.temperature = 2.5 })
+        assertThrows(.invalidParameter(param: "top_p", message: "top_p must be in (0, 1], got 0.0"), batcher, request([1]) { $0.topP = 0 })
+        assertThrows(.invalidParameter(param: "logprobs", message: "logprobs must be between 0 and 20, got 21"), batcher, request([1]) { $0.logprobs = 21 })
+        assertThrows(.invalidParameter(param: "n", message: "n must be between 1 and 128, got 0"), batcher, request([1]) { $0.n = 0 })
+        assertThrows(.invalidParameter(param: "stop", message: "at most 4 stop strings, got 5"), batcher, request([1]) { $0.stop = ["a", "b", "c", "d", "e"] })
+        assertThrows(.invalidParameter(param: "logit_bias", message: "logit_bias names token 99, outside the vocabulary of 64"), batcher, request([1]) { $0.logitBias = [99: 1] })
+        assertThrows(.invalidParameter(param: "presence_penalty", message: "presence_penalty must be between -2 and 2, got 3.0"), batcher, request([1]) { $0.presencePenalty = 3 })
+        assertThrows(.invalidParameter(param: "max_tokens", message: "max_tokens must be at least 0, got -1"), batcher, request([1]) { $0.maxTokens = -1 })
         await batcher.shutdown(gracePeriod: .zero)
     }
 

@@ -26,7 +26,7 @@ final class FakeRunner: ModelRunner, @unchecked Sendable {
     static let vocabularySize = 64
     static let hiddenSize = 4
     static let eos = 63
-    let limits = ModelLimits(vocabularySize: FakeRunner.vocabularySize, hiddenSize: FakeRunner.hiddenSize,
+    let limits = ModelLimits(vocabularySize: FakeRunner.vocabularySize,
                              contextLength: 256, endOfSequenceTokenID: FakeRunner.eos)
     /// Sleeps this long per forward call, so that requests overlap in time.
     let stepDelay: TimeInterval

@@ -60,9 +60,9 @@ final class ForwardTests: XCTestCase {
         print("cached step-by-step max |Δ| vs transformers: \(worst)")
     }
 
-    /// Chunks of uneven sizes (some longer than the packed limit, some crossing the window).
+    /// Chunks of uneven sizes (some crossing the window).
     func testChunkedPrefillMatchesTransformers() throws {
-        let engine = GPTNeoEngine(model: model, packedChunkLimit: 4)
+        let engine = GPTNeoEngine(model: model)
         let reference = expected.cases.last!
         let cache = engine.makeCache(capacity: reference.tokens.count)
         var hidden: [Float] = [], logits: [Float] = []
@@ -75,20 +75,6 @@ final class ForwardTests: XCTestCase {
             start = end
         }
         check(hidden: hidden, logits: logits, against: reference, "chunked")
-    }
-
-    /// The one place where paths differ: a long chunk through sgemm vs the same tokens one by one
-    /// through the packed kernel. Not bitwise (different summation order), but far inside 1e-4.
-    func testSgemmPathVersusPackedPathDeviation() throws {
-        let tokens = expected.cases.last!.tokens
-        let sgemm = GPTNeoEngine(model: model, packedChunkLimit: 1)
-        let whole = try sgemm.forward([ForwardItem(cache: sgemm.makeCache(capacity: 100), tokens: tokens, logitRows: .all)])[0].logits
-        let packed = GPTNeoEngine(model: model)
-        let cache = packed.makeCache(capacity: 100)
-        var stepwise: [Float] = []
-        for token in tokens { stepwise += try packed.forward([ForwardItem(cache: cache, tokens: [token])])[0].logits }
-        let worst = assertClose(whole, stepwise, tolerance: referenceTolerance, "sgemm path vs packed path")
-        print("sgemm path vs packed path, all logits of 100 positions: max |Δ| \(worst)")
     }
 
     /// Greedy decoding with the cache reproduces transformers' generate(do_sample=False), 64 tokens.

@@ -10,18 +10,31 @@ final class KVCacheTests: XCTestCase {
         let engine = GPTNeoEngine(model: model)
         let tokens = Shared.expected.cases.last!.tokens  // 100 tokens, window 8
         let cache = engine.makeCache(capacity: tokens.count)
-        let bytesBefore = cache.byteSize
         for token in tokens { _ = try engine.forward([ForwardItem(cache: cache, tokens: [token])]) }
         for (layer, kind) in config.attentionLayers.enumerated() {
             XCTAssertEqual(cache.slotCount(layer: layer), kind == .local ? config.windowSize : tokens.count, "layer \(layer)")
         }
-        XCTAssertEqual(cache.byteSize, bytesBefore, "the cache never grows")
+        // Global layers: 100 positions in blocks of 32 (128 slots); local layers: one block of the window.
         let C = config.hiddenSize
-        let expectedBytes = 2 * C * 4 * (2 * tokens.count + 2 * config.windowSize)
+        let expectedBytes = 2 * C * 4 * (2 * 128 + 2 * config.windowSize)
         XCTAssertEqual(cache.byteSize, expectedBytes)
-        XCTAssertEqual(KVCache.byteSize(config: config, capacity: tokens.count), expectedBytes)
+        XCTAssertEqual(KVCache.byteSize(config: config, capacity: tokens.count), expectedBytes, "admission reserves what a full cache holds")
         // Smaller than the window: local layers need only the capacity.
         XCTAssertEqual(KVCache(config: config, capacity: 3).slotCount(layer: 1), 3)
+    }
+
+    /// Memory follows use: nothing before the first token, then a block per layer every 32 positions.
+    func testBlocksAreTakenAsPositionsArrive() throws {
+        let engine = GPTNeoEngine(model: model)
+        let tokens = Shared.expected.cases.last!.tokens
+        let cache = engine.makeCache(capacity: 2048)
+        XCTAssertEqual(cache.byteSize, 0)
+        let C = config.hiddenSize, window = config.windowSize
+        for (length, globalSlots) in [(5, 32), (32, 32), (33, 64), (100, 128)] {
+            _ = try engine.forward([ForwardItem(cache: cache, tokens: Array(tokens[cache.count..<length]), logitRows: .none)])
+            XCTAssertEqual(cache.byteSize, 2 * C * 4 * (2 * globalSlots + 2 * window), "after \(length) positions")
+        }
+        XCTAssertLessThan(cache.byteSize, KVCache.byteSize(config: config, capacity: 2048) / 10)
     }
 
     /// A copy continues exactly like the original (n > 1 choices from one prefilled prompt).

@@ -132,18 +132,18 @@ class OddShapeTests: XCTestCase {
 
     func testMatchesPlainReferenceFullAndCached() throws {
         let reference = try referenceLogits(tokens).map(Float.init)
-        let engine = GPTNeoEngine(model: Self.model, packedChunkLimit: 4)
+        let engine = GPTNeoEngine(model: Self.model)
         let full = try engine.forward([ForwardItem(cache: engine.makeCache(capacity: 40), tokens: tokens, logitRows: .all)])[0].logits
         print("\(Self.self): max |Δ| vs Double, full sequence:", zip(full, reference).map { abs($0 - $1) }.max()!)
-        assertClose(full, reference, tolerance: referenceTolerance, "sgemm path vs Double reference")
+        assertClose(full, reference, tolerance: referenceTolerance, "full sequence vs Double reference")
         let cache = engine.makeCache(capacity: 40)
         var stepwise: [Float] = []
         for token in tokens { stepwise += try engine.forward([ForwardItem(cache: cache, tokens: [token])])[0].logits }
-        assertClose(stepwise, reference, tolerance: referenceTolerance, "packed path, step by step, vs Double reference")
+        assertClose(stepwise, reference, tolerance: referenceTolerance, "step by step vs Double reference")
     }
 
     func testBatchInvariantWithTails() throws {
-        let engine = GPTNeoEngine(model: Self.model, packedChunkLimit: 4)
+        let engine = GPTNeoEngine(model: Self.model)
         func probe(with companions: [Int]) throws -> [Float] {
             let cache = engine.makeCache(capacity: 40)
             var logits: [Float] = []

@@ -116,10 +116,19 @@ enum TestClientError: Error { case timeout, closed, malformed(String), connect(I
 final class TestClient {
     let fd: Int32
     private var buffer: [UInt8] = []
+    /// Set by `startTLS`: reads and writes then go through it.
+    var tls: TLSClientSession?
 
-    init(port: Int, host: String = "127.0.0.1", receiveBufferBytes: Int32? = nil) throws {
+    /// `sourceAddress`: an IPv4 address to connect from (another loopback address is another client).
+    init(port: Int, host: String = "127.0.0.1", receiveBufferBytes: Int32? = nil, sourceAddress: String? = nil) throws {
         let isV6 = host.contains(":")
         fd = socket(isV6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let sourceAddress {
+            var source = sockaddr_in()
+            source.sin_family = sa_family_t(AF_INET)
+            inet_pton(AF_INET, sourceAddress, &source.sin_addr)
+            _ = withUnsafePointer(to: &source) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
         if let size = receiveBufferBytes {
             var value = size
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, socklen_t(MemoryLayout<Int32>.size))
@@ -161,7 +170,7 @@ final class TestClient {
     func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
-            let sent = bytes[offset...].withUnsafeBytes { rawSend(fd, $0) }
+            let sent = bytes[offset...].withUnsafeBytes { tls?.write($0) ?? rawSend(fd, $0) }
             if sent <= 0 { throw TestClientError.closed }
             offset += sent
         }
@@ -176,11 +185,13 @@ final class TestClient {
 
     /// Reads more bytes into the buffer; false on EOF (or reset).
     private func fill(timeout: TimeInterval) throws -> Bool {
-        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        let ready = poll(&descriptor, 1, Int32(timeout * 1000))
-        if ready == 0 { throw TestClientError.timeout }
+        if tls?.hasBufferedInput != true {
+            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, Int32(timeout * 1000))
+            if ready == 0 { throw TestClientError.timeout }
+        }
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        let count = chunk.withUnsafeMutableBytes { tls?.read($0) ?? recv(fd, $0.baseAddress, $0.count, 0) }
         if count <= 0 { return false }
         buffer += chunk[0..<count]
         return true
@@ -253,6 +264,13 @@ final class TestClient {
         let data = try readExactly(size, timeout: timeout)
         guard try readLine(timeout: timeout).isEmpty else { throw TestClientError.malformed("chunk end") }
         return data
+    }
+
+    /// Reads and discards what has arrived, at most `limit` bytes, without waiting; returns the count.
+    func readAvailable(upTo limit: Int) -> Int {
+        var chunk = [UInt8](repeating: 0, count: limit)
+        let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        return max(count, 0)
     }
 
     /// Whether the server closes the connection (EOF) within `timeout`, with nothing unread.

@@ -130,6 +130,31 @@ final class ParserRejectionTests: XCTestCase {
         XCTAssertNotNil(singleMessage(parse("GET / HTTP/1.0\r\n\r\n")))
     }
 
+    func testHostMustBeAHostAndOptionalPort() {
+        for bad in ["a b", "a/b", "user@host", "host:port", "host:123456", "[::1", "[]", "[::1]x", "a%2", "a%zz", "é.example"] {
+            assertRejects("GET / HTTP/1.1\r\nHost: \(bad)\r\n\r\n", with: .invalidHost)
+        }
+        for good in ["", "a", "example.com:8080", "127.0.0.1", "[::1]:443", "[v1.fe80::a+en1]", "xn--bcher-kva.example", "a%20b", "host:"] {
+            XCTAssertNotNil(singleMessage(parse("GET / HTTP/1.1\r\nHost: \(good)\r\n\r\n")), good)
+        }
+    }
+
+    // MARK: Content coding and expectations
+
+    func testCodedRequestBodiesAre415ButCodingWithoutBodyIsIgnored() {
+        assertRejects("POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc", with: .unsupportedContentEncoding, status: 415)
+        assertRejects("POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: identity, br\r\nTransfer-Encoding: chunked\r\n\r\n", with: .unsupportedContentEncoding, status: 415)
+        XCTAssertNotNil(singleMessage(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: Identity\r\nContent-Length: 1\r\n\r\nx")))
+        XCTAssertNotNil(singleMessage(parse("GET / HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\n\r\n")))
+    }
+
+    func testExpectationsOtherThan100ContinueAre417() {
+        assertRejects("GET / HTTP/1.1\r\nHost: a\r\nExpect: the-unexpected\r\n\r\n", with: .unsupportedExpectation, status: 417)
+        assertRejects("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue, x\r\nContent-Length: 1\r\n\r\nx", with: .unsupportedExpectation, status: 417)
+        XCTAssertNotNil(singleMessage(parse("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\nx")))
+        XCTAssertNotNil(singleMessage(parse("GET / HTTP/1.0\r\nExpect: the-unexpected\r\n\r\n")), "HTTP/1.0 ignores Expect")
+    }
+
     // MARK: Body framing
 
     func testContentLengthWithTransferEncodingIsRejected() {

@@ -223,27 +223,6 @@ final class ServerConnectionTests: XCTestCase {
         }
     }
 
-    func testConnectionsBeyondTheLimitAreAnswered503() throws {
-        var configuration = testConfiguration()
-        configuration.maxConnections = 2
-        try withServer(configuration, handler: echo) { server, port in
-            let first = try TestClient(port: port), second = try TestClient(port: port)
-            for client in [first, second] {
-                try client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-                XCTAssertEqual(try client.readResponse().status, 200)
-            }
-            XCTAssertEqual(server.connectionCount, 2)
-            let third = try TestClient(port: port)
-            try third.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-            let refused = try third.readResponse()
-            XCTAssertEqual(refused.status, 503)
-            XCTAssertEqual(refused.headers["Connection"], "close")
-            XCTAssertTrue(third.waitForClose())
-            try first.send("GET /still HTTP/1.1\r\nHost: t\r\n\r\n")
-            XCTAssertEqual(try first.readResponse().status, 200, "served connections are unaffected")
-        }
-    }
-
     // MARK: Listening
 
     func testListensOnIPv6Loopback() throws {

@@ -103,3 +103,39 @@ final class ServerLifecycleTests: XCTestCase {
         }
     }
 }
+
+extension ServerLifecycleTests {
+    func testSecondSignalDuringTheDrainClosesBusyConnectionsAtOnce() throws {
+        var configuration = testConfiguration()
+        configuration.shutdownGracePeriod = .seconds(30)
+        let gate = Gate(), probe = Probe()
+        let server = HTTPServer(configuration: configuration, logger: quietLogger()) { _ in
+            probe.record("busy")
+            await gate.wait()
+            return text(200, "late")
+        }
+        let port = try server.start()
+        signal(SIGUSR2, SIG_IGN)
+        let returned = Box<Int32>()
+        Task { returned.value = await server.runUntilSignalled([SIGUSR2]) }
+        let busy = try TestClient(port: port)
+        try busy.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        XCTAssertTrue(probe.wait { $0 == ["busy"] })
+        usleep(100_000)  // lets the watcher install its signal source
+        // The first signal is seen when the listener stops accepting; only then is the second sent.
+        var draining = false
+        for _ in 0..<20 where !draining {
+            kill(getpid(), SIGUSR2)
+            draining = Probe().wait(timeout: 0.5) { _ in (try? TestClient(port: port)) == nil }
+        }
+        XCTAssertTrue(draining, "the first signal started the drain")
+        XCTAssertFalse(busy.waitForClose(timeout: 0.3), "a busy connection is given the grace period")
+        XCTAssertNil(returned.value)
+        let started = Date()
+        kill(getpid(), SIGUSR2)
+        XCTAssertTrue(busy.waitForClose(timeout: 3), "the second signal closes it")
+        XCTAssertTrue(Probe().wait(timeout: 3) { _ in returned.value == SIGUSR2 })
+        XCTAssertLessThan(Date().timeIntervalSince(started), 3)
+        gate.open()
+    }
+}

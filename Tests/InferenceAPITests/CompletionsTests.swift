@@ -177,3 +177,40 @@ final class CompletionsTests: XCTestCase {
         XCTAssertEqual(answer.errorCode, "model_not_found")
     }
 }
+
+/// Counts encodings, to show which requests are refused before tokenization.
+final class CountingTokenizer: TextTokenizer, @unchecked Sendable {
+    let inner = ByteTokenizer()
+    private let lock = NSLock()
+    private var encodings = 0
+    var encodeCount: Int { lock.withLock { encodings } }
+    var vocabularySize: Int { inner.vocabularySize }
+    var endOfTextTokenID: Int? { inner.endOfTextTokenID }
+    var longestTokenBytes: Int { inner.longestTokenBytes }
+    func encode(_ text: String, allowSpecialTokens: Bool) -> [Int] {
+        lock.withLock { encodings += 1 }
+        return inner.encode(text, allowSpecialTokens: allowSpecialTokens)
+    }
+    func decode(_ ids: [Int]) -> String { inner.decode(ids) }
+}
+
+extension CompletionsTests {
+    /// A prompt whose bytes alone need more tokens than the context holds is refused without tokenizing it;
+    /// one that may fit is tokenized and checked exactly.
+    func testPromptTooLongByItsBytesIsRefusedBeforeTokenization() async throws {
+        let tokenizer = CountingTokenizer()
+        let service = InferenceService(configuration: APIConfiguration())
+        try await service.start(with: ServingContext(backend: FakeBackend(), tokenizer: tokenizer, model: ModelDescription(id: "tiny", contextLength: 64)))
+        let warmUpEncodings = tokenizer.encodeCount
+        let long = String(repeating: "a", count: 64 * 13)
+        let refused = await service.send("POST", "/v1/completions", body: #"{"prompt":"\#(long)","max_tokens":1}"#)
+        XCTAssertEqual(refused.status, 400)
+        XCTAssertEqual(refused.json["error"]?["code"]?.stringValue, "context_length_exceeded")
+        XCTAssertEqual(refused.errorParam, "prompt")
+        XCTAssertTrue(refused.json["error"]?["message"]?.stringValue?.contains("at least 64 in the prompt") ?? false, refused.text)
+        XCTAssertEqual(tokenizer.encodeCount, warmUpEncodings, "refused before tokenization")
+        let exact = await service.send("POST", "/v1/completions", body: #"{"prompt":"\#(String(repeating: "a", count: 64))","max_tokens":1}"#)
+        XCTAssertEqual(exact.status, 400, "64 bytes may be 5 tokens: tokenized, then refused for its 64")
+        XCTAssertEqual(tokenizer.encodeCount, warmUpEncodings + 1)
+    }
+}

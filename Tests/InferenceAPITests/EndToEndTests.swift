@@ -8,27 +8,10 @@ import XCTest
 /// tiny checkpoint. Expected values come from transformers (`Tests/Fixtures/batcher/expected.json`,
 /// written by `scripts/fixtures/generate_batcher_fixtures.py`).
 final class EndToEndTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = RunningServer.root
 
-    private struct Running { var server: HTTPServer; var service: InferenceService; var client: LoopbackClient }
-
-    private func startServer(apiKeys: [String] = [], maxBodyBytes: Int = 1 << 20) async throws -> Running {
-        let directory = Self.root.appendingPathComponent(DefaultModel.relativePath)
-        var api = APIConfiguration()
-        api.apiKeys = apiKeys
-        let service = InferenceService(configuration: api)
-        var http = HTTPServerConfiguration()
-        http.port = 0
-        http.maxBodyBytes = maxBodyBytes
-        http.accessLogLevel = .trace
-        http.makeErrorResponse = { service.serverErrorResponse(status: $0, message: $1) }
-        var logger = Logger(label: "e2e")
-        logger.logLevel = .warning
-        let server = HTTPServer(configuration: http, logger: logger, handler: { await service.handle($0) })
-        let port = try server.start()
-        try await service.start(with: try ServingContext.load(directory: directory))
-        addTeardownBlock { await server.shutdown() }
-        return Running(server: server, service: service, client: LoopbackClient(port: port))
+    private func startServer(apiKeys: [String] = [], maxBodyBytes: Int = 1 << 20) async throws -> RunningServer {
+        try await RunningServer.start(for: self, apiKeys: apiKeys, maxBodyBytes: maxBodyBytes)
     }
 
     private func reference() throws -> JSONValue {
@@ -155,7 +138,7 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(reply.status, 200)
         reply = try await running.client.send("GET", "/metrics")
         XCTAssertTrue(reply.text.contains(#"gptneo_http_requests_total{endpoint="/v1/completions",method="POST",status="400"} 3"#), reply.text)
-        XCTAssertTrue(reply.text.contains(#"gptneo_http_requests_total{endpoint="server",method="other",status="413"} 1"#), reply.text)
+        XCTAssertTrue(reply.text.contains(#"gptneo_http_requests_total{endpoint="/v1/completions",method="POST",status="413"} 1"#), reply.text)
     }
 
     func testTokenizeRoundTripsWithTheRealTokenizer() async throws {
@@ -166,5 +149,19 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(json["max_model_len"]?.intValue, 512)
         let back = try await running.client.send("POST", "/v1/detokenize", json: #"{"tokens":[15496,995,50256]}"#)
         XCTAssertEqual(try JSONParser.parse(back.body)["prompt"]?.stringValue, "Hello world<|endoftext|>")
+    }
+}
+
+extension EndToEndTests {
+    /// RFC 9110 §9.3.2: a HEAD answer carries the Content-Length the GET would have, and no body.
+    func testHeadCarriesTheContentLengthOfGet() async throws {
+        let running = try await startServer()
+        for path in ["/healthz", "/readyz", "/v1/models", "/openapi.json"] {
+            let get = try await running.client.send("GET", path)
+            let head = try await running.client.send("HEAD", path)
+            XCTAssertEqual(head.status, get.status, path)
+            XCTAssertEqual(head.header("Content-Length"), String(get.body.count), path)
+            XCTAssertEqual(head.body, [], path)
+        }
     }
 }

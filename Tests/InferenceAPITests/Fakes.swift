@@ -10,6 +10,8 @@ struct ByteTokenizer: TextTokenizer {
     static let endOfText = "<|endoftext|>"
     var vocabularySize: Int { 257 }
     var endOfTextTokenID: Int? { 256 }
+    /// `<|endoftext|>` is one token.
+    var longestTokenBytes: Int { Self.endOfText.utf8.count }
     func encode(_ text: String, allowSpecialTokens: Bool) -> [Int] {
         guard allowSpecialTokens else { return text.utf8.map(Int.init) }
         var ids: [Int] = []
@@ -42,20 +44,20 @@ final class FakeBackend: CompletionBackend, @unchecked Sendable {
     var submitError: Error?
     /// Thrown from inside the stream after the first token when set.
     var streamError: Error?
-    var stats = BackendStatistics(queuedRequests: 2, runningSequences: 3, kvCacheBytesInUse: 1024, kvCacheBudgetBytes: 4096)
+    var stats = BatcherStatistics(queuedRequests: 2, runningSequences: 3, kvCacheBytesInUse: 1024, kvCacheBudgetBytes: 4096)
 
     static func letter(choice: Int, step: Int) -> Int { Int(UInt8(ascii: "a")) + (choice + step) % 26 }
     static func logprob(choice: Int, step: Int) -> Float { -Float(step + 1) / 10 - Float(choice) }
 
-    func submit(_ request: GenerationRequest) throws -> AsyncThrowingStream<CompletionEvent, Error> {
+    func submit(_ request: GenerationRequest) throws -> AsyncThrowingStream<GenerationEvent, Error> {
         if let submitError { throw submitError }
         lock.withLock { _submitted.append(request) }
         let p = request.parameters
         let streamError = self.streamError
         return AsyncThrowingStream { continuation in
             if p.echo {
-                let scores: [TokenScore?] = request.promptTokens.enumerated().map { i, id in
-                    i == 0 ? nil : TokenScore(tokenID: id, logprob: -0.5, top: [TopToken(tokenID: id, logprob: -0.5)])
+                let scores: [TokenLogprob?] = request.promptTokens.enumerated().map { i, id in
+                    i == 0 ? nil : TokenLogprob(tokenID: id, logprob: -0.5, top: [(tokenID: id, logprob: -0.5)])
                 }
                 continuation.yield(.prompt(tokens: request.promptTokens, logprobs: scores))
             }
@@ -67,7 +69,7 @@ final class FakeBackend: CompletionBackend, @unchecked Sendable {
                     let id = Self.letter(choice: choice, step: step)
                     let lp = Self.logprob(choice: choice, step: step)
                     let score = p.logprobs.map { k in
-                        TokenScore(tokenID: id, logprob: lp, top: Array([TopToken(tokenID: id, logprob: lp), TopToken(tokenID: 256, logprob: lp - 1)].prefix(k)))
+                        TokenLogprob(tokenID: id, logprob: lp, top: Array([(tokenID: id, logprob: lp), (tokenID: 256, logprob: lp - 1)].prefix(k)))
                     }
                     completionTokens += 1
                     text += String(UnicodeScalar(UInt8(id)))
@@ -88,7 +90,7 @@ final class FakeBackend: CompletionBackend, @unchecked Sendable {
         }
     }
 
-    var statistics: BackendStatistics { stats }
+    var statistics: BatcherStatistics { stats }
     func shutdown(gracePeriod: Duration) async {}
 }
 

@@ -18,6 +18,13 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(JSONNumber(text: "2e1").intValue, 20)
         XCTAssertNil(JSONNumber(text: "2.5").intValue)
         XCTAssertNil(JSONNumber(text: "1e300").intValue)
+        XCTAssertNil(JSONNumber(text: "1e-400").intValue, "not an integer, although it reads as the double 0")
+        XCTAssertNil(JSONNumber(text: "9007199254740993.0").intValue, "beyond 2^53 only integer literals are exact")
+        XCTAssertNil(JSONNumber(text: "9223372036854775808").intValue)
+        XCTAssertEqual(JSONNumber(text: "9007199254740992.0").intValue, 1 << 53)
+        XCTAssertEqual(JSONNumber(text: "-1.20e1").intValue, -12)
+        XCTAssertEqual(JSONNumber(text: "0.0e5").intValue, 0)
+        XCTAssertEqual(JSONNumber(text: "12500e-2").intValue, 125)
         XCTAssertEqual(JSONNumber(text: "9223372036854775807").intValue, Int.max)
     }
 

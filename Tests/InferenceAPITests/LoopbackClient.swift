@@ -33,7 +33,7 @@ struct LoopbackClient {
         try await send(method, path, body: Array(json.utf8), headers: headers.merging(["Content-Type": "application/json"]) { a, _ in a })
     }
 
-    private static func exchange(port: Int, method: String, path: String, body: [UInt8], headers: [String: String]) throws -> Reply {
+    static func exchange(port: Int, method: String, path: String, body: [UInt8], headers: [String: String]) throws -> Reply {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClientError.connect(errno) }
         defer { close(fd) }

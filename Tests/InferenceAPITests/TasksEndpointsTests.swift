@@ -47,7 +47,13 @@ final class TasksEndpointsTests: XCTestCase {
     static func post(_ path: String, _ data: Data, _ context: TaskServingContext) async throws -> (Int, [String: Any]) {
         let request = HTTPRequest(method: "POST", target: path, headers: ["Content-Type": "application/json"],
                                   body: Array(data), requestID: "test")
-        let response = await TaskEndpoints.handle(request, context: context)!
+        let handler: TaskEndpoints.Handler = switch path {
+        case "/v1/classify": TaskEndpoints.classify
+        case "/v1/classify-tokens": TaskEndpoints.classifyTokens
+        case "/v1/answer": TaskEndpoints.answer
+        default: TaskEndpoints.embeddings
+        }
+        let response = await TaskEndpoints.respond(request, context: context, handler)
         guard case .bytes(let bytes) = response.body else { XCTFail("streamed"); return (0, [:]) }
         return (response.status, try JSONSerialization.jsonObject(with: Data(bytes)) as! [String: Any])
     }
@@ -233,7 +239,7 @@ final class TasksEndpointsTests: XCTestCase {
         configuration.apiKeys = ["secret"]
         let service = InferenceService(configuration: configuration)
         try await service.start(with: ServingContext(
-            backend: BatcherBackend(batcher: stack.batcher), tokenizer: stack.tokenizer,
+            backend: stack.batcher, tokenizer: stack.tokenizer,
             model: ModelDescription(id: "tiny", contextLength: 512), tasks: stack.context()))
         func call(_ method: String, _ path: String, _ body: String = "", key: String? = "secret") async -> (Int, [String: Any]) {
             var headers: HTTPHeaders = ["Content-Type": "application/json"]
@@ -312,6 +318,43 @@ final class TasksEndpointsTests: XCTestCase {
                 for (g, w) in zip(got, qaScores) { XCTAssertEqual(g["score"] as! Double, w, accuracy: 1e-4) }
             }
             try await group.waitForAll()
+        }
+    }
+}
+
+extension TasksEndpointsTests {
+    /// A long shared context with a tiny stride and many questions needs far more windows than allowed:
+    /// the count is computed before any window is built and the context is tokenized once, so the
+    /// refusal is quick and costs no memory in proportion to questions × windows.
+    func testAnswerRefusesTooManyWindowsBeforeBuildingThem() async throws {
+        let running = try await RunningServer.start(for: self)
+        let context = String(repeating: "Ann met Bob in Paris on a sunny day. ", count: 20_000)
+        let questions = JSONValue.array(Array(repeating: .string("Where did Ann meet Bob?"), count: 250)).encodedString
+        let body = #"{"question":\#(questions),"context":"\#(context)","max_seq_len":16,"doc_stride":8}"#
+        let before = residentBytes()
+        let started = ContinuousClock.now
+        let reply = try await running.client.send("POST", "/v1/answer", json: body)
+        let elapsed = ContinuousClock.now - started
+        XCTAssertEqual(reply.status, 400, reply.text)
+        XCTAssertEqual(try JSONParser.parse(reply.body)["error"]?["param"]?.stringValue, "context")
+        XCTAssertLessThan(elapsed, .seconds(10), "refused before the per-question work")
+        XCTAssertLessThan(residentBytes() - before, 200 << 20, "resident memory grew by \(residentBytes() - before) bytes")
+        print("answer refusal: \(elapsed), RSS growth \((residentBytes() - before) >> 20) MiB")
+        try await running.assertAlive()
+    }
+
+    /// One shared context answers every question as a per-question request would.
+    func testSharedContextAnswersEqualSeparateRequests() async throws {
+        let running = try await RunningServer.start(for: self)
+        let context = "Ann met Bob in Paris. Later Bob flew to Rome with Carla."
+        let questions = ["Who met Bob?", "Where did Bob fly?"]
+        let shared = try await running.client.send("POST", "/v1/answer", json: #"{"question":\#(JSONValue.array(questions.map { .string($0) }).encodedString),"context":"\#(context)","max_seq_len":12,"doc_stride":3}"#)
+        XCTAssertEqual(shared.status, 200, shared.text)
+        let sharedData = try XCTUnwrap(JSONParser.parse(shared.body)["data"]?.arrayValue)
+        for (i, question) in questions.enumerated() {
+            let single = try await running.client.send("POST", "/v1/answer", json: #"{"question":"\#(question)","context":"\#(context)","max_seq_len":12,"doc_stride":3}"#)
+            XCTAssertEqual(single.status, 200, single.text)
+            XCTAssertEqual(try JSONParser.parse(single.body)["data"]?[0]?["answers"], sharedData[i]["answers"], question)
         }
     }
 }

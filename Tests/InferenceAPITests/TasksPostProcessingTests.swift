@@ -195,3 +195,27 @@ enum HeadFixtures {
         return try JSONSerialization.jsonObject(with: data) as! [String: Any]
     }
 }
+
+extension TasksPostProcessingTests {
+    /// The arithmetic count used to refuse early is the number of windows actually built.
+    func testWindowLayoutCountsTheWindows() throws {
+        var checked = 0
+        for contextLength in [1, 2, 5, 17, 64, 100] {
+            for question in 1...4 {
+                for maxSequenceLength in [question + 1, 8, 16, 33] where maxSequenceLength > question {
+                    for docStride in 0..<(maxSequenceLength - question) {
+                        var p = QuestionAnsweringParameters()
+                        p.maxSequenceLength = maxSequenceLength
+                        p.docStride = docStride
+                        let windows = try QuestionAnswering.windows(question: Array(repeating: 1, count: question), context: Array(0..<contextLength), parameters: p)
+                        let layout = try QuestionAnswering.layout(questionTokens: question, contextTokens: contextLength, parameters: p)
+                        XCTAssertEqual(layout.count, windows.count, "context \(contextLength) question \(question) max_seq_len \(maxSequenceLength) stride \(docStride)")
+                        XCTAssertEqual(windows.last?.contextRange.upperBound, contextLength)
+                        checked += 1
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 500)
+    }
+}

@@ -2,8 +2,10 @@
 # End-to-end checks against a real server on loopback, serving the bundled tiny model:
 #   1. the official `openai` Python client (check_openai_client.py), with an API key configured;
 #   2. `promtool check metrics` on a /metrics scrape taken after that traffic;
-#   3. schemathesis against /openapi.json (bounded; skipped with GPTNEO_SKIP_SCHEMATHESIS=1);
-#   4. SIGTERM: /readyz turns 503 during the drain delay and the process exits 0.
+#   3. schemathesis against /openapi.json, every endpoint (the fixture task heads are served so that
+#      classify, classify-tokens and answer answer too; bounded; skipped with GPTNEO_SKIP_SCHEMATHESIS=1);
+#   4. SIGTERM: /readyz turns 503 during the drain delay and the process exits 0;
+#   5. a second SIGTERM during the drain exits at once (code 143).
 # Usage: run.sh PATH-TO-gptneo-server. Needs .venv (scripts/install-deps.sh) and promtool.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,15 +23,19 @@ port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0));
 base="http://127.0.0.1:$port"
 key="client-check-key"
 
-echo "== starting $server_binary on port $port"
-GPTNEO_API_KEYS="$key" "$server_binary" --port "$port" --log-level warning >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 600); do
-    if curl -fs "$base/readyz" >/dev/null 2>&1; then break; fi
-    if ! kill -0 "$server_pid" 2>/dev/null; then echo "server exited during startup:"; cat "$work/server.log"; exit 1; fi
-    sleep 0.1
-done
-curl -fs "$base/readyz" >/dev/null || { echo "server not ready after 60 s"; cat "$work/server.log"; exit 1; }
+# Starts the server in the background (extra arguments are passed on) and waits until it is ready.
+start_server() {
+    echo "== starting $server_binary on port $port $*"
+    GPTNEO_API_KEYS="$key" "$server_binary" --port "$port" --heads Tests/Fixtures/heads/heads.json --log-level warning "$@" >"$work/server.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 600); do
+        if curl -fs "$base/readyz" >/dev/null 2>&1; then break; fi
+        if ! kill -0 "$server_pid" 2>/dev/null; then echo "server exited during startup:"; cat "$work/server.log"; exit 1; fi
+        sleep 0.1
+    done
+    curl -fs "$base/readyz" >/dev/null || { echo "server not ready after 60 s"; cat "$work/server.log"; exit 1; }
+}
+start_server
 
 echo "== startup failures: one line on stderr, exit 1"
 expect_startup_failure() {
@@ -56,9 +62,14 @@ echo "== openai client"
 "$python" scripts/openai-client-check/check_openai_client.py --base-url "$base/v1" --api-key "$key" --api-key-required
 
 echo "== promtool check metrics"
+# An answer the HTTP layer gives on its own (417 for an unknown expectation) is counted too.
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Expect: the-unexpected' "$base/healthz")" = "417" ] \
+    || { echo "Expect: the-unexpected was not answered 417"; exit 1; }
 curl -fs "$base/metrics" >"$work/metrics.txt"
 grep -q 'gptneo_http_requests_total{endpoint="/v1/completions",method="POST",status="200"}' "$work/metrics.txt" \
     || { echo "no completion requests counted in /metrics"; exit 1; }
+grep -q 'gptneo_http_requests_total{endpoint="/healthz",method="GET",status="417"}' "$work/metrics.txt" \
+    || { echo "the server layer's 417 is not counted in /metrics"; exit 1; }
 promtool check metrics <"$work/metrics.txt"
 echo "promtool: metrics ok ($(grep -vc '^#' "$work/metrics.txt") samples)"
 
@@ -90,4 +101,25 @@ server_pid=""
 [ "$code" -eq 0 ] || { echo "server exited $code after SIGTERM"; cat "$work/server.log"; exit 1; }
 [ "$draining" -eq 1 ] || { echo "/readyz never answered 503 while draining"; exit 1; }
 echo "server answered /readyz 503 while draining, then exited 0 after SIGTERM"
+
+echo "== second SIGTERM during the drain"
+start_server --drain-delay-seconds 30
+kill -TERM "$server_pid"
+# The first signal is seen once /readyz turns 503; the second one must end the 30 s drain at once.
+for _ in $(seq 1 50); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/readyz" || true)" = "503" ] && break
+    sleep 0.1
+done
+started=$(date +%s%N)
+kill -TERM "$server_pid"
+set +e
+wait "$server_pid"
+code=$?
+set -e
+server_pid=""
+elapsed_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+[ "$code" -eq 143 ] || { echo "server exited $code after a second SIGTERM (expected 143)"; cat "$work/server.log"; exit 1; }
+[ "$elapsed_ms" -lt 5000 ] || { echo "server took $elapsed_ms ms to exit after a second SIGTERM"; exit 1; }
+grep -q "during the drain: exiting" "$work/server.log" || { echo "the second SIGTERM was not handled by the server"; cat "$work/server.log"; exit 1; }
+echo "server exited 143 ${elapsed_ms} ms after a second SIGTERM (drain delay 30 s)"
 echo "end-to-end checks: ok"

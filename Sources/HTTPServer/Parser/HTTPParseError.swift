@@ -13,6 +13,10 @@ package enum HTTPParseError: Error, Equatable, Sendable {
     case bodyTooLarge
     // 505
     case unsupportedVersion
+    // 415: a request body in a content coding the server does not decode
+    case unsupportedContentEncoding
+    // 417: an expectation other than 100-continue
+    case unsupportedExpectation
     // 400: request line
     case malformedRequestLine
     case invalidMethod
@@ -27,6 +31,7 @@ package enum HTTPParseError: Error, Equatable, Sendable {
     case invalidHeaderValue
     case missingHost
     case duplicateHost
+    case invalidHost
     // 400: body framing
     case contentLengthWithTransferEncoding
     case invalidContentLength
@@ -45,6 +50,8 @@ package enum HTTPParseError: Error, Equatable, Sendable {
         case .headerBlockTooLarge, .tooManyHeaders: 431
         case .bodyTooLarge: 413
         case .unsupportedVersion: 505
+        case .unsupportedContentEncoding: 415
+        case .unsupportedExpectation: 417
         default: 400
         }
     }
@@ -57,6 +64,8 @@ package enum HTTPParseError: Error, Equatable, Sendable {
         case .tooManyHeaders: "too many header fields"
         case .bodyTooLarge: "request body too large"
         case .unsupportedVersion: "HTTP version not supported"
+        case .unsupportedContentEncoding: "unsupported Content-Encoding: request bodies must not be compressed"
+        case .unsupportedExpectation: "unsupported expectation: only Expect: 100-continue is understood"
         case .malformedRequestLine: "malformed request line"
         case .invalidMethod: "invalid method"
         case .invalidTarget: "invalid request target"
@@ -68,6 +77,7 @@ package enum HTTPParseError: Error, Equatable, Sendable {
         case .invalidHeaderValue: "invalid character in header field value"
         case .missingHost: "missing Host header"
         case .duplicateHost: "duplicated Host header"
+        case .invalidHost: "Host is not a valid host[:port]"
         case .contentLengthWithTransferEncoding: "both Content-Length and Transfer-Encoding"
         case .invalidContentLength: "invalid Content-Length"
         case .conflictingContentLength: "conflicting Content-Length values"

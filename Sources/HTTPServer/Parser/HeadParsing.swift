@@ -66,7 +66,7 @@ private func originForm(of bytes: ArraySlice<UInt8>, method: String) -> String? 
 
 /// The header fields that change how a message is framed or answered.
 enum FieldKind {
-    case host, contentLength, transferEncoding, connection, expect, other
+    case host, contentLength, transferEncoding, contentEncoding, connection, expect, other
 }
 
 /// Parses `name ":" OWS value OWS` (line without CRLF).
@@ -93,6 +93,7 @@ private func fieldKind(_ name: ArraySlice<UInt8>) -> FieldKind {
     case 6 where equalsLowercase(name, "expect"): .expect
     case 10 where equalsLowercase(name, "connection"): .connection
     case 14 where equalsLowercase(name, "content-length"): .contentLength
+    case 16 where equalsLowercase(name, "content-encoding"): .contentEncoding
     case 17 where equalsLowercase(name, "transfer-encoding"): .transferEncoding
     default: .other
     }
@@ -123,18 +124,20 @@ private let tokenTable: [Bool] = (0..<256).map { value in
 /// Header fields gathered while the head arrives, with the framing-relevant ones noted.
 struct PendingHead {
     var headers = HTTPHeaders()
-    var hostCount = 0
+    var hosts: [String] = []
     var contentLengths: [String] = []
     var transferEncodings: [String] = []
+    var contentEncodings: [String] = []
     var connectionValues: [String] = []
     var expectValues: [String] = []
 
     mutating func add(_ field: (name: String, value: String, kind: FieldKind)) {
         headers.add(name: field.name, value: field.value)
         switch field.kind {
-        case .host: hostCount += 1
+        case .host: hosts.append(field.value)
         case .contentLength: contentLengths.append(field.value)
         case .transferEncoding: transferEncodings.append(field.value)
+        case .contentEncoding: contentEncodings.append(field.value)
         case .connection: connectionValues.append(field.value)
         case .expect: expectValues.append(field.value)
         case .other: break
@@ -142,10 +145,11 @@ struct PendingHead {
     }
 }
 
-/// Applies the message-level rules: Host, body framing, persistence, expectations.
+/// Applies the message-level rules: Host, body framing, content coding, persistence, expectations.
 func makeHead(_ line: RequestLine, _ fields: PendingHead, limits: HTTPParserLimits) -> Result<HTTPRequestHead, HTTPParseError> {
-    if fields.hostCount > 1 { return .failure(.duplicateHost) }
-    if fields.hostCount == 0 && line.version == .http11 { return .failure(.missingHost) }
+    if fields.hosts.count > 1 { return .failure(.duplicateHost) }
+    if fields.hosts.isEmpty && line.version == .http11 { return .failure(.missingHost) }
+    if let host = fields.hosts.first, !isValidHostField(host) { return .failure(.invalidHost) }
 
     var framing = HTTPBodyFraming.none
     if !fields.transferEncodings.isEmpty {
@@ -174,13 +178,56 @@ func makeHead(_ line: RequestLine, _ fields: PendingHead, limits: HTTPParserLimi
     let tokens = Set(listElements(fields.connectionValues).map { $0.lowercased() })
     let keepAlive = tokens.contains("close") ? false : (line.version == .http11 || tokens.contains("keep-alive"))
     let hasBody = framing == .chunked || (framing != .none && framing != .length(0))
-    let expectsContinue = hasBody && line.version == .http11
-        && fields.expectValues.contains { $0.lowercased() == "100-continue" }
+    // Bodies are handed over as received: a coded (compressed) one would reach the handler as
+    // garbage, so it is refused; `identity` is no coding at all.
+    if hasBody && listElements(fields.contentEncodings).contains(where: { $0.lowercased() != "identity" }) {
+        return .failure(.unsupportedContentEncoding)
+    }
+    // HTTP/1.0 predates expectations: there they are ignored (RFC 9110 §10.1.1).
+    let expectations = line.version == .http11 ? listElements(fields.expectValues).map { $0.lowercased() } : []
+    if expectations.contains(where: { $0 != "100-continue" }) { return .failure(.unsupportedExpectation) }
+    let expectsContinue = hasBody && expectations.contains("100-continue")
 
     return .success(HTTPRequestHead(
         method: line.method, target: line.target, version: line.version, headers: fields.headers,
         keepAlive: keepAlive, expectsContinue: expectsContinue, framing: framing
     ))
+}
+
+/// `host [":" port]` as RFC 3986 defines them: an IP literal in brackets, or a reg-name (which
+/// covers IPv4 and DNS names: unreserved, sub-delims, percent-encoded octets); a port of at most
+/// five digits. Empty is allowed (RFC 9112 §3.2: a target without authority). No userinfo.
+func isValidHostField(_ value: String) -> Bool {
+    let bytes = Array(value.utf8)
+    var index = 0
+    if bytes.first == UInt8(ascii: "[") {
+        guard let close = bytes.firstIndex(of: UInt8(ascii: "]")), close > 1 else { return false }
+        guard bytes[1..<close].allSatisfy({ isUnreservedOrSubDelim($0) || $0 == .colon }) else { return false }
+        index = close + 1
+    } else {
+        while index < bytes.count, bytes[index] != .colon {
+            if bytes[index] == UInt8(ascii: "%") {
+                guard index + 2 < bytes.count, hexValue(bytes[index + 1]) != nil, hexValue(bytes[index + 2]) != nil else { return false }
+                index += 3
+                continue
+            }
+            guard isUnreservedOrSubDelim(bytes[index]) else { return false }
+            index += 1
+        }
+    }
+    guard index < bytes.count else { return true }
+    guard bytes[index] == .colon else { return false }
+    let port = bytes[(index + 1)...]
+    return port.count <= 5 && port.allSatisfy { digitValue($0) != nil }
+}
+
+private func isUnreservedOrSubDelim(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"):
+        return true
+    default:
+        return "-._~!$&'()*+,;=".utf8.contains(byte)
+    }
 }
 
 /// The non-empty elements of comma-separated list fields, OWS trimmed.

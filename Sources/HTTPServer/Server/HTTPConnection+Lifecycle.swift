@@ -14,6 +14,7 @@ extension HTTPConnection {
     /// Closes or answers 408 where a deadline has passed. The clock is read here, on the
     /// connection's queue: a time taken earlier could precede activity recorded meanwhile.
     func checkTimeouts() {
+        assertOnQueue()
         let now = monotonicNow()
         func elapsed(since instant: UInt64, atLeast limit: Duration) -> Bool {
             now > instant && now - instant >= UInt64(limit.nanoseconds)
@@ -24,17 +25,24 @@ extension HTTPConnection {
         case .open: break
         }
         if pendingBytes > 0 {
-            if elapsed(since: lastWriteProgressAt, atLeast: configuration.writeTimeout) {
-                logger.info("closing connection: client not reading", metadata: ["pending_bytes": "\(pendingBytes)"])
+            guard let windowStart = sendWindowStart, elapsed(since: windowStart, atLeast: configuration.writeTimeout) else { return }
+            let delivered = transport.bytesDelivered
+            if delivered - deliveredAtWindowStart < max(configuration.minSendBytes, 1) {
+                logger.info("closing connection: client reading too slowly", metadata: [
+                    "pending_bytes": "\(pendingBytes)", "accepted_bytes": "\(delivered - deliveredAtWindowStart)",
+                    "window": "\(configuration.writeTimeout)",
+                ])
                 close()
+            } else {
+                (sendWindowStart, deliveredAtWindowStart) = (now, delivered)
             }
             return
         }
         guard current == nil, queued.isEmpty, !stoppedReading else { return }
         switch parser.phase {
         case .idle:
-            // A fresh connection gets the head timeout to start talking; a kept-alive one the idle timeout.
-            let limit = servedRequests == 0 ? configuration.headTimeout : configuration.idleTimeout
+            // A fresh connection gets the first-byte timeout to start talking; a kept-alive one the idle timeout.
+            let limit = servedRequests == 0 ? configuration.firstByteTimeout : configuration.idleTimeout
             if elapsed(since: idleSince, atLeast: limit) { close() }
         case .head:
             if elapsed(since: headStartedAt, atLeast: configuration.headTimeout) { timeOut("request head not received in time") }
@@ -54,6 +62,7 @@ extension HTTPConnection {
 
     /// Shutdown began: idle connections close now; a busy one closes after its current response.
     func beginShutdown() {
+        assertOnQueue()
         shuttingDown = true
         guard case .open = lifecycle else { return }
         if let flight = current {
@@ -62,6 +71,36 @@ extension HTTPConnection {
         } else if queued.isEmpty && parser.phase == .idle && pendingBytes == 0 {
             close()
         }
+    }
+
+    // MARK: Connection limits
+
+    /// Whether the connection only waits: for its first or next request, or for the client to
+    /// close after the last answer. Such a connection may be closed to make room for another.
+    var isIdle: Bool {
+        switch lifecycle {
+        case .open:
+            current == nil && queued.isEmpty && parser.phase == .idle && pendingBytes == 0 && !closeAfterFlush && !stoppedReading
+        case .lingering: true
+        case .closed: false
+        }
+    }
+
+    /// Tells the registry when the connection starts or stops being idle.
+    func publishIdleness() {
+        let idle = isIdle
+        guard idle != publishedIdle else { return }
+        publishedIdle = idle
+        if idle { idleSince = monotonicNow() }
+        core.connectionIdle(id, since: idle ? idleSince : nil)
+    }
+
+    /// Chosen to make room for a new connection: closes if still idle.
+    func evictIfIdle() {
+        assertOnQueue()
+        guard isIdle else { return core.evictionDeclined(id) }
+        logger.debug("closing idle connection to make room for a new one")
+        close()
     }
 
     // MARK: Request ids and access log

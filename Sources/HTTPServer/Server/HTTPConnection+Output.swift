@@ -14,6 +14,7 @@ extension HTTPConnection {
     /// Called by the body writer (through `queue`): frames and flushes one piece, and suspends the
     /// writer while more than `maxPendingStreamBytes` wait unsent.
     func streamWrite(_ bytes: [UInt8], _ continuation: CheckedContinuation<Void, any Error>) {
+        assertOnQueue()
         guard case .open = lifecycle, var flight = current, flight.isStream else {
             return continuation.resume(throwing: HTTPServerError.clientDisconnected)
         }
@@ -30,6 +31,7 @@ extension HTTPConnection {
     }
 
     func streamFinished(_ failure: (any Error)?) {
+        assertOnQueue()
         guard case .open = lifecycle, let flight = current, flight.isStream else { return }
         if let failure {
             // The status is long sent: the only honest signal left is an abrupt close, so the
@@ -46,32 +48,49 @@ extension HTTPConnection {
 
     // MARK: Writing
 
+    /// The write source fired: go on writing, or retry a read that had to write first.
+    func writable() {
+        assertOnQueue()
+        if readWaitsForWritable {
+            readWaitsForWritable = false
+            readable()
+        }
+        flush()
+    }
+
     func flush() {
+        assertOnQueue()
         guard case .open = lifecycle else { return }
         while outboundOffset < outbound.count {
-            let written = outbound.withUnsafeBytes { bytes in
-                sendBytes(fd, bytes.baseAddress! + outboundOffset, bytes.count - outboundOffset)
+            let result = outbound.withUnsafeBytes { bytes in
+                transport.write(UnsafeRawBufferPointer(rebasing: bytes[outboundOffset...]))
             }
-            if written > 0 {
+            switch result {
+            case .done(let written):
                 outboundOffset += written
-                lastWriteProgressAt = monotonicNow()
                 continue
-            }
-            let code = errno
-            if written < 0 && code == EINTR { continue }
-            if written < 0 && (code == EAGAIN || code == EWOULDBLOCK) {
+            case .wouldBlock(let interest):
+                if sendWindowStart == nil { (sendWindowStart, deliveredAtWindowStart) = (monotonicNow(), transport.bytesDelivered) }
                 compactOutbound()
-                setWriting(true)
+                if interest == .read {
+                    writeWaitsForReadable = true
+                    updateReadInterest()
+                } else {
+                    setWriting(true)
+                }
                 if pendingBytes <= configuration.maxPendingStreamBytes / 2 { resumeDrainWaiter() }
                 return
+            case .closed, .failed:
+                return peerClosed()
             }
-            return peerClosed()
         }
         outbound.removeAll(keepingCapacity: outbound.capacity <= 256 * 1024)
         outboundOffset = 0
+        sendWindowStart = nil
         setWriting(false)
         resumeDrainWaiter()
         if closeAfterFlush { beginLingeringClose() } else { startNextIfPossible() }
+        publishIdleness()
     }
 
     func compactOutbound() {
@@ -91,11 +110,12 @@ extension HTTPConnection {
     func beginLingeringClose() {
         guard case .open = lifecycle else { return }
         // Nothing unread and no request under way: a plain close cannot turn into a reset.
-        if parser.phase == .idle && queued.isEmpty && bytesWaitingToBeRead(fd) == 0 { return close() }
-        shutdown(fd, Int32(SHUT_WR))
+        if parser.phase == .idle && queued.isEmpty && !transport.hasUnreadInput { return close() }
+        transport.shutdownOutput()
         lifecycle = .lingering(deadline: monotonicNow() + Self.lingerTime, discarded: 0)
         setWriting(false)
         updateReadInterest()
+        publishIdleness()
         pollLingering()
     }
 
@@ -105,15 +125,16 @@ extension HTTPConnection {
     /// handler, so the client's close would otherwise go unnoticed until the deadline.
     func pollLingering() {
         guard case .lingering(let deadline, var discarded) = lifecycle else { return }
-        while true {
-            let count = recv(fd, readBuffer.baseAddress, readBuffer.count, Int32(MSG_DONTWAIT))
-            if count > 0 {
+        reading: while true {
+            switch transport.read(into: readBuffer) {
+            case .done(let count):
                 discarded += count
                 if discarded > Self.maxLingerDiscard { return close() }
-                continue
+            case .wouldBlock:
+                break reading
+            case .closed, .failed:
+                return close()  // the client has closed
             }
-            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { break }
-            return close()  // EOF or reset: the client has closed
         }
         if monotonicNow() >= deadline { return close() }
         lifecycle = .lingering(deadline: deadline, discarded: discarded)
@@ -122,6 +143,7 @@ extension HTTPConnection {
 
     /// Closes at once: cancels what runs for the client, wakes a suspended writer with an error.
     func close() {
+        assertOnQueue()
         if case .closed = lifecycle { return }
         lifecycle = .closed
         if let flight = current {
@@ -132,10 +154,6 @@ extension HTTPConnection {
         drainWaiter?.resume(throwing: HTTPServerError.clientDisconnected)
         drainWaiter = nil
         queued.removeAll()
-        if resetOnClose {
-            var noLinger = linger(l_onoff: 1, l_linger: 0)
-            setsockopt(fd, SOL_SOCKET, SO_LINGER, &noLinger, socklen_t(MemoryLayout<linger>.size))
-        }
         // Cancel first, then resume: a suspended source only delivers its cancel handler once resumed.
         readSource?.cancel()
         writeSource?.cancel()
@@ -147,7 +165,7 @@ extension HTTPConnection {
     func sourceCancelled() {
         cancelledSources += 1
         guard cancelledSources == 2 else { return }
-        closeSocket(fd)
+        transport.close(reset: resetOnClose)
         // The sources' handlers hold the connection: dropping the sources breaks that cycle.
         readSource = nil
         writeSource = nil

@@ -8,13 +8,14 @@ import Darwin
 
 // MARK: - Connection
 
-/// One client connection: reads and parses requests, runs handlers one at a time (pipelined
-/// requests are answered in order), writes responses with back-pressure, enforces the timeouts.
-/// Every mutable property is confined to `queue`; tasks hop back onto it to touch them.
-final class HTTPConnection: @unchecked Sendable {
+/// One HTTP/1.1 client connection over a transport (plain TCP or TLS): reads and parses
+/// requests, runs handlers one at a time (pipelined requests are answered in order), writes
+/// responses with back-pressure, enforces the timeouts. Every mutable property is confined to
+/// `queue`; tasks hop back onto it to touch them, and the entry points check it.
+final class HTTPConnection: ServerConnection, @unchecked Sendable {
     let id: Int
     let queue: DispatchQueue
-    let fd: Int32
+    let transport: any Transport
     /// Strong: the registry drops the connection when it closes, which breaks the cycle.
     let core: ServerCore
     let configuration: HTTPServerConfiguration
@@ -69,17 +70,25 @@ final class HTTPConnection: @unchecked Sendable {
     var writeSuspended = false
     var cancelledSources = 0
     var resetOnClose = false
+    /// A TLS read that must first write (or a write that must first read) waits for that readiness.
+    var readWaitsForWritable = false
+    var writeWaitsForReadable = false
 
     var outbound: [UInt8] = []
     var outboundOffset = 0
     var closeAfterFlush = false
     var drainWaiter: CheckedContinuation<Void, any Error>?
+    /// While bytes wait for the client: when the current send-rate window began, and how many
+    /// bytes the client had taken then (see `HTTPServerConfiguration.writeTimeout`).
+    var sendWindowStart: UInt64?
+    var deliveredAtWindowStart = 0
+    /// What the registry was last told: waiting for a request (evictable) or busy.
+    var publishedIdle = true
 
     // Deadlines, in `DispatchTime` nanoseconds.
     var idleSince: UInt64
     var headStartedAt: UInt64
     var lastReadAt: UInt64
-    var lastWriteProgressAt: UInt64
 
     var dateCache = DateCache()
     let requestIDBase = UInt64.random(in: 0...UInt64.max)
@@ -91,20 +100,20 @@ final class HTTPConnection: @unchecked Sendable {
     static let maxLingerDiscard = 1 << 20
     static let lingerPollMilliseconds = 20
 
-    init(id: Int, fd: Int32, core: ServerCore, queue: DispatchQueue) {
+    init(id: Int, transport: any Transport, peer: PeerAddress, core: ServerCore, queue: DispatchQueue) {
         self.id = id
-        self.fd = fd
+        self.transport = transport
         self.core = core
         self.queue = queue
         configuration = core.configuration
         handler = core.handler
         var logger = core.logger
         logger[metadataKey: "connection"] = "\(id)"
-        if let client = peerAddress(fd) { logger[metadataKey: "client"] = "\(client)" }
+        logger[metadataKey: "client"] = "\(peer)"
         self.logger = logger
         parser = HTTPRequestParser(limits: configuration.parserLimits)
         let now = monotonicNow()
-        (idleSince, headStartedAt, lastReadAt, lastWriteProgressAt) = (now, now, now, now)
+        (idleSince, headStartedAt, lastReadAt) = (now, now, now)
     }
 
     deinit { readBuffer.deallocate() }
@@ -115,11 +124,11 @@ final class HTTPConnection: @unchecked Sendable {
 
     func start() {
         queue.async { [self] in
-            let read = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+            let read = DispatchSource.makeReadSource(fileDescriptor: transport.fd, queue: queue)
             read.setEventHandler { [self] in readable() }
             read.setCancelHandler { [self] in sourceCancelled() }
-            let write = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
-            write.setEventHandler { [self] in flush() }
+            let write = DispatchSource.makeWriteSource(fileDescriptor: transport.fd, queue: queue)
+            write.setEventHandler { [self] in writable() }
             write.setCancelHandler { [self] in sourceCancelled() }
             readSource = read
             writeSource = write
@@ -135,6 +144,17 @@ final class HTTPConnection: @unchecked Sendable {
         guard let readSource, on == readSuspended else { return }
         if on { readSource.resume() } else { readSource.suspend() }
         readSuspended = !on
+        readBufferedInputSoon()
+    }
+
+    /// Input the transport holds (decrypted TLS records) raises no read event: read it from the queue.
+    func readBufferedInputSoon() {
+        guard !readSuspended, transport.hasBufferedInput else { return }
+        queue.async { [self] in
+            if case .closed = lifecycle { return }
+            guard !readSuspended else { return }
+            readable()
+        }
     }
 
     func setWriting(_ on: Bool) {
@@ -144,11 +164,11 @@ final class HTTPConnection: @unchecked Sendable {
     }
 
     /// Whether reading should run: not while enough requests wait (pipelining is bounded), nor
-    /// once the parser has stopped; always while lingering.
+    /// once the parser has stopped, unless a write waits for it; always while lingering.
     func updateReadInterest() {
         switch lifecycle {
         case .open:
-            setReading(!stoppedReading && parser.phase != .failed && queued.count < Self.maxQueuedRequests)
+            setReading(writeWaitsForReadable || !stoppedReading && parser.phase != .failed && queued.count < Self.maxQueuedRequests)
         case .lingering: setReading(true)
         case .closed: break
         }
@@ -157,13 +177,20 @@ final class HTTPConnection: @unchecked Sendable {
     // MARK: Reading
 
     func readable() {
-        let count = recv(fd, readBuffer.baseAddress, readBuffer.count, 0)
-        if count < 0 {
-            let code = errno
-            if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return }
-            return peerClosed()
+        assertOnQueue()
+        if writeWaitsForReadable {
+            writeWaitsForReadable = false
+            flush()
         }
-        if count == 0 { return peerClosed() }
+        let count: Int
+        switch transport.read(into: readBuffer) {
+        case .done(let read): count = read
+        case .wouldBlock(let interest):
+            readWaitsForWritable = interest == .write
+            if readWaitsForWritable { setWriting(true) }
+            return
+        case .closed, .failed: return peerClosed()
+        }
         let now = monotonicNow()
         switch lifecycle {
         case .closed:
@@ -179,9 +206,9 @@ final class HTTPConnection: @unchecked Sendable {
         let wasIdle = parser.phase == .idle
         events.removeAll(keepingCapacity: true)
         parser.feed(UnsafeRawBufferPointer(start: readBuffer.baseAddress, count: count), into: &events)
-        // The head clock of a keep-alive connection starts with the first byte of the request;
-        // on a fresh connection it started at accept.
-        if wasIdle && servedRequests > 0 && current == nil { headStartedAt = now }
+        // The head clock starts with the request's first byte (before it, the first-byte or idle
+        // timeout runs).
+        if wasIdle && current == nil { headStartedAt = now }
         for event in events {
             switch event {
             case .head(let head):
@@ -196,6 +223,8 @@ final class HTTPConnection: @unchecked Sendable {
         }
         startNextIfPossible()
         updateReadInterest()
+        publishIdleness()
+        readBufferedInputSoon()
     }
 
     /// EOF or a reset from the client: it has gone, so whatever runs for it is cancelled.
@@ -239,6 +268,7 @@ final class HTTPConnection: @unchecked Sendable {
     }
 
     func responseReady(_ response: HTTPResponse) {
+        assertOnQueue()
         guard case .open = lifecycle, var flight = current else { return }
         flight.task = nil
         flight.status = response.status
@@ -303,8 +333,12 @@ final class HTTPConnection: @unchecked Sendable {
     func sendErrorResponse(status: Int, message: String, request: (method: String, target: String)?) {
         var response = configuration.makeErrorResponse(status, message)
         if case .stream = response.body { response = .jsonError(status: status, message: message) }
+        // RFC 9110 §15.5.16: a 415 for a content coding says which codings are acceptable.
+        if status == 415 { response.headers.replaceOrAdd(name: "Accept-Encoding", value: "identity") }
+        let path = request.map { String($0.target.prefix { $0 != "?" }) }
+        configuration.onServerAnswer?(ServerAnswer(status: response.status, method: request?.method, path: path))
         var flight = InFlight(
-            method: request?.method ?? "-", path: request.map { String($0.target.prefix { $0 != "?" }) } ?? "-",
+            method: request?.method ?? "-", path: path ?? "-",
             version: .http11, requestID: nextRequestID(),
             start: monotonicNow(), keepAlive: false, status: response.status
         )

@@ -11,8 +11,11 @@ import Darwin
 //
 // - The listening socket is watched by a Dispatch read source on `acceptQueue`, which also runs
 //   the deadline sweep (a timer at a quarter of the shortest timeout, 10 ms to 1 s).
-// - Each connection owns a serial queue (targeting the global concurrent queue) that confines
-//   all its state, and a read and a write source on its non-blocking socket.
+// - Each accepted socket gets a transport (plain TCP, or TLS) that moves its bytes, and a
+//   connection (`ServerConnection`: HTTP/1.1 today) that owns a serial queue (targeting the
+//   global concurrent queue) confining all its state, and a read and a write source on the
+//   socket. The core reaches connections only through `ServerConnection`, on their queues:
+//   limits, the deadline sweep and the drain live here once, whatever the protocol.
 // - Bytes read go through the pure parser; complete requests queue up in order (reading pauses
 //   while 4 wait). One request at a time runs its handler in a Task, whose response hops back
 //   onto the connection's queue to be encoded and sent; a partial send arms the write source.
@@ -44,6 +47,15 @@ public final class HTTPServer: Sendable {
     /// connections; returns when everything is closed. Safe to call more than once.
     public func shutdown() async { await core.shutdown() }
 
+    /// Re-reads the TLS certificate and key (on SIGHUP): connections accepted from now on use the
+    /// new pair, open ones keep theirs. Throws `HTTPServerError.tls` and keeps the old pair when
+    /// the new files are unusable; does nothing without TLS.
+    public func reloadTLS() throws { try core.reloadTLS() }
+
+    /// Closes every connection now, busy or not, without waiting for the grace period (a second
+    /// SIGTERM/SIGINT during the drain). A `shutdown()` under way then returns at once.
+    public func closeAllConnections() { core.closeAllConnections() }
+
     /// Connections currently open (for tests and metrics).
     public var connectionCount: Int { core.connectionCount }
 }
@@ -51,8 +63,8 @@ public final class HTTPServer: Sendable {
 // MARK: - Server core
 
 /// The mutable side of `HTTPServer`: life-cycle state, listener, connection registry. `lock`
-/// guards `state`, `connections` and the waiters; the accept source and the sweep timer run on
-/// `acceptQueue`.
+/// guards `state`, `connections`, the per-client counts and the waiters; the accept source and
+/// the sweep timer run on `acceptQueue`.
 final class ServerCore: @unchecked Sendable {
     enum State {
         case initial
@@ -66,9 +78,22 @@ final class ServerCore: @unchecked Sendable {
     let logger: Logger
     let handler: HTTPHandler
 
+    /// A registered connection and what the limits need to know of it.
+    private struct Registration {
+        let connection: any ServerConnection
+        let client: String
+        /// Since when it waits for a request (or lingers after its last answer); nil while busy.
+        var idleSince: UInt64?
+        /// Chosen to make room: no longer counted against the limits.
+        var evicting = false
+    }
+
     private let lock = NSLock()
     private var state = State.initial
-    private var connections: [Int: HTTPConnection] = [:]
+    private var connections: [Int: Registration] = [:]
+    /// Registered connections per client address, those being evicted excluded.
+    private var perClient: [String: Int] = [:]
+    private var evictingCount = 0
     private var nextConnectionID = 0
     private var listenerFD: Int32?
     private var allClosedWaiters: [CheckedContinuation<Void, Never>] = []
@@ -80,6 +105,8 @@ final class ServerCore: @unchecked Sendable {
     private var acceptPaused = false
     private var sweepTimer: DispatchSourceTimer?
     private let refusal: [UInt8]
+    /// Set by `start()` before accepting begins; read on `acceptQueue` only after that.
+    private var transports: any TransportFactory = PlainTransportFactory()
 
     init(configuration: HTTPServerConfiguration, logger: Logger, handler: @escaping HTTPHandler) {
         self.configuration = configuration
@@ -100,6 +127,7 @@ final class ServerCore: @unchecked Sendable {
         }
         let listener: (fd: Int32, port: Int)
         do {
+            if let tls = configuration.tls { transports = try TLSTransportFactory(tls) }
             listener = try makeListeningSocket(host: configuration.host, port: configuration.port, backlog: configuration.backlog)
         } catch {
             lock.withLock { state = .shutdown }
@@ -123,39 +151,96 @@ final class ServerCore: @unchecked Sendable {
         sweepTimer = timer
         timer.activate()
 
-        logger.info("listening", metadata: ["host": "\(configuration.host)", "port": "\(listener.port)"])
+        logger.info("listening", metadata: [
+            "host": "\(configuration.host)", "port": "\(listener.port)", "scheme": "\(configuration.tls == nil ? "http" : "https")",
+        ])
         return listener.port
     }
 
     // MARK: Accepting
 
     private enum Admission {
-        case accepted(HTTPConnection)
-        case overLimit
+        case accepted(any ServerConnection, evicted: [any ServerConnection])
+        case overLimit(String)
         case stopping
     }
 
     private func acceptPending(_ listener: Int32) {
         defer { pauseAcceptingIfOutOfDescriptors() }
-        while let fd = acceptConnection(listener) {
-            let admission: Admission = lock.withLock {
-                guard case .running = state else { return .stopping }
-                guard connections.count < configuration.maxConnections else { return .overLimit }
-                nextConnectionID += 1
-                let queue = DispatchQueue(label: "http.connection", target: .global())
-                let connection = HTTPConnection(id: nextConnectionID, fd: fd, core: self, queue: queue)
-                connections[nextConnectionID] = connection
-                return .accepted(connection)
-            }
-            switch admission {
-            case .accepted(let connection):
+        while let (fd, peer) = acceptConnection(listener) {
+            let transport = transports.makeTransport(fd: fd)
+            switch lock.withLock({ admit(transport, peer) }) {
+            case .accepted(let connection, let evicted):
+                for victim in evicted { victim.queue.async { victim.evictIfIdle() } }
                 connection.start()
-            case .overLimit:
-                logger.warning("refusing connection: at the connection limit", metadata: ["limit": "\(configuration.maxConnections)"])
-                refuseConnection(fd, response: refusal)
+            case .overLimit(let limit):
+                logger.warning("refusing connection: \(limit)", metadata: ["client": "\(peer)"])
+                transport.refuse(with: refusal)
+                configuration.onServerAnswer?(ServerAnswer(status: 503))
             case .stopping:
-                closeSocket(fd)  // shutdown has begun: the listener is going away
+                transport.close(reset: false)  // shutdown has begun: the listener is going away
             }
+        }
+    }
+
+    /// Registers a new connection, first making room by evicting the connection idle longest, of
+    /// the same client when its cap is reached, of anyone at the global limit (as nginx reuses
+    /// its keep-alive connections). Under `lock`.
+    private func admit(_ transport: any Transport, _ peer: PeerAddress) -> Admission {
+        guard case .running = state else { return .stopping }
+        var evicted: [any ServerConnection] = []
+        let clientCap = configuration.maxConnectionsPerClient
+        if clientCap > 0 && perClient[peer.host, default: 0] >= clientCap {
+            guard let victim = oldestIdle(client: peer.host) else {
+                return .overLimit("client \(peer.host) at its cap of \(clientCap) connections")
+            }
+            evicted.append(beginEviction(victim))
+        }
+        if connections.count - evictingCount >= configuration.maxConnections {
+            guard let victim = oldestIdle(client: nil) else {
+                return .overLimit("at the limit of \(configuration.maxConnections) connections, none idle")
+            }
+            evicted.append(beginEviction(victim))
+        }
+        nextConnectionID += 1
+        let queue = DispatchQueue(label: "http.connection", target: .global())
+        let connection = HTTPConnection(id: nextConnectionID, transport: transport, peer: peer, core: self, queue: queue)
+        connections[nextConnectionID] = Registration(connection: connection, client: peer.host, idleSince: monotonicNow())
+        perClient[peer.host, default: 0] += 1
+        return .accepted(connection, evicted: evicted)
+    }
+
+    /// Under `lock`: the registered connection idle longest (of `client`, if given), not already leaving.
+    private func oldestIdle(client: String?) -> Int? {
+        var best: (id: Int, since: UInt64)?
+        for (id, entry) in connections where !entry.evicting {
+            guard let since = entry.idleSince, client == nil || entry.client == client else { continue }
+            if best == nil || since < best!.since { best = (id, since) }
+        }
+        return best?.id
+    }
+
+    /// Under `lock`: stops counting a connection against the limits; it closes on its own queue.
+    private func beginEviction(_ id: Int) -> any ServerConnection {
+        connections[id]!.evicting = true
+        evictingCount += 1
+        perClient[connections[id]!.client]! -= 1
+        return connections[id]!.connection
+    }
+
+    /// A connection tells when it starts or stops waiting for a request (`since` nil: busy).
+    func connectionIdle(_ id: Int, since: UInt64?) {
+        lock.withLock { connections[id]?.idleSince = since }
+    }
+
+    /// An evicted connection turned busy before it could be closed: it counts again (the limit
+    /// is then exceeded by one until a connection closes, rather than a request being dropped).
+    func evictionDeclined(_ id: Int) {
+        lock.withLock {
+            guard let entry = connections[id], entry.evicting else { return }
+            connections[id]!.evicting = false
+            evictingCount -= 1
+            perClient[entry.client, default: 0] += 1
         }
     }
 
@@ -178,14 +263,21 @@ final class ServerCore: @unchecked Sendable {
 
     /// Checks every connection's deadlines on its own queue.
     private func sweep() {
-        for connection in lock.withLock({ Array(connections.values) }) {
+        for connection in registeredConnections() {
             connection.queue.async { connection.checkTimeouts() }
         }
     }
 
+    private func registeredConnections() -> [any ServerConnection] {
+        lock.withLock { connections.values.map(\.connection) }
+    }
+
     func connectionClosed(_ id: Int) {
         let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
-            connections[id] = nil
+            if let entry = connections.removeValue(forKey: id) {
+                if entry.evicting { evictingCount -= 1 } else { perClient[entry.client]! -= 1 }
+                if perClient[entry.client] == 0 { perClient[entry.client] = nil }
+            }
             guard connections.isEmpty, case .shuttingDown = state else { return [] }
             defer { allClosedWaiters = [] }
             return allClosedWaiters
@@ -237,14 +329,14 @@ final class ServerCore: @unchecked Sendable {
             acceptSource?.cancel()
             resumeAccepting()
         }
-        for connection in lock.withLock({ Array(connections.values) }) {
+        for connection in registeredConnections() {
             connection.queue.async { connection.beginShutdown() }
         }
         let grace = configuration.shutdownGracePeriod
         let forceClose = Task { [self] in
             try? await Task.sleep(for: grace)
             guard !Task.isCancelled else { return }
-            let remaining = lock.withLock { Array(connections.values) }
+            let remaining = registeredConnections()
             if !remaining.isEmpty {
                 logger.warning("grace period over: closing busy connections", metadata: ["count": "\(remaining.count)"])
             }
@@ -267,6 +359,18 @@ final class ServerCore: @unchecked Sendable {
         }
         waiters.forEach { $0.resume() }
         logger.info("stopped")
+    }
+
+    func reloadTLS() throws {
+        guard let tls = acceptQueue.sync(execute: { transports as? TLSTransportFactory }) else { return }
+        try tls.reload()
+        logger.info("reloaded the TLS certificate and key", metadata: ["certificate": "\(tls.configuration.certificateChainFile)"])
+    }
+
+    func closeAllConnections() {
+        let remaining = registeredConnections()
+        logger.warning("closing every connection now", metadata: ["count": "\(remaining.count)"])
+        for connection in remaining { connection.queue.async { connection.close() } }
     }
 
     // MARK: Helpers

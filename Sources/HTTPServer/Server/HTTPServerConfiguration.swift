@@ -8,6 +8,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var host: String = "127.0.0.1"
     /// 0 binds an ephemeral port; `HTTPServer.start()` returns the one bound.
     public var port: Int = 8000
+    /// HTTPS with this certificate and key; nil serves plain HTTP.
+    public var tls: TLSConfiguration?
     public var backlog: Int32 = 512
     /// Request line, CRLF excluded; beyond: 414.
     public var maxRequestLineBytes = 8 * 1024
@@ -17,16 +19,27 @@ public struct HTTPServerConfiguration: Sendable {
     public var maxHeaderCount = 100
     /// Decoded request body; beyond: 413.
     public var maxBodyBytes = 1 << 20
-    /// From a connection's first byte of a request (or its accept) to the end of the head; then 408.
+    /// From the first byte of a request to the end of its head; then 408.
     public var headTimeout: Duration = .seconds(10)
+    /// A new connection that sends nothing for this long is closed: silent connections would
+    /// otherwise hold slots meant for clients that talk.
+    public var firstByteTimeout: Duration = .seconds(5)
     /// A keep-alive connection waiting for its next request is closed after this.
     public var idleTimeout: Duration = .seconds(60)
     /// Longest pause between two reads of a request body; then 408.
     public var bodyTimeout: Duration = .seconds(30)
-    /// Longest time a response may wait on a client that reads nothing; then the connection closes.
+    /// The window over which a waiting response's send rate is measured: while bytes wait for the
+    /// client, it must accept at least `minSendBytes` (and at least one byte) per window, or the
+    /// connection closes. A client reading a trickle would otherwise pin its response for ever.
     public var writeTimeout: Duration = .seconds(60)
-    /// Connections served at once; beyond: accepted, answered 503, closed.
+    /// See `writeTimeout`. The default, 32 KiB a minute, only cuts clients slower than a modem.
+    public var minSendBytes = 32 * 1024
+    /// Connections served at once. At the limit, the connection idle longest (waiting for its first
+    /// or next request) is closed to make room; when none is idle, the newcomer is answered 503.
     public var maxConnections = 1024
+    /// Connections from one client address at once (0: no cap; behind a proxy every client shares
+    /// its address). Beyond, that address's idle connection is closed to make room, else 503.
+    public var maxConnectionsPerClient = 256
     /// How long in-flight requests may run after shutdown begins.
     public var shutdownGracePeriod: Duration = .seconds(30)
     /// Bytes of a streamed response that may wait unsent before `HTTPBodyWriter.write` suspends.
@@ -38,6 +51,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var makeErrorResponse: @Sendable (_ status: Int, _ message: String) -> HTTPResponse = { status, message in
         HTTPResponse.jsonError(status: status, message: message)
     }
+    /// Told of every answer the server gives on its own, for metrics.
+    public var onServerAnswer: (@Sendable (ServerAnswer) -> Void)?
 
     public init() {}
 
@@ -53,9 +68,11 @@ public struct HTTPServerConfiguration: Sendable {
         try require(maxHeaderCount > 0, "maxHeaderCount must be positive (is \(maxHeaderCount))")
         try require(maxBodyBytes >= 0, "maxBodyBytes must not be negative (is \(maxBodyBytes))")
         try require(maxConnections > 0, "maxConnections must be positive (is \(maxConnections))")
+        try require(maxConnectionsPerClient >= 0, "maxConnectionsPerClient must not be negative (is \(maxConnectionsPerClient))")
+        try require(minSendBytes >= 0, "minSendBytes must not be negative (is \(minSendBytes))")
         try require(maxPendingStreamBytes > 0, "maxPendingStreamBytes must be positive (is \(maxPendingStreamBytes))")
-        for (name, value) in [("headTimeout", headTimeout), ("idleTimeout", idleTimeout), ("bodyTimeout", bodyTimeout),
-                              ("writeTimeout", writeTimeout)] {
+        for (name, value) in [("headTimeout", headTimeout), ("firstByteTimeout", firstByteTimeout), ("idleTimeout", idleTimeout),
+                              ("bodyTimeout", bodyTimeout), ("writeTimeout", writeTimeout)] {
             try require(value > .zero, "\(name) must be positive (is \(value))")
         }
         try require(shutdownGracePeriod >= .zero, "shutdownGracePeriod must not be negative (is \(shutdownGracePeriod))")
@@ -72,8 +89,23 @@ public struct HTTPServerConfiguration: Sendable {
 
     /// How often deadlines are checked: a quarter of the shortest timeout, between 10 ms and 1 s.
     var sweepInterval: Duration {
-        let shortest = [headTimeout, idleTimeout, bodyTimeout, writeTimeout].min()!
+        let shortest = [headTimeout, firstByteTimeout, idleTimeout, bodyTimeout, writeTimeout].min()!
         return min(max(shortest / 4, .milliseconds(10)), .seconds(1))
+    }
+}
+
+/// An answer the server gave without calling the handler: a malformed or over-limit request
+/// (400, 408, 413, 414, 415, 417, 431, 505) or a connection refused at the limit (503).
+public struct ServerAnswer: Sendable, Equatable {
+    public var status: Int
+    /// Method and path, when the request line was read.
+    public var method: String?
+    public var path: String?
+
+    public init(status: Int, method: String? = nil, path: String? = nil) {
+        self.status = status
+        self.method = method
+        self.path = path
     }
 }
 

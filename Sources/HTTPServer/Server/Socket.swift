@@ -16,6 +16,8 @@ public enum HTTPServerError: Error, Equatable, CustomStringConvertible {
     case clientDisconnected
     /// A configuration value is out of range (names the field).
     case invalidConfiguration(String)
+    /// The TLS certificate or key cannot be used (missing, unreadable, malformed, mismatched).
+    case tls(String)
 
     public var description: String {
         switch self {
@@ -23,6 +25,7 @@ public enum HTTPServerError: Error, Equatable, CustomStringConvertible {
         case .bindFailed(let host, let port, let reason): "cannot listen on \(host):\(port): \(reason)"
         case .clientDisconnected: "the client closed the connection"
         case .invalidConfiguration(let problem): "invalid HTTP server configuration: \(problem)"
+        case .tls(let problem): problem
         }
     }
 }
@@ -94,10 +97,14 @@ func setNonBlocking(_ fd: Int32) {
 }
 
 /// Accepts one pending connection as a non-blocking, close-on-exec socket with `TCP_NODELAY`
-/// (responses and stream events go out as soon as they are written). Returns nil when none is
-/// pending (or on a transient error, which the next readiness event retries).
-func acceptConnection(_ listener: Int32) -> Int32? {
-    let fd = accept(listener, nil, nil)
+/// (responses and stream events go out as soon as they are written), with the client's address.
+/// Returns nil when none is pending (or on a transient error, which the next readiness event retries).
+func acceptConnection(_ listener: Int32) -> (fd: Int32, peer: PeerAddress)? {
+    var storage = sockaddr_storage()
+    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    let fd = withUnsafeMutablePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(listener, $0, &length) }
+    }
     guard fd >= 0 else { return nil }
     setNonBlocking(fd)
     _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
@@ -106,7 +113,7 @@ func acceptConnection(_ listener: Int32) -> Int32? {
     #if canImport(Darwin)
     setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
     #endif
-    return fd
+    return (fd, PeerAddress(storage))
 }
 
 /// `send` that never raises SIGPIPE on a closed peer.
@@ -145,33 +152,58 @@ func bytesWaitingToBeRead(_ fd: Int32) -> Int {
     return ioctl(fd, UInt(FIONREAD), &count) == 0 ? Int(count) : 0
 }
 
-/// The client's address as `ip:port` (`[ip]:port` for IPv6), for the access log.
-func peerAddress(_ fd: Int32) -> String? {
-    var storage = sockaddr_storage()
-    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-    let ok = withUnsafeMutablePointer(to: &storage) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
-    }
-    guard ok else { return nil }
-    var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-    switch Int32(storage.ss_family) {
-    case AF_INET:
-        return withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
-                var ip = address.pointee.sin_addr
-                guard inet_ntop(AF_INET, &ip, &text, socklen_t(text.count)) != nil else { return nil }
-                return "\(String(cString: text)):\(UInt16(bigEndian: address.pointee.sin_port))"
+/// The text of a NUL-terminated C buffer.
+func nulTerminatedString(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// Bytes handed to the kernel that the client's TCP has not acknowledged yet (`SIOCOUTQ`, which
+/// Linux spells `TIOCOUTQ` for sockets; `SO_NWRITE` on Darwin). What was written minus this is
+/// what the client took: the only honest progress measure, since the kernel wakes a writer only
+/// once a third of a large send buffer is free.
+func unacknowledgedBytes(_ fd: Int32) -> Int {
+    var count: Int32 = 0
+    #if canImport(Glibc)
+    return ioctl(fd, UInt(TIOCOUTQ), &count) == 0 ? Int(count) : 0
+    #else
+    var length = socklen_t(MemoryLayout<Int32>.size)
+    return getsockopt(fd, SOL_SOCKET, SO_NWRITE, &count, &length) == 0 ? Int(count) : 0
+    #endif
+}
+
+/// A client's address: the per-client connection cap counts by `host`; the access log shows
+/// `ip:port` (`[ip]:port` for IPv6).
+struct PeerAddress: Sendable, CustomStringConvertible {
+    var host: String
+    var port: UInt16
+    var isIPv6 = false
+
+    var description: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    init(_ storage: sockaddr_storage) {
+        var storage = storage
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        (host, port) = ("unknown", 0)
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
+                    var ip = address.pointee.sin_addr
+                    if inet_ntop(AF_INET, &ip, &text, socklen_t(text.count)) != nil { host = nulTerminatedString(text) }
+                    port = UInt16(bigEndian: address.pointee.sin_port)
+                }
             }
-        }
-    case AF_INET6:
-        return withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
-                var ip = address.pointee.sin6_addr
-                guard inet_ntop(AF_INET6, &ip, &text, socklen_t(text.count)) != nil else { return nil }
-                return "[\(String(cString: text))]:\(UInt16(bigEndian: address.pointee.sin6_port))"
+        case AF_INET6:
+            isIPv6 = true
+            withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
+                    var ip = address.pointee.sin6_addr
+                    if inet_ntop(AF_INET6, &ip, &text, socklen_t(text.count)) != nil { host = nulTerminatedString(text) }
+                    port = UInt16(bigEndian: address.pointee.sin6_port)
+                }
             }
+        default:
+            break
         }
-    default:
-        return nil
     }
 }

@@ -9,7 +9,7 @@ struct LogprobsBuilder {
     let tokenizer: any TextTokenizer
     let topCount: Int
 
-    func json(tokens: [Int], scores: [TokenScore?], offset: inout Int) -> JSONValue {
+    func json(tokens: [Int], scores: [TokenLogprob?], offset: inout Int) -> JSONValue {
         var strings: [JSONValue] = []
         var tokenLogprobs: [JSONValue] = []
         var tops: [JSONValue] = []
@@ -48,7 +48,7 @@ struct LogprobsBuilder {
 struct ChoiceResult {
     var text = ""
     var tokens: [Int] = []
-    var scores: [TokenScore?] = []
+    var scores: [TokenLogprob?] = []
     var finishReason: FinishReason?
 
     /// `best_of` ranks by the sum of the generated tokens' logprobs, as vLLM does.
@@ -59,13 +59,13 @@ struct ChoiceResult {
 struct PromptResult {
     var choices: [ChoiceResult]
     var promptTokens: [Int] = []
-    var promptScores: [TokenScore?] = []
+    var promptScores: [TokenLogprob?] = []
     var usagePrompt = 0
     var usageCompletion = 0
 
     init(choiceCount: Int) { choices = Array(repeating: ChoiceResult(), count: choiceCount) }
 
-    mutating func apply(_ event: CompletionEvent) {
+    mutating func apply(_ event: GenerationEvent) {
         switch event {
         case .prompt(let tokens, let logprobs):
             promptTokens = tokens
@@ -128,41 +128,57 @@ struct CompletionIdentity {
 
 extension CompletionRequest {
     /// The non-streaming body: for each prompt the best `n` of its choices, indexed
-    /// `promptIndex * n + rank` as OpenAI does.
-    func responseBody(identity: CompletionIdentity, prompts: [PreparedPrompt], results: [PromptResult], tokenizer: any TextTokenizer) -> JSONValue {
+    /// `promptIndex * n + rank` as OpenAI does. Encoded one choice at a time (`JSONPieces`), so that
+    /// a large body is never held whole: the pieces are its bytes, in order.
+    func responseBody(identity: CompletionIdentity, prompts: [PreparedPrompt], results: [PromptResult], tokenizer: any TextTokenizer) -> JSONPieces {
         let builder = LogprobsBuilder(tokenizer: tokenizer, topCount: logprobs ?? 0)
-        var choices: [JSONValue] = []
-        var promptTotal = 0
-        var completionTotal = 0
+        var returned: [(index: Int, prompt: Int, choice: ChoiceResult)] = []
         for (promptIndex, result) in results.enumerated() {
-            promptTotal += result.usagePrompt
-            completionTotal += result.usageCompletion
             var ranked = Array(result.choices.enumerated())
             if generatedChoices > n {
                 // Stable: equal scores keep generation order.
                 ranked.sort { ($0.element.cumulativeLogprob, -$0.offset) > ($1.element.cumulativeLogprob, -$1.offset) }
             }
-            for (rank, entry) in ranked.prefix(n).enumerated() {
-                let choice = entry.element
-                var text = choice.text
-                var logprobsJSON = JSONValue.null
-                let prompt = prompts[promptIndex]
-                if echo { text = prompt.text + text }
-                if logprobs != nil {
-                    var offset = 0
-                    var tokens = choice.tokens
-                    var scores = choice.scores
-                    if echo {
-                        let promptScores = result.promptScores.count == prompt.tokens.count ? result.promptScores : Array(repeating: nil, count: prompt.tokens.count)
-                        tokens = prompt.tokens + tokens
-                        scores = promptScores + scores
-                    }
-                    logprobsJSON = builder.json(tokens: tokens, scores: scores, offset: &offset)
-                }
-                choices.append(CompletionIdentity.choice(index: promptIndex * n + rank, text: text, logprobs: logprobsJSON,
-                                                         finishReason: choice.finishReason ?? .length))
-            }
+            for (rank, entry) in ranked.prefix(n).enumerated() { returned.append((promptIndex * n + rank, promptIndex, entry.element)) }
         }
-        return identity.object(choices: choices, usage: CompletionIdentity.usage(prompt: promptTotal, completion: completionTotal))
+        let usage = CompletionIdentity.usage(prompt: results.reduce(0) { $0 + $1.usagePrompt },
+                                             completion: results.reduce(0) { $0 + $1.usageCompletion })
+        let (echo, logprobs, choices) = (self.echo, self.logprobs, returned)
+        return JSONPieces(prefix: identity.object(choices: [], usage: usage), arrayKey: "choices", count: choices.count) { i in
+            let (index, promptIndex, choice) = choices[i]
+            let prompt = prompts[promptIndex]
+            let text = echo ? prompt.text + choice.text : choice.text
+            var logprobsJSON = JSONValue.null
+            if logprobs != nil {
+                var offset = 0
+                var tokens = choice.tokens
+                var scores = choice.scores
+                if echo {
+                    let promptScores = results[promptIndex].promptScores
+                    tokens = prompt.tokens + tokens
+                    scores = (promptScores.count == prompt.tokens.count ? promptScores : Array(repeating: nil, count: prompt.tokens.count)) + scores
+                }
+                logprobsJSON = builder.json(tokens: tokens, scores: scores, offset: &offset)
+            }
+            return CompletionIdentity.choice(index: index, text: text, logprobs: logprobsJSON, finishReason: choice.finishReason ?? .length)
+        }
+    }
+
+    /// About how many bytes the non-streamed answer takes, known before any work: every returned
+    /// choice reports `max_tokens` tokens (plus the prompt's with `echo`), each with its text and,
+    /// with `logprobs`, its string, logprob, offset and `logprobs + 1` alternatives. Saturates at
+    /// Int.max.
+    func estimatedResponseBytes(promptTokenCounts: [Int]) -> Int {
+        let perToken = 8 + (logprobs.map { 42 + 38 * ($0 + 1) } ?? 0)
+        var total = 200
+        for promptTokens in promptTokenCounts {
+            let tokens = (echo ? promptTokens : 0).addingReportingOverflow(maxTokens)
+            let perChoice = tokens.partialValue.multipliedReportingOverflow(by: perToken)
+            let perPrompt = (perChoice.partialValue + 120).multipliedReportingOverflow(by: n)
+            let sum = total.addingReportingOverflow(perPrompt.partialValue)
+            guard !tokens.overflow, !perChoice.overflow, !perPrompt.overflow, !sum.overflow else { return .max }
+            total = sum.partialValue
+        }
+        return total
     }
 }

@@ -10,14 +10,16 @@ enum PromptInput: Equatable {
 
 /// Limits the API enforces before anything reaches the batcher.
 public struct CompletionLimits: Sendable {
-    /// Most `n` (and `best_of`) per prompt.
-    public var maxChoices = 16
+    /// What one prompt's generation may ask for (`n`/`best_of`, logprobs, stop strings): the batcher's
+    /// limits, which the server configures with the same values.
+    public var generation: GenerationLimits = { var limits = GenerationLimits(); limits.maxChoices = 16; return limits }()
     /// Most prompts in one request.
     public var maxPrompts = 32
     /// Most choices (prompts × best_of) in one request.
     public var maxTotalChoices = 64
-    /// Most stop strings (OpenAI allows 4).
-    public var maxStops = 4
+    /// Largest non-streamed answer, estimated before any work from `n`, `max_tokens`, `logprobs` and
+    /// `echo` (a streamed one is sent as it is made and never held whole).
+    public var maxResponseBytes = 8 << 20
     public init() {}
 }
 
@@ -62,10 +64,10 @@ struct CompletionRequest {
         if maxTokens == 0 && !echo {
             throw .invalidField("max_tokens", "'max_tokens' must be at least 1 (0 is allowed only with 'echo' to score a prompt).")
         }
-        temperature = try fields.double("temperature", in: 0...2) ?? 1
-        topP = try fields.double("top_p", in: 0...1, excludingLower: true) ?? 1
-        n = try fields.int("n", in: 1...limits.maxChoices) ?? 1
-        bestOf = try fields.int("best_of", in: 1...limits.maxChoices)
+        temperature = try fields.double("temperature") ?? 1
+        topP = try fields.double("top_p") ?? 1
+        n = try fields.int("n", in: 1...limits.generation.maxChoices) ?? 1
+        bestOf = try fields.int("best_of", in: 1...limits.generation.maxChoices)
         if let bestOf, bestOf < n {
             throw .invalidField("best_of", "'best_of' (\(bestOf)) must be greater than or equal to 'n' (\(n)).")
         }
@@ -81,11 +83,11 @@ struct CompletionRequest {
                 throw .invalidField("stream_options.include_usage", error.message.replacingOccurrences(of: "'include_usage'", with: "'stream_options.include_usage'"))
             }
         }
-        logprobs = try fields.int("logprobs", in: 0...20)
-        stop = try Self.parseStop(fields, limits: limits)
-        presencePenalty = try fields.double("presence_penalty", in: -2...2) ?? 0
-        frequencyPenalty = try fields.double("frequency_penalty", in: -2...2) ?? 0
-        logitBias = try Self.parseLogitBias(fields, vocabularySize: vocabularySize)
+        logprobs = try fields.int("logprobs", in: Int.min...Int.max)
+        stop = try Self.parseStop(fields)
+        presencePenalty = try fields.double("presence_penalty") ?? 0
+        frequencyPenalty = try fields.double("frequency_penalty") ?? 0
+        logitBias = try Self.parseLogitBias(fields)
         if let seedValue = fields.value("seed") {
             let seed = try FieldReader.int(seedValue, param: "seed", in: Int.min...Int.max)
             self.seed = UInt64(bitPattern: Int64(seed))
@@ -94,8 +96,15 @@ struct CompletionRequest {
         // vLLM's convention: -1 (or 0) turns top-k off.
         let topK = try fields.int("top_k", in: -1...vocabularySize) ?? 0
         self.topK = max(topK, 0)
-        repetitionPenalty = try fields.double("repetition_penalty", in: 0...10, excludingLower: true) ?? 1
+        repetitionPenalty = try fields.double("repetition_penalty") ?? 1
         ignoreEOS = try fields.bool("ignore_eos") ?? false
+        do {
+            try generationParameters.validate(limits: limits.generation, vocabularySize: vocabularySize)
+        } catch .invalidParameter(let param, let message) {
+            throw .invalidField(param == "n" && bestOf != nil ? "best_of" : param, message)
+        } catch {
+            throw .badRequest(error.description)
+        }
 
         if prompts.count * generatedChoices > limits.maxTotalChoices {
             throw .invalidField(bestOf != nil ? "best_of" : "n",
@@ -113,6 +122,9 @@ struct CompletionRequest {
             prompts = [.text(text)]
         case .array(let elements):
             guard let first = elements.first else { throw .invalidField("prompt", "'prompt' must not be an empty array.") }
+            if case .number = first {} else if elements.count > limits.maxPrompts {
+                throw .invalidField("prompt", "At most \(limits.maxPrompts) prompts per request, got \(elements.count).")
+            }
             switch first {
             case .string:
                 prompts = try elements.enumerated().map { (i, element) throws(APIError) in
@@ -136,9 +148,6 @@ struct CompletionRequest {
         default:
             throw fields.typeError("prompt", "a string or an array", value)
         }
-        guard prompts.count <= limits.maxPrompts else {
-            throw .invalidField("prompt", "At most \(limits.maxPrompts) prompts per request, got \(prompts.count).")
-        }
         for (i, prompt) in prompts.enumerated() {
             let empty = switch prompt { case .text(let text): text.isEmpty; case .tokens(let ids): ids.isEmpty }
             if empty { throw .invalidField(prompts.count == 1 ? "prompt" : "prompt[\(i)]", "The prompt must not be empty.") }
@@ -158,7 +167,7 @@ struct CompletionRequest {
         }
     }
 
-    private static func parseStop(_ fields: FieldReader, limits: CompletionLimits) throws(APIError) -> [String] {
+    private static func parseStop(_ fields: FieldReader) throws(APIError) -> [String] {
         guard let value = fields.value("stop") else { return [] }
         let stops: [String]
         switch value {
@@ -170,23 +179,19 @@ struct CompletionRequest {
             }
         default: throw fields.typeError("stop", "a string or an array of strings", value)
         }
-        guard stops.count <= limits.maxStops else {
-            throw .invalidField("stop", "At most \(limits.maxStops) stop sequences are allowed, got \(stops.count).")
-        }
-        guard !stops.contains("") else { throw .invalidField("stop", "Stop sequences must not be empty strings.") }
         return stops
     }
 
-    private static func parseLogitBias(_ fields: FieldReader, vocabularySize: Int) throws(APIError) -> [Int: Double] {
+    private static func parseLogitBias(_ fields: FieldReader) throws(APIError) -> [Int: Double] {
         guard let value = fields.value("logit_bias") else { return [:] }
         guard case .object(let object) = value else { throw fields.typeError("logit_bias", "an object mapping token ids to numbers", value) }
         var bias: [Int: Double] = [:]
         for (key, entry) in object.entries {
-            guard let id = Int(key), id >= 0, id < vocabularySize else {
-                throw .invalidField("logit_bias", "'logit_bias' key '\(key)' is not a token id in the vocabulary (0..<\(vocabularySize)).", code: "invalid_token_id")
+            guard let id = Int(key) else {
+                throw .invalidField("logit_bias", "'logit_bias' keys must be token ids, got '\(quotedPrefix(key))'.", code: "invalid_token_id")
             }
-            guard case .number(let number) = entry, number.doubleValue.isFinite, (-100...100).contains(number.doubleValue) else {
-                throw .invalidField("logit_bias", "'logit_bias' values must be numbers between -100 and 100; token \(key) has \(entry.kindDescription == "a number" ? "value out of range" : entry.kindDescription).")
+            guard case .number(let number) = entry else {
+                throw .invalidField("logit_bias", "'logit_bias' values must be numbers; token \(id) has \(entry.kindDescription).")
             }
             bias[id] = number.doubleValue
         }

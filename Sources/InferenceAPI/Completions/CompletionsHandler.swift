@@ -16,9 +16,16 @@ struct CompletionsHandler: Sendable {
         do {
             let completion = try CompletionRequest(body: request.body, vocabularySize: context.tokenizer.vocabularySize, limits: limits)
             if let model = completion.model, model != context.model.id {
-                throw APIError.notFound("The model '\(model)' does not exist; this server serves '\(context.model.id)'.", code: "model_not_found")
+                throw APIError.modelNotFound(model, served: context.model.id)
             }
             let prompts = try prepare(completion)
+            let estimatedBytes = completion.estimatedResponseBytes(promptTokenCounts: prompts.map(\.tokens.count))
+            if !completion.stream && estimatedBytes > limits.maxResponseBytes {
+                throw APIError.invalidField(
+                    completion.echo ? "echo" : completion.logprobs != nil ? "logprobs" : "max_tokens",
+                    "The answer to this request could take about \(estimatedBytes) bytes (\(completion.n) choices of up to \(completion.maxTokens) tokens\(completion.echo ? " plus the echoed prompt" : "")\(completion.logprobs.map { " with \($0) logprobs each" } ?? "")), more than this server's limit of \(limits.maxResponseBytes) bytes for a response built whole. Lower 'n', 'max_tokens' or 'logprobs', drop 'echo', or set 'stream' to true.",
+                    code: "response_too_large")
+            }
             let streams = try submit(completion, prompts: prompts)
             let identity = CompletionIdentity(id: "cmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased(),
                                               created: Int(Date().timeIntervalSince1970), model: context.model.id)
@@ -31,7 +38,8 @@ struct CompletionsHandler: Sendable {
                 timing.record(event, prompt: promptIndex)
                 results[promptIndex].apply(event)
             }
-            return .json(completion.responseBody(identity: identity, prompts: prompts, results: results, tokenizer: context.tokenizer))
+            let body = completion.responseBody(identity: identity, prompts: prompts, results: results, tokenizer: context.tokenizer)
+            return body.response(estimatedBytes: estimatedBytes)
         } catch {
             return Self.apiError(for: error).response
         }
@@ -40,16 +48,23 @@ struct CompletionsHandler: Sendable {
     // MARK: Tokenize and check the context
 
     private func prepare(_ completion: CompletionRequest) throws(APIError) -> [PreparedPrompt] {
-        try completion.prompts.enumerated().map { (i, prompt) throws(APIError) in
+        let contextLength = context.model.contextLength
+        return try completion.prompts.enumerated().map { (i, prompt) throws(APIError) in
+            if case .text(let text) = prompt {
+                let fewest = fewestTokens(text, longestTokenBytes: context.longestTokenBytes)
+                if fewest >= contextLength || completion.maxTokens > contextLength - fewest {
+                    throw .contextLengthExceeded(param: fewest >= contextLength ? (completion.prompts.count == 1 ? "prompt" : "prompt[\(i)]") : "max_tokens",
+                                                 promptTokens: fewest, maxTokens: completion.maxTokens, contextLength: contextLength, promptIsLowerBound: true)
+                }
+            }
             let prepared = switch prompt {
             case .text(let text): PreparedPrompt(text: text, tokens: context.tokenizer.encode(text, allowSpecialTokens: true))
             case .tokens(let ids): PreparedPrompt(text: context.tokenizer.decode(ids), tokens: ids)
             }
-            let contextLength = context.model.contextLength
-            let total = prepared.tokens.count + completion.maxTokens
-            if total > contextLength {
+            // Written as a subtraction: `max_tokens` may be as large as Int.max.
+            if prepared.tokens.count >= contextLength || completion.maxTokens > contextLength - prepared.tokens.count {
                 let param = prepared.tokens.count >= contextLength ? (completion.prompts.count == 1 ? "prompt" : "prompt[\(i)]") : "max_tokens"
-                throw .invalidField(param, "This model's maximum context length is \(contextLength) tokens. However, you requested \(total) tokens (\(prepared.tokens.count) in the prompt, \(completion.maxTokens) for the completion). Please reduce the prompt or 'max_tokens'.", code: "context_length_exceeded")
+                throw .contextLengthExceeded(param: param, promptTokens: prepared.tokens.count, maxTokens: completion.maxTokens, contextLength: contextLength)
             }
             return prepared
         }
@@ -57,7 +72,7 @@ struct CompletionsHandler: Sendable {
 
     /// Submits every prompt before answering so overload and validation errors become a status code;
     /// if a later prompt fails, the earlier streams are dropped, which cancels them.
-    private func submit(_ completion: CompletionRequest, prompts: [PreparedPrompt]) throws -> [AsyncThrowingStream<CompletionEvent, Error>] {
+    private func submit(_ completion: CompletionRequest, prompts: [PreparedPrompt]) throws -> [AsyncThrowingStream<GenerationEvent, Error>] {
         let parameters = completion.generationParameters
         return try prompts.map { try context.backend.submit(GenerationRequest(promptTokens: $0.tokens, parameters: parameters)) }
     }
@@ -65,7 +80,7 @@ struct CompletionsHandler: Sendable {
     // MARK: Streaming
 
     private func streamingResponse(_ completion: CompletionRequest, identity: CompletionIdentity, prompts: [PreparedPrompt],
-                                   streams: [AsyncThrowingStream<CompletionEvent, Error>], timing: TokenTiming) -> HTTPResponse {
+                                   streams: [AsyncThrowingStream<GenerationEvent, Error>], timing: TokenTiming) -> HTTPResponse {
         let tokenizer = context.tokenizer
         let headers: HTTPHeaders = ["Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"]
         return HTTPResponse(status: 200, headers: headers, body: .stream { writer in
@@ -107,10 +122,11 @@ struct CompletionsHandler: Sendable {
             switch error {
             case .overloaded: return .overloaded
             case .contextLengthExceeded(let prompt, let maxTokens, let context):
-                return .invalidField("max_tokens", "This model's maximum context length is \(context) tokens. However, you requested \(prompt + maxTokens) tokens (\(prompt) in the prompt, \(maxTokens) for the completion). Please reduce the prompt or 'max_tokens'.", code: "context_length_exceeded")
+                return .contextLengthExceeded(param: "max_tokens", promptTokens: prompt, maxTokens: maxTokens, contextLength: context)
             case .exceedsMemoryBudget(let required, let budget):
                 return .invalidField("max_tokens", "This request needs \(required) bytes of KV cache but the server's budget is \(budget) bytes; reduce 'max_tokens', 'n' or the prompt.", code: "exceeds_memory_budget")
             case .invalidRequest(let message): return .badRequest(message)
+            case .invalidParameter(let param, let message): return .invalidField(param, message)
             case .shuttingDown: return .unavailable("The server is shutting down.")
             case .engineFailure(let message): return .internalError("The engine failed: \(message)")
             }
@@ -127,9 +143,9 @@ struct ClientGone: Error { var underlying: Error }
 
 /// Runs `body` for every event of every stream, in arrival order, one at a time. The first error
 /// (from a stream or from `body`) cancels the rest; leaving early drops every stream.
-func forEachEvent(_ streams: [AsyncThrowingStream<CompletionEvent, Error>],
-                  _ body: (Int, CompletionEvent) async throws -> Void) async throws {
-    enum Item: Sendable { case event(Int, CompletionEvent), failed(Error), done }
+func forEachEvent(_ streams: [AsyncThrowingStream<GenerationEvent, Error>],
+                  _ body: (Int, GenerationEvent) async throws -> Void) async throws {
+    enum Item: Sendable { case event(Int, GenerationEvent), failed(Error), done }
     let (merged, continuation) = AsyncStream<Item>.makeStream()
     try await withThrowingTaskGroup(of: Void.self) { group in
         for (index, stream) in streams.enumerated() {
@@ -166,7 +182,7 @@ final class TokenTiming: Sendable {
     private let state = Locked(State())
     init(started: ContinuousClock.Instant, metrics: APIMetrics) { self.started = started; self.metrics = metrics }
 
-    func record(_ event: CompletionEvent, prompt: Int) {
+    func record(_ event: GenerationEvent, prompt: Int) {
         let now = ContinuousClock.now
         switch event {
         case .token(let choice, _, _, _):

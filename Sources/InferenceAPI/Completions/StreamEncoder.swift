@@ -28,13 +28,13 @@ struct StreamEncoder {
 
     private func chunk(_ choice: JSONValue) -> JSONValue { identity.object(choices: [choice], usage: usageField) }
 
-    mutating func chunks(for event: CompletionEvent, prompt promptIndex: Int) -> [JSONValue] {
+    mutating func chunks(for event: GenerationEvent, prompt promptIndex: Int) -> [JSONValue] {
         var out: [JSONValue] = []
         // The echo goes first, once per choice, with the prompt's logprobs when the batcher sent them.
         if request.echo && !echoed[promptIndex] {
             echoed[promptIndex] = true
             let prompt = prompts[promptIndex]
-            var scores: [TokenScore?] = Array(repeating: nil, count: prompt.tokens.count)
+            var scores: [TokenLogprob?] = Array(repeating: nil, count: prompt.tokens.count)
             if case .prompt(let tokens, let logprobs) = event, tokens.count == logprobs.count, tokens == prompt.tokens { scores = logprobs }
             for choice in 0..<request.n {
                 var logprobs = JSONValue.null

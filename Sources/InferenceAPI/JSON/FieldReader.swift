@@ -43,35 +43,25 @@ struct FieldReader {
         return try Self.int(value, param: name, in: range)
     }
 
-    func double(_ name: String, in range: ClosedRange<Double>, excludingLower: Bool = false) throws(APIError) -> Double? {
+    /// A finite number; its range is checked where the value is used (`GenerationParameters.validate`).
+    func double(_ name: String) throws(APIError) -> Double? {
         guard let value = value(name) else { return nil }
         guard case .number(let number) = value else { throw typeError(name, "a number", value) }
-        let double = number.doubleValue
-        guard double.isFinite, range.contains(double), !(excludingLower && double == range.lowerBound) else {
-            let lower = excludingLower ? "greater than \(format(range.lowerBound))" : "at least \(format(range.lowerBound))"
-            throw .invalidField(name, "'\(name)' must be \(lower) and at most \(format(range.upperBound)), got \(number.text).")
-        }
-        return double
+        guard number.doubleValue.isFinite else { throw .invalidField(name, "'\(name)' must be a finite number, got \(number.quotedText).") }
+        return number.doubleValue
     }
 
     static func int(_ value: JSONValue, param: String, in range: ClosedRange<Int>) throws(APIError) -> Int {
         guard case .number(let number) = value else {
             throw .invalidField(param, "'\(param)' must be an integer, got \(value.kindDescription).")
         }
-        guard let int = number.intValue else {
-            throw .invalidField(param, "'\(param)' must be an integer, got \(number.text).")
-        }
-        guard range.contains(int) else {
-            throw .invalidField(param, "'\(param)' must be between \(range.lowerBound) and \(range.upperBound), got \(int).")
+        guard let int = number.intValue, range.contains(int) else {
+            throw .invalidField(param, "'\(param)' must be an integer from \(range.lowerBound) to \(range.upperBound), got \(number.quotedText).")
         }
         return int
     }
 
     func typeError(_ name: String, _ expected: String, _ value: JSONValue) -> APIError {
         .invalidField(name, "'\(name)' must be \(expected), got \(value.kindDescription).")
-    }
-
-    private func format(_ value: Double) -> String {
-        value.rounded() == value && abs(value) < 1e15 ? String(Int(value)) : String(value)
     }
 }

@@ -53,12 +53,55 @@ public struct JSONNumber: Sendable, Equatable {
         else { text = value.description }
     }
     public var doubleValue: Double { Double(text) ?? .nan }
-    /// The value when it is a whole number that fits `Int` (`2`, `2.0`, `2e0`), else nil.
+    /// The value when it is exactly an integer: an integer literal that fits `Int`, or a number
+    /// written with a fraction or an exponent (`2.0`, `2e1`) whose decimal value is a whole number
+    /// no larger than 2^53 in magnitude, the range in which JSON parsers that read numbers as
+    /// doubles agree on it. `1.5`, `1e-400`, `1e300` and `9007199254740993.0` are nil.
     public var intValue: Int? {
         if let exact = Int(text) { return exact }
-        guard let double = Double(text), double.rounded() == double, abs(double) < 9.2e18 else { return nil }
-        return Int(double)
+        return Self.wholeValue(text)
     }
+
+    /// A short prefix of the text for error messages (a request may send a megabyte of digits).
+    public var quotedText: String { quotedPrefix(text) }
+
+    private static let exactDoubleLimit = 1 << 53
+
+    /// Reads `-? digits (. digits)? ([eE] [+-]? digits)?` exactly: digits × 10^exponent.
+    private static func wholeValue(_ text: String) -> Int? {
+        var utf8 = Substring(text).utf8[...]
+        let negative = utf8.first == UInt8(ascii: "-")
+        if negative { utf8 = utf8.dropFirst() }
+        var digits: [UInt8] = []
+        var exponent = 0
+        var seenPoint = false
+        while let byte = utf8.first, byte != UInt8(ascii: "e"), byte != UInt8(ascii: "E") {
+            utf8 = utf8.dropFirst()
+            if byte == UInt8(ascii: ".") { seenPoint = true; continue }
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
+            if seenPoint { exponent -= 1 }
+            digits.append(byte - UInt8(ascii: "0"))
+        }
+        if !utf8.isEmpty {
+            // A written exponent beyond a few digits is far outside any integer field's range.
+            guard let written = Int(String(decoding: utf8.dropFirst(), as: UTF8.self)), abs(written) < 10_000 else { return nil }
+            exponent += written
+        }
+        while digits.first == 0 { digits.removeFirst() }
+        while digits.last == 0 { digits.removeLast(); exponent += 1 }
+        if digits.isEmpty { return 0 }
+        guard exponent >= 0, digits.count + exponent <= 16 else { return nil }
+        var value = 0
+        for digit in digits { value = value * 10 + Int(digit) }
+        for _ in 0..<exponent { value *= 10 }
+        guard value <= exactDoubleLimit else { return nil }
+        return negative ? -value : value
+    }
+}
+
+/// At most 32 characters of a client's value, for error messages and logs.
+func quotedPrefix(_ value: String, limit: Int = 32) -> String {
+    value.count <= limit ? value : String(value.prefix(limit)) + "…"
 }
 
 /// An object with its keys in insertion order; a repeated key keeps its last value (as Python does).

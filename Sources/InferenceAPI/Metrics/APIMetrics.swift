@@ -1,4 +1,6 @@
+import Batcher
 import Foundation
+import HTTPServer
 
 // MARK: - The server's metrics
 
@@ -28,8 +30,24 @@ public final class APIMetrics: Sendable {
 
     public init() {}
 
+    /// Counts an answer the HTTP server gave without reaching the API (a malformed or over-limit
+    /// request, a timeout, a connection refused at the limit) beside the routed ones, so that
+    /// error rates include them. `endpoint` is the route when the path names one, else `other`.
+    public func countServerAnswer(_ answer: ServerAnswer) {
+        let endpoint = answer.path.flatMap(Self.endpointLabel) ?? "other"
+        let method = answer.method.map(MetricsMiddleware.methodLabel) ?? "other"
+        requests.increment([endpoint, method, String(answer.status)])
+    }
+
+    /// The documented path of the endpoint `path` names (a literal route, or `/v1/models/{model}`).
+    private static func endpointLabel(_ path: String) -> String? {
+        let path = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+        if let literal = InferenceService.endpoints.first(where: { $0.pattern == path }) { return literal.documentedPath }
+        return path.hasPrefix("/v1/models/") ? "/v1/models/{model}" : nil
+    }
+
     /// The Prometheus text exposition (format 0.0.4).
-    func render(backend: BackendStatistics?, ready: Bool) -> String {
+    func render(backend: BatcherStatistics?, ready: Bool) -> String {
         var out = ""
         requests.render(into: &out)
         requestDuration.render(into: &out)
@@ -38,7 +56,7 @@ public final class APIMetrics: Sendable {
         promptTokens.render(into: &out)
         generatedTokens.render(into: &out)
         finishedChoices.render(into: &out)
-        let stats = backend ?? BackendStatistics(queuedRequests: 0, runningSequences: 0, kvCacheBytesInUse: 0, kvCacheBudgetBytes: 0)
+        let stats = backend ?? BatcherStatistics(queuedRequests: 0, runningSequences: 0, kvCacheBytesInUse: 0, kvCacheBudgetBytes: 0)
         GaugeSample(name: "gptneo_queued_requests", help: "Requests waiting for admission to the running batch.", value: Double(stats.queuedRequests)).render(into: &out)
         GaugeSample(name: "gptneo_running_sequences", help: "Sequences in the running decode batch.", value: Double(stats.runningSequences)).render(into: &out)
         GaugeSample(name: "gptneo_kv_cache_bytes", help: "Bytes of KV cache held by running sequences.", value: Double(stats.kvCacheBytesInUse)).render(into: &out)

@@ -10,6 +10,9 @@ public struct ServerOptions: Sendable, Equatable {
     public var model: String?
     public var host = "127.0.0.1"
     public var port = 8000
+    /// HTTPS: PEM certificate chain (leaf first) and private key; both or neither.
+    public var tlsCert: String?
+    public var tlsKey: String?
     /// The id `/v1/models` reports and requests may name; default: the checkpoint directory's name.
     public var modelName: String?
     public var apiKeys: [String] = []
@@ -17,8 +20,22 @@ public struct ServerOptions: Sendable, Equatable {
     public var maxQueuedRequests = 256
     public var maxRunningSequences = 64
     public var kvCacheMiB = 2048
+    /// Threads of the engine's parallel loops (and of repacking at load); nil: the CPUs this process
+    /// may use (affinity and cgroup quota).
+    public var threads: Int?
     public var maxBodyBytes = 1 << 20
+    /// Connections served at once; at the limit the longest-idle one makes room, else 503.
+    public var maxConnections = 1024
+    /// Connections from one client address at once (0: no cap).
+    public var maxConnectionsPerClient = 256
+    /// Seconds a new connection may stay silent before it is closed.
+    public var firstByteTimeoutSeconds = 5.0
+    /// While a response waits on a client, it must accept `minSendBytes` per this many seconds.
+    public var sendTimeoutSeconds = 60.0
+    public var minSendBytes = 32 * 1024
     public var maxChoices = 16
+    /// Largest non-streamed response, estimated before the work (beyond: 400 suggesting `stream`).
+    public var maxResponseBytes = 8 << 20
     public var shutdownGraceSeconds = 30
     /// Seconds between SIGTERM and closing the listener, while /readyz already answers 503, so load
     /// balancers see the server leave before connections are refused.
@@ -43,21 +60,29 @@ public struct ServerOptions: Sendable, Equatable {
         Setting(key: "model") { $0.model = $1 },
         Setting(key: "host") { $0.host = $1 },
         Setting(key: "port") { o, v throws(OptionsError) in o.port = try parseInt(v, "port", 0...65535) },
+        Setting(key: "tls_cert") { $0.tlsCert = $1 },
+        Setting(key: "tls_key") { $0.tlsKey = $1 },
         Setting(key: "model_name") { $0.modelName = $1 },
         Setting(key: "api_keys") { o, v in o.apiKeys = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } },
         Setting(key: "metrics_require_key") { o, v throws(OptionsError) in o.metricsRequireKey = try parseBool(v, "metrics_require_key") },
         Setting(key: "max_queued_requests") { o, v throws(OptionsError) in o.maxQueuedRequests = try parseInt(v, "max_queued_requests", 1...1_000_000) },
         Setting(key: "max_running_sequences") { o, v throws(OptionsError) in o.maxRunningSequences = try parseInt(v, "max_running_sequences", 1...4096) },
+        Setting(key: "threads") { o, v throws(OptionsError) in o.threads = try parseInt(v, "threads", 1...1024) },
         Setting(key: "kv_cache_mib") { o, v throws(OptionsError) in o.kvCacheMiB = try parseInt(v, "kv_cache_mib", 1...1_048_576) },
         Setting(key: "max_body_bytes") { o, v throws(OptionsError) in o.maxBodyBytes = try parseInt(v, "max_body_bytes", 1024...(1 << 30)) },
-        Setting(key: "max_choices") { o, v throws(OptionsError) in o.maxChoices = try parseInt(v, "max_choices", 1...128) },
-        Setting(key: "shutdown_grace_seconds") { o, v throws(OptionsError) in o.shutdownGraceSeconds = try parseInt(v, "shutdown_grace_seconds", 0...3600) },
-        Setting(key: "drain_delay_seconds") { o, v throws(OptionsError) in
-            guard let seconds = Double(v.trimmingCharacters(in: .whitespaces)), seconds >= 0, seconds <= 600 else {
-                throw .invalidValue(setting: "drain_delay_seconds", value: v, expected: "a number of seconds from 0 to 600")
-            }
-            o.drainDelaySeconds = seconds
+        Setting(key: "max_connections") { o, v throws(OptionsError) in o.maxConnections = try parseInt(v, "max_connections", 1...1_000_000) },
+        Setting(key: "max_connections_per_client") { o, v throws(OptionsError) in
+            o.maxConnectionsPerClient = try parseInt(v, "max_connections_per_client", 0...1_000_000)
         },
+        Setting(key: "first_byte_timeout_seconds") { o, v throws(OptionsError) in
+            o.firstByteTimeoutSeconds = try parseSeconds(v, "first_byte_timeout_seconds", 0.001...3600)
+        },
+        Setting(key: "send_timeout_seconds") { o, v throws(OptionsError) in o.sendTimeoutSeconds = try parseSeconds(v, "send_timeout_seconds", 0.001...3600) },
+        Setting(key: "min_send_bytes") { o, v throws(OptionsError) in o.minSendBytes = try parseInt(v, "min_send_bytes", 0...(1 << 30)) },
+        Setting(key: "max_choices") { o, v throws(OptionsError) in o.maxChoices = try parseInt(v, "max_choices", 1...128) },
+        Setting(key: "max_response_bytes") { o, v throws(OptionsError) in o.maxResponseBytes = try parseInt(v, "max_response_bytes", 65536...(1 << 30)) },
+        Setting(key: "shutdown_grace_seconds") { o, v throws(OptionsError) in o.shutdownGraceSeconds = try parseInt(v, "shutdown_grace_seconds", 0...3600) },
+        Setting(key: "drain_delay_seconds") { o, v throws(OptionsError) in o.drainDelaySeconds = try parseSeconds(v, "drain_delay_seconds", 0...600) },
         Setting(key: "log_level") { o, v throws(OptionsError) in
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(v) else {
                 throw .invalidValue(setting: "log_level", value: v, expected: "one of trace, debug, info, notice, warning, error, critical")
@@ -93,6 +118,10 @@ public struct ServerOptions: Sendable, Equatable {
         for setting in settings {
             if let value = flags[setting.key] { try setting.apply(&options, value) }
         }
+        if (options.tlsCert == nil) != (options.tlsKey == nil) {
+            let (given, missing) = options.tlsCert == nil ? ("tls_key", "tls_cert") : ("tls_cert", "tls_key")
+            throw .invalidValue(setting: given, value: (options.tlsCert ?? options.tlsKey)!, expected: "\(missing) as well (HTTPS needs both)")
+        }
         return options
     }
 
@@ -119,6 +148,14 @@ public struct ServerOptions: Sendable, Equatable {
     private static func parseInt(_ text: String, _ name: String, _ range: ClosedRange<Int>) throws(OptionsError) -> Int {
         guard let value = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
             throw .invalidValue(setting: name, value: text, expected: "an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    private static func parseSeconds(_ text: String, _ name: String, _ range: ClosedRange<Double>) throws(OptionsError) -> Double {
+        guard let value = Double(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
+            let low = range.lowerBound == 0 ? "0" : "\(range.lowerBound)"
+            throw .invalidValue(setting: name, value: text, expected: "a number of seconds from \(low) to \(Int(range.upperBound))")
         }
         return value
     }

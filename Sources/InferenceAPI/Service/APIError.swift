@@ -31,17 +31,27 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
     public static func badRequest(_ message: String, code: String? = nil) -> APIError {
         APIError(status: 400, message: message, type: "invalid_request_error", code: code)
     }
+    /// OpenAI's wording, which clients match on; the sum is spelled out only when it is a number.
+    /// `promptIsLowerBound`: the prompt was refused by its length in bytes, before tokenization.
+    public static func contextLengthExceeded(param: String, promptTokens: Int, maxTokens: Int, contextLength: Int,
+                                             promptIsLowerBound: Bool = false) -> APIError {
+        let (total, overflow) = promptTokens.addingReportingOverflow(maxTokens)
+        let atLeast = promptIsLowerBound ? "at least " : ""
+        let requested = overflow ? "more than \(Int.max)" : atLeast + String(total)
+        return invalidField(param, "This model's maximum context length is \(contextLength) tokens. However, you requested \(requested) tokens (\(atLeast)\(promptTokens) in the prompt, \(maxTokens) for the completion). Please reduce the prompt or 'max_tokens'.", code: "context_length_exceeded")
+    }
     public static let unauthorized = APIError(
         status: 401, message: "Incorrect or missing API key. Send it as 'Authorization: Bearer KEY'.",
         type: "authentication_error", code: "invalid_api_key")
     public static func notFound(_ message: String, code: String? = "not_found") -> APIError {
         APIError(status: 404, message: message, type: "invalid_request_error", code: code)
     }
+    /// 404 for a `model` other than the served one (vLLM's answer; OpenAI's is the same status).
+    public static func modelNotFound(_ requested: String, served: String) -> APIError {
+        notFound("The model '\(quotedPrefix(requested))' does not exist; this server serves '\(served)'.", code: "model_not_found")
+    }
     public static func methodNotAllowed(_ message: String) -> APIError {
         APIError(status: 405, message: message, type: "invalid_request_error", code: "method_not_allowed")
-    }
-    public static func payloadTooLarge(_ message: String) -> APIError {
-        APIError(status: 413, message: message, type: "invalid_request_error", code: "payload_too_large")
     }
     public static let overloaded = APIError(
         status: 429, message: "The server is overloaded: too many requests are waiting. Retry shortly.",
@@ -83,13 +93,6 @@ extension HTTPResponse {
 }
 
 extension InferenceService {
-    /// For `HTTPServerConfiguration.makeErrorResponse`: answers the server gives on its own (a body too
-    /// large, a malformed request, a timeout), counted in the metrics under `endpoint="server"`.
-    public func serverErrorResponse(status: Int, message: String) -> HTTPResponse {
-        metrics.requests.increment(["server", "other", String(status)])
-        return Self.errorResponse(status: status, message: message)
-    }
-
     /// The HTTP server's own error answers (400, 408, 413, 414, 431, 503...) in OpenAI's shape.
     public static func errorResponse(status: Int, message: String) -> HTTPResponse {
         let type = switch status {

@@ -5,46 +5,12 @@ import Tokenizer
 
 // MARK: - What the handlers need from the model side
 
-/// One token's log-probability and the best alternatives (mirrors the batcher's `TokenLogprob`,
-/// which tests cannot construct).
-public struct TokenScore: Sendable, Equatable {
-    public var tokenID: Int
-    public var logprob: Float
-    public var top: [TopToken]
-    public init(tokenID: Int, logprob: Float, top: [TopToken]) { self.tokenID = tokenID; self.logprob = logprob; self.top = top }
-}
-
-public struct TopToken: Sendable, Equatable {
-    public var tokenID: Int
-    public var logprob: Float
-    public init(tokenID: Int, logprob: Float) { self.tokenID = tokenID; self.logprob = logprob }
-}
-
-/// What a generation reports, in order (see the batcher's `GenerationEvent`).
-public enum CompletionEvent: Sendable, Equatable {
-    /// With `echo`: the prompt's tokens; the first has no logprob.
-    case prompt(tokens: [Int], logprobs: [TokenScore?])
-    case token(choice: Int, tokenID: Int, text: String, logprob: TokenScore?)
-    case finished(choice: Int, reason: FinishReason, text: String)
-    case usage(promptTokens: Int, completionTokens: Int)
-}
-
-public struct BackendStatistics: Sendable, Equatable {
-    public var queuedRequests: Int
-    public var runningSequences: Int
-    public var kvCacheBytesInUse: Int
-    public var kvCacheBudgetBytes: Int
-    public init(queuedRequests: Int, runningSequences: Int, kvCacheBytesInUse: Int, kvCacheBudgetBytes: Int) {
-        self.queuedRequests = queuedRequests; self.runningSequences = runningSequences
-        self.kvCacheBytesInUse = kvCacheBytesInUse; self.kvCacheBudgetBytes = kvCacheBudgetBytes
-    }
-}
-
-/// Generation: the real one is the `Batcher`; tests use a deterministic fake.
+/// Generation: the real one is the `Batcher`; tests use a deterministic fake. The batcher's own
+/// request, event and statistics types cross the layer unchanged.
 public protocol CompletionBackend: Sendable {
     /// Throws `BatcherError` at once for overload, context overflow or invalid parameters.
-    func submit(_ request: GenerationRequest) throws -> AsyncThrowingStream<CompletionEvent, Error>
-    var statistics: BackendStatistics { get }
+    func submit(_ request: GenerationRequest) throws -> AsyncThrowingStream<GenerationEvent, Error>
+    var statistics: BatcherStatistics { get }
     func shutdown(gracePeriod: Duration) async
 }
 
@@ -54,9 +20,21 @@ public protocol TextTokenizer: Sendable {
     var endOfTextTokenID: Int? { get }
     func encode(_ text: String, allowSpecialTokens: Bool) -> [Int]
     func decode(_ ids: [Int]) -> String
+    /// The most bytes one token stands for (special tokens included): a text of n bytes has at least
+    /// n / longestTokenBytes tokens, known before it is tokenized.
+    var longestTokenBytes: Int { get }
 }
 
-extension GPT2Tokenizer: TextTokenizer {}
+extension GPT2Tokenizer: TextTokenizer {
+    public var longestTokenBytes: Int {
+        (0..<vocabularySize).reduce(1) { longest, id in max(longest, bytes(of: id)?.count ?? 0) }
+    }
+}
+
+/// The fewest tokens a text can have: a refusal for length can come before the work of tokenizing.
+func fewestTokens(_ text: String, longestTokenBytes: Int) -> Int {
+    (text.utf8.count + longestTokenBytes - 1) / max(longestTokenBytes, 1)
+}
 
 /// What `/v1/models` and the context checks report.
 public struct ModelDescription: Sendable {
@@ -71,49 +49,4 @@ public struct ModelDescription: Sendable {
     }
 }
 
-// MARK: - The real backend
-
-/// Adapts the `Batcher` to `CompletionBackend`.
-public struct BatcherBackend: CompletionBackend {
-    public let batcher: Batcher
-    public init(batcher: Batcher) { self.batcher = batcher }
-
-    public func submit(_ request: GenerationRequest) throws -> AsyncThrowingStream<CompletionEvent, Error> {
-        let events = try batcher.submit(request)
-        return AsyncThrowingStream { continuation in
-            // Dropping the consumer cancels this task, which drops the batcher's stream and so
-            // cancels the request inside the batcher.
-            let task = Task {
-                do {
-                    for try await event in events { continuation.yield(Self.convert(event)) }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
-    }
-
-    public var statistics: BackendStatistics {
-        let s = batcher.statistics
-        return BackendStatistics(queuedRequests: s.queuedRequests, runningSequences: s.runningSequences,
-                                 kvCacheBytesInUse: s.kvCacheBytesInUse, kvCacheBudgetBytes: s.kvCacheBudgetBytes)
-    }
-
-    public func shutdown(gracePeriod: Duration) async { await batcher.shutdown(gracePeriod: gracePeriod) }
-
-    static func convert(_ logprob: TokenLogprob) -> TokenScore {
-        TokenScore(tokenID: logprob.tokenID, logprob: logprob.logprob,
-                   top: logprob.top.map { TopToken(tokenID: $0.tokenID, logprob: $0.logprob) })
-    }
-
-    static func convert(_ event: GenerationEvent) -> CompletionEvent {
-        switch event {
-        case .prompt(let tokens, let logprobs): .prompt(tokens: tokens, logprobs: logprobs.map { $0.map(convert) })
-        case .token(let choice, let id, let text, let logprob): .token(choice: choice, tokenID: id, text: text, logprob: logprob.map(convert))
-        case .finished(let choice, let reason, let text): .finished(choice: choice, reason: reason, text: text)
-        case .usage(let prompt, let completion): .usage(promptTokens: prompt, completionTokens: completion)
-        }
-    }
-}
+extension Batcher: CompletionBackend {}

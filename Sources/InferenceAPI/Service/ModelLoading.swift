@@ -20,7 +20,7 @@ extension ServingContext {
         let model: GPTNeoModel
         let tokenizer: GPT2Tokenizer
         do {
-            model = try GPTNeoModel.load(directory: directory)
+            model = try GPTNeoModel.load(directory: directory, threads: configuration.threads)
             tokenizer = try GPT2Tokenizer.load(directory: directory)
         } catch {
             throw ModelLoadingError(directory: directory.path, reason: "\(error)")
@@ -38,6 +38,6 @@ extension ServingContext {
         } catch {
             throw ModelLoadingError(directory: tasks.headsConfiguration?.path ?? directory.path, reason: "task heads: \(error)")
         }
-        return ServingContext(backend: BatcherBackend(batcher: batcher), tokenizer: tokenizer, model: description, tasks: taskContext)
+        return ServingContext(backend: batcher, tokenizer: tokenizer, model: description, tasks: taskContext)
     }
 }

@@ -53,7 +53,7 @@ enum TokenizerEndpoints {
 
     private static func checkModel(_ fields: FieldReader, _ context: ServingContext) throws(APIError) {
         if let model = try fields.string("model"), model != context.model.id {
-            throw .notFound("The model '\(model)' does not exist; this server serves '\(context.model.id)'.", code: "model_not_found")
+            throw .modelNotFound(model, served: context.model.id)
         }
     }
 }

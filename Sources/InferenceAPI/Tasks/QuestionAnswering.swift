@@ -50,8 +50,10 @@ public enum QuestionAnswering {
         public var tokens: [Int]
     }
 
-    /// Splits the context into windows as the fast tokenizer's overflow does.
-    public static func windows(question: [Int], context: [Int], parameters p: QuestionAnsweringParameters) throws -> [Window] {
+    /// How `windows` will split a context, computed without building anything: context tokens per
+    /// window, the step between window starts, and the number of windows. Throws what `windows` throws.
+    public static func layout(questionTokens: Int, contextTokens: Int, parameters p: QuestionAnsweringParameters) throws
+        -> (room: Int, step: Int, count: Int) {
         guard p.topK >= 1 else { throw QuestionAnsweringError.invalidParameter("top_k parameter should be >= 1 (got \(p.topK))") }
         guard p.maxAnswerLength >= 1 else {
             throw QuestionAnsweringError.invalidParameter("max_answer_len parameter should be >= 1 (got \(p.maxAnswerLength))")
@@ -59,22 +61,26 @@ public enum QuestionAnswering {
         guard p.docStride >= 0, p.docStride <= p.maxSequenceLength else {
             throw QuestionAnsweringError.invalidParameter("`doc_stride` (\(p.docStride)) is larger than `max_seq_len` (\(p.maxSequenceLength))")
         }
-        guard !question.isEmpty else { throw QuestionAnsweringError.emptyInput("question") }
-        guard !context.isEmpty else { throw QuestionAnsweringError.emptyInput("context") }
-        let room = p.maxSequenceLength - question.count
-        guard room > 0 else { throw QuestionAnsweringError.questionTooLong(questionTokens: question.count, maxSequenceLength: p.maxSequenceLength) }
-        if context.count <= room { return [Window(contextRange: 0..<context.count, tokens: question + context)] }
+        guard questionTokens > 0 else { throw QuestionAnsweringError.emptyInput("question") }
+        guard contextTokens > 0 else { throw QuestionAnsweringError.emptyInput("context") }
+        let room = p.maxSequenceLength - questionTokens
+        guard room > 0 else { throw QuestionAnsweringError.questionTooLong(questionTokens: questionTokens, maxSequenceLength: p.maxSequenceLength) }
+        if contextTokens <= room { return (room, room, 1) }
         guard p.docStride < room else {
             throw QuestionAnsweringError.invalidParameter(
                 "doc_stride \(p.docStride) must be smaller than the \(room) context tokens a window holds (max_seq_len - question tokens)")
         }
-        var result: [Window] = []
-        var start = 0
-        while true {
-            let end = min(start + room, context.count)
-            result.append(Window(contextRange: start..<end, tokens: question + context[start..<end]))
-            if end == context.count { return result }
-            start += room - p.docStride
+        // Windows start at 0, step, 2 step, ...; the last is the first that reaches the context's end.
+        let step = room - p.docStride
+        return (room, step, 1 + (contextTokens - room + step - 1) / step)
+    }
+
+    /// Splits the context into windows as the fast tokenizer's overflow does.
+    public static func windows(question: [Int], context: [Int], parameters p: QuestionAnsweringParameters) throws -> [Window] {
+        let (room, step, count) = try layout(questionTokens: question.count, contextTokens: context.count, parameters: p)
+        return (0..<count).map { w in
+            let start = w * step, end = min(start + room, context.count)
+            return Window(contextRange: start..<end, tokens: question + context[start..<end])
         }
     }
 

@@ -8,8 +8,15 @@ extension TaskServingContext {
     /// 404 when `model` names another model (same answer as the other endpoints).
     func checkModel(_ fields: FieldReader) throws(APIError) {
         if let model = try fields.string("model"), model != modelID {
-            throw .notFound("The model '\(model)' does not exist; this server serves '\(modelID)'.", code: "model_not_found")
+            throw .modelNotFound(model, served: modelID)
         }
+    }
+
+    /// 400 when an answer estimated at `estimatedBytes` would pass the server's response limit.
+    func checkResponseSize(_ estimatedBytes: Int, param: String, advice: String) throws(APIError) {
+        guard estimatedBytes > limits.maxResponseBytes else { return }
+        throw .invalidField(param, "The answer to this request could take about \(estimatedBytes) bytes, more than this server's limit of \(limits.maxResponseBytes) bytes. \(advice)",
+                            code: "response_too_large")
     }
 
     /// The 400 for an endpoint whose head this model lacks, naming the head and how to add one.
@@ -49,16 +56,18 @@ extension TaskServingContext {
     }
 
     /// Tokens of `text`, checked to be non-empty and to fit one forward pass.
+    /// A text too long by its bytes alone is refused before it is tokenized.
     func tokens(of text: String, param: String) throws(APIError) -> [TokenSpan] {
+        try checkLength(fewestTokens(text, longestTokenBytes: longestTokenBytes), param: param, atLeast: true)
         let tokens = tokenizer.taskTokens(text)
         try checkLength(tokens.count, param: param)
         return tokens
     }
 
-    func checkLength(_ count: Int, param: String) throws(APIError) {
-        guard count > 0 else { throw .invalidField(param, "'\(param)' is empty; it must contain at least one token.") }
+    func checkLength(_ count: Int, param: String, atLeast: Bool = false) throws(APIError) {
+        guard count > 0 || atLeast else { throw .invalidField(param, "'\(param)' is empty; it must contain at least one token.") }
         guard count <= contextLength else {
-            throw .invalidField(param, "'\(param)' has \(count) tokens; this model's maximum context length is \(contextLength) tokens.",
+            throw .invalidField(param, "'\(param)' has \(atLeast ? "at least " : "")\(count) tokens; this model's maximum context length is \(contextLength) tokens.",
                                 code: "context_length_exceeded")
         }
     }
@@ -70,7 +79,7 @@ extension FieldReader {
         guard let text = try string(name) else { return nil }
         guard let value = T(rawValue: text.lowercased()) else {
             let allowed = T.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-            throw .invalidField(name, "'\(name)' must be one of \(allowed), got '\(text)'.")
+            throw .invalidField(name, "'\(name)' must be one of \(allowed), got '\(quotedPrefix(text))'.")
         }
         return value
     }

@@ -24,6 +24,8 @@ public protocol TaskTokenizer: Sendable {
     /// Text to tokens with offsets; special tokens in the text are recognised, as HF's tokenizer call does.
     func taskTokens(_ text: String) -> [TokenSpan]
     func taskTokenBytes(_ id: Int) -> [UInt8]
+    /// As `TextTokenizer.longestTokenBytes`.
+    var longestTokenBytes: Int { get }
 }
 
 extension GPT2Tokenizer: TaskTokenizer {
@@ -40,8 +42,9 @@ public struct TaskOptions: Sendable, Equatable {
     /// A JSON file naming extra head files (see GPTNeo/HeadsLoading.swift); nil: only the checkpoint's heads.
     public var headsConfiguration: URL?
     public var embeddings: EmbeddingConfiguration
-    public init(headsConfiguration: URL? = nil, embeddings: EmbeddingConfiguration = .init()) {
-        self.headsConfiguration = headsConfiguration; self.embeddings = embeddings
+    public var limits: TaskLimits
+    public init(headsConfiguration: URL? = nil, embeddings: EmbeddingConfiguration = .init(), limits: TaskLimits = .init()) {
+        self.headsConfiguration = headsConfiguration; self.embeddings = embeddings; self.limits = limits
     }
 }
 
@@ -62,6 +65,8 @@ public struct TaskLimits: Sendable, Equatable {
     /// Forward passes one /v1/answer request may need (its contexts' windows together): a long context with
     /// a small `max_seq_len` and a large `doc_stride` could otherwise ask for thousands.
     public var maxWindows = 1024
+    /// Largest answer, estimated before the forward passes (the completions' limit, `max_response_bytes`).
+    public var maxResponseBytes = 8 << 20
     public init() {}
 }
 
@@ -76,11 +81,14 @@ public struct TaskServingContext: Sendable {
     public var tokenizer: any TaskTokenizer
     public var embeddings: EmbeddingConfiguration
     public var limits: TaskLimits
+    /// `tokenizer.longestTokenBytes`, computed once.
+    public var longestTokenBytes: Int
 
     public init(modelID: String, heads: TaskHeads, hiddenSize: Int, contextLength: Int, encoder: any HiddenStateEncoder,
                 tokenizer: any TaskTokenizer, embeddings: EmbeddingConfiguration = .init(), limits: TaskLimits = .init()) {
         self.modelID = modelID; self.heads = heads; self.hiddenSize = hiddenSize; self.contextLength = contextLength
         self.encoder = encoder; self.tokenizer = tokenizer; self.embeddings = embeddings; self.limits = limits
+        longestTokenBytes = tokenizer.longestTokenBytes
     }
 
     /// The checkpoint's heads plus the configured extra ones, on the batcher's body.
@@ -90,7 +98,7 @@ public struct TaskServingContext: Sendable {
         let heads = try TaskHeads.load(checkpointDirectory: directory, hiddenSize: model.config.hiddenSize, extra: extra)
         return TaskServingContext(modelID: modelID, heads: heads, hiddenSize: model.config.hiddenSize,
                                   contextLength: model.config.maxPositionEmbeddings, encoder: batcher, tokenizer: tokenizer,
-                                  embeddings: options.embeddings)
+                                  embeddings: options.embeddings, limits: options.limits)
     }
 
     /// What `/v1/models` lists: generation and embeddings always, plus one task per head.
@@ -102,21 +110,23 @@ public struct TaskServingContext: Sendable {
         return tasks
     }
 
-    /// Hidden states of several token sequences, all queued at once so the batcher runs them together.
-    func encodeAll(_ sequences: [[Int]]) async throws -> [[Float]] {
+    /// Runs several token sequences through the body, all queued at once so the batcher runs them
+    /// together, and reduces each one's hidden states with `reduce(index, hidden)` as it arrives, so
+    /// that a request's hidden states (tokens × hiddenSize) are never all held at once.
+    func encodeAll<Result>(_ sequences: [[Int]], _ reduce: (Int, [Float]) throws -> Result) async throws -> [Result] {
         let encoder = self.encoder
         return try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
             for (i, tokens) in sequences.enumerated() {
                 group.addTask { (i, try await encoder.encode(tokens: tokens)) }
             }
-            var results = [[Float]](repeating: [], count: sequences.count)
+            var results = [Result?](repeating: nil, count: sequences.count)
             for try await (i, hidden) in group {
                 guard hidden.count == sequences[i].count * hiddenSize else {
                     throw APIError.internalError("the encoder returned \(hidden.count) values for \(sequences[i].count) tokens")
                 }
-                results[i] = hidden
+                results[i] = try reduce(i, hidden)
             }
-            return results
+            return results.map { $0! }
         }
     }
 }

@@ -1,0 +1,88 @@
+import COpenBLAS
+import Foundation
+@_spi(Benchmarks) import GPTNeo
+
+// GFLOP/s of y = x · Wᵀ + b on the 125M model's shapes, for the engine's kernel, the baseline kernel
+// it replaced, and OpenBLAS sgemm (its own threads, the same count) as the machine's ceiling anchor.
+// The three run interleaved, repetition by repetition, so noise from other work hits all of them.
+// GFLOP/s are per CPU-second (user + system time of the process): on a machine shared with other work,
+// wall time counts the time other processes held the cores, CPU time does not. With one thread this
+// is the per-core rate; with more, OpenBLAS's spinning workers would count against sgemm.
+
+/// (K, N) of one transformer block's products: q, k, v, out_proj, c_fc, c_proj.
+let blockShapes = [(768, 768), (768, 768), (768, 768), (768, 768), (768, 3072), (3072, 768)]
+let lmHeadShape = (768, 50257)
+
+struct KernelTimes { var baseline: [Double] = [], engine: [Double] = [], sgemm: [Double] = [] }
+
+func randomFloats(_ count: Int, seed: UInt64) -> [Float] {
+    var state = seed
+    return (0..<count).map { _ in
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Float(Int32(truncatingIfNeeded: state >> 33)) / Float(Int32.max) * 0.05
+    }
+}
+
+/// CPU seconds per call of each kernel over `shapes` with M rows: the median of `repetitions`, each
+/// the mean of `calls` calls.
+func timeKernels(shapes: [(Int, Int)], M: Int, threads: Int, repetitions: Int, calls: Int) -> (baseline: Double, engine: Double, sgemm: Double) {
+    let weights = shapes.enumerated().map { index, shape in
+        FloatTensor(shape: [shape.1, shape.0], values: randomFloats(shape.0 * shape.1, seed: UInt64(index + 1)))
+    }
+    let matrices = weights.map { WeightMatrix($0, threads: threads) }
+    let biases = shapes.map { FloatTensor(shape: [$0.1], values: randomFloats($0.1, seed: 99)) }
+    let maxK = shapes.map(\.0).max()!, maxN = shapes.map(\.1).max()!
+    let x = randomFloats(M * maxK, seed: 7)
+    var y = [Float](repeating: 0, count: M * maxN)
+    openblas_set_num_threads(Int32(threads))
+    var times = KernelTimes()
+    for repetition in 0...repetitions {
+        x.withUnsafeBufferPointer { xs in
+            y.withUnsafeMutableBufferPointer { ys in
+                let (x, y) = (xs.baseAddress!, ys.baseAddress!)
+                let baseline = cpuTime(calls) {
+                    for (i, (K, N)) in shapes.enumerated() { baselineMatMul(y, x, weights[i].pointer, biases[i].pointer, M: M, K: K, N: N, threads: threads) }
+                }
+                let engine = cpuTime(calls) {
+                    for i in shapes.indices { matMul(y, x, matrices[i], biases[i], M: M, threads: threads) }
+                }
+                let sgemm = cpuTime(calls) {
+                    for (i, (K, N)) in shapes.enumerated() {
+                        // Bias first, then y += x · Wᵀ (beta 1): the same work as the kernels.
+                        for m in 0..<M { (y + m * N).update(from: biases[i].pointer, count: N) }
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(N), Int32(K),
+                                    1, x, Int32(K), weights[i].pointer, Int32(K), 1, y, Int32(N))
+                    }
+                }
+                if repetition > 0 {  // the first is warm-up
+                    times.baseline.append(baseline); times.engine.append(engine); times.sgemm.append(sgemm)
+                }
+            }
+        }
+    }
+    return (median(times.baseline), median(times.engine), median(times.sgemm))
+}
+
+/// CPU seconds one call of `body` takes, the mean of `calls`.
+func cpuTime(_ calls: Int, _ body: () -> Void) -> Double {
+    let before = cpuSeconds()
+    for _ in 0..<calls { body() }
+    return (cpuSeconds() - before) / Double(calls)
+}
+
+func runKernelBenchmark(threads: Int) {
+    print("matmul GFLOP/s per CPU-second (median, \(threads) thread(s)): baseline = previous kernel, engine = panel kernel, sgemm = OpenBLAS")
+    print("| shape | M | baseline | engine | sgemm | engine / baseline | engine / sgemm | engine: weight GB/CPU-s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (name, shapes, rowCounts) in [("block (6 products)", blockShapes, [1, 8, 32, 64, 512]), ("LM head", [lmHeadShape], [1, 8, 32, 64])] {
+        for M in rowCounts {
+            let flops = Double(shapes.reduce(0) { $0 + 2 * M * $1.0 * $1.1 })
+            let calls = max(1, Int(2e8 / flops))  // about 2 ms of work per measurement
+            let t = timeKernels(shapes: shapes, M: M, threads: threads, repetitions: M >= 512 ? 5 : 11, calls: calls)
+            let (baseline, engine, sgemm) = (flops / t.baseline / 1e9, flops / t.engine / 1e9, flops / t.sgemm / 1e9)
+            let weightBytes = Double(shapes.reduce(0) { $0 + 4 * $1.0 * $1.1 })
+            print("| \(name) | \(M) | \(format(baseline)) | \(format(engine)) | \(format(sgemm)) | \(format(engine / baseline, 2))× "
+                  + "| \(format(engine / sgemm, 2))× | \(format(weightBytes / t.engine / 1e9)) |")
+        }
+    }
+}

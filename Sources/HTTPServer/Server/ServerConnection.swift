@@ -1,0 +1,30 @@
+import Dispatch
+
+// MARK: - What the server core drives
+
+/// One accepted connection as the server core sees it, whatever protocol it speaks (HTTP/1.1
+/// today; HTTP/2 implements the same). The core keeps the limits, the deadline sweep and the
+/// drain in one place and reaches every connection only through these calls, each made on the
+/// connection's `queue` (implementations check it with `dispatchPrecondition`).
+protocol ServerConnection: AnyObject, Sendable {
+    var id: Int { get }
+    /// The serial queue that confines the connection's state.
+    var queue: DispatchQueue { get }
+    /// Installs the event sources and starts reading.
+    func start()
+    /// Applies the timeouts (first byte, head, body, idle, send rate) as of now.
+    func checkTimeouts()
+    /// Shutdown began: close when idle, finish what runs (HTTP/2: GOAWAY, then let streams end).
+    func beginShutdown()
+    /// Chosen to make room at a connection limit: close if still idle, else tell the core.
+    func evictIfIdle()
+    /// Closes at once, cancelling whatever runs for the client.
+    func close()
+}
+
+extension ServerConnection {
+    /// Asserts that the caller runs on the connection's queue.
+    func assertOnQueue() {
+        dispatchPrecondition(condition: .onQueue(queue))
+    }
+}

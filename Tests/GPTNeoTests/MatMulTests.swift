@@ -1,0 +1,76 @@
+import Foundation
+import XCTest
+@_spi(Benchmarks) @testable import GPTNeo
+
+/// The matmul kernel directly.
+final class MatMulTests: XCTestCase {
+    func randomMatrix(_ count: Int, seed: UInt64) -> [Float] {
+        var state = seed
+        return (0..<count).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int32(truncatingIfNeeded: state >> 33)) / Float(Int32.max)
+        }
+    }
+
+    func product(_ x: [Float], _ weight: WeightMatrix, _ bias: FloatTensor?, M: Int, threads: Int = 2) -> [Float] {
+        var y = [Float](repeating: .nan, count: M * weight.outputs)
+        y.withUnsafeMutableBufferPointer { out in matMul(out.baseAddress!, x, weight, bias, M: M, threads: threads) }
+        return y
+    }
+
+    /// The documented arithmetic: one fused multiply-add chain over k ascending from 0, then + bias.
+    func fmaChain(_ x: [Float], _ w: [Float], _ bias: [Float]?, M: Int, K: Int, N: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: M * N)
+        for m in 0..<M {
+            for n in 0..<N {
+                var sum: Float = 0
+                for k in 0..<K { sum = sum.addingProduct(x[m * K + k], w[n * K + k]) }
+                y[m * N + n] = bias.map { sum + $0[n] } ?? sum
+            }
+        }
+        return y
+    }
+
+    /// Every element of every row count 1…64 is exactly the FMA chain, so a row never depends on the
+    /// other rows, the tile that computed it or the thread count; with K and N not multiples of any
+    /// tile size, and N large enough to use every thread.
+    func testEveryRowCountComputesTheFMAChainExactly() {
+        for (K, N, withBias) in [(64, 64, true), (37, 11, true), (5, 200, false), (768, 1000, true)] {
+            let w = randomMatrix(N * K, seed: 1), biasValues = randomMatrix(N, seed: 2)
+            let weight = WeightMatrix(FloatTensor(shape: [N, K], values: w), threads: 2)
+            let bias = withBias ? FloatTensor(shape: [N], values: biasValues) : nil
+            let x = randomMatrix(64 * K, seed: 3)
+            let expected = fmaChain(x, w, withBias ? biasValues : nil, M: 64, K: K, N: N)
+            for M in 1...64 where K < 768 || [1, 2, 3, 5, 6, 7, 13, 64].contains(M) {
+                let y = product(Array(x.prefix(M * K)), weight, bias, M: M, threads: M % 3 + 1)
+                assertBitwiseEqual(y, Array(expected.prefix(M * N)), "K \(K) N \(N) M \(M)")
+            }
+        }
+    }
+
+    /// And the FMA chain is the product: close to a Double reference.
+    func testMatchesDoubleReference() {
+        let (M, K, N) = (9, 200, 70)
+        let x = randomMatrix(M * K, seed: 4), w = randomMatrix(N * K, seed: 5), bias = randomMatrix(N, seed: 6)
+        var reference = [Float](repeating: 0, count: M * N)
+        for m in 0..<M { for n in 0..<N {
+            var sum = 0.0
+            for k in 0..<K { sum += Double(x[m * K + k]) * Double(w[n * K + k]) }
+            reference[m * N + n] = Float(sum + Double(bias[n]))
+        } }
+        let weight = WeightMatrix(FloatTensor(shape: [N, K], values: w), threads: 1)
+        assertClose(product(x, weight, FloatTensor(shape: [N], values: bias), M: M), reference, tolerance: 1e-4, "kernel vs Double")
+    }
+
+    /// The embedding lookup reads rows back out of the panel layout.
+    func testCopyRowReturnsTheOriginalRow() {
+        let (N, K) = (37, 9)
+        let w = randomMatrix(N * K, seed: 7)
+        let weight = WeightMatrix(FloatTensor(shape: [N, K], values: w), threads: 1)
+        for n in [0, 15, 16, 36] {
+            var row = [Float](repeating: .nan, count: K)
+            row.withUnsafeMutableBufferPointer { weight.copyRow(n, into: $0.baseAddress!) }
+            assertBitwiseEqual(row, Array(w[(n * K)..<((n + 1) * K)]), "row \(n)")
+        }
+    }
+}
