@@ -41,7 +41,7 @@ class StepClock:
         pass
 
 
-def load(engine, directory, threads):
+def load(engine, directory, threads, spinning):
     import torch
     torch.set_num_threads(threads)
     if engine == "transformers":
@@ -53,6 +53,7 @@ def load(engine, directory, threads):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return ORTModelForCausalLM.from_pretrained(directory, session_options=options, provider="CPUExecutionProvider")
 
 
@@ -79,7 +80,7 @@ def timed_run(model, prompts, new_tokens):
                      outputs=output[:8, len(prompts[0]):].tolist())
 
 
-def serve_commands(engine, model_directory, plan, tokenizer_directory, replies):
+def serve_commands(engine, model_directory, plan, tokenizer_directory, spinning, replies):
     """Loads, answers "ready", then one JSON reply per command line: run N, prefill, finish."""
     import torch
     from transformers import GPT2TokenizerFast
@@ -88,7 +89,7 @@ def serve_commands(engine, model_directory, plan, tokenizer_directory, replies):
     tokenizer = GPT2TokenizerFast.from_pretrained(tokenizer_directory)
     rss_before = rss_bytes()
     start = now()
-    model = load(engine, model_directory, plan.threads)
+    model = load(engine, model_directory, plan.threads, spinning)
     generate(model, [plan.prompts[0]], 1)
     load_seconds = now() - start
     rss_loaded = rss_bytes()
@@ -132,10 +133,10 @@ def serve_commands(engine, model_directory, plan, tokenizer_directory, replies):
 class BaselineEngine:
     """bench.py's side: one worker process, started by start(), its replies gathered in result."""
 
-    def __init__(self, name, engine, model, plan_path, tokenizer, log_path):
+    def __init__(self, name, engine, model, plan_path, tokenizer, log_path, ort_spinning=False):
         self.name = name
         self.command = [sys.executable, os.path.abspath(__file__), "--engine", engine, "--model", model,
-                        "--plan", plan_path, "--tokenizer", tokenizer]
+                        "--plan", plan_path, "--tokenizer", tokenizer] + (["--ort-spinning"] if ort_spinning else [])
         self.log_path = log_path
         self.result = {"runs": []}
 
@@ -189,11 +190,13 @@ def main():
     parser.add_argument("--model", required=True, help="checkpoint directory (transformers) or ONNX export directory")
     parser.add_argument("--plan", required=True)
     parser.add_argument("--tokenizer", required=True, help="directory with the GPT-2 tokenizer files, to compare texts with our server")
+    parser.add_argument("--ort-spinning", action="store_true", help="let ONNX Runtime's idle threads spin (its default)")
     arguments = parser.parse_args()
     # Replies go to the original standard output; anything a library prints goes to standard error.
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
-    serve_commands(arguments.engine, arguments.model, Plan.load(arguments.plan), arguments.tokenizer, replies)
+    serve_commands(arguments.engine, arguments.model, Plan.load(arguments.plan), arguments.tokenizer,
+                   arguments.ort_spinning, replies)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ def parse_arguments():
     parser.add_argument("--latency-streams", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2, help="threads of every engine and of the ceilings")
     parser.add_argument("--skip-transformers", action="store_true")
+    parser.add_argument("--ort-spinning", action="store_true",
+                        help="ONNX Runtime's default of spinning idle threads (off by default: see README.md)")
     arguments = parser.parse_args()
     for name, (full, quick) in QUICK.items():
         if getattr(arguments, name) is None:
@@ -82,10 +84,11 @@ def make_engines(arguments, options, models, plan, plan_path, shape):
         engines.append(baseline.BaselineEngine("transformers", "transformers", models["checkpoint"], plan_path,
                                                models["checkpoint"], os.path.join(output, "transformers.log")))
     engines.append(baseline.BaselineEngine("onnxruntime", "onnxruntime", models["onnx"], plan_path, models["checkpoint"],
-                                           os.path.join(output, "onnxruntime.log")))
+                                           os.path.join(output, "onnxruntime.log"), arguments.ort_spinning))
     if "onnx_int8" in models:
         engines.append(baseline.BaselineEngine("onnxruntime_int8", "onnxruntime", models["onnx_int8"], plan_path,
-                                               models["checkpoint"], os.path.join(output, "onnxruntime-int8.log")))
+                                               models["checkpoint"], os.path.join(output, "onnxruntime-int8.log"),
+                                               arguments.ort_spinning))
     max_streams = max(plan.streams)
     # Room for every stream's whole sequence with a margin; the server's default budget is for the 125M shape.
     kv_mib = int(1.5 * max_streams * (arguments.prompt_tokens + arguments.tokens + arguments.prefill_tokens)
@@ -101,7 +104,7 @@ def make_engines(arguments, options, models, plan, plan_path, shape):
     return engines, unsupported
 
 
-def run_engines(engines, streams, interleave, loads):
+def run_engines(engines, streams, interleave, loads, between_rounds):
     """Runs every engine through load, one timed run per stream count, prefill and finish; returns the
     failures by engine name. Interleaved (all engines loaded at once, each stream count run by every engine
     back to back), a change in the machine's load hits all engines alike; the 1.3B shape does not fit in
@@ -135,6 +138,8 @@ def run_engines(engines, streams, interleave, loads):
         for n in streams:
             for engine in group:
                 step(engine, "run", n)
+            if interleave:
+                between_rounds()
         for engine in group:
             step(engine, "prefill")
         for engine in group:
@@ -146,6 +151,7 @@ def run_engines(engines, streams, interleave, loads):
         else:
             for engine in engines:
                 all_steps([engine])
+                between_rounds()
     finally:
         for engine in engines:
             engine.stop()
@@ -234,12 +240,16 @@ def main():
     plan.save(plan_path)
 
     loads = {"start": load_average()}
-    ceilings_first = measure_ceilings(arguments, shape, "start")
+    # The ceilings are measured at the start, after each round and at the end, and each one's best is
+    # kept: other work on a shared machine only ever lowers a ceiling, and a ceiling measured too low
+    # would flatter every engine.
+    ceiling_runs = [measure_ceilings(arguments, shape, "start")]
     options = server_driver.supported_options(arguments.server)
     engines, ours = make_engines(arguments, options, models, plan, plan_path, shape)
     for mode, why in ours.items():
         log(f"gptneo-server ({mode}): {why}")
-    failures = run_engines(engines, plan.streams, interleave=arguments.size == "125m", loads=loads)
+    failures = run_engines(engines, plan.streams, interleave=arguments.size == "125m", loads=loads,
+                           between_rounds=lambda: ceiling_runs.append(measure_ceilings(arguments, shape, "between rounds")))
     for engine in engines:
         if engine.name.startswith("gptneo-server "):
             mode = engine.name.split(" ", 1)[1]
@@ -249,10 +259,8 @@ def main():
     ours = {mode: ours[mode] for mode in arguments.modes}
     baseline_results = {engine.name: engine.result for engine in engines if not engine.name.startswith("gptneo-server ")}
     loads["end"] = load_average()
-    # Measured again at the end and the better of the two kept: other work on a shared machine only
-    # ever lowers a ceiling, and a ceiling measured too low would flatter every engine.
-    ceilings_last = measure_ceilings(arguments, shape, "end")
-    measured = ceilings.better(ceilings_first, ceilings_last)
+    ceiling_runs.append(measure_ceilings(arguments, shape, "end"))
+    measured = ceilings.best(ceiling_runs)
     rooflines = {mode: ceilings.Roofline(shape, measured, mode) for mode in arguments.modes}
     baselines = baselines_by_mode(arguments.modes, baseline_results)
 
@@ -279,7 +287,7 @@ def main():
     with open(os.path.join(arguments.output, "results.json"), "w") as f:
         json.dump({"started": started.isoformat(), "size": arguments.size, "modes": arguments.modes,
                    "machine": {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform()},
-                   "load_average": loads, "ceilings": measured, "ceilings_each": [ceilings_first, ceilings_last],
+                   "load_average": loads, "ceilings": measured, "ceilings_each": ceiling_runs,
                    "models": models, "server_options": sorted(options), "rows": rows, "agreement": agreed,
                    "plan": {key: value for key, value in plan.__dict__.items() if key not in ("prompts", "prefill_prompt")},
                    "gptneo_server": ours, "baselines": baseline_results}, f, indent=1)

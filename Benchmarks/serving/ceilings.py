@@ -23,10 +23,10 @@ def measure(binary, hidden, intermediate, threads, stream_megabytes):
             "sgemm_prefill": run("sgemm", 512, hidden, intermediate, threads, 3)}
 
 
-def better(first, second):
-    """Each ceiling's better measurement of two."""
+def best(runs):
+    """Each ceiling's best measurement over several runs of measure()."""
     key = {"stream": "gb_per_s_best", "sgemm_decode": "gflop_per_s_best", "sgemm_prefill": "gflop_per_s_best"}
-    return {name: max(first[name], second[name], key=lambda m: m[field]) for name, field in key.items()}
+    return {name: max((run[name] for run in runs), key=lambda m: m[field]) for name, field in key.items()}
 
 
 class Shape:

@@ -11,12 +11,6 @@ from workload import percentile
 UNSUPPORTED = "not supported by this build"
 
 
-class Metric:
-    def __init__(self, name, unit, value, higher_is_better, bound=None, digits=1):
-        self.name, self.unit, self.value = name, unit, value
-        self.higher_is_better, self.bound, self.digits = higher_is_better, bound, digits
-
-
 def run_for(result, streams):
     return next(run for run in result["runs"] if run["streams"] == streams)
 
