@@ -114,6 +114,7 @@ def chart(path, plan, modes, ours, baselines, rooflines, title):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     def series(result):
         return [run_for(result, n)["tokens"] / run_for(result, n)["seconds"] for n in plan.streams]
@@ -136,6 +137,8 @@ def chart(path, plan, modes, ours, baselines, rooflines, title):
             axes.plot(plan.streams, bound, "k-" if mode == modes[0] else "k-.", alpha=0.55, label=f"ceiling ({mode} weights)")
     axes.set_xscale("log", base=2)
     axes.set_yscale("log")  # ratios read as distances, whatever the machine's load did to the absolute values
+    axes.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
     axes.set_xticks(plan.streams, [str(n) for n in plan.streams])
     axes.set_xlabel("concurrent streams")
     axes.set_ylabel("new tokens/s, all streams (prefill included)")
