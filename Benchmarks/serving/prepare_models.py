@@ -43,9 +43,12 @@ def make_checkpoint(size, output):
         shutil.copy(os.path.join(BUNDLED_MODEL, name), os.path.join(output, name))
 
 
-def export_onnx(checkpoint, output):
+def export_onnx(checkpoint, output, size):
     from optimum.exporters.onnx import main_export
-    main_export(checkpoint, output=output, task="text-generation-with-past", device="cpu")
+    # optimum's post-processing (dropping the LM head's copy of the tied embedding) serializes the whole
+    # model as one protobuf, which fails beyond 2 GB: the 1.3B export keeps the copy (412 MB more).
+    main_export(checkpoint, output=output, task="text-generation-with-past", device="cpu",
+                no_post_process=size != "125m")
 
 
 def quantize_int8(onnx_directory, output):
@@ -69,7 +72,7 @@ def main():
     os.makedirs(arguments.cache, exist_ok=True)
     base = os.path.join(arguments.cache, f"gpt-neo-{arguments.size}-random")
     checkpoint = build(base, lambda out: make_checkpoint(arguments.size, out))
-    onnx = build(base + "-onnx", lambda out: export_onnx(checkpoint, out))
+    onnx = build(base + "-onnx", lambda out: export_onnx(checkpoint, out, arguments.size))
     paths = {"checkpoint": checkpoint, "onnx": onnx}
     if arguments.int8:
         paths["onnx_int8"] = build(base + "-onnx-int8", lambda out: quantize_int8(onnx, out))
