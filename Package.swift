@@ -46,11 +46,13 @@ let package = Package(
         ),
         // MARK: C header: the prefetch instruction for the matmul kernel
         .systemLibrary(name: "CPrefetch"),
+        // MARK: C header: 16-bit and int8 weights widened to floats in the matmul kernel
+        .systemLibrary(name: "CWidening"),
 
         // MARK: Model: GPT-Neo forward pass, checkpoint loading, KV cache, task heads
         .target(
             name: "GPTNeo",
-            dependencies: ["CPrefetch"],
+            dependencies: ["CPrefetch", "CWidening"],
             // Optimized even in debug builds: unoptimized SIMD kernels make every test that runs the
             // model (engine, batcher, API) many times slower.
             swiftSettings: hotLoopSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
@@ -121,6 +123,13 @@ let package = Package(
         .executableTarget(
             name: "HTTPParserFuzzer",
             dependencies: ["HTTPServer"],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+
+        // MARK: Fuzzing: `swift build -c release --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address --product CheckpointFuzzer` (see Fuzz/README.md)
+        .executableTarget(
+            name: "CheckpointFuzzer",
+            dependencies: ["GPTNeo"],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
 

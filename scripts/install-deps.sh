@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-apt_packages=(libopenblas-dev libssl-dev libnghttp2-dev pkg-config curl python3-venv)
+# openssl (the command) and curl make certificates and drive HTTPS in the TLS tests.
+apt_packages=(libopenblas-dev libssl-dev libnghttp2-dev pkg-config curl openssl python3-venv)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -27,10 +27,11 @@ static inline long copenssl_ctx_set_dh_auto(SSL_CTX *ctx, int on) {
     return SSL_CTX_set_dh_auto(ctx, on);
 }
 
-/* No compression (CRIME), no renegotiation, no session tickets (no ticket key to rotate), and
-   the client's cipher order (every suite offered is strong: Mozilla's "intermediate" choice). */
+/* No compression (CRIME), no renegotiation, no session tickets (no ticket key to rotate); the
+   server's cipher order, except that a client preferring ChaCha20 (no AES hardware) gets it. */
 static inline uint64_t copenssl_server_options(void) {
-    return SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET;
+    return SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET
+        | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA;
 }
 
 static inline int copenssl_version_tls12(void) { return TLS1_2_VERSION; }

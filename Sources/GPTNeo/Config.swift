@@ -60,9 +60,12 @@ public struct GPTNeoConfig: Sendable, Equatable {
 
 // MARK: - Raw JSON
 
-/// Every key we read, optional, with transformers' defaults applied in `validated`. Other keys
-/// (`summary_*`, dropouts, `gradient_checkpointing`...) are ignored.
+/// Every key we read, optional, with transformers' defaults applied in `validated` (as `from_pretrained`,
+/// which has a default for every GPT-Neo key). Other keys (`summary_*`, dropouts, `gradient_checkpointing`,
+/// `torch_dtype`, `architectures`...) are ignored. `model_type`, when present, must be `gpt_neo`: another
+/// architecture's config would otherwise decode into defaults and fail later with confusing shapes.
 private struct RawConfig: Decodable {
+    var modelType: String?
     var vocabSize: Int?
     var maxPositionEmbeddings: Int?
     var hiddenSize: Int?
@@ -83,6 +86,7 @@ private struct RawConfig: Decodable {
     var tieWordEmbeddings: Bool?
 
     enum CodingKeys: String, CodingKey {
+        case modelType = "model_type"
         case vocabSize = "vocab_size"
         case maxPositionEmbeddings = "max_position_embeddings"
         case hiddenSize = "hidden_size"
@@ -105,6 +109,9 @@ private struct RawConfig: Decodable {
 
     func validated(path: String) throws -> GPTNeoConfig {
         func invalid(_ reason: String) -> EngineError { .invalidConfig(path: path, reason: reason) }
+        if let modelType, modelType != "gpt_neo" {
+            throw invalid("model_type is \"\(modelType)\", not \"gpt_neo\": this server runs GPT-Neo checkpoints only")
+        }
         let hidden = hiddenSize ?? 2048
         let heads = numHeads ?? 16
         let layers = numLayers ?? 24

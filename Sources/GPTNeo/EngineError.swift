@@ -18,9 +18,24 @@ public struct ShapeMismatch: Sendable, Equatable, CustomStringConvertible {
 public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
     // MARK: Files
     case fileMissing(path: String)
+    /// `--model OWNER/NAME` names a repository the Hugging Face cache does not hold (at that revision).
+    case modelNotInCache(repoID: String, revision: String, lookedIn: [String], reason: String)
+    /// A checkpoint directory without any weight file transformers would recognise.
+    case noWeights(directory: String, lookedFor: [String])
     case unreadableFile(path: String, reason: String)
-    /// Weights in a format other than safetensors (PyTorch pickles are code, not data: never loaded).
+    /// Weights in a format that is not read (PyTorch's legacy pre-1.6 format, an unknown layout).
     case unsupportedFormat(path: String, reason: String)
+    /// A zip archive (PyTorch's format) whose structure is broken or not as `torch.save` writes it.
+    case malformedArchive(path: String, reason: String)
+    /// The pickle of a PyTorch archive is broken (ends early, refers to nothing, exceeds a limit...).
+    case malformedPickle(path: String, offset: Int, reason: String)
+    /// The pickle names a global outside the state-dict allow-list (`os.system`...). Pickles are never
+    /// executed: this is where a malicious file stops.
+    case forbiddenGlobal(path: String, global: String)
+    /// A pickle opcode a state dict never needs.
+    case forbiddenOpcode(path: String, offset: Int, opcode: String)
+    /// A tensor's layout (shape, strides, offset, storage) is impossible.
+    case malformedTensor(path: String, tensor: String, reason: String)
     /// Shorter than the 8-byte header length that starts every safetensors file.
     case truncatedFile(path: String, size: Int)
     /// The header length field points past the end of the file.
@@ -56,6 +71,12 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .fileMissing(let path): return "\(path): file not found"
+        case .modelNotInCache(let repoID, let revision, let lookedIn, let reason):
+            let places = lookedIn.isEmpty ? "" : "; looked in \(lookedIn.joined(separator: ", "))"
+            return "\(repoID) (revision \(revision)) is not in the Hugging Face cache: \(reason)\(places). "
+                + "Download it with: \(HubCache.downloadCommand(repoID: repoID, revision: revision))"
+        case .noWeights(let directory, let names):
+            return "\(directory): no weights found (looked for \(names.joined(separator: ", ")))"
         case .unreadableFile(let path, let reason): return "\(path): cannot read: \(reason)"
         case .unsupportedFormat(let path, let reason): return "\(path): unsupported weights format: \(reason)"
         case .truncatedFile(let path, let size):
@@ -63,8 +84,15 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
         case .headerBeyondFile(let path, let length, let size):
             return "\(path): header length \(length) reaches beyond the end of the file (\(size) bytes); truncated or not safetensors"
         case .malformedHeader(let path, let reason): return "\(path): malformed safetensors header: \(reason)"
+        case .malformedArchive(let path, let reason): return "\(path): malformed PyTorch zip archive: \(reason)"
+        case .malformedPickle(let path, let offset, let reason): return "\(path): malformed pickle at byte \(offset): \(reason)"
+        case .forbiddenGlobal(let path, let global):
+            return "\(path): refused: the pickle calls \(global), which a PyTorch state dict never does (pickles are not executed; only tensor-rebuilding globals are allowed)"
+        case .forbiddenOpcode(let path, let offset, let opcode):
+            return "\(path): refused: pickle opcode \(opcode) at byte \(offset) is not used by PyTorch state dicts"
+        case .malformedTensor(let path, let tensor, let reason): return "\(path): tensor \(tensor): \(reason)"
         case .tensorOutOfBounds(let path, let tensor, let begin, let end, let dataSize):
-            return "\(path): tensor \(tensor) occupies bytes \(begin)..<\(end) but the data section has \(dataSize) bytes (truncated file or bad offsets)"
+            return "\(path): tensor \(tensor) occupies bytes \(begin)..<\(end) but its data region has \(dataSize) bytes (truncated file or bad offsets)"
         case .tensorSizeMismatch(let path, let tensor, let shape, let dtype, let byteCount):
             return "\(path): tensor \(tensor) of shape \(shape) and dtype \(dtype) does not fit its \(byteCount)-byte range"
         case .unsupportedDType(let path, let tensor, let dtype):

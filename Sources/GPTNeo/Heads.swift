@@ -8,12 +8,10 @@ import Foundation
 
 // MARK: - Errors
 
-/// What a bad head file or configuration causes; every message names the file or tensor.
+/// What a bad head configuration causes (file errors are the loader's `EngineError`); every message names the file or tensor.
 public enum HeadsError: Error, Sendable, Equatable, CustomStringConvertible {
     case fileNotReadable(path: String)
-    case malformedFile(path: String, reason: String)
     case malformedConfiguration(path: String, reason: String)
-    case unsupportedDType(tensor: String, dtype: String)
     case missingTensor(tensor: String, path: String)
     case shapeMismatch(tensor: String, expected: [Int], actual: [Int])
     case labelCountMismatch(head: TaskHeadKind, labels: Int, outputs: Int)
@@ -24,9 +22,7 @@ public enum HeadsError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .fileNotReadable(let path): "cannot read head file \(path)"
-        case .malformedFile(let path, let reason): "malformed safetensors file \(path): \(reason)"
         case .malformedConfiguration(let path, let reason): "malformed head configuration \(path): \(reason)"
-        case .unsupportedDType(let tensor, let dtype): "tensor \(tensor) has unsupported dtype \(dtype) (F32, F16, BF16)"
         case .missingTensor(let tensor, let path): "tensor \(tensor) is missing from \(path)"
         case .shapeMismatch(let tensor, let expected, let actual): "tensor \(tensor) has shape \(actual), expected \(expected)"
         case .labelCountMismatch(let head, let labels, let outputs):

@@ -21,7 +21,8 @@ public final class GPT2Tokenizer: Sendable {
 
     // MARK: - Loading
 
-    /// Loads `tokenizer.json`, or `vocab.json` + `merges.txt`, or a `*.tiktoken` rank file from a
+    /// Loads `tokenizer.json`, or `vocab.json` + `merges.txt` (with the added tokens of `added_tokens.json`,
+    /// `tokenizer_config.json` and `special_tokens_map.json` beside them), or a `*.tiktoken` rank file from a
     /// checkpoint directory (first usable one in that order). Throws `TokenizerError.noUsableTokenizer`
     /// with the reason each candidate failed when none loads.
     public static func load(directory: URL) throws -> GPT2Tokenizer {
@@ -44,8 +45,9 @@ public final class GPT2Tokenizer: Sendable {
         }
         if exists("vocab.json"), exists("merges.txt"),
            let tokenizer = attempt({
-               try load(vocabulary: directory.appendingPathComponent("vocab.json"),
-                        merges: directory.appendingPathComponent("merges.txt"))
+               GPT2Tokenizer(vocabulary: try VocabMergesLoader.load(
+                   vocabulary: directory.appendingPathComponent("vocab.json"), merges: directory.appendingPathComponent("merges.txt"),
+                   addedTokens: try AddedTokenFiles.read(directory: directory)))
            }) {
             return tokenizer
         }

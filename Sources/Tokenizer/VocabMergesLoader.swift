@@ -5,8 +5,9 @@ import Foundation
 enum VocabMergesLoader {
     /// `vocab.json` maps each token's byte-level spelling to its id; `merges.txt` is an optional
     /// `#version` line, then `left right` per merge in rank order. `<|endoftext|>`, when the vocabulary has
-    /// it, is GPT-2's special token (HF makes it bos/eos/unk).
-    static func load(vocabulary vocabularyURL: URL, merges mergesURL: URL) throws -> Vocabulary {
+    /// it, is GPT-2's special token (HF makes it bos/eos/unk); `addedTokens` (from the folder's side files)
+    /// come on top, and win for the ids they name.
+    static func load(vocabulary vocabularyURL: URL, merges mergesURL: URL, addedTokens: [AddedToken] = []) throws -> Vocabulary {
         let vocabularyData = try readFile(vocabularyURL)
         let strings: [String: Int]
         do {
@@ -18,9 +19,10 @@ enum VocabMergesLoader {
         let pairs = try parseMerges(try readFile(mergesURL), path: mergesURL.path)
         let merges = try Vocabulary.mergeTable(path: mergesURL.path, pairs: pairs, idOfBytes: idOfBytes)
         var added: [AddedToken] = []
-        if let id = strings["<|endoftext|>"] {
+        if let id = strings["<|endoftext|>"], !addedTokens.contains(where: { $0.id == Int32(id) }) {
             added.append(AddedToken(content: "<|endoftext|>", id: Int32(id), special: true))
         }
+        added += addedTokens
         return try Vocabulary(path: vocabularyURL.path, idOfBytes: idOfBytes, merges: merges, addedTokens: added)
     }
 

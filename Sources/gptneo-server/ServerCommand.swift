@@ -21,10 +21,13 @@ struct ServerCommand: AsyncParsableCommand {
         Config file (--config FILE or GPTNEO_CONFIG): lines of 'key = value' with the same names in lower case without \
         the GPTNEO_ prefix (for example 'port = 8080', 'api_keys = k1,k2'); '#' starts a comment. \
         The environment and flags win over it.
-        """)
+        """,
+        subcommands: [ConvertCommand.self])
 
-    @Option(help: ArgumentHelp("Hugging Face GPT-Neo checkpoint directory (config.json, *.safetensors, tokenizer files).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Hugging Face GPT-Neo checkpoint directory (config.json, safetensors or pytorch_model.bin weights, tokenizer files), or a repo id OWNER/NAME already in the Hugging Face cache.", valueName: "dir|owner/name"))
     var model: String?
+    @Option(help: ArgumentHelp("Branch, tag or commit of a repo id --model in the Hugging Face cache (default main).", valueName: "revision"))
+    var revision: String?
     @Option(help: ArgumentHelp("Address to listen on (default 127.0.0.1).", valueName: "address"))
     var host: String?
     @Option(help: ArgumentHelp("TCP port (default 8000; 0 picks a free one).", valueName: "port"))
@@ -47,6 +50,10 @@ struct ServerCommand: AsyncParsableCommand {
     var maxRunningSequences: String?
     @Option(help: ArgumentHelp("Threads for the forward pass (default: the CPUs this process may use, from its affinity and cgroup CPU quota).", valueName: "n"))
     var threads: String?
+    @Option(help: ArgumentHelp("Precision weights are kept in: auto (the checkpoint's), float32, float16 or bfloat16 (default auto).", valueName: "type"))
+    var dtype: String?
+    @Option(help: ArgumentHelp("none, or int8: weight-only int8 with a scale per output channel, quantized at load (default none).", valueName: "scheme"))
+    var quantization: String?
     @Option(help: ArgumentHelp("KV cache budget in MiB (default 2048).", valueName: "mib"))
     var kvCacheMib: String?
     @Option(help: ArgumentHelp("Largest request body in bytes (default 1048576); larger ones get 413.", valueName: "bytes"))
@@ -82,6 +89,7 @@ struct ServerCommand: AsyncParsableCommand {
     var flags: [String: String] {
         var flags: [String: String] = [:]
         flags["model"] = model
+        flags["revision"] = revision
         flags["host"] = host
         flags["port"] = port
         flags["tls_cert"] = tlsCert
@@ -92,6 +100,8 @@ struct ServerCommand: AsyncParsableCommand {
         flags["max_queued_requests"] = maxQueuedRequests
         flags["max_running_sequences"] = maxRunningSequences
         flags["threads"] = threads
+        flags["dtype"] = dtype
+        flags["quantization"] = quantization
         flags["kv_cache_mib"] = kvCacheMib
         flags["max_body_bytes"] = maxBodyBytes
         flags["max_connections"] = maxConnections

@@ -19,7 +19,7 @@ enum StartupError: Error, CustomStringConvertible {
         switch self {
         case .noDefaultModel:
             "no --model given and the bundled default model (\(DefaultModel.relativePath)) was not found next to the sources, the working directory or the executable"
-        case .noSuchModelDirectory(let path): "model directory \(path) does not exist or is not a directory"
+        case .noSuchModelDirectory(let path): "model directory \(path) does not exist or is not a directory (nor an OWNER/NAME repo id for the Hugging Face cache)"
         case .cannotLoad(let directory, let reason): "cannot load the model in \(directory): \(reason)"
         case .cannotListen(let reason): reason
         case .warmUp(let reason): reason
@@ -43,7 +43,7 @@ struct ServerRunner {
             return handler
         }
         let logger = Logger(label: "gptneo-server")
-        let directory = try modelDirectory()
+        let (directory, repoID) = try modelDirectory()
 
         var api = APIConfiguration()
         api.apiKeys = options.apiKeys
@@ -109,33 +109,42 @@ struct ServerRunner {
         batcherConfiguration.kvCacheBudgetBytes = options.kvCacheMiB << 20
         batcherConfiguration.limits = api.limits.generation
         if let threads = options.threads { batcherConfiguration.threads = threads }
-        let context = try await load(directory, batcher: batcherConfiguration)
+        let context = try await load(directory, modelName: options.modelName ?? repoID, batcher: batcherConfiguration)
         backendBox.backend = context.backend
         do {
             try await service.start(with: context)
         } catch {
+            // A signal while loading: the service is draining, and the drain ends the process (exit 0).
+            if service.phase == .draining { await waitForExit() }
             throw StartupError.warmUp("\(error)")
         }
         logger.info("ready: serving '\(context.model.id)' on \(scheme)://\(options.host):\(port); tasks: \(context.tasks?.tasks.joined(separator: ", ") ?? "text-generation")")
-        // Serves until a signal handler exits the process.
+        await waitForExit()
+    }
+
+    /// Serves until a signal handler exits the process.
+    private func waitForExit() async -> Never {
         while true { try? await Task.sleep(for: .seconds(3600)) }
     }
 
-    private func modelDirectory() throws -> URL {
+    /// The checkpoint directory, and the repo id when `--model` named one found in the Hugging Face cache.
+    private func modelDirectory() throws -> (URL, repoID: String?) {
         guard let path = options.model else {
             guard let found = DefaultModel.locate(sourceFile: sourceFile) else { throw StartupError.noDefaultModel }
-            return found
+            return (found, nil)
         }
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw StartupError.noSuchModelDirectory(path)
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            return (URL(fileURLWithPath: path).standardizedFileURL, nil)
         }
-        return URL(fileURLWithPath: path).standardizedFileURL
+        guard HubCache.isRepoID(path) else { throw StartupError.noSuchModelDirectory(path) }
+        let snapshot = try HubCache.snapshot(repoID: path, revision: options.revision, environment: ProcessInfo.processInfo.environment)
+        return (snapshot, path)
     }
 
     /// Loads off the cooperative pool so the HTTP server keeps answering /healthz and /readyz.
-    private func load(_ directory: URL, batcher: BatcherConfiguration) async throws -> ServingContext {
-        let modelName = options.modelName
+    private func load(_ directory: URL, modelName: String?, batcher: BatcherConfiguration) async throws -> ServingContext {
+        let weights = WeightSettings(dtype: options.dtype, quantization: options.quantization)
         var taskLimits = TaskLimits()
         taskLimits.maxResponseBytes = options.maxResponseBytes
         let tasks = TaskOptions(headsConfiguration: options.heads.map { URL(fileURLWithPath: $0) },
@@ -145,7 +154,8 @@ struct ServerRunner {
         return try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 do {
-                    continuation.resume(returning: try ServingContext.load(directory: directory, modelName: modelName, batcher: batcher, tasks: tasks))
+                    continuation.resume(returning: try ServingContext.load(directory: directory, modelName: modelName, batcher: batcher,
+                                                                                weights: weights, tasks: tasks))
                 } catch {
                     continuation.resume(throwing: StartupError.cannotLoad(directory: directory.path, reason: (error as? ModelLoadingError)?.reason ?? "\(error)"))
                 }

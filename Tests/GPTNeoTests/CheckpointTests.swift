@@ -100,14 +100,17 @@ final class CheckpointTests: XCTestCase {
     func testMissingDirectoryFiles() throws {
         assertLoadFails(.fileMissing(path: temporary.directory.appendingPathComponent("config.json").path))
         try temporary.writeConfig(TinyCheckpointSource.configText)
-        assertLoadFails(.fileMissing(path: path))
+        assertLoadFails(.noWeights(directory: temporary.directory.path, lookedFor: [
+            "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"]))
     }
 
-    func testPyTorchPickleCheckpointIsRefusedClearly() throws {
+    func testLegacyPyTorchPickleCheckpointIsRefusedClearly() throws {
         try temporary.writeConfig(TinyCheckpointSource.configText)
-        try temporary.write("pytorch_model.bin", [0x80, 0x02])
+        try FileManager.default.copyItem(at: fixturesDirectory.appendingPathComponent("checkpoints/legacy/pytorch_model.bin"),
+                                         to: temporary.directory.appendingPathComponent("pytorch_model.bin"))
         XCTAssertThrowsError(try load()) { error in
-            guard case .unsupportedFormat(let p, _)? = error as? EngineError else { return XCTFail("got \(error)") }
+            guard case .unsupportedFormat(let p, let reason)? = error as? EngineError else { return XCTFail("got \(error)") }
+            XCTAssertTrue(reason.contains("legacy (pre-1.6, non-zip)") && reason.contains("torch.save(torch.load("), reason)
             XCTAssertEqual(p, self.temporary.directory.appendingPathComponent("pytorch_model.bin").path)
             print("expected error: \(error)")
         }

@@ -17,7 +17,7 @@ final class HeadsTests: XCTestCase {
 
     func loadAll() throws -> TaskHeads {
         let extra = try HeadsConfiguration.load(from: Self.heads.appendingPathComponent("heads.json"))
-        return try TaskHeads.load(checkpointDirectory: Self.body, hiddenSize: 64, extra: extra)
+        return try TaskHeads.load(model: Shared.model, extra: extra)
     }
 
     // MARK: - Loading
@@ -34,10 +34,7 @@ final class HeadsTests: XCTestCase {
     }
 
     func testTheBodyAloneHasNoHeads() throws {
-        XCTAssertEqual(try TaskHeads.load(checkpointDirectory: Self.body, hiddenSize: 64).kinds, [])
-        // hidden_size from config.json when not given.
-        let extra = try HeadsConfiguration.load(from: Self.heads.appendingPathComponent("heads.json"))
-        XCTAssertEqual(try TaskHeads.load(checkpointDirectory: Self.body, extra: extra).kinds.count, 3)
+        XCTAssertEqual(try TaskHeads.load(model: Shared.model).kinds, [])
     }
 
     func testACheckpointDirectoryBringsItsOwnHeadAndLabels() throws {
@@ -51,7 +48,7 @@ final class HeadsTests: XCTestCase {
         try fm.copyItem(at: Self.heads.appendingPathComponent("score.safetensors"),
                         to: directory.appendingPathComponent("model-00002-of-00002.safetensors"))
         var weightMap = ["score.weight": "model-00002-of-00002.safetensors"]
-        for name in try HeadSafetensors.tensorNames(in: Self.body.appendingPathComponent("model.safetensors")) {
+        for name in try SafeTensorsFile(path: Self.body.appendingPathComponent("model.safetensors").path).tensors.keys {
             weightMap[name] = "model-00001-of-00002.safetensors"
         }
         try JSONSerialization.data(withJSONObject: ["metadata": [:], "weight_map": weightMap])
@@ -59,21 +56,23 @@ final class HeadsTests: XCTestCase {
         // The engine serves the body of that checkpoint, and the head comes with it.
         let model = try GPTNeoModel.load(directory: directory)
         XCTAssertEqual(model.config.labels, [0: "negative", 1: "neutral", 2: "positive"])
-        let heads = try TaskHeads.load(checkpointDirectory: directory, hiddenSize: model.config.hiddenSize)
+        let heads = try TaskHeads.load(model: model)
         XCTAssertEqual(heads.kinds, [.sequenceClassification])
         XCTAssertEqual(heads.sequenceClassification?.labels, ["negative", "neutral", "positive"])
         XCTAssertEqual(heads.sequenceClassification?.padTokenID, 50256)
         // The same kind again from an extra file is ambiguous.
         let extra = HeadsConfiguration(heads: [.init(task: .sequenceClassification, file: "score.safetensors")], baseDirectory: Self.heads)
-        XCTAssertThrowsError(try TaskHeads.load(checkpointDirectory: directory, hiddenSize: 64, extra: extra)) {
+        XCTAssertThrowsError(try TaskHeads.load(model: model, extra: extra)) {
             XCTAssertEqual($0 as? HeadsError, .duplicateHead(.sequenceClassification))
         }
     }
 
     func testBadHeadsFailAtLoadWithTheTensorNamed() throws {
         func load(_ head: ExtraHeadFile, hiddenSize: Int = 64) throws -> TaskHeads {
-            try TaskHeads.load(checkpointDirectory: Self.body, hiddenSize: hiddenSize,
-                               extra: HeadsConfiguration(heads: [head], baseDirectory: Self.heads))
+            var config = Shared.model.config
+            config.hiddenSize = hiddenSize
+            return try TaskHeads.load(config: config, checkpoint: Shared.model.checkpoint,
+                                      extra: HeadsConfiguration(heads: [head], baseDirectory: Self.heads))
         }
         XCTAssertThrowsError(try load(.init(task: .tokenClassification, file: "classifier.safetensors"), hiddenSize: 32)) {
             XCTAssertEqual($0 as? HeadsError, .shapeMismatch(tensor: "classifier.weight", expected: [-1, 32], actual: [5, 64]))
@@ -85,12 +84,12 @@ final class HeadsTests: XCTestCase {
             XCTAssertEqual($0 as? HeadsError, .missingTensor(tensor: "qa_outputs.weight", path: Self.heads.appendingPathComponent("score.safetensors").path))
         }
         XCTAssertThrowsError(try load(.init(task: .questionAnswering, file: "absent.safetensors"))) {
-            guard case .fileNotReadable = $0 as? HeadsError else { return XCTFail("\($0)") }
+            guard case .fileMissing = $0 as? EngineError else { return XCTFail("\($0)") }
         }
         let garbage = try temporaryDirectory().appendingPathComponent("bad.safetensors")
         try Data([0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 1, 2]).write(to: garbage)
         XCTAssertThrowsError(try load(.init(task: .questionAnswering, file: garbage.path))) {
-            guard case .malformedFile = $0 as? HeadsError else { return XCTFail("\($0)") }
+            guard case .headerBeyondFile = $0 as? EngineError else { return XCTFail("\($0)") }
         }
         let config = try temporaryDirectory().appendingPathComponent("heads.json")
         try Data(#"{"heads": [{"task": "summarization", "file": "x"}]}"#.utf8).write(to: config)

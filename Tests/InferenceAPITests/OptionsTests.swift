@@ -1,3 +1,4 @@
+import GPTNeo
 import XCTest
 @testable import InferenceAPI
 
@@ -38,6 +39,22 @@ final class OptionsTests: XCTestCase {
         XCTAssertNil(options.threads, "default: the available CPUs, decided by the engine")
         XCTAssertEqual(try ServerOptions.resolve(configFile: config, environment: ["GPTNEO_THREADS": "3"], flags: [:]).threads, 3)
         XCTAssertTrue(options.metricsRequireKey)
+    }
+
+    func testWeightFormatSettings() throws {
+        let defaults = try ServerOptions.resolve(configFile: nil, environment: [:], flags: [:])
+        XCTAssertEqual(defaults.dtype, .auto)
+        XCTAssertEqual(defaults.quantization, WeightQuantization.none)
+        let config = try writeConfig("dtype = bfloat16\nquantization = int8\n")
+        let options = try ServerOptions.resolve(configFile: config, environment: ["GPTNEO_DTYPE": "float16"], flags: [:])
+        XCTAssertEqual(options.dtype, .float16, "the environment overrides the file")
+        XCTAssertEqual(options.quantization, .int8)
+        XCTAssertThrowsError(try ServerOptions.resolve(configFile: nil, environment: [:], flags: ["dtype": "fp16"])) { error in
+            XCTAssertEqual("\(error)", "invalid dtype 'fp16': expected one of auto, float32, float16, bfloat16")
+        }
+        XCTAssertThrowsError(try ServerOptions.resolve(configFile: nil, environment: ["GPTNEO_QUANTIZATION": "int4"], flags: [:])) { error in
+            XCTAssertEqual("\(error)", "invalid quantization 'int4': expected one of none, int8")
+        }
     }
 
     func testBadValuesAreNamed() throws {

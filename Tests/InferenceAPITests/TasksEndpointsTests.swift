@@ -34,7 +34,7 @@ final class TasksEndpointsTests: XCTestCase {
         let tokenizer = try GPT2Tokenizer.load(directory: Self.body)
         let batcher = Batcher(model: model, tokenizer: tokenizer, configuration: BatcherConfiguration())
         let extra = try HeadsConfiguration.load(from: HeadFixtures.directory.appendingPathComponent("heads.json"))
-        let heads = try TaskHeads.load(checkpointDirectory: Self.body, hiddenSize: model.config.hiddenSize, extra: extra)
+        let heads = try TaskHeads.load(model: model, extra: extra)
         let stack = Stack(model: model, tokenizer: tokenizer, batcher: batcher, heads: heads)
         Self.shared = stack
         return stack

@@ -5,7 +5,9 @@
 #   3. schemathesis against /openapi.json, every endpoint (the fixture task heads are served so that
 #      classify, classify-tokens and answer answer too; bounded; skipped with GPTNEO_SKIP_SCHEMATHESIS=1);
 #   4. SIGTERM: /readyz turns 503 during the drain delay and the process exits 0;
-#   5. a second SIGTERM during the drain exits at once (code 143).
+#   5. a second SIGTERM during the drain exits at once (code 143);
+#   6. HTTPS with a certificate made here by openssl: served, TLS 1.1 refused, a bad pair on SIGHUP
+#      logged and the current one kept.
 # Usage: run.sh PATH-TO-gptneo-server. Needs .venv (scripts/install-deps.sh) and promtool.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,6 +23,7 @@ trap cleanup EXIT
 
 port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
+curl_tls=()
 key="client-check-key"
 
 # Starts the server in the background (extra arguments are passed on) and waits until it is ready.
@@ -29,13 +32,22 @@ start_server() {
     GPTNEO_API_KEYS="$key" "$server_binary" --port "$port" --heads Tests/Fixtures/heads/heads.json --log-level warning "$@" >"$work/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 600); do
-        if curl -fs "$base/readyz" >/dev/null 2>&1; then break; fi
+        if curl -fs "${curl_tls[@]}" "$base/readyz" >/dev/null 2>&1; then break; fi
         if ! kill -0 "$server_pid" 2>/dev/null; then echo "server exited during startup:"; cat "$work/server.log"; exit 1; fi
         sleep 0.1
     done
-    curl -fs "$base/readyz" >/dev/null || { echo "server not ready after 60 s"; cat "$work/server.log"; exit 1; }
+    curl -fs "${curl_tls[@]}" "$base/readyz" >/dev/null || { echo "server not ready after 60 s"; cat "$work/server.log"; exit 1; }
 }
 start_server
+
+# Waits for the server to exit and sets server_code.
+wait_server() {
+    set +e
+    wait "$server_pid"
+    server_code=$?
+    set -e
+    server_pid=""
+}
 
 echo "== startup failures: one line on stderr, exit 1"
 expect_startup_failure() {
@@ -55,8 +67,38 @@ expect_startup_failure "does not exist" --model "$work/no-such-model" --port 0
 mkdir -p "$work/bad-checkpoint" && echo '{' >"$work/bad-checkpoint/config.json"
 expect_startup_failure "cannot load the model" --model "$work/bad-checkpoint" --port 0
 expect_startup_failure "Address already in use" --port "$port"
+# A pytorch_model.bin whose pickle calls os.system: refused by name, and the payload never runs.
+mkdir -p "$work/malicious" && cp Tests/Fixtures/checkpoints/bin/config.json "$work/malicious/"
+"$python" - "$work/malicious/pytorch_model.bin" "$work/pwned" <<'PY'
+import sys, zipfile
+payload = ("cos\nsystem\n(Vtouch %s\ntR." % sys.argv[2]).encode()
+with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_STORED) as z:
+    z.writestr("archive/data.pkl", payload)
+PY
+expect_startup_failure "refused: the pickle calls os.system" --model "$work/malicious" --port 0
+[ ! -e "$work/pwned" ] || { echo "the malicious pickle's payload ran"; exit 1; }
+expect_startup_failure "hf download owner/absent" --model owner/absent --port 0
 expect_startup_failure "invalid port" --port 99999
+expect_startup_failure "cannot read the TLS certificate file" --port 0 --tls-cert "$work/none.crt" --tls-key "$work/none.key"
 "$server_binary" --help >/dev/null
+
+echo "== a repo id served from a Hugging Face cache (refs/main -> snapshots/<commit>/ symlinks -> blobs)"
+hub="$work/hf-home/hub/models--owner--tiny"
+commit=0123456789abcdef0123456789abcdef01234567
+mkdir -p "$hub/blobs" "$hub/refs" "$hub/snapshots/$commit"
+for name in config.json model.safetensors vocab.json merges.txt generation_config.json; do
+    cp "Tests/Fixtures/tiny-gpt-neo/$name" "$hub/blobs/$name.blob"
+    ln -s "../../blobs/$name.blob" "$hub/snapshots/$commit/$name"
+done
+printf %s "$commit" >"$hub/refs/main"
+cache_port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+HF_HOME="$work/hf-home" "$server_binary" --model owner/tiny --port "$cache_port" --log-level warning >"$work/cache.log" 2>&1 &
+cache_pid=$!
+for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$cache_port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+models=$(curl -fs "http://127.0.0.1:$cache_port/v1/models" || true)
+kill -TERM "$cache_pid"; wait "$cache_pid" || true
+echo "$models" | grep -q '"id":"owner/tiny"' || { echo "repo id not served: $models"; cat "$work/cache.log"; exit 1; }
+echo "ok   --model owner/tiny with HF_HOME -> /v1/models lists owner/tiny"
 
 echo "== openai client"
 "$python" scripts/openai-client-check/check_openai_client.py --base-url "$base/v1" --api-key "$key" --api-key-required
@@ -93,12 +135,8 @@ for _ in $(seq 1 50); do
     if ! kill -0 "$server_pid" 2>/dev/null; then break; fi
     sleep 0.1
 done
-set +e
-wait "$server_pid"
-code=$?
-set -e
-server_pid=""
-[ "$code" -eq 0 ] || { echo "server exited $code after SIGTERM"; cat "$work/server.log"; exit 1; }
+wait_server
+[ "$server_code" -eq 0 ] || { echo "server exited $server_code after SIGTERM"; cat "$work/server.log"; exit 1; }
 [ "$draining" -eq 1 ] || { echo "/readyz never answered 503 while draining"; exit 1; }
 echo "server answered /readyz 503 while draining, then exited 0 after SIGTERM"
 
@@ -112,14 +150,32 @@ for _ in $(seq 1 50); do
 done
 started=$(date +%s%N)
 kill -TERM "$server_pid"
-set +e
-wait "$server_pid"
-code=$?
-set -e
-server_pid=""
+wait_server
 elapsed_ms=$(( ($(date +%s%N) - started) / 1000000 ))
-[ "$code" -eq 143 ] || { echo "server exited $code after a second SIGTERM (expected 143)"; cat "$work/server.log"; exit 1; }
+[ "$server_code" -eq 143 ] || { echo "server exited $server_code after a second SIGTERM (expected 143)"; cat "$work/server.log"; exit 1; }
 [ "$elapsed_ms" -lt 5000 ] || { echo "server took $elapsed_ms ms to exit after a second SIGTERM"; exit 1; }
 grep -q "during the drain: exiting" "$work/server.log" || { echo "the second SIGTERM was not handled by the server"; cat "$work/server.log"; exit 1; }
 echo "server exited 143 ${elapsed_ms} ms after a second SIGTERM (drain delay 30 s)"
+
+echo "== HTTPS"
+make_pair() { # name
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$work/$1.key" -out "$work/$1.crt" \
+        -days 1 -subj /CN=localhost -addext subjectAltName=DNS:localhost 2>/dev/null
+}
+make_pair tls
+make_pair other
+base="https://localhost:$port"
+curl_tls=(--cacert "$work/tls.crt" --resolve "localhost:$port:127.0.0.1")
+start_server --tls-cert "$work/tls.crt" --tls-key "$work/tls.key"
+[ "$(curl -s "${curl_tls[@]}" -o /dev/null -w '%{http_code}' "$base/healthz")" = "200" ] || { echo "no answer over HTTPS"; exit 1; }
+if curl -s "${curl_tls[@]}" --tlsv1.0 --tls-max 1.1 -o /dev/null "$base/healthz"; then echo "TLS 1.1 was accepted"; exit 1; fi
+cp "$work/other.key" "$work/tls.key"
+kill -HUP "$server_pid"
+for _ in $(seq 1 50); do grep -q "keeping the current TLS certificate" "$work/server.log" && break; sleep 0.1; done
+grep -q "keeping the current TLS certificate" "$work/server.log" || { echo "a bad pair on SIGHUP was not reported"; cat "$work/server.log"; exit 1; }
+[ "$(curl -s "${curl_tls[@]}" -o /dev/null -w '%{http_code}' "$base/healthz")" = "200" ] || { echo "HTTPS stopped after a bad SIGHUP"; exit 1; }
+kill -TERM "$server_pid"
+wait_server
+[ "$server_code" -eq 0 ] || { echo "HTTPS server exited $server_code after SIGTERM"; cat "$work/server.log"; exit 1; }
+echo "HTTPS served; TLS 1.1 refused; a mismatched key on SIGHUP logged and the current pair kept"
 echo "end-to-end checks: ok"

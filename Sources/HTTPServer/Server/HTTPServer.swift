@@ -21,6 +21,9 @@ import Darwin
 //   onto the connection's queue to be encoded and sent; a partial send arms the write source.
 // - A stream's producer runs in a Task; each write hops onto the queue, goes out as one chunk at
 //   once, and suspends the producer while more than `maxPendingStreamBytes` wait unsent.
+// - The registry knows which connections only wait (for a first or next request, or lingering):
+//   at a limit (global, or one client address's) the one waiting longest is closed to make room,
+//   as nginx reuses keep-alive connections; a newcomer is refused with 503 only when none waits.
 // - EOF or a reset cancels what runs for the connection. After a final answer the server shuts
 //   its side and discards what the client still sends until it closes (at most 2 s), so that
 //   the answer is not destroyed by a reset.

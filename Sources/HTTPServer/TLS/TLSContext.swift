@@ -17,9 +17,10 @@ public struct TLSConfiguration: Sendable, Equatable {
 
 // MARK: - Policy
 
-/// The TLS policy, as Mozilla's "intermediate" profile and nginx's defaults have it: TLS 1.2 and
-/// 1.3 only; ECDHE (or DHE) key exchange with AEAD ciphers for 1.2 (1.3's suites are all AEAD);
-/// no compression, no renegotiation, no session tickets (so no ticket key to rotate).
+/// The TLS policy, Mozilla's "intermediate" profile: TLS 1.2 and 1.3 only; ECDHE (or DHE) key
+/// exchange with AEAD ciphers for 1.2 (1.3's suites are all AEAD), in the server's order (testssl
+/// rates a client-chosen order as a finding); no compression, no renegotiation, no session
+/// tickets (so no ticket key to rotate).
 enum TLSPolicy {
     static let tls12Ciphers = [
         "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",

@@ -1,4 +1,5 @@
 import Foundation
+import GPTNeo
 
 // MARK: - Every option in one place
 
@@ -6,8 +7,11 @@ import Foundation
 /// file (`--config`), environment variables (`GPTNEO_*`) and command-line flags. Each setting has one
 /// entry in `ServerOptions.settings`, which names its config key and environment variable.
 public struct ServerOptions: Sendable, Equatable {
-    /// Checkpoint directory; nil serves the bundled default model.
+    /// Checkpoint directory, or a Hugging Face repo id (`owner/name`) found in the local hub cache;
+    /// nil serves the bundled default model.
     public var model: String?
+    /// Branch, tag or commit of a repo id `model` in the hub cache.
+    public var revision = "main"
     public var host = "127.0.0.1"
     public var port = 8000
     /// HTTPS: PEM certificate chain (leaf first) and private key; both or neither.
@@ -23,6 +27,10 @@ public struct ServerOptions: Sendable, Equatable {
     /// Threads of the engine's parallel loops (and of repacking at load); nil: the CPUs this process
     /// may use (affinity and cgroup quota).
     public var threads: Int?
+    /// The precision weight matrices are kept in; auto keeps the checkpoint's (F16 stays F16).
+    public var dtype = WeightDType.auto
+    /// int8: weight-only per-output-channel quantization at load.
+    public var quantization = WeightQuantization.none
     public var maxBodyBytes = 1 << 20
     /// Connections served at once; at the limit the longest-idle one makes room, else 503.
     public var maxConnections = 1024
@@ -58,6 +66,7 @@ public struct ServerOptions: Sendable, Equatable {
 
     static let settings: [Setting] = [
         Setting(key: "model") { $0.model = $1 },
+        Setting(key: "revision") { $0.revision = $1 },
         Setting(key: "host") { $0.host = $1 },
         Setting(key: "port") { o, v throws(OptionsError) in o.port = try parseInt(v, "port", 0...65535) },
         Setting(key: "tls_cert") { $0.tlsCert = $1 },
@@ -68,6 +77,8 @@ public struct ServerOptions: Sendable, Equatable {
         Setting(key: "max_queued_requests") { o, v throws(OptionsError) in o.maxQueuedRequests = try parseInt(v, "max_queued_requests", 1...1_000_000) },
         Setting(key: "max_running_sequences") { o, v throws(OptionsError) in o.maxRunningSequences = try parseInt(v, "max_running_sequences", 1...4096) },
         Setting(key: "threads") { o, v throws(OptionsError) in o.threads = try parseInt(v, "threads", 1...1024) },
+        Setting(key: "dtype") { o, v throws(OptionsError) in o.dtype = try parseChoice(v, "dtype") },
+        Setting(key: "quantization") { o, v throws(OptionsError) in o.quantization = try parseChoice(v, "quantization") },
         Setting(key: "kv_cache_mib") { o, v throws(OptionsError) in o.kvCacheMiB = try parseInt(v, "kv_cache_mib", 1...1_048_576) },
         Setting(key: "max_body_bytes") { o, v throws(OptionsError) in o.maxBodyBytes = try parseInt(v, "max_body_bytes", 1024...(1 << 30)) },
         Setting(key: "max_connections") { o, v throws(OptionsError) in o.maxConnections = try parseInt(v, "max_connections", 1...1_000_000) },
@@ -156,6 +167,15 @@ public struct ServerOptions: Sendable, Equatable {
         guard let value = Double(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
             let low = range.lowerBound == 0 ? "0" : "\(range.lowerBound)"
             throw .invalidValue(setting: name, value: text, expected: "a number of seconds from \(low) to \(Int(range.upperBound))")
+        }
+        return value
+    }
+
+    /// One of an enumeration's raw values, exactly.
+    private static func parseChoice<Choice: RawRepresentable & CaseIterable>(_ text: String, _ name: String) throws(OptionsError) -> Choice
+    where Choice.RawValue == String {
+        guard let value = Choice(rawValue: text.trimmingCharacters(in: .whitespaces)) else {
+            throw .invalidValue(setting: name, value: text, expected: "one of " + Choice.allCases.map(\.rawValue).joined(separator: ", "))
         }
         return value
     }

@@ -95,7 +95,7 @@ public struct TaskServingContext: Sendable {
     public static func load(directory: URL, model: GPTNeoModel, tokenizer: GPT2Tokenizer, batcher: Batcher, modelID: String,
                             options: TaskOptions) throws -> TaskServingContext {
         let extra = try options.headsConfiguration.map { try HeadsConfiguration.load(from: $0) }
-        let heads = try TaskHeads.load(checkpointDirectory: directory, hiddenSize: model.config.hiddenSize, extra: extra)
+        let heads = try TaskHeads.load(model: model, extra: extra)
         return TaskServingContext(modelID: modelID, heads: heads, hiddenSize: model.config.hiddenSize,
                                   contextLength: model.config.maxPositionEmbeddings, encoder: batcher, tokenizer: tokenizer,
                                   embeddings: options.embeddings, limits: options.limits)

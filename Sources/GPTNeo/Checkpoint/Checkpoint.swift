@@ -2,54 +2,79 @@ import Foundation
 
 // MARK: - Checkpoint directory
 
-/// The weights of a Hugging Face checkpoint directory: `model.safetensors`, or shards listed in
-/// `model.safetensors.index.json`. Names resolve with or without the `transformer.` prefix, so a
+/// The weights of a Hugging Face checkpoint directory, in the order transformers looks for them:
+/// `model.safetensors`, the shards of `model.safetensors.index.json`, `pytorch_model.bin`, the shards of
+/// `pytorch_model.bin.index.json`. Names resolve with or without the `transformer.` prefix, so a
 /// `GPTNeoModel` checkpoint and a `GPTNeoForCausalLM` one read the same.
 ///
-/// Reusable by task heads: `reader()` collects every missing or misshapen tensor before failing,
-/// so one error lists all problems.
+/// Every file goes through `openTensorFile`, so the body, task heads and every format share one set of
+/// bounds checks. `reader()` collects every missing or misshapen tensor before failing, so one error
+/// lists all problems.
 public final class Checkpoint: @unchecked Sendable {
+    /// The checkpoint directory, or the single file a checkpoint was opened from.
     public let directory: URL
     /// Every tensor name in every file, as stored.
     public let tensorNames: Set<String>
-    private let fileOfTensor: [String: SafeTensorsFile]
+    private let fileOfTensor: [String: any TensorFile]
 
-    /// Opens (maps and validates the headers of) the safetensors files of `directory`.
+    /// The weight files transformers recognises, single file and index, by format.
+    static let layouts: [(single: String, index: String)] = [
+        ("model.safetensors", "model.safetensors.index.json"),
+        ("pytorch_model.bin", "pytorch_model.bin.index.json"),
+    ]
+
+    /// Opens (maps and validates) the weight files of `directory`.
     public init(directory: URL) throws {
         self.directory = directory
-        let single = directory.appendingPathComponent("model.safetensors")
-        let index = directory.appendingPathComponent("model.safetensors.index.json")
-        var fileOfTensor: [String: SafeTensorsFile] = [:]
-        if FileManager.default.fileExists(atPath: single.path) {
-            let file = try SafeTensorsFile(path: single.path)
-            for name in file.tensors.keys { fileOfTensor[name] = file }
-        } else if FileManager.default.fileExists(atPath: index.path) {
-            let shards = try Self.readIndex(index)
-            var opened: [String: SafeTensorsFile] = [:]
-            for (name, shard) in shards.sorted(by: { $0.key < $1.key }) {
-                let file: SafeTensorsFile
-                if let existing = opened[shard] { file = existing } else {
-                    file = try SafeTensorsFile(path: directory.appendingPathComponent(shard).path)
-                    opened[shard] = file
+        let fm = FileManager.default
+        var fileOfTensor: [String: any TensorFile] = [:]
+        search: do {
+            for layout in Self.layouts {
+                let single = directory.appendingPathComponent(layout.single)
+                if fm.fileExists(atPath: single.path) {
+                    let file = try openTensorFile(path: single.path)
+                    for name in file.tensors.keys { fileOfTensor[name] = file }
+                    break search
                 }
-                // The index may list a tensor its shard lacks; it is then reported missing when asked for.
-                if file.tensors[name] != nil { fileOfTensor[name] = file }
+                let index = directory.appendingPathComponent(layout.index)
+                if fm.fileExists(atPath: index.path) {
+                    fileOfTensor = try Self.openShards(index: index, directory: directory)
+                    break search
+                }
             }
-        } else if let pickle = ["pytorch_model.bin", "pytorch_model.bin.index.json"]
-                    .map({ directory.appendingPathComponent($0) })
-                    .first(where: { FileManager.default.fileExists(atPath: $0.path) }) {
-            throw EngineError.unsupportedFormat(path: pickle.path, reason:
-                "only safetensors weights are read (model.safetensors or its shards); convert with transformers: "
-                + "from_pretrained(...).save_pretrained(dir, safe_serialization=True)")
-        } else {
-            throw EngineError.fileMissing(path: single.path)
+            throw EngineError.noWeights(directory: directory.path, lookedFor: Self.layouts.flatMap { [$0.single, $0.index] })
         }
         self.fileOfTensor = fileOfTensor
         tensorNames = Set(fileOfTensor.keys)
     }
 
+    /// A checkpoint of one weight file of any format (an extra task-head file).
+    public init(file url: URL) throws {
+        directory = url
+        let file = try openTensorFile(path: url.path)
+        fileOfTensor = file.tensors.mapValues { _ in file }
+        tensorNames = Set(fileOfTensor.keys)
+    }
+
+    /// Opens each shard named in `index` once; maps every tensor name to its shard.
+    private static func openShards(index: URL, directory: URL) throws -> [String: any TensorFile] {
+        let shards = try readIndex(index)
+        var opened: [String: any TensorFile] = [:]
+        var fileOfTensor: [String: any TensorFile] = [:]
+        for (name, shard) in shards.sorted(by: { $0.key < $1.key }) {
+            let file: any TensorFile
+            if let existing = opened[shard] { file = existing } else {
+                file = try openTensorFile(path: directory.appendingPathComponent(shard).path)
+                opened[shard] = file
+            }
+            // The index may list a tensor its shard lacks; it is then reported missing when asked for.
+            if file.tensors[name] != nil { fileOfTensor[name] = file }
+        }
+        return fileOfTensor
+    }
+
     /// `weight_map` of a sharded checkpoint's index: tensor name → shard file name.
-    private static func readIndex(_ url: URL) throws -> [String: String] {
+    static func readIndex(_ url: URL) throws -> [String: String] {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw EngineError.unreadableFile(path: url.path, reason: "\(error)")
@@ -83,8 +108,13 @@ public final class Checkpoint: @unchecked Sendable {
 
     /// Shape of a stored tensor, nil when absent.
     public func shape(of name: String) -> [Int]? {
+        stored(name)?.shape
+    }
+
+    /// The stored description of `name` (prefix optional), nil when absent.
+    public func stored(_ name: String) -> StoredTensor? {
         guard let stored = resolve(name) else { return nil }
-        return fileOfTensor[stored]?.tensors[stored]?.shape
+        return fileOfTensor[stored]?.tensors[stored]
     }
 
     // MARK: Reading
