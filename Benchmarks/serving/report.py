@@ -157,11 +157,11 @@ def summary(arguments, shape, cpu, loads, measured, ours, plan):
             f"{loads['end']:.1f}. Ceilings: weight streaming {measured['stream']['gb_per_s_best']:.1f} GB/s, sgemm "
             f"{measured['sgemm_decode']['gflop_per_s_best']:.0f} GFLOP/s (32×{shape.hidden}×{shape.intermediate}), "
             f"{measured['sgemm_prefill']['gflop_per_s_best']:.0f} GFLOP/s (512×{shape.hidden}×{shape.intermediate}).")
-    for mode, result in ours.items():
-        if isinstance(result, dict):
-            busiest = run_for(result, max(plan.streams))
-            text += (f" Our HTTP clients used {1000 * busiest['client_cpu_seconds'] / busiest['tokens']:.2f} ms of CPU "
-                     f"per token at {max(plan.streams)} streams ({mode}), on the server's cores.")
+    client = [f"{1000 * run_for(result, max(plan.streams))['client_cpu_seconds'] / run_for(result, max(plan.streams))['tokens']:.2f}"
+              f" ({mode})" for mode, result in ours.items() if isinstance(result, dict)]
+    if client:
+        text += (f" Our HTTP clients used {', '.join(client)} ms of CPU per token at {max(plan.streams)} streams,"
+                 " on the server's cores.")
     return text
 
 
