@@ -159,6 +159,14 @@ let package = Package(
             swiftSettings: hotLoopSettings
         ),
 
+        // MARK: Machine ceilings for the serving benchmark (scripts/bench.sh): weight streaming, sgemm
+        .executableTarget(
+            name: "MachineCeilings",
+            dependencies: ["COpenBLAS"],
+            path: "Benchmarks/serving/MachineCeilings",
+            swiftSettings: hotLoopSettings
+        ),
+
         // MARK: Tests
         .testTarget(name: "GPTNeoTests", dependencies: ["GPTNeo"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),

@@ -1,0 +1,93 @@
+"""The machine's ceilings, measured by the MachineCeilings target, turned into bounds for each figure.
+
+A roofline: a decode step must read every weight once (plus each stream's KV cache) and do two flops per
+weight per stream (plus attention), so it takes at least max(bytes / streaming rate, flops / sgemm rate).
+The streaming rate is the best of repeated 2-thread passes over a 500 MB buffer; the sgemm rate is
+OpenBLAS's best at a batched-decode shape (32 rows) for decoding and at a prefill shape (512 rows) for
+prompts. Only what a step needs is counted: the LM head for one row per sequence, local layers' window.
+"""
+import json
+import subprocess
+
+# Bytes a weight takes in memory in each mode (int8's per-channel scales are under 0.2 % and ignored).
+BYTES_PER_WEIGHT = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
+
+
+def measure(binary, hidden, intermediate, threads, stream_megabytes):
+    """Runs MachineCeilings; returns its three JSON results."""
+    def run(*arguments):
+        output = subprocess.run([binary, *map(str, arguments)], check=True, capture_output=True, text=True).stdout
+        return json.loads(output.strip().splitlines()[-1])
+    return {"stream": run("stream", stream_megabytes, threads, 3),
+            "sgemm_decode": run("sgemm", 32, hidden, intermediate, threads, 2),
+            "sgemm_prefill": run("sgemm", 512, hidden, intermediate, threads, 3)}
+
+
+def best(runs):
+    """Each ceiling's best measurement over several runs of measure()."""
+    key = {"stream": "gb_per_s_best", "sgemm_decode": "gflop_per_s_best", "sgemm_prefill": "gflop_per_s_best"}
+    return {name: max((run[name] for run in runs), key=lambda m: m[field]) for name, field in key.items()}
+
+
+class Shape:
+    """The parts of a GPT-Neo config.json that set the work of a step."""
+
+    def __init__(self, config):
+        self.hidden = config["hidden_size"]
+        self.layers = config["num_layers"]
+        self.vocab = config["vocab_size"]
+        self.positions = config["max_position_embeddings"]
+        self.window = config["window_size"]
+        self.intermediate = config.get("intermediate_size") or 4 * self.hidden
+        self.attention = config.get("attention_layers") or [
+            kind for kinds, repeat in config["attention_types"] for _ in range(repeat) for kind in kinds]
+
+    @property
+    def layer_weights(self):
+        """Weights of the linear layers per layer: q, k, v, out projections and the MLP."""
+        return 4 * self.hidden * self.hidden + 2 * self.hidden * self.intermediate
+
+    @property
+    def matmul_weights(self):
+        """Weights every decode step multiplies: all layers and the LM head (tied to the token embedding)."""
+        return self.layers * self.layer_weights + self.vocab * self.hidden
+
+    @property
+    def all_weights(self):
+        return self.matmul_weights + self.positions * self.hidden
+
+    def attended(self, context):
+        """Keys attended by one query at this context length, summed over the layers."""
+        return sum(context if kind == "global" else min(context, self.window) for kind in self.attention)
+
+    def kv_bytes_per_token(self):
+        return 2 * self.layers * self.hidden * 4  # keys and values, fp32 in every mode
+
+
+class Roofline:
+    def __init__(self, shape, measured, mode):
+        self.shape = shape
+        self.bandwidth = measured["stream"]["gb_per_s_best"] * 1e9
+        self.decode_flops = measured["sgemm_decode"]["gflop_per_s_best"] * 1e9
+        self.prefill_flops = measured["sgemm_prefill"]["gflop_per_s_best"] * 1e9
+        self.weight_bytes = shape.matmul_weights * BYTES_PER_WEIGHT[mode]
+
+    def decode_step_seconds(self, streams, context):
+        s = self.shape
+        kv_read = streams * s.attended(context) * s.hidden * 2 * 4
+        flops = streams * (2 * s.matmul_weights + 4 * s.hidden * s.attended(context))
+        return max((self.weight_bytes + kv_read) / self.bandwidth, flops / self.decode_flops)
+
+    def generation_tokens_per_second(self, streams, prompt_tokens, new_tokens):
+        """New tokens per second of a whole timed run, as measured: the prompts' prefill (which yields the
+        first token) and then a decode step per further token."""
+        seconds = self.prefill_seconds(streams, prompt_tokens) + sum(
+            self.decode_step_seconds(streams, prompt_tokens + t) for t in range(1, new_tokens))
+        return streams * new_tokens / seconds
+
+    def prefill_seconds(self, prompts, prompt_tokens):
+        """Prompts of prompt_tokens each, in one pass; logits for each prompt's last row only."""
+        s = self.shape
+        attention = sum(4 * s.hidden * s.attended(t + 1) for t in range(prompt_tokens))
+        flops = prompts * (prompt_tokens * 2 * s.layers * s.layer_weights + attention + 2 * s.hidden * s.vocab)
+        return max(flops / self.prefill_flops, self.weight_bytes / self.bandwidth)

@@ -1,0 +1,170 @@
+"""The serving benchmark's one table (text, markdown, JSON) and its chart.
+
+Every comparison column reads the same way: above 1× (or 100 %) is better for our server. Throughputs are
+ours / theirs; times and memory are theirs / ours. "of ceiling" is ours as a share of the roofline bound
+(ceilings.py), or the bound over ours for times and memory.
+"""
+import math
+
+from workload import percentile
+
+UNSUPPORTED = "not supported by this build"
+
+
+def run_for(result, streams):
+    return next(run for run in result["runs"] if run["streams"] == streams)
+
+
+def metrics(plan, roofline):
+    """(name, unit, extract(result) → number, higher is better, bound) for every row of the table."""
+    prompt_tokens, new_tokens = len(plan.prompts[0]), plan.new_tokens
+    prefill_tokens = len(plan.prefill_prompt)
+    latency = plan.latency_streams
+    megabyte = 1e6
+    rows = []
+    for streams in plan.streams:
+        rows.append((f"generation, {streams} stream{'s' if streams > 1 else ''}", "tokens/s",
+                     lambda r, n=streams: run_for(r, n)["tokens"] / run_for(r, n)["seconds"], True,
+                     roofline.generation_tokens_per_second(streams, prompt_tokens, new_tokens)))
+    for streams in plan.streams:
+        rows.append((f"CPU time per token, {streams} stream{'s' if streams > 1 else ''}", "ms",
+                     lambda r, n=streams: 1000 * run_for(r, n)["cpu_seconds"] / run_for(r, n)["tokens"], False, None))
+    rows += [
+        (f"prefill, {prefill_tokens}-token prompt", "tokens/s",
+         lambda r: prefill_tokens / sorted(r["prefill_seconds"])[len(r["prefill_seconds"]) // 2], True,
+         prefill_tokens / roofline.prefill_seconds(1, prefill_tokens)),
+        (f"time to first token p50, {latency} streams", "ms",
+         lambda r: 1000 * percentile(run_for(r, latency)["first_token_seconds"], 50), False,
+         1000 * roofline.prefill_seconds(latency, prompt_tokens)),
+        (f"time to first token p99, {latency} streams", "ms",
+         lambda r: 1000 * percentile(run_for(r, latency)["first_token_seconds"], 99), False,
+         1000 * roofline.prefill_seconds(latency, prompt_tokens)),
+        (f"inter-token latency p50, {latency} streams", "ms",
+         lambda r: 1000 * percentile(run_for(r, latency)["inter_token_seconds"], 50), False,
+         1000 * roofline.decode_step_seconds(latency, prompt_tokens + new_tokens // 2)),
+        (f"inter-token latency p99, {latency} streams", "ms",
+         lambda r: 1000 * percentile(run_for(r, latency)["inter_token_seconds"], 99), False,
+         1000 * roofline.decode_step_seconds(latency, prompt_tokens + new_tokens // 2)),
+        ("load to ready", "s", lambda r: r["load_to_ready_seconds"], False, None),
+        ("resident memory after load", "MB", lambda r: r["rss_after_load_bytes"] / megabyte, False,
+         roofline.weight_bytes / megabyte),
+        (f"peak resident memory ({max(plan.streams)} streams)", "MB",
+         lambda r: (r["peak_rss_process_bytes"] - r.get("interpreter_rss_bytes", 0)) / megabyte, False,
+         (roofline.weight_bytes + max(plan.streams) * (prompt_tokens + new_tokens)
+          * roofline.shape.kv_bytes_per_token()) / megabyte),
+    ]
+    return rows
+
+
+def advantage(ours, theirs, higher_is_better):
+    if not isinstance(ours, (int, float)) or not isinstance(theirs, (int, float)) or not ours or not theirs:
+        return None
+    return ours / theirs if higher_is_better else theirs / ours
+
+
+def number(value, digits=1):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, str):
+        return value
+    return f"{value:,.{digits}f}".replace(",", " ")
+
+
+def build_rows(plan, modes, ours, baselines, rooflines):
+    """One row per (metric, mode). ours[mode] is a result dict or a string saying why there is none;
+    baselines[mode] maps 'onnxruntime' and 'transformers' to the result compared with that mode."""
+    rows = []
+    per_mode = {mode: metrics(plan, rooflines[mode]) for mode in modes}
+    for index in range(len(per_mode[modes[0]])):
+        for mode in modes:
+            name, unit, extract, higher, bound = per_mode[mode][index]
+            ours_value = extract(ours[mode]) if isinstance(ours[mode], dict) else ours[mode]
+            ort = baselines[mode].get("onnxruntime")
+            hf = baselines[mode].get("transformers")
+            ort_value = extract(ort) if ort else None
+            hf_value = extract(hf) if hf else None
+            rows.append({
+                "metric": name, "unit": unit, "mode": mode, "higher_is_better": higher,
+                "gptneo_server": ours_value, "onnxruntime": ort_value,
+                "onnxruntime_model": baselines[mode].get("onnxruntime_model"), "transformers": hf_value,
+                "ceiling": bound, "vs_onnxruntime": advantage(ours_value, ort_value, higher),
+                "vs_ceiling": advantage(ours_value, bound, higher),
+            })
+    return rows
+
+
+def markdown(rows):
+    header = ["metric", "mode", "gptneo-server", "ONNX Runtime", "transformers", "ceiling", "ours vs ORT", "ours of ceiling"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * 6]
+    for row in rows:
+        ort = number(row["onnxruntime"])
+        if row["onnxruntime"] is not None and row["onnxruntime_model"] != "float32":
+            ort += f" ({row['onnxruntime_model']})"
+        ratio = row["vs_onnxruntime"]
+        share = row["vs_ceiling"]
+        lines.append("| " + " | ".join([
+            f"{row['metric']} ({row['unit']})", row["mode"], number(row["gptneo_server"]), ort,
+            number(row["transformers"]), number(row["ceiling"]),
+            "–" if ratio is None else f"{ratio:.2f}×", "–" if share is None else f"{100 * share:.0f} %",
+        ]) + " |")
+    return "\n".join(lines)
+
+
+def chart(path, plan, modes, ours, baselines, rooflines, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    def series(result):
+        return [run_for(result, n)["tokens"] / run_for(result, n)["seconds"] for n in plan.streams]
+
+    figure, axes = plt.subplots(figsize=(7.5, 4.8), dpi=100)
+    prompt_tokens = len(plan.prompts[0])
+    drawn = set()
+    for mode in modes:
+        if isinstance(ours[mode], dict):
+            axes.plot(plan.streams, series(ours[mode]), "o-", linewidth=2.2, label=f"gptneo-server ({mode})")
+        for engine, style in (("onnxruntime", "s--"), ("transformers", "^:")):
+            result = baselines[mode].get(engine)
+            key = (engine, baselines[mode].get(engine + "_model", "float32"))
+            if result and key not in drawn:
+                drawn.add(key)
+                label = "ONNX Runtime" if engine == "onnxruntime" else "transformers (torch)"
+                axes.plot(plan.streams, series(result), style, label=f"{label} ({key[1]})")
+        bound = [rooflines[mode].generation_tokens_per_second(n, prompt_tokens, plan.new_tokens) for n in plan.streams]
+        if mode == modes[0] or isinstance(ours[mode], dict):
+            axes.plot(plan.streams, bound, "k-" if mode == modes[0] else "k-.", alpha=0.55, label=f"ceiling ({mode} weights)")
+    axes.set_xscale("log", base=2)
+    axes.set_yscale("log")  # ratios read as distances, whatever the machine's load did to the absolute values
+    axes.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+    axes.set_xticks(plan.streams, [str(n) for n in plan.streams])
+    axes.set_xlabel("concurrent streams")
+    axes.set_ylabel("new tokens/s, all streams (prefill included)")
+    axes.set_title(title, fontsize=10)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def summary(arguments, shape, cpu, loads, measured, ours, plan):
+    """The paragraph above the table: the workload, the machine, its ceilings and its load."""
+    text = (f"GPT-Neo {arguments.size} random, {arguments.prompt_tokens}-token prompts, {arguments.tokens} new tokens "
+            f"per stream, greedy, {arguments.threads} threads per engine; {cpu}; load average {loads['start']:.1f} → "
+            f"{loads['end']:.1f}. Ceilings: weight streaming {measured['stream']['gb_per_s_best']:.1f} GB/s, sgemm "
+            f"{measured['sgemm_decode']['gflop_per_s_best']:.0f} GFLOP/s (32×{shape.hidden}×{shape.intermediate}), "
+            f"{measured['sgemm_prefill']['gflop_per_s_best']:.0f} GFLOP/s (512×{shape.hidden}×{shape.intermediate}).")
+    client = [f"{1000 * run_for(result, max(plan.streams))['client_cpu_seconds'] / run_for(result, max(plan.streams))['tokens']:.2f}"
+              f" ({mode})" for mode, result in ours.items() if isinstance(result, dict)]
+    if client:
+        text += (f" Our HTTP clients used {', '.join(client)} ms of CPU per token at {max(plan.streams)} streams,"
+                 " on the server's cores.")
+    return text
+
+
+def agreement_line(counts, streams):
+    return f"Greedy outputs identical to ONNX Runtime's (first streams of the {streams}-stream run): " + ", ".join(
+        f"{name} {value['identical']}/{value['compared']}" for name, value in counts.items())
