@@ -44,6 +44,12 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+
+        .systemLibrary(
+            name: "CNGHTTP2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
         // MARK: C header: the prefetch instruction for the matmul kernel
         .systemLibrary(name: "CPrefetch"),
 
@@ -62,10 +68,10 @@ let package = Package(
             swiftSettings: hotLoopSettings
         ),
 
-        // MARK: HTTP/1.1 server over TCP or TLS (no model dependency)
+        // MARK: HTTP/1.1 and HTTP/2 server over TCP or TLS (no model dependency)
         .target(
             name: "HTTPServer",
-            dependencies: ["COpenSSL", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["COpenSSL", "CNGHTTP2", .product(name: "Logging", package: "swift-log")]
         ),
 
         // MARK: Serving: continuous batching, sampling, generation

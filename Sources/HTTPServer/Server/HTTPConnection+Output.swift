@@ -165,7 +165,11 @@ extension HTTPConnection {
     func sourceCancelled() {
         cancelledSources += 1
         guard cancelledSources == 2 else { return }
-        transport.close(reset: resetOnClose)
+        if let http2Input {
+            completeHandOver(http2Input)
+        } else {
+            transport.close(reset: resetOnClose)
+        }
         // The sources' handlers hold the connection: dropping the sources breaks that cycle.
         readSource = nil
         writeSource = nil

@@ -91,8 +91,12 @@ final class HTTPConnection: ServerConnection, @unchecked Sendable {
     var lastReadAt: UInt64
 
     var dateCache = DateCache()
-    let requestIDBase = UInt64.random(in: 0...UInt64.max)
-    var requestCounter: UInt64 = 0
+    /// The first bytes, kept while they might still be the HTTP/2 preface.
+    var prefaceProbe: [UInt8] = []
+    var protocolDecided = false
+    /// Set when the connection is handed to HTTP/2 with these bytes.
+    var http2Input: [UInt8]?
+    var requestIDs = RequestIDGenerator()
 
     /// Requests parsed ahead of the one being answered before reading pauses.
     static let maxQueuedRequests = 4
@@ -205,7 +209,17 @@ final class HTTPConnection: ServerConnection, @unchecked Sendable {
         lastReadAt = now
         let wasIdle = parser.phase == .idle
         events.removeAll(keepingCapacity: true)
-        parser.feed(UnsafeRawBufferPointer(start: readBuffer.baseAddress, count: count), into: &events)
+        let input = UnsafeRawBufferPointer(start: readBuffer.baseAddress, count: count)
+        if !protocolDecided && servedRequests == 0 && wasIdle && current == nil && queued.isEmpty {
+            switch decideProtocol(input) {
+            case .http2(let bytes): return handOverToHTTP2(bytes)
+            case .undecided: return
+            case .http1(let bytes?): bytes.withUnsafeBytes { parser.feed($0, into: &events) }
+            case .http1(nil): parser.feed(input, into: &events)
+            }
+        } else {
+            parser.feed(input, into: &events)
+        }
         // The head clock starts with the request's first byte (before it, the first-byte or idle
         // timeout runs).
         if wasIdle && current == nil { headStartedAt = now }
@@ -243,7 +257,8 @@ final class HTTPConnection: ServerConnection, @unchecked Sendable {
             sendErrorResponse(status: status, message: message, request: request)
         case .request(let head, let body):
             let requestID = head.headers["X-Request-Id"].flatMap(acceptableRequestID) ?? nextRequestID()
-            let request = HTTPRequest(method: head.method, target: head.target, headers: head.headers, body: body, requestID: requestID)
+            let request = HTTPRequest(method: head.method, target: head.target, headers: head.headers, body: body, requestID: requestID,
+                                      protocolVersion: head.version == .http10 ? "HTTP/1.0" : "HTTP/1.1")
             var flight = InFlight(
                 method: head.method, path: request.path, version: head.version, requestID: requestID,
                 start: monotonicNow(), keepAlive: head.keepAlive && !shuttingDown
