@@ -58,6 +58,8 @@ struct ServerCommand: AsyncParsableCommand {
     var maxConnections: String?
     @Option(help: ArgumentHelp("Connections from one client address at once (default 256; 0: no cap, e.g. behind a proxy).", valueName: "n"))
     var maxConnectionsPerClient: String?
+    @Option(help: ArgumentHelp("HTTP/2 streams open at once on one connection (default 100).", valueName: "n"))
+    var maxConcurrentStreams: String?
     @Option(help: ArgumentHelp("Seconds a new connection may stay silent before it is closed (default 5).", valueName: "seconds"))
     var firstByteTimeoutSeconds: String?
     @Option(help: ArgumentHelp("Window of the minimum send rate: a client must accept --min-send-bytes per this many seconds while a response waits (default 60).", valueName: "seconds"))
@@ -100,6 +102,7 @@ struct ServerCommand: AsyncParsableCommand {
         flags["max_body_bytes"] = maxBodyBytes
         flags["max_connections"] = maxConnections
         flags["max_connections_per_client"] = maxConnectionsPerClient
+        flags["max_concurrent_streams"] = maxConcurrentStreams
         flags["first_byte_timeout_seconds"] = firstByteTimeoutSeconds
         flags["send_timeout_seconds"] = sendTimeoutSeconds
         flags["min_send_bytes"] = minSendBytes

@@ -62,6 +62,7 @@ struct ServerRunner {
         http.maxBodyBytes = options.maxBodyBytes
         http.maxConnections = options.maxConnections
         http.maxConnectionsPerClient = options.maxConnectionsPerClient
+        http.maxConcurrentStreams = options.maxConcurrentStreams
         http.firstByteTimeout = .milliseconds(Int(options.firstByteTimeoutSeconds * 1000))
         http.writeTimeout = .milliseconds(Int(options.sendTimeoutSeconds * 1000))
         http.minSendBytes = options.minSendBytes

@@ -59,12 +59,13 @@ final class OptionsTests: XCTestCase {
         let config = try writeConfig("max_connections = 2000\nfirst_byte_timeout_seconds = 2.5\n")
         let options = try ServerOptions.resolve(configFile: config,
                                                 environment: ["GPTNEO_MAX_CONNECTIONS_PER_CLIENT": "0", "GPTNEO_MIN_SEND_BYTES": "4096"],
-                                                flags: ["send_timeout_seconds": "30"])
+                                                flags: ["send_timeout_seconds": "30", "max_concurrent_streams": "250"])
         XCTAssertEqual(options.maxConnections, 2000)
         XCTAssertEqual(options.maxConnectionsPerClient, 0)
         XCTAssertEqual(options.firstByteTimeoutSeconds, 2.5)
         XCTAssertEqual(options.sendTimeoutSeconds, 30)
         XCTAssertEqual(options.minSendBytes, 4096)
+        XCTAssertEqual(options.maxConcurrentStreams, 250)
         XCTAssertThrowsError(try ServerOptions.resolve(configFile: nil, environment: [:], flags: ["first_byte_timeout_seconds": "0"])) { error in
             XCTAssertEqual("\(error)", "invalid first_byte_timeout_seconds '0': expected a number of seconds from 0.001 to 3600")
         }

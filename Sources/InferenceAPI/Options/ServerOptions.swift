@@ -31,6 +31,8 @@ public struct ServerOptions: Sendable, Equatable {
     public var maxConnections = 1024
     /// Connections from one client address at once (0: no cap).
     public var maxConnectionsPerClient = 256
+    /// HTTP/2 streams open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    public var maxConcurrentStreams = 100
     /// Seconds a new connection may stay silent before it is closed.
     public var firstByteTimeoutSeconds = 5.0
     /// While a response waits on a client, it must accept `minSendBytes` per this many seconds.
@@ -75,6 +77,9 @@ public struct ServerOptions: Sendable, Equatable {
         Setting(key: "kv_cache_mib") { o, v throws(OptionsError) in o.kvCacheMiB = try parseInt(v, "kv_cache_mib", 1...1_048_576) },
         Setting(key: "max_body_bytes") { o, v throws(OptionsError) in o.maxBodyBytes = try parseInt(v, "max_body_bytes", 1024...(1 << 30)) },
         Setting(key: "max_connections") { o, v throws(OptionsError) in o.maxConnections = try parseInt(v, "max_connections", 1...1_000_000) },
+        Setting(key: "max_concurrent_streams") { o, v throws(OptionsError) in
+            o.maxConcurrentStreams = try parseInt(v, "max_concurrent_streams", 1...10_000)
+        },
         Setting(key: "max_connections_per_client") { o, v throws(OptionsError) in
             o.maxConnectionsPerClient = try parseInt(v, "max_connections_per_client", 0...1_000_000)
         },
