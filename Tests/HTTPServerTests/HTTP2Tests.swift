@@ -148,7 +148,7 @@ final class HTTP2Tests: XCTestCase {
     func testGracefulShutdownSendsGoAwayAndLetsStreamsFinish() throws {
         let release = Probe()
         let handler: HTTPHandler = { _ in
-            while !release.recorded.contains("go") { try? await Task.sleep(for: .milliseconds(5)) }
+            while !release.recorded.contains("go") && !Task.isCancelled { try? await Task.sleep(for: .milliseconds(5)) }
             return text(200, "finished")
         }
         let server = HTTPServer(configuration: testConfiguration(), logger: quietLogger(), handler: handler)

@@ -34,6 +34,15 @@ extension HTTP2Session {
             engine.bodyReceived(stream, UnsafeBufferPointer(start: data, count: length))
             return 0
         }
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { session, frame, userData in
+            // After the server's own answer (413, 408...) the rest of the request is unwanted:
+            // RST_STREAM(NO_ERROR) stops the upload (RFC 9113 §8.1), once the answer is out.
+            guard let frame, frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
+                  let stream = HTTP2Session.from(userData).streams[frame.pointee.hd.stream_id], stream.answeredByServer,
+                  nghttp2_session_get_stream_remote_close(session, stream.id) == 0 else { return 0 }
+            nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, NGHTTP2_NO_ERROR.rawValue)
+            return 0
+        }
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, _, userData in
             let engine = HTTP2Session.from(userData)
             guard engine.streams.removeValue(forKey: streamID) != nil else { return 0 }
