@@ -130,6 +130,13 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
 
+        // MARK: Fuzzing: `swift build -c release --sanitize fuzzer --sanitize address --product HTTP2Fuzzer` (see Fuzz/README.md)
+        .executableTarget(
+            name: "HTTP2Fuzzer",
+            dependencies: ["HTTPServer"],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+
         // MARK: Fuzzing: `swift build -c release --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address --product CheckpointFuzzer` (see Fuzz/README.md)
         .executableTarget(
             name: "CheckpointFuzzer",
