@@ -31,5 +31,6 @@ final class HTTP2EndToEndTests: XCTestCase {
         let metrics = try curlH2C(port, "/metrics", [])
         XCTAssertTrue(metrics.contains("gptneo_http_requests_total"), metrics)
         XCTAssertTrue(metrics.contains("gptneo_running_sequences 0"), metrics)
+        XCTAssertTrue(metrics.contains(#"gptneo_http_requests_by_protocol_total{protocol="HTTP/2"} 2"#), metrics)
     }
 }
