@@ -34,11 +34,7 @@ final class HTTP2Connection: ServerConnection, @unchecked Sendable {
     var handedOverInput: [UInt8]
 
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
-    var readSource: DispatchSourceRead?
-    var writeSource: DispatchSourceWrite?
-    var readSuspended = false
-    var writeSuspended = false
-    var cancelledSources = 0
+    let socketEvents = SocketEvents()
     var readWaitsForWritable = false
     var writeWaitsForReadable = false
 
@@ -77,18 +73,8 @@ final class HTTP2Connection: ServerConnection, @unchecked Sendable {
 
     func start() {
         queue.async { [self] in
-            let read = DispatchSource.makeReadSource(fileDescriptor: transport.fd, queue: queue)
-            read.setEventHandler { [self] in readable() }
-            read.setCancelHandler { [self] in sourceCancelled() }
-            let write = DispatchSource.makeWriteSource(fileDescriptor: transport.fd, queue: queue)
-            write.setEventHandler { [self] in writable() }
-            write.setCancelHandler { [self] in sourceCancelled() }
-            readSource = read
-            writeSource = write
-            read.activate()
-            write.activate()
-            write.suspend()
-            writeSuspended = true
+            socketEvents.install(fd: transport.fd, queue: queue, readable: { [self] in readable() },
+                           writable: { [self] in writable() }, released: { [self] in transport.close(reset: false) })
             let input = handedOverInput
             handedOverInput = []
             _ = input.withUnsafeBytes { session.receive($0) }
@@ -98,23 +84,17 @@ final class HTTP2Connection: ServerConnection, @unchecked Sendable {
     }
 
     func setReading(_ on: Bool) {
-        guard let readSource, on == readSuspended else { return }
-        if on { readSource.resume() } else { readSource.suspend() }
-        readSuspended = !on
+        guard socketEvents.setReading(on) else { return }
         readBufferedInputSoon()
     }
 
-    func setWriting(_ on: Bool) {
-        guard let writeSource, on == writeSuspended else { return }
-        if on { writeSource.resume() } else { writeSource.suspend() }
-        writeSuspended = !on
-    }
+    func setWriting(_ on: Bool) { socketEvents.setWriting(on) }
 
     /// Decrypted TLS records held in the transport raise no read event: read them from the queue.
     func readBufferedInputSoon() {
-        guard !readSuspended, transport.hasBufferedInput else { return }
+        guard !socketEvents.isReadSuspended, transport.hasBufferedInput else { return }
         queue.async { [self] in
-            guard !isClosed, !readSuspended else { return }
+            guard !isClosed, !socketEvents.isReadSuspended else { return }
             readable()
         }
     }
@@ -232,18 +212,7 @@ final class HTTP2Connection: ServerConnection, @unchecked Sendable {
                       logger: logger, level: configuration.accessLogLevel)
         }
         exchanges.removeAll()
-        readSource?.cancel()
-        writeSource?.cancel()
-        setReading(true)
-        setWriting(true)
+        socketEvents.cancel()
         core.connectionClosed(id)
-    }
-
-    func sourceCancelled() {
-        cancelledSources += 1
-        guard cancelledSources == 2 else { return }
-        transport.close(reset: false)
-        readSource = nil
-        writeSource = nil
     }
 }

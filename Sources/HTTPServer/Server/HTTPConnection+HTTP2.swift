@@ -33,13 +33,10 @@ extension HTTPConnection {
     func handOverToHTTP2(_ input: [UInt8]) {
         lifecycle = .closed
         http2Input = input
-        readSource?.cancel()
-        writeSource?.cancel()
-        setReading(true)
-        setWriting(true)
+        socketEvents.cancel()
     }
 
-    /// Both sources are cancelled: the HTTP/2 connection takes over the transport, id and queue.
+    /// The sources are gone: the HTTP/2 connection takes over the transport, id and queue.
     func completeHandOver(_ input: [UInt8]) {
         let successor = HTTP2Connection(id: id, transport: transport, logger: logger, core: core, queue: queue, input: input)
         core.replaceConnection(id, with: successor)

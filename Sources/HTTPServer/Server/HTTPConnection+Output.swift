@@ -154,25 +154,17 @@ extension HTTPConnection {
         drainWaiter?.resume(throwing: HTTPServerError.clientDisconnected)
         drainWaiter = nil
         queued.removeAll()
-        // Cancel first, then resume: a suspended source only delivers its cancel handler once resumed.
-        readSource?.cancel()
-        writeSource?.cancel()
-        setReading(true)
-        setWriting(true)
+        socketEvents.cancel()
         core.connectionClosed(id)
     }
 
-    func sourceCancelled() {
-        cancelledSources += 1
-        guard cancelledSources == 2 else { return }
+    /// The sources are gone: the socket closes, or passes to HTTP/2.
+    func socketReleased() {
         if let http2Input {
             completeHandOver(http2Input)
         } else {
             transport.close(reset: resetOnClose)
         }
-        // The sources' handlers hold the connection: dropping the sources breaks that cycle.
-        readSource = nil
-        writeSource = nil
     }
 }
 

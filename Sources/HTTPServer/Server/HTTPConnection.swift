@@ -64,11 +64,7 @@ final class HTTPConnection: ServerConnection, @unchecked Sendable {
     var servedRequests = 0
 
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
-    var readSource: DispatchSourceRead?
-    var writeSource: DispatchSourceWrite?
-    var readSuspended = false
-    var writeSuspended = false
-    var cancelledSources = 0
+    let socketEvents = SocketEvents()
     var resetOnClose = false
     /// A TLS read that must first write (or a write that must first read) waits for that readiness.
     var readWaitsForWritable = false
@@ -128,44 +124,27 @@ final class HTTPConnection: ServerConnection, @unchecked Sendable {
 
     func start() {
         queue.async { [self] in
-            let read = DispatchSource.makeReadSource(fileDescriptor: transport.fd, queue: queue)
-            read.setEventHandler { [self] in readable() }
-            read.setCancelHandler { [self] in sourceCancelled() }
-            let write = DispatchSource.makeWriteSource(fileDescriptor: transport.fd, queue: queue)
-            write.setEventHandler { [self] in writable() }
-            write.setCancelHandler { [self] in sourceCancelled() }
-            readSource = read
-            writeSource = write
-            read.activate()
-            // Activated then suspended at once: we are on `queue`, so no event runs in between.
-            write.activate()
-            write.suspend()
-            writeSuspended = true
+            socketEvents.install(fd: transport.fd, queue: queue, readable: { [self] in readable() },
+                           writable: { [self] in writable() }, released: { [self] in socketReleased() })
         }
     }
 
     func setReading(_ on: Bool) {
-        guard let readSource, on == readSuspended else { return }
-        if on { readSource.resume() } else { readSource.suspend() }
-        readSuspended = !on
+        guard socketEvents.setReading(on) else { return }
         readBufferedInputSoon()
     }
 
     /// Input the transport holds (decrypted TLS records) raises no read event: read it from the queue.
     func readBufferedInputSoon() {
-        guard !readSuspended, transport.hasBufferedInput else { return }
+        guard !socketEvents.isReadSuspended, transport.hasBufferedInput else { return }
         queue.async { [self] in
             if case .closed = lifecycle { return }
-            guard !readSuspended else { return }
+            guard !socketEvents.isReadSuspended else { return }
             readable()
         }
     }
 
-    func setWriting(_ on: Bool) {
-        guard let writeSource, on == writeSuspended else { return }
-        if on { writeSource.resume() } else { writeSource.suspend() }
-        writeSuspended = !on
-    }
+    func setWriting(_ on: Bool) { socketEvents.setWriting(on) }
 
     /// Whether reading should run: not while enough requests wait (pipelining is bounded), nor
     /// once the parser has stopped, unless a write waits for it; always while lingering.
