@@ -175,6 +175,8 @@ final class HTTP2Connection: ServerConnection, @unchecked Sendable {
         resumeDrainedWriters()
         if session.failed || session.enhanceYourCalm || session.isFinished {
             if session.enhanceYourCalm { logger.warning("closing HTTP/2 connection: flood cap exceeded (GOAWAY ENHANCE_YOUR_CALM)") }
+            // Everything is sent (the GOAWAY last): end our side cleanly (close_notify over TLS).
+            transport.shutdownOutput()
             return close()
         }
         updateReadInterest()
