@@ -33,13 +33,13 @@ wrk_round() { # → "rps cpu_us_per_request errors"
     echo "$(awk '/^Requests\/sec/ { printf "%.0f", $2 }' <<<"$out") $(per_request $((after - before)) "$(awk '/requests in/ { print $1 }' <<<"$out")")" \
         "$(grep -qE 'Socket errors|Non-2xx' <<<"$out" && echo errors || echo none)"
 }
-h2load_round() { # → "rps cpu_us_per_request failed+errored"
+h2load_round() { # → "rps cpu_us_per_request failed+errored+timeout+non-2xx"
     local out before after
     before=$(cpu_ticks "$PID")
     out=$(h2load -t1 -c4 -m32 -D "$SECONDS_PER_ROUND" "$URL")
     after=$(cpu_ticks "$PID")
     echo "$(awk '/^finished in/ { printf "%.0f", $4 }' <<<"$out") $(per_request $((after - before)) "$(awk '/^requests:/ { print $2 }' <<<"$out")")" \
-        "$(awk '/^requests:/ { print $10 + $12 + $14 }' <<<"$out")"
+        "$(awk '/^requests:/ { n += $10 + $12 + $14 } /^status codes:/ { n += $5 + $7 + $9 } END { print n }' <<<"$out")"
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
@@ -52,7 +52,7 @@ for round in $(seq "$ROUNDS"); do
     echo "round $round  HTTP/1.1 wrk     $rps req/s  cpu $cpu us/req  errors: $errors"
     read -r rps cpu errors < <(h2load_round)
     H_RPS+=("$rps"); H_CPU+=("$cpu")
-    echo "round $round  h2c     h2load  $rps req/s  cpu $cpu us/req  failed+errored+timeout: $errors"
+    echo "round $round  h2c     h2load  $rps req/s  cpu $cpu us/req  failed+errored+timeout+non-2xx: $errors"
 done
 w_rps=$(median "${W_RPS[@]}"); h_rps=$(median "${H_RPS[@]}"); w_cpu=$(median "${W_CPU[@]}"); h_cpu=$(median "${H_CPU[@]}")
 echo
