@@ -151,12 +151,8 @@ final class HTTP2Connection: ServerConnection, @unchecked Sendable {
                 session.produceOutput(into: &outbound, limit: outboundOffset + Self.outboundLimit)
             }
             guard pendingBytes > 0 else { break }
-            let result = outbound.withUnsafeBytes { bytes in
-                transport.write(UnsafeRawBufferPointer(rebasing: bytes[outboundOffset...]))
-            }
-            switch result {
-            case .done(let written):
-                outboundOffset += written
+            switch transport.writeAll(outbound, from: &outboundOffset) {
+            case nil:
                 continue
             case .wouldBlock(let interest):
                 if sendWindowStart == nil { (sendWindowStart, deliveredAtWindowStart) = (monotonicNow(), transport.bytesDelivered) }
@@ -164,7 +160,7 @@ final class HTTP2Connection: ServerConnection, @unchecked Sendable {
                 resumeDrainedWriters()
                 updateReadInterest()
                 return
-            case .closed, .failed:
+            case .failed:
                 return close()
             }
         }

@@ -61,28 +61,22 @@ extension HTTPConnection {
     func flush() {
         assertOnQueue()
         guard case .open = lifecycle else { return }
-        while outboundOffset < outbound.count {
-            let result = outbound.withUnsafeBytes { bytes in
-                transport.write(UnsafeRawBufferPointer(rebasing: bytes[outboundOffset...]))
+        switch transport.writeAll(outbound, from: &outboundOffset) {
+        case nil:
+            break
+        case .wouldBlock(let interest):
+            if sendWindowStart == nil { (sendWindowStart, deliveredAtWindowStart) = (monotonicNow(), transport.bytesDelivered) }
+            compactOutbound()
+            if interest == .read {
+                writeWaitsForReadable = true
+                updateReadInterest()
+            } else {
+                setWriting(true)
             }
-            switch result {
-            case .done(let written):
-                outboundOffset += written
-                continue
-            case .wouldBlock(let interest):
-                if sendWindowStart == nil { (sendWindowStart, deliveredAtWindowStart) = (monotonicNow(), transport.bytesDelivered) }
-                compactOutbound()
-                if interest == .read {
-                    writeWaitsForReadable = true
-                    updateReadInterest()
-                } else {
-                    setWriting(true)
-                }
-                if pendingBytes <= configuration.maxPendingStreamBytes / 2 { resumeDrainWaiter() }
-                return
-            case .closed, .failed:
-                return peerClosed()
-            }
+            if pendingBytes <= configuration.maxPendingStreamBytes / 2 { resumeDrainWaiter() }
+            return
+        case .failed:
+            return peerClosed()
         }
         outbound.removeAll(keepingCapacity: outbound.capacity <= 256 * 1024)
         outboundOffset = 0
