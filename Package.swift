@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 import Foundation
 
@@ -19,7 +19,7 @@ let hotLoopSettings: [SwiftSetting] = targetCPU == "generic" ? [] : [.unsafeFlag
 
 let package = Package(
     name: "gptneo-server",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "gptneo-server", targets: ["gptneo-server"]),
         .library(name: "GPTNeo", targets: ["GPTNeo"]),
@@ -27,8 +27,15 @@ let package = Package(
         .library(name: "HTTPServer", targets: ["HTTPServer"]),
     ],
     dependencies: [
+        // Settings from flags, environment and a YAML file (YAML trait: Yams).
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: ["YAML"]),
+        // The YAML parser swift-configuration uses; read directly to find unknown keys in a config file.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // The `convert` subcommand's arguments and help (the server's own settings come from the settings table).
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // One process lifecycle: ServiceGroup, graceful shutdown on SIGTERM/SIGINT, SIGHUP.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
@@ -52,11 +59,13 @@ let package = Package(
         ),
         // MARK: C header: the prefetch instruction for the matmul kernel
         .systemLibrary(name: "CPrefetch"),
+        // MARK: C header: 16-bit and int8 weights widened to floats in the matmul kernel
+        .systemLibrary(name: "CWidening"),
 
         // MARK: Model: GPT-Neo forward pass, checkpoint loading, KV cache, task heads
         .target(
             name: "GPTNeo",
-            dependencies: ["CPrefetch"],
+            dependencies: ["CPrefetch", "CWidening"],
             // Optimized even in debug builds: unoptimized SIMD kernels make every test that runs the
             // model (engine, batcher, API) many times slower.
             swiftSettings: hotLoopSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
@@ -96,12 +105,16 @@ let package = Package(
             ]
         ),
 
-        // MARK: Thin executable
+        // MARK: The executable: settings, logging, lifecycle; wires the libraries together
         .executableTarget(
             name: "gptneo-server",
             dependencies: [
-                "InferenceAPI",
+                "InferenceAPI", "Batcher", "GPTNeo", "Tokenizer", "HTTPServer",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -164,6 +177,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "COpenSSL"]),
         .testTarget(name: "BatcherTests", dependencies: ["Batcher", "GPTNeo", "Tokenizer"]),
+        .testTarget(name: "ServerTests", dependencies: ["gptneo-server", "InferenceAPI", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "InferenceAPITests", dependencies: ["InferenceAPI", "HTTPServer", .product(name: "Logging", package: "swift-log")]),
     ]
 )

@@ -4,7 +4,9 @@ import GPTNeo
 // Engine benchmark (not a test). Usage, release build:
 //   [GPTNEO_THREADS=N] swift run -c release EngineBenchmark kernels
 //   python Benchmarks/EngineBenchmark/make_random_125m.py /tmp/gpt-neo-125M-random
-//   swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [forward|decode|long|all]
+//   [GPTNEO_DTYPE=auto|float32|float16|bfloat16] [GPTNEO_QUANTIZATION=none|int8] \
+//     swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [forward|decode|long|all]
+//   swift run -c release EngineBenchmark MODEL_DIRECTORY accuracy TOKENS.json   (make_accuracy_tokens.py)
 // Reports: matmul GFLOP/s per shape against the previous kernel and sgemm (KernelBenchmark.swift); one
 // forward pass of 512 tokens; decode tokens/s for 1, 8, 32 and 64 streams; one stream's decode step at
 // a 1000-token context.
@@ -44,8 +46,23 @@ if arguments[1] == "kernels" {
     exit(0)
 }
 let mode = arguments.count >= 3 ? arguments[2] : "all"
+if mode == "accuracy" {
+    guard arguments.count >= 4 else { FileHandle.standardError.write("usage: EngineBenchmark MODEL accuracy TOKENS.json\n".data(using: .utf8)!); exit(2) }
+    try runAccuracyBenchmark(directory: URL(fileURLWithPath: arguments[1]), tokensFile: URL(fileURLWithPath: arguments[3]), threads: threads)
+    exit(0)
+}
+/// GPTNEO_DTYPE and GPTNEO_QUANTIZATION as for the server.
+let environment = ProcessInfo.processInfo.environment
+guard let dtype = WeightDType(rawValue: environment["GPTNEO_DTYPE"] ?? "auto"),
+      let quantization = WeightQuantization(rawValue: environment["GPTNEO_QUANTIZATION"] ?? "none") else {
+    FileHandle.standardError.write("GPTNEO_DTYPE must be auto|float32|float16|bfloat16, GPTNEO_QUANTIZATION none|int8\n".data(using: .utf8)!)
+    exit(2)
+}
 var model: GPTNeoModel!
-let loadTime = try seconds { model = try GPTNeoModel.load(directory: URL(fileURLWithPath: arguments[1]), threads: threads) }
+let loadTime = try seconds {
+    model = try GPTNeoModel.load(directory: URL(fileURLWithPath: arguments[1]), threads: threads,
+                                 settings: WeightSettings(dtype: dtype, quantization: quantization))
+}
 let config = model.config
 /// VmRSS and RssFile of /proc/self/status in MB (resident memory, and the part that is mapped files).
 func residentMegabytes() -> (total: Double, files: Double) {
@@ -57,7 +74,8 @@ func residentMegabytes() -> (total: Double, files: Double) {
     return (field("VmRSS"), field("RssFile"))
 }
 let resident = residentMegabytes()
-print("model: \(config.numLayers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize); loaded in \(format(loadTime, 2)) s; "
+print("model: \(config.numLayers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize); weights \(model.weightFormat.rawValue), "
+      + "\(format(Double(model.weightBytes) / 1e6)) MB; loaded in \(format(loadTime, 2)) s; "
       + "resident \(format(resident.total)) MB (\(format(resident.files)) MB of it mapped files)")
 
 /// Deterministic pseudo-random tokens.

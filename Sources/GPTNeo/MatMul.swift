@@ -7,9 +7,10 @@ import Foundation
 // One kernel for decode, batched decode and prefill: an outer-product tile of R rows × P panels keeps
 // R·P accumulators of 16 columns (two AVX2 registers each, at most 12 of the 16 registers); each k
 // step broadcasts x[r, k] and multiplies it into panel row k with one FMA per register. So every
-// output element y[m, n] is one FMA chain over k = 0, 1, …, K-1 starting from 0, then + bias[n]: the
-// same arithmetic whatever tile shape, row count, chunking or thread computes it. A row's result
-// never depends on the other rows (batch invariance), nor a prompt's on how it was split.
+// output element y[m, n] is one FMA chain over k = 0, 1, …, K-1 starting from 0, × scale[n] for int8
+// weights (WeightStorage.swift), then + bias[n]: the same arithmetic whatever tile shape, row count,
+// chunking or thread computes it. A row's result never depends on the other rows (batch invariance),
+// nor a prompt's on how it was split.
 //
 // Tiles: 6 rows × 1 panel for the bulk of the rows (12 accumulators, 6 broadcasts and 2 loads per
 // 12 FMAs); the last M mod 6 rows as 1 row × 6 panels (a decode step of one sequence: 12 independent
@@ -26,11 +27,10 @@ private let panelGroup = 6
 /// y = x · Wᵀ + bias: x (M, K), W (N, K), bias (N) or nil, y (M, N), row-major.
 /// The one entry point for products with a weight. Parallel over column groups on `threads`.
 @_spi(Benchmarks) public func matMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ weight: WeightMatrix,
-            _ bias: FloatTensor?, M: Int, threads: Int) {
+                                     _ bias: FloatTensor?, M: Int, threads: Int) {
     let (N, K) = (weight.outputs, weight.inputs)
     guard M > 0, N > 0 else { return }
     precondition(bias == nil || bias!.count == N, "bias of \(bias!.count) for \(N) outputs")
-    guard case .float32Panels(let panels) = weight.storage else { return }
     let biasPointer = bias?.pointer
     let groups = (weight.panelCount + panelGroup - 1) / panelGroup
     let parts = M * N * K < (1 << 17) ? 1 : min(groups, threads * 4)
@@ -40,14 +40,24 @@ private let panelGroup = 6
         for group in (groups * part / parts)..<(groups * (part + 1) / parts) {
             let first = group * panelGroup
             let last = min(weight.panelCount, first + panelGroup)
-            multiplyPanels(y, x, panels, biasPointer, rows: M, panels: first..<last, K: K, N: N)
+            switch weight.storage {
+            case .float32Panels(let panels):
+                multiplyPanels(Float32Panel.self, y, x, panels, biasPointer, nil, rows: M, panels: first..<last, K: K, N: N)
+            case .float16Panels(let panels):
+                multiplyPanels(Float16Panel.self, y, x, panels, biasPointer, nil, rows: M, panels: first..<last, K: K, N: N)
+            case .bfloat16Panels(let panels):
+                multiplyPanels(BFloat16Panel.self, y, x, panels, biasPointer, nil, rows: M, panels: first..<last, K: K, N: N)
+            case .int8Panels(let panels, let scales):
+                multiplyPanels(Int8Panel.self, y, x, panels, biasPointer, scales, rows: M, panels: first..<last, K: K, N: N)
+            }
         }
     }
 }
 
 /// All M rows against panels `panels`: full 6-row tiles one panel at a time, then the remaining rows.
-private func multiplyPanels(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>,
-                            _ bias: UnsafePointer<Float>?, rows M: Int, panels: Range<Int>, K: Int, N: Int) {
+private func multiplyPanels<Element: PanelElement>(_ element: Element.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                                                   _ weights: UnsafePointer<Element.Stored>, _ bias: UnsafePointer<Float>?,
+                                                   _ scales: UnsafePointer<Float>?, rows M: Int, panels: Range<Int>, K: Int, N: Int) {
     let bulkRows = M / tileRows * tileRows
     for panel in panels {
         var m = 0
@@ -56,9 +66,10 @@ private func multiplyPanels(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer
         let next = panel + 1 < panels.upperBound ? panel + 1 : panel
         while m < bulkRows {
             if m == 0 {
-                tile(Tile<R6, P1>.self, y, x, weights, bias, m: m, panel: panel, K: K, N: N, prefetch: weights + next * K * panelWidth)
+                tile(Tile<R6, P1>.self, element, y, x, weights, bias, scales, m: m, panel: panel, K: K, N: N,
+                     prefetch: UnsafeRawPointer(weights + next * K * panelWidth))
             } else {
-                tile(Tile<R6, P1>.self, y, x, weights, bias, m: m, panel: panel, K: K, N: N, prefetch: nil)
+                tile(Tile<R6, P1>.self, element, y, x, weights, bias, scales, m: m, panel: panel, K: K, N: N, prefetch: nil)
             }
             m += tileRows
         }
@@ -71,15 +82,16 @@ private func multiplyPanels(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer
     var panel = panels.lowerBound
     while panel < panels.upperBound {
         let count = min(step, panels.upperBound - panel)
-        remainderTile(y, x, weights, bias, rows: remaining, panelCount: count, m: bulkRows, panel: panel, K: K, N: N)
+        remainderTile(element, y, x, weights, bias, scales, rows: remaining, panelCount: count, m: bulkRows, panel: panel, K: K, N: N)
         panel += count
     }
 }
 
 /// The tile shapes used for fewer than 6 rows.
-private func remainderTile(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                           _ bias: UnsafePointer<Float>?, rows: Int, panelCount: Int, m: Int, panel: Int, K: Int, N: Int) {
-    func run<Shape: TileShape>(_ shape: Shape.Type) { tile(shape, y, x, w, bias, m: m, panel: panel, K: K, N: N, prefetch: nil) }
+private func remainderTile<Element: PanelElement>(_ element: Element.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                                                  _ w: UnsafePointer<Element.Stored>, _ bias: UnsafePointer<Float>?,
+                                                  _ scales: UnsafePointer<Float>?, rows: Int, panelCount: Int, m: Int, panel: Int, K: Int, N: Int) {
+    func run<Shape: TileShape>(_ shape: Shape.Type) { tile(shape, element, y, x, w, bias, scales, m: m, panel: panel, K: K, N: N, prefetch: nil) }
     switch (rows, panelCount) {
     case (5, _): run(Tile<R5, P1>.self)
     case (4, _): run(Tile<R4, P1>.self)
@@ -133,15 +145,28 @@ enum Tile<Rows: Count, Panels: Count>: TileShape {
     }
 }
 
-@inline(__always) private func loadPanelRow(_ p: UnsafePointer<Float>) -> PanelRow {
-    UnsafeRawPointer(p).loadUnaligned(as: PanelRow.self)
+// MARK: - Panel elements
+// What a storage type contributes to the kernel: how to read panel row k as 16 Floats. A compact type
+// (16-bit, int8) is another conforming type, converting in registers; everything else is shared.
+
+protocol PanelElement {
+    associatedtype Stored
+    /// The 16 weights of one panel row, starting `offset` elements into `panel`.
+    static func row(_ panel: UnsafePointer<Stored>, _ offset: Int) -> PanelRow
+}
+
+enum Float32Panel: PanelElement {
+    @inline(__always) static func row(_ panel: UnsafePointer<Float>, _ offset: Int) -> PanelRow {
+        UnsafeRawPointer(panel + offset).loadUnaligned(as: PanelRow.self)
+    }
 }
 
 /// y[m..<m+R, panel..<panel+P] = x[m..<m+R, :] · panels + bias, with R·P ≤ 6 accumulators of 16
 /// columns: accumulator s holds row s / P, panel s % P.
-private func tile<Shape: TileShape>(_ shape: Shape.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
-                                     _ weights: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?, m: Int, panel: Int, K: Int, N: Int,
-                                     prefetch: UnsafePointer<Float>?) {
+private func tile<Shape: TileShape, Element: PanelElement>(_ shape: Shape.Type, _ element: Element.Type,
+                                                           _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                                                           _ weights: UnsafePointer<Element.Stored>, _ bias: UnsafePointer<Float>?,
+                                                           _ scales: UnsafePointer<Float>?, m: Int, panel: Int, K: Int, N: Int, prefetch: UnsafeRawPointer?) {
     let (R, P) = (Shape.rows, Shape.panels)
     let S = R * P
     // Rows and panels past R and P alias the first: never read for a used accumulator.
@@ -157,11 +182,11 @@ private func tile<Shape: TileShape>(_ shape: Shape.Type, _ y: UnsafeMutablePoint
     var k = 0
     while k < K {
         let offset = k * panelWidth
-        if let prefetch { prefetchForRead(prefetch + offset) }
+        if let prefetch { prefetchForRead(prefetch + offset * MemoryLayout<Element.Stored>.stride) }
         let b0 = PanelRow(repeating: x0[k]), b1 = PanelRow(repeating: x1[k]), b2 = PanelRow(repeating: x2[k])
         let b3 = PanelRow(repeating: x3[k]), b4 = PanelRow(repeating: x4[k]), b5 = PanelRow(repeating: x5[k])
-        let v0 = loadPanelRow(w0 + offset), v1 = loadPanelRow(w1 + offset), v2 = loadPanelRow(w2 + offset)
-        let v3 = loadPanelRow(w3 + offset), v4 = loadPanelRow(w4 + offset), v5 = loadPanelRow(w5 + offset)
+        let v0 = Element.row(w0, offset), v1 = Element.row(w1, offset), v2 = Element.row(w2, offset)
+        let v3 = Element.row(w3, offset), v4 = Element.row(w4, offset), v5 = Element.row(w5, offset)
         a0 = a0.addingProduct(pick(0 / P, b0, b1, b2, b3, b4, b5), pick(0 % P, v0, v1, v2, v3, v4, v5))
         if S > 1 { a1 = a1.addingProduct(pick(1 / P, b0, b1, b2, b3, b4, b5), pick(1 % P, v0, v1, v2, v3, v4, v5)) }
         if S > 2 { a2 = a2.addingProduct(pick(2 / P, b0, b1, b2, b3, b4, b5), pick(2 % P, v0, v1, v2, v3, v4, v5)) }
@@ -170,19 +195,22 @@ private func tile<Shape: TileShape>(_ shape: Shape.Type, _ y: UnsafeMutablePoint
         if S > 5 { a5 = a5.addingProduct(pick(5 / P, b0, b1, b2, b3, b4, b5), pick(5 % P, v0, v1, v2, v3, v4, v5)) }
         k += 1
     }
-    store(a0, y, bias, row: m, panel: panel, N: N)
-    if S > 1 { store(a1, y, bias, row: m + 1 / P, panel: panel + 1 % P, N: N) }
-    if S > 2 { store(a2, y, bias, row: m + 2 / P, panel: panel + 2 % P, N: N) }
-    if S > 3 { store(a3, y, bias, row: m + 3 / P, panel: panel + 3 % P, N: N) }
-    if S > 4 { store(a4, y, bias, row: m + 4 / P, panel: panel + 4 % P, N: N) }
-    if S > 5 { store(a5, y, bias, row: m + 5 / P, panel: panel + 5 % P, N: N) }
+    store(a0, y, bias, scales, row: m, panel: panel, N: N)
+    if S > 1 { store(a1, y, bias, scales, row: m + 1 / P, panel: panel + 1 % P, N: N) }
+    if S > 2 { store(a2, y, bias, scales, row: m + 2 / P, panel: panel + 2 % P, N: N) }
+    if S > 3 { store(a3, y, bias, scales, row: m + 3 / P, panel: panel + 3 % P, N: N) }
+    if S > 4 { store(a4, y, bias, scales, row: m + 4 / P, panel: panel + 4 % P, N: N) }
+    if S > 5 { store(a5, y, bias, scales, row: m + 5 / P, panel: panel + 5 % P, N: N) }
 }
 
-/// Writes one accumulator (+ bias) to y[row, 16·panel ..< min(N, 16·panel + 16)].
-@inline(__always) private func store(_ accumulator: PanelRow, _ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?,
-                                     row: Int, panel: Int, N: Int) {
+/// Writes one accumulator (× scale, + bias) to y[row, 16·panel ..< min(N, 16·panel + 16)]. Scales
+/// (per output, padded to whole panels) are those of int8 weights.
+@inline(__always) private func store(_ raw: PanelRow, _ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?,
+                                     _ scales: UnsafePointer<Float>?, row: Int, panel: Int, N: Int) {
     let n0 = panel * panelWidth
     let out = y + row * N + n0
+    var accumulator = raw
+    if let scales { accumulator *= UnsafeRawPointer(scales + n0).loadUnaligned(as: PanelRow.self) }
     if n0 + panelWidth <= N {
         var value = accumulator
         if let bias { value += UnsafeRawPointer(bias + n0).loadUnaligned(as: PanelRow.self) }

@@ -43,26 +43,46 @@ public final class GPTNeoModel: Sendable {
     /// The checkpoint's tensors, for task heads that read more than the language model.
     public let checkpoint: Checkpoint
     let weights: ModelWeights
+    /// How the weight matrices are kept in memory.
+    public let weightFormat: WeightFormat
 
-    /// Loads `config.json` and the safetensors weights of a Hugging Face checkpoint directory,
-    /// validating every tensor the model needs (all missing names are reported at once). Weight
-    /// matrices are repacked for the matmul kernel on `threads` threads.
-    public static func load(directory: URL, threads: Int = availableCPUCount()) throws -> GPTNeoModel {
+    /// Loads `config.json` and the weights of a Hugging Face checkpoint directory, validating every
+    /// tensor the model needs (all missing names are reported at once). Weight matrices are repacked
+    /// for the matmul kernel on `threads` threads, in the format `settings` choose; with `dtype` auto,
+    /// the one the checkpoint stores its token embedding in.
+    public static func load(directory: URL, threads: Int = availableCPUCount(),
+                            settings: WeightSettings = WeightSettings()) throws -> GPTNeoModel {
         let config = try GPTNeoConfig.load(contentsOf: directory.appendingPathComponent("config.json"))
         let checkpoint = try Checkpoint(directory: directory)
-        let weights = try loadWeights(config: config, checkpoint: checkpoint, threads: threads)
-        return GPTNeoModel(config: config, directory: directory, checkpoint: checkpoint, weights: weights)
+        let format = settings.format(stored: checkpoint.stored("transformer.wte.weight")?.dtype)
+        let weights = try loadWeights(config: config, checkpoint: checkpoint, format: format, threads: threads)
+        return GPTNeoModel(config: config, directory: directory, checkpoint: checkpoint, weights: weights, format: format)
     }
 
-    init(config: GPTNeoConfig, directory: URL, checkpoint: Checkpoint, weights: ModelWeights) {
+    init(config: GPTNeoConfig, directory: URL, checkpoint: Checkpoint, weights: ModelWeights, format: WeightFormat) {
         self.config = config; self.directory = directory; self.checkpoint = checkpoint; self.weights = weights
+        weightFormat = format
     }
 
-    private static func loadWeights(config: GPTNeoConfig, checkpoint: Checkpoint, threads: Int) throws -> ModelWeights {
+    /// Bytes of every weight the forward pass keeps: the matrices in their format (a tied LM head
+    /// counted once) and the float32 vectors and position table.
+    public var weightBytes: Int {
+        var matrices = [weights.tokenEmbedding, weights.lmHead]
+        var vectors = [weights.positionEmbedding, weights.finalNormWeight, weights.finalNormBias]
+        for block in weights.blocks {
+            matrices += [block.wq, block.wk, block.wv, block.wo, block.ffnUp, block.ffnDown]
+            vectors += [block.attnNormWeight, block.attnNormBias, block.bo, block.ffnNormWeight, block.ffnNormBias,
+                        block.ffnUpBias, block.ffnDownBias]
+        }
+        let unique = Dictionary(matrices.map { (ObjectIdentifier($0), $0.byteSize) }, uniquingKeysWith: { first, _ in first })
+        return unique.values.reduce(0, +) + vectors.reduce(0) { $0 + $1.count * MemoryLayout<Float>.size }
+    }
+
+    private static func loadWeights(config: GPTNeoConfig, checkpoint: Checkpoint, format: WeightFormat, threads: Int) throws -> ModelWeights {
         let reader = checkpoint.reader()
         let (vocab, hidden, inner) = (config.vocabSize, config.hiddenSize, config.intermediateSize)
         func t(_ name: String, _ shape: [Int]) -> FloatTensor { reader.tensor("transformer." + name, shape: shape) }
-        func matrix(_ name: String, _ shape: [Int]) -> WeightMatrix { WeightMatrix(t(name, shape), threads: threads) }
+        func matrix(_ name: String, _ shape: [Int]) -> WeightMatrix { WeightMatrix(t(name, shape), format: format, threads: threads) }
 
         let tokenEmbedding = matrix("wte.weight", [vocab, hidden])
         let positionEmbedding = t("wpe.weight", [config.maxPositionEmbeddings, hidden])
@@ -90,7 +110,7 @@ public final class GPTNeoModel: Sendable {
         // transformers ties lm_head to wte whenever tie_word_embeddings is set, whatever the file holds.
         var lmHead = tokenEmbedding
         if !config.tieWordEmbeddings, checkpoint.contains("lm_head.weight") {
-            lmHead = WeightMatrix(reader.tensor("lm_head.weight", shape: [vocab, hidden]), threads: threads)
+            lmHead = WeightMatrix(reader.tensor("lm_head.weight", shape: [vocab, hidden]), format: format, threads: threads)
         }
         try reader.finish()
         return ModelWeights(tokenEmbedding: tokenEmbedding, positionEmbedding: positionEmbedding, blocks: blocks,

@@ -6,8 +6,8 @@ import Foundation
 // Layout: W (N, K) is repacked once at load into ⌈N/16⌉ panels of 16 output columns, each panel
 // k-major — panel p holds W[16p + j, k] at p·16K + 16k + j (columns past N are zero). The matmul
 // kernel then reads one 64-byte line per k per panel, in address order, and broadcasts activations
-// against it (see MatMul.swift). A compact storage type (16-bit, int8) is another `Storage` case with
-// the same panel layout and its own panel-row load in the kernel.
+// against it (see MatMul.swift). The 16-bit and int8 formats (WeightStorage.swift) keep the same
+// layout with narrower elements: a panel row is then 32 or 16 bytes.
 
 /// Output columns per panel: two AVX2 registers of 8 floats.
 let panelWidth = 16
@@ -21,59 +21,119 @@ public final class WeightMatrix: @unchecked Sendable {
     /// ⌈outputs / 16⌉.
     let panelCount: Int
 
+    /// The format the weights are stored in.
+    public let format: WeightFormat
+
     enum Storage {
-        /// panelCount × (K, 16) floats, 64-byte aligned.
+        /// panelCount × (K, 16) elements each, 64-byte aligned.
         case float32Panels(UnsafeMutablePointer<Float>)
+        case float16Panels(UnsafeMutablePointer<UInt16>)
+        case bfloat16Panels(UnsafeMutablePointer<UInt16>)
+        /// Integers q and one scale per output (panelCount × 16 floats, 0 past N): W[n, k] ≈ q · scale[n].
+        case int8Panels(UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>)
     }
     let storage: Storage
+    private let allocation: UnsafeMutableRawPointer
 
-    /// Repacks a checkpoint tensor of shape (N, K), splitting the work over `threads`. An empty tensor
-    /// (the reader's placeholder for a missing one, before `finish()` reports it) gives an empty matrix.
-    public init(_ tensor: FloatTensor, threads: Int) {
+    /// Repacks a checkpoint tensor of shape (N, K) into `format`, splitting the work over `threads`. An
+    /// empty tensor (the reader's placeholder for a missing one, before `finish()` reports it) gives an
+    /// empty matrix.
+    public init(_ tensor: FloatTensor, format: WeightFormat = .float32, threads: Int) {
         precondition(tensor.shape.count == 2 || tensor.count == 0, "a weight matrix needs a 2-D tensor, got shape \(tensor.shape)")
         let (N, K) = tensor.shape.count == 2 ? (tensor.shape[0], tensor.shape[1]) : (0, 0)
         outputs = N
         inputs = K
+        self.format = format
         panelCount = (N + panelWidth - 1) / panelWidth
-        let panelFloats = K * panelWidth
-        let bytes = max(1, panelCount * panelFloats) * MemoryLayout<Float>.size
-        let panels = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64).bindMemory(to: Float.self, capacity: bytes / 4)
-        storage = .float32Panels(panels)
+        let elements = panelCount * K * panelWidth
+        let scaleBytes = format == .int8 ? panelCount * panelWidth * MemoryLayout<Float>.size : 0
+        // The scales follow the panels, at a 64-byte boundary.
+        let panelBytes = (elements * format.elementBytes + 63) / 64 * 64
+        allocation = UnsafeMutableRawPointer.allocate(byteCount: max(64, panelBytes + scaleBytes), alignment: 64)
         let source = tensor.pointer
-        let parts = panelCount * panelFloats < (1 << 18) ? 1 : max(1, min(threads, panelCount))
-        let count = panelCount
-        parallelFor(parts, threads: threads) { part in
-            for panel in (count * part / parts)..<(count * (part + 1) / parts) {
-                let out = panels + panel * panelFloats
-                let columns = min(panelWidth, N - panel * panelWidth)
-                let first = source + panel * panelWidth * K
-                // Written in address order, reading the panel's rows side by side.
-                for k in 0..<K {
-                    for j in 0..<panelWidth { out[k * panelWidth + j] = j < columns ? first[j * K + k] : 0 }
-                }
+        switch format {
+        case .float32:
+            let panels = allocation.bindMemory(to: Float.self, capacity: elements)
+            repack(source, N: N, K: K, into: panels, threads: threads) { value, _ in value }
+            storage = .float32Panels(panels)
+        case .float16:
+            let panels = allocation.bindMemory(to: UInt16.self, capacity: elements)
+            repack(source, N: N, K: K, into: panels, threads: threads) { value, _ in float16Bits(value) }
+            storage = .float16Panels(panels)
+        case .bfloat16:
+            let panels = allocation.bindMemory(to: UInt16.self, capacity: elements)
+            repack(source, N: N, K: K, into: panels, threads: threads) { value, _ in bfloat16Bits(value) }
+            storage = .bfloat16Panels(panels)
+        case .int8:
+            let scales = (allocation + panelBytes).bindMemory(to: Float.self, capacity: panelCount * panelWidth)
+            scales.initialize(repeating: 0, count: panelCount * panelWidth)
+            let parts = N * K < (1 << 18) ? 1 : max(1, threads)
+            parallelFor(parts, threads: threads) { part in
+                for n in (N * part / parts)..<(N * (part + 1) / parts) { scales[n] = int8Scale(source + n * K, count: K) }
             }
+            let panels = allocation.bindMemory(to: Int8.self, capacity: elements)
+            repack(source, N: N, K: K, into: panels, threads: threads) { value, n in int8Quantized(value, scale: scales[n]) }
+            storage = .int8Panels(panels, scales: scales)
         }
         releaseFilePages(tensor.buffer)
     }
 
-    deinit {
-        switch storage {
-        case .float32Panels(let panels): UnsafeMutableRawPointer(panels).deallocate()
-        }
+    deinit { allocation.deallocate() }
+
+    /// Row n of W (an embedding lookup), as the kernel computes with it: out[k] = W[n, k] for k in 0..<K
+    /// (for int8, q · scale).
+    func copyRow(_ n: Int, into out: UnsafeMutablePointer<Float>) {
+        let scale = storedRow(n, into: out)
+        if format == .int8 { for k in 0..<inputs { out[k] *= scale } }
     }
 
-    /// Row n of W (an embedding lookup): out[k] = W[n, k] for k in 0..<K.
-    func copyRow(_ n: Int, into out: UnsafeMutablePointer<Float>) {
+    /// Row n of W as stored, widened to floats (for int8 the integers q), and the row's int8 scale (1 in
+    /// other formats).
+    func storedRow(_ n: Int, into out: UnsafeMutablePointer<Float>) -> Float {
         precondition(n >= 0 && n < outputs, "row \(n) outside a matrix of \(outputs) rows")
+        let first = (n / panelWidth) * inputs * panelWidth + n % panelWidth
         switch storage {
         case .float32Panels(let panels):
-            let column = panels + (n / panelWidth) * inputs * panelWidth + n % panelWidth
-            for k in 0..<inputs { out[k] = column[k * panelWidth] }
+            for k in 0..<inputs { out[k] = panels[first + k * panelWidth] }
+        case .float16Panels(let panels):
+            for k in 0..<inputs { out[k] = Float(Float16(bitPattern: panels[first + k * panelWidth])) }
+        case .bfloat16Panels(let panels):
+            for k in 0..<inputs { out[k] = Float(bitPattern: UInt32(panels[first + k * panelWidth]) << 16) }
+        case .int8Panels(let panels, let scales):
+            for k in 0..<inputs { out[k] = Float(panels[first + k * panelWidth]) }
+            return scales[n]
         }
+        return 1
     }
 
-    /// Bytes of the stored weights.
-    public var byteSize: Int { panelCount * inputs * panelWidth * MemoryLayout<Float>.size }
+    /// Bytes of the stored weights (and int8 scales).
+    public var byteSize: Int {
+        panelCount * inputs * panelWidth * format.elementBytes + (format == .int8 ? panelCount * panelWidth * MemoryLayout<Float>.size : 0)
+    }
+}
+
+/// Writes W (N, K) as k-major panels of 16 columns (zero past N), each element through `convert`
+/// (value, output row n), panels split over `threads`. Each panel is written in address order, reading
+/// its 16 rows side by side.
+@inline(__always)
+private func repack<Stored>(_ source: UnsafePointer<Float>, N: Int, K: Int, into panels: UnsafeMutablePointer<Stored>, threads: Int,
+                            _ convert: (Float, Int) -> Stored) {
+    let panelCount = (N + panelWidth - 1) / panelWidth
+    let panelElements = K * panelWidth
+    let zero = convert(0, 0)
+    let parts = panelCount * panelElements < (1 << 18) ? 1 : max(1, min(threads, panelCount))
+    parallelFor(parts, threads: threads) { part in
+        for panel in (panelCount * part / parts)..<(panelCount * (part + 1) / parts) {
+            let out = panels + panel * panelElements
+            let columns = min(panelWidth, N - panel * panelWidth)
+            let first = source + panel * panelWidth * K
+            for k in 0..<K {
+                for j in 0..<panelWidth {
+                    (out + k * panelWidth + j).initialize(to: j < columns ? convert(first[j * K + k], panel * panelWidth + j) : zero)
+                }
+            }
+        }
+    }
 }
 
 // MARK: - Resident memory

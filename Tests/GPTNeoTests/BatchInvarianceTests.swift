@@ -2,9 +2,10 @@ import Foundation
 import XCTest
 @testable import GPTNeo
 
-/// An item's outputs are bitwise the same whatever other items share the forward call.
-final class BatchInvarianceTests: XCTestCase {
-    let model = Shared.model
+/// An item's outputs are bitwise the same whatever other items share the forward call. Subclasses run
+/// every case with the weights in another storage format (CompactWeightTests.swift).
+class BatchInvarianceTests: XCTestCase {
+    var model: GPTNeoModel { Shared.model }
     var tokens: [Int] { Shared.expected.cases.last!.tokens }
 
     /// Runs `probe` chunk by chunk (`chunks` sizes), alone or with `companions` (lengths of other items

@@ -44,6 +44,7 @@ struct ExpectedValues: Decodable {
 
 /// Loaded once for the whole test run.
 enum Shared {
+    /// The file is F16, kept so in memory (`auto`), as the server serves it by default.
     static let model: GPTNeoModel = try! GPTNeoModel.load(directory: tinyCheckpoint)
     static let expected: ExpectedValues = {
         let data = try! Data(contentsOf: fixturesDirectory.appendingPathComponent("engine/expected.json"))

@@ -165,3 +165,17 @@ extension EndToEndTests {
         }
     }
 }
+
+extension EndToEndTests {
+    /// /v1/models and /metrics report how the weights are kept and their bytes: the bundled model's file
+    /// is F16, which `auto` keeps.
+    func testModelsAndMetricsReportTheWeightFormat() async throws {
+        let running = try await startServer()
+        let model = try JSONParser.parse(try await running.client.send("GET", "/v1/models").body)["data"]?[0]
+        XCTAssertEqual(model?["weight_format"]?.stringValue, "float16")
+        let bytes = try XCTUnwrap(model?["weight_bytes"]?.intValue)
+        XCTAssertGreaterThan(bytes, 0)
+        let metrics = try await running.client.send("GET", "/metrics").text
+        XCTAssertTrue(metrics.contains("gptneo_model_weight_bytes{format=\"float16\"} \(bytes)\n"), metrics)
+    }
+}

@@ -16,7 +16,8 @@ struct RunningServer {
     /// Starts a server shut down when `test` ends.
     static func start(for test: XCTestCase, apiKeys: [String] = [], maxBodyBytes: Int = 1 << 20, taskLimits: TaskLimits = .init(),
                       configure: (inout APIConfiguration) -> Void = { _ in }) async throws -> RunningServer {
-        let directory = root.appendingPathComponent(DefaultModel.relativePath)
+        // The checkpoint the expected values were computed from.
+        let directory = root.appendingPathComponent("Tests/Fixtures/tiny-gpt-neo")
         var api = APIConfiguration()
         api.apiKeys = apiKeys
         configure(&api)

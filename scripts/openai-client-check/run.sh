@@ -13,32 +13,18 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 server_binary=${1:?usage: run.sh PATH-TO-gptneo-server}
 python=.venv/bin/python
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill -KILL "$server_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source scripts/lib/test-server.sh
 
-port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 base="http://127.0.0.1:$port"
-curl_tls=()
 key="client-check-key"
 
 # Starts the server in the background (extra arguments are passed on) and waits until it is ready.
-start_server() {
+start_checked_server() {
     echo "== starting $server_binary on port $port $*"
-    GPTNEO_API_KEYS="$key" "$server_binary" --port "$port" --heads Tests/Fixtures/heads/heads.json --log-level warning "$@" >"$work/server.log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 1 600); do
-        if curl -fs "${curl_tls[@]}" "$base/readyz" >/dev/null 2>&1; then break; fi
-        if ! kill -0 "$server_pid" 2>/dev/null; then echo "server exited during startup:"; cat "$work/server.log"; exit 1; fi
-        sleep 0.1
-    done
-    curl -fs "${curl_tls[@]}" "$base/readyz" >/dev/null || { echo "server not ready after 60 s"; cat "$work/server.log"; exit 1; }
+    GPTNEO_API_KEYS="$key" start_server "$server_binary" "$base" --port "$port" --heads Tests/Fixtures/heads/heads.json --log-level warning "$@"
 }
-start_server
+start_checked_server
 
 # Waits for the server to exit and sets server_code.
 wait_server() {
@@ -78,7 +64,7 @@ PY
 expect_startup_failure "refused: the pickle calls os.system" --model "$work/malicious" --port 0
 [ ! -e "$work/pwned" ] || { echo "the malicious pickle's payload ran"; exit 1; }
 expect_startup_failure "hf download owner/absent" --model owner/absent --port 0
-expect_startup_failure "invalid port" --port 99999
+expect_startup_failure "invalid server.port" --port 99999
 expect_startup_failure "cannot read the TLS certificate file" --port 0 --tls-cert "$work/none.crt" --tls-key "$work/none.key"
 "$server_binary" --help >/dev/null
 
@@ -91,7 +77,7 @@ for name in config.json model.safetensors vocab.json merges.txt generation_confi
     ln -s "../../blobs/$name.blob" "$hub/snapshots/$commit/$name"
 done
 printf %s "$commit" >"$hub/refs/main"
-cache_port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cache_port=$(free_port)
 HF_HOME="$work/hf-home" "$server_binary" --model owner/tiny --port "$cache_port" --log-level warning >"$work/cache.log" 2>&1 &
 cache_pid=$!
 for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$cache_port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -146,7 +132,7 @@ wait_server
 echo "server answered /readyz 503 while draining, then exited 0 after SIGTERM"
 
 echo "== second SIGTERM during the drain"
-start_server --drain-delay-seconds 30
+start_checked_server --drain-delay-seconds 30
 kill -TERM "$server_pid"
 # The first signal is seen once /readyz turns 503; the second one must end the 30 s drain at once.
 for _ in $(seq 1 50); do
@@ -171,7 +157,7 @@ make_pair tls
 make_pair other
 base="https://localhost:$port"
 curl_tls=(--cacert "$work/tls.crt" --resolve "localhost:$port:127.0.0.1")
-start_server --tls-cert "$work/tls.crt" --tls-key "$work/tls.key"
+start_checked_server --tls-cert "$work/tls.crt" --tls-key "$work/tls.key"
 [ "$(curl -s "${curl_tls[@]}" -o /dev/null -w '%{http_code}' "$base/healthz")" = "200" ] || { echo "no answer over HTTPS"; exit 1; }
 if curl -s "${curl_tls[@]}" --tlsv1.0 --tls-max 1.1 -o /dev/null "$base/healthz"; then echo "TLS 1.1 was accepted"; exit 1; fi
 [ "$(curl -s "${curl_tls[@]}" --http2 -o /dev/null -w '%{http_version}' "$base/healthz")" = "2" ] || { echo "ALPN did not pick h2"; exit 1; }

@@ -51,7 +51,7 @@ public final class APIMetrics: Sendable {
     }
 
     /// The Prometheus text exposition (format 0.0.4).
-    func render(backend: BatcherStatistics?, ready: Bool) -> String {
+    func render(backend: BatcherStatistics?, model: ModelDescription? = nil, ready: Bool) -> String {
         var out = ""
         requests.render(into: &out)
         requestsByProtocol.render(into: &out)
@@ -69,6 +69,10 @@ public final class APIMetrics: Sendable {
         let usage = stats.kvCacheBudgetBytes > 0 ? Double(stats.kvCacheBytesInUse) / Double(stats.kvCacheBudgetBytes) : 0
         GaugeSample(name: "gptneo_kv_cache_usage_ratio", help: "Fraction of the KV cache budget in use (0 to 1).", value: usage).render(into: &out)
         GaugeSample(name: "gptneo_ready", help: "1 when the model is loaded, warmed up and not draining.", value: ready ? 1 : 0).render(into: &out)
+        if let format = model?.weightFormat, let bytes = model?.weightBytes {
+            GaugeSample(name: "gptneo_model_weight_bytes", help: "Bytes of the loaded weights, by the format weight matrices are kept in.",
+                        value: Double(bytes), labels: ["format": format]).render(into: &out)
+        }
         GaugeSample(name: "process_resident_memory_bytes", help: "Resident memory size in bytes.", value: Double(Self.residentMemoryBytes())).render(into: &out)
         return out
     }

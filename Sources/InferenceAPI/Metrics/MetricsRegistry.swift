@@ -81,8 +81,10 @@ final class HistogramFamily: Sendable {
 /// A gauge read at scrape time.
 struct GaugeSample {
     var name: String, help: String, value: Double
+    var labels: KeyValuePairs<String, String> = [:]
     func render(into out: inout String) {
-        out += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n\(name) \(formatSample(value))\n"
+        let labelText = renderLabels(labels.map(\.key), labels.map(\.value))
+        out += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n\(name)\(labelText) \(formatSample(value))\n"
     }
 }
 

@@ -150,7 +150,9 @@ enum OpenAPIComponents {
           "owned_by": {"type": "string"},
           "root": {"type": "string"},
           "parent": {"type": "null"},
-          "max_model_len": {"type": "integer"}
+          "max_model_len": {"type": "integer"},
+          "weight_format": {"enum": ["float32", "float16", "bfloat16", "int8"], "description": "how the weight matrices are kept in memory (--dtype, --quantization)"},
+          "weight_bytes": {"type": "integer", "description": "bytes of all weights in memory"}
         }
       },
       "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},

@@ -44,8 +44,14 @@ public struct ModelDescription: Sendable {
     public var contextLength: Int
     /// Unix time the server loaded it.
     public var created: Int
-    public init(id: String, contextLength: Int, created: Int = Int(Date().timeIntervalSince1970)) {
+    /// How the weight matrices are kept in memory (`float32`, `float16`, `bfloat16`, `int8`) and the
+    /// bytes of all weights; nil for a backend without a loaded model.
+    public var weightFormat: String?
+    public var weightBytes: Int?
+    public init(id: String, contextLength: Int, created: Int = Int(Date().timeIntervalSince1970),
+                weightFormat: String? = nil, weightBytes: Int? = nil) {
         self.id = id; self.contextLength = contextLength; self.created = created
+        self.weightFormat = weightFormat; self.weightBytes = weightBytes
     }
 }
 

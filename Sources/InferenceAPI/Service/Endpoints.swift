@@ -83,7 +83,8 @@ extension InferenceService {
                  documentation: .ready),
         Endpoint(method: "GET", pattern: "/metrics", access: .metrics,
                  answer: .service { service in
-                     let text = service.metrics.render(backend: service.servingContext?.backend.statistics, ready: service.phase == .ready)
+                     let text = service.metrics.render(backend: service.servingContext?.backend.statistics,
+                                                        model: service.servingContext?.model, ready: service.phase == .ready)
                      return HTTPResponse(status: 200, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: .bytes(Array(text.utf8)))
                  },
                  documentation: .metrics),

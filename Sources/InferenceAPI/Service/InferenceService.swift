@@ -69,10 +69,18 @@ public final class InferenceService: Sendable {
     private struct State { var phase: ServicePhase = .loading; var context: ServingContext? }
     private let state = Locked(State())
     private let router = Locked<HTTPHandler?>(nil)
+    /// The accepted keys: `configuration.apiKeys` at first, replaced when the operator rotates them.
+    private let apiKeys: Locked<[[UInt8]]>
 
     public init(configuration: APIConfiguration, metrics: APIMetrics = APIMetrics(), logger: Logger = Logger(label: "gptneo.api"),
                 work: any TaskExecutor = RequestWorkExecutor.shared) {
         self.configuration = configuration; self.metrics = metrics; self.logger = logger; self.work = work
+        self.apiKeys = Locked(configuration.apiKeys.map { Array($0.utf8) })
+    }
+
+    /// Rotation without a restart: requests after this call are checked against `keys` only.
+    public func replaceAPIKeys(_ keys: [String]) {
+        apiKeys.withLock { $0 = keys.map { Array($0.utf8) } }
     }
 
     /// Where the service is in its life (what `/readyz` reports).
@@ -148,7 +156,7 @@ public final class InferenceService: Sendable {
             case .metrics: configuration.metricsRequireKey
             }
         }
-        router.use(AuthenticationMiddleware(keys: configuration.apiKeys.map { Array($0.utf8) }, protectedPatterns: Set(protected.map(\.pattern))))
+        router.use(AuthenticationMiddleware(keys: apiKeys, protectedPatterns: Set(protected.map(\.pattern))))
         for endpoint in Self.endpoints {
             router.add(endpoint.method, endpoint.pattern, route: { [weak self] request, match in
                 guard let self else { return APIError.unavailable("The server is shutting down.").response }

@@ -53,16 +53,18 @@ struct MetricsMiddleware: HTTPMiddleware {
 /// With API keys configured, the protected routes need `Authorization: Bearer KEY`. Unmatched paths
 /// under `/v1` are protected too, so that a 404 does not tell a caller without a key which routes exist.
 struct AuthenticationMiddleware: HTTPMiddleware {
-    let keys: [[UInt8]]
+    /// Shared with the service, which replaces them when keys are rotated.
+    let keys: Locked<[[UInt8]]>
     let protectedPatterns: Set<String>
 
     func handle(_ request: HTTPRequest, match: RouteMatch, next: RouteHandler) async -> HTTPResponse {
         let protected = match.pattern.map(protectedPatterns.contains) ?? (request.path == "/v1" || request.path.hasPrefix("/v1/"))
-        guard !protected || keys.isEmpty || authorized(request) else { return APIError.unauthorized.response }
+        let keys = self.keys.withLock { $0 }
+        guard !protected || keys.isEmpty || authorized(request, keys: keys) else { return APIError.unauthorized.response }
         return await next(request, match)
     }
 
-    private func authorized(_ request: HTTPRequest) -> Bool {
+    private func authorized(_ request: HTTPRequest, keys: [[UInt8]]) -> Bool {
         guard let header = request.headers["Authorization"] else { return false }
         let parts = header.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { return false }

@@ -16,11 +16,12 @@ extension ServingContext {
     /// `modelName`, or the directory's name as vLLM reports a local path's last component.
     public static func load(directory: URL, modelName: String? = nil,
                             batcher configuration: BatcherConfiguration = BatcherConfiguration(),
+                            weights: WeightSettings = WeightSettings(),
                             tasks: TaskOptions = TaskOptions()) throws(ModelLoadingError) -> ServingContext {
         let model: GPTNeoModel
         let tokenizer: GPT2Tokenizer
         do {
-            model = try GPTNeoModel.load(directory: directory, threads: configuration.threads)
+            model = try GPTNeoModel.load(directory: directory, threads: configuration.threads, settings: weights)
             tokenizer = try GPT2Tokenizer.load(directory: directory)
         } catch {
             throw ModelLoadingError(directory: directory.path, reason: "\(error)")
@@ -30,7 +31,8 @@ extension ServingContext {
         }
         let batcher = Batcher(model: model, tokenizer: tokenizer, configuration: configuration)
         let description = ModelDescription(id: modelName ?? directory.standardizedFileURL.lastPathComponent,
-                                           contextLength: model.config.maxPositionEmbeddings)
+                                           contextLength: model.config.maxPositionEmbeddings,
+                                           weightFormat: model.weightFormat.rawValue, weightBytes: model.weightBytes)
         let taskContext: TaskServingContext
         do {
             taskContext = try TaskServingContext.load(directory: directory, model: model, tokenizer: tokenizer, batcher: batcher,

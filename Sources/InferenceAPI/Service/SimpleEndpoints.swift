@@ -15,6 +15,8 @@ enum ModelEndpoints {
             "max_model_len": .int(model.contextLength),
         ]
         if let tasks { object["tasks"] = .array(tasks.map { .string($0) }) }
+        if let format = model.weightFormat { object["weight_format"] = .string(format) }
+        if let bytes = model.weightBytes { object["weight_bytes"] = .int(bytes) }
         return .object(object)
     }
 }

@@ -5,11 +5,11 @@ import Foundation
 /// Finds the model served when no `--model` is given. For now that is the tiny test checkpoint
 /// committed at `Tests/Fixtures/tiny-gpt-neo`, looked up relative to (in order) the source checkout
 /// the executable was built from, the working directory, and the executable's own location.
-public enum DefaultModel {
-    public static let relativePath = "Tests/Fixtures/tiny-gpt-neo"
+enum DefaultModel {
+    static let relativePath = "Tests/Fixtures/tiny-gpt-neo"
 
     /// The first candidate holding a `config.json`, or nil.
-    public static func locate(sourceFile: String, workingDirectory: String = FileManager.default.currentDirectoryPath,
+    static func locate(sourceFile: String, workingDirectory: String = FileManager.default.currentDirectoryPath,
                               executable: URL? = Bundle.main.executableURL) -> URL? {
         candidates(sourceFile: sourceFile, workingDirectory: workingDirectory, executable: executable).first {
             FileManager.default.fileExists(atPath: $0.appendingPathComponent("config.json").path)
