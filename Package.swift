@@ -51,6 +51,12 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+
+        .systemLibrary(
+            name: "CNGHTTP2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
         // MARK: C header: the prefetch instruction for the matmul kernel
         .systemLibrary(name: "CPrefetch"),
         // MARK: C header: 16-bit and int8 weights widened to floats in the matmul kernel
@@ -71,10 +77,10 @@ let package = Package(
             swiftSettings: hotLoopSettings
         ),
 
-        // MARK: HTTP/1.1 server over TCP or TLS (no model dependency)
+        // MARK: HTTP/1.1 and HTTP/2 server over TCP or TLS (no model dependency)
         .target(
             name: "HTTPServer",
-            dependencies: ["COpenSSL", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["COpenSSL", "CNGHTTP2", .product(name: "Logging", package: "swift-log")]
         ),
 
         // MARK: Serving: continuous batching, sampling, generation
@@ -133,6 +139,13 @@ let package = Package(
         // MARK: Fuzzing: `swift build --sanitize fuzzer --sanitize address --product HTTPParserFuzzer` (see Fuzz/README.md)
         .executableTarget(
             name: "HTTPParserFuzzer",
+            dependencies: ["HTTPServer"],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+
+        // MARK: Fuzzing: `swift build -c release --sanitize fuzzer --sanitize address --product HTTP2Fuzzer` (see Fuzz/README.md)
+        .executableTarget(
+            name: "HTTP2Fuzzer",
             dependencies: ["HTTPServer"],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),

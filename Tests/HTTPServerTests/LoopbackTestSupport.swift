@@ -209,7 +209,7 @@ final class TestClient {
         }
     }
 
-    private func readExactly(_ count: Int, timeout: TimeInterval) throws -> [UInt8] {
+    func readExactly(_ count: Int, timeout: TimeInterval) throws -> [UInt8] {
         while buffer.count < count {
             guard try fill(timeout: timeout) else { throw TestClientError.closed }
         }

@@ -27,9 +27,13 @@ final class TLSTests: XCTestCase {
             XCTAssertEqual(result.output, "GET /plain 0")
             result = try curl(port, "/post", ca: pair.certificate, ["--http1.1", "-d", "12345"])
             XCTAssertEqual(result.output, "POST /post 5", result.errors)
-            // curl offers h2 and http/1.1 through ALPN; the server picks what it serves.
-            result = try curl(port, "/alpn", ca: pair.certificate, ["--http2", "-o", "/dev/null", "-w", "%{http_version} %{response_code}"])
-            XCTAssertEqual(result.output, "1.1 200", result.errors)
+            // curl offers h2 and http/1.1 through ALPN; the server prefers h2, and serves http/1.1 to a client offering only that.
+            result = try curl(port, "/alpn", ca: pair.certificate, ["--http2", "-w", " %{http_version} %{response_code}"])
+            XCTAssertEqual(result.output, "GET /alpn 0 2 200", result.errors)
+            result = try curl(port, "/h2-post", ca: pair.certificate, ["--http2", "-d", String(repeating: "y", count: 70_000), "-w", " %{http_version}"])
+            XCTAssertEqual(result.output, "POST /h2-post 70000 2", result.errors)
+            result = try curl(port, "/alpn", ca: pair.certificate, ["--http1.1", "-w", " %{http_version}"])
+            XCTAssertEqual(result.output, "GET /alpn 0 1.1", result.errors)
         }
     }
 

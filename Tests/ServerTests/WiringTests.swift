@@ -18,7 +18,7 @@ final class WiringTests: XCTestCase {
         let server = InferenceServer(options: options, modelDirectory: URL(fileURLWithPath: "/m"), apiKeys: [], logger: Logger(label: "test"))
         let http = InferenceServer.httpConfiguration(options)
         let api = server.service.configuration
-        return "\(http.host) \(http.port) \(String(describing: http.tls)) \(http.maxConnections) \(http.maxConnectionsPerClient) "
+        return "\(http.host) \(http.port) \(String(describing: http.tls)) \(http.maxConnections) \(http.maxConnectionsPerClient) \(http.maxConcurrentStreams) "
             + "\(http.maxBodyBytes) \(http.maxHeaderBytes) \(http.firstByteTimeout) \(http.headTimeout) \(http.bodyTimeout) "
             + "\(http.idleTimeout) \(http.writeTimeout) \(http.minSendBytes) \(http.shutdownGracePeriod) \(http.accessLogLevel) | "
             + "\(server.batcherConfiguration) \(server.weightSettings) | \(api.metricsRequireKey) \(api.limits.generation.maxChoices) \(api.limits.maxTotalChoices) "

@@ -94,7 +94,12 @@ echo "== promtool check metrics"
 # An answer the HTTP layer gives on its own (417 for an unknown expectation) is counted too.
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Expect: the-unexpected' "$base/healthz")" = "417" ] \
     || { echo "Expect: the-unexpected was not answered 417"; exit 1; }
+# The same port speaks HTTP/2 to a client that starts with the connection preface.
+[ "$(curl -s --http2-prior-knowledge -o /dev/null -w '%{http_version} %{http_code}' "$base/healthz")" = "2 200" ] \
+    || { echo "no HTTP/2 answer by prior knowledge (h2c)"; exit 1; }
 curl -fs "$base/metrics" >"$work/metrics.txt"
+grep -q 'gptneo_http_requests_by_protocol_total{protocol="HTTP/2"}' "$work/metrics.txt" \
+    || { echo "no HTTP/2 requests counted in /metrics"; exit 1; }
 grep -q 'gptneo_http_requests_total{endpoint="/v1/completions",method="POST",status="200"}' "$work/metrics.txt" \
     || { echo "no completion requests counted in /metrics"; exit 1; }
 grep -q 'gptneo_http_requests_total{endpoint="/healthz",method="GET",status="417"}' "$work/metrics.txt" \
@@ -156,6 +161,8 @@ curl_tls=(--cacert "$work/tls.crt" --resolve "localhost:$port:127.0.0.1")
 start_checked_server --tls-cert "$work/tls.crt" --tls-key "$work/tls.key"
 [ "$(curl -s "${curl_tls[@]}" -o /dev/null -w '%{http_code}' "$base/healthz")" = "200" ] || { echo "no answer over HTTPS"; exit 1; }
 if curl -s "${curl_tls[@]}" --tlsv1.0 --tls-max 1.1 -o /dev/null "$base/healthz"; then echo "TLS 1.1 was accepted"; exit 1; fi
+[ "$(curl -s "${curl_tls[@]}" --http2 -o /dev/null -w '%{http_version}' "$base/healthz")" = "2" ] || { echo "ALPN did not pick h2"; exit 1; }
+[ "$(curl -s "${curl_tls[@]}" --http1.1 -o /dev/null -w '%{http_version}' "$base/healthz")" = "1.1" ] || { echo "no HTTP/1.1 over HTTPS"; exit 1; }
 cp "$work/other.key" "$work/tls.key"
 kill -HUP "$server_pid"
 for _ in $(seq 1 50); do grep -q "keeping the current TLS certificate" "$work/server.log" && break; sleep 0.1; done
@@ -164,5 +171,5 @@ grep -q "keeping the current TLS certificate" "$work/server.log" || { echo "a ba
 kill -TERM "$server_pid"
 wait_server
 [ "$server_code" -eq 0 ] || { echo "HTTPS server exited $server_code after SIGTERM"; cat "$work/server.log"; exit 1; }
-echo "HTTPS served; TLS 1.1 refused; a mismatched key on SIGHUP logged and the current pair kept"
+echo "HTTPS served (ALPN h2 and http/1.1); TLS 1.1 refused; a mismatched key on SIGHUP logged and the current pair kept"
 echo "end-to-end checks: ok"

@@ -2,7 +2,7 @@ import HTTPServer
 import Logging
 
 // MARK: - Trivial-endpoint server for the wrk benchmark
-// `GET /` answers a 13-byte text body, like the Hummingbird yardstick in `hummingbird-bench/`.
+// `GET /` (and `/healthz`, for the h2load comparison) answers a 13-byte text body, like the Hummingbird yardstick in `hummingbird-bench/`.
 // Usage: HTTPBenchServer [port] [--access-log] [--tls-cert FILE --tls-key FILE]
 // (default port 8080; access log off; plain HTTP unless both TLS files are given)
 
@@ -21,8 +21,10 @@ logger.logLevel = arguments.contains("--access-log") ? .info : .warning
 
 let hello = Array("Hello, world!".utf8)
 var router = HTTPRouter()
-router.add("GET", "/") { _ in
-    HTTPResponse(status: 200, headers: ["Content-Type": "text/plain; charset=utf-8"], body: .bytes(hello))
+for path in ["/", "/healthz"] {
+    router.add("GET", path) { _ in
+        HTTPResponse(status: 200, headers: ["Content-Type": "text/plain; charset=utf-8"], body: .bytes(hello))
+    }
 }
 let server = HTTPServer(configuration: configuration, logger: logger, handler: router.handler())
 let port = try server.start()

@@ -15,13 +15,20 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     /// `X-Request-Id` from the client, or one the server generated.
     public var requestID: String
+    /// The protocol the request came over: `HTTP/1.0`, `HTTP/1.1` or `HTTP/2` (for metrics and logs;
+    /// handlers behave the same whatever it is).
+    public var protocolVersion: String
 
-    public init(method: String, target: String, headers: HTTPHeaders, body: [UInt8], requestID: String) {
+    public init(
+        method: String, target: String, headers: HTTPHeaders, body: [UInt8], requestID: String,
+        protocolVersion: String = "HTTP/1.1"
+    ) {
         self.method = method
         self.target = target
         self.headers = headers
         self.body = body
         self.requestID = requestID
+        self.protocolVersion = protocolVersion
         if let question = target.firstIndex(of: "?") {
             path = String(target[..<question])
             query = String(target[target.index(after: question)...])

@@ -105,21 +105,13 @@ extension HTTPConnection {
 
     // MARK: Request ids and access log
 
-    func nextRequestID() -> String {
-        requestCounter += 1
-        return hex16(requestIDBase) + hex16(requestCounter &+ UInt64(id) << 40)
-    }
+    func nextRequestID() -> String { requestIDs.next(connection: id) }
 
     func logAccess(_ flight: InFlight, status: Int, note: String? = nil) {
-        let level = configuration.accessLogLevel
-        guard logger.logLevel <= level else { return }
-        let milliseconds = Double(monotonicNow() &- flight.start) / 1e6
-        var metadata: Logger.Metadata = [
-            "method": "\(flight.method)", "path": "\(flight.path)", "status": "\(status)",
-            "bytes": "\(flight.bodyBytes)", "duration_ms": "\(Double(Int(milliseconds * 1000)) / 1000)",
-            "request_id": "\(flight.requestID)",
-        ]
-        if let note { metadata["note"] = "\(note)" }
-        logger.log(level: level, "\(flight.method) \(flight.path) \(status)", metadata: metadata)
+        let record = AccessRecord(
+            method: flight.method, path: flight.path, protocolVersion: flight.version == .http10 ? "HTTP/1.0" : "HTTP/1.1",
+            requestID: flight.requestID, start: flight.start, bodyBytes: flight.bodyBytes
+        )
+        writeAccessLog(record, status: status, note: note, logger: logger, level: configuration.accessLogLevel)
     }
 }

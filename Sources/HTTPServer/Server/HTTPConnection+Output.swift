@@ -61,28 +61,22 @@ extension HTTPConnection {
     func flush() {
         assertOnQueue()
         guard case .open = lifecycle else { return }
-        while outboundOffset < outbound.count {
-            let result = outbound.withUnsafeBytes { bytes in
-                transport.write(UnsafeRawBufferPointer(rebasing: bytes[outboundOffset...]))
+        switch transport.writeAll(outbound, from: &outboundOffset) {
+        case nil:
+            break
+        case .wouldBlock(let interest):
+            if sendWindowStart == nil { (sendWindowStart, deliveredAtWindowStart) = (monotonicNow(), transport.bytesDelivered) }
+            compactOutbound()
+            if interest == .read {
+                writeWaitsForReadable = true
+                updateReadInterest()
+            } else {
+                setWriting(true)
             }
-            switch result {
-            case .done(let written):
-                outboundOffset += written
-                continue
-            case .wouldBlock(let interest):
-                if sendWindowStart == nil { (sendWindowStart, deliveredAtWindowStart) = (monotonicNow(), transport.bytesDelivered) }
-                compactOutbound()
-                if interest == .read {
-                    writeWaitsForReadable = true
-                    updateReadInterest()
-                } else {
-                    setWriting(true)
-                }
-                if pendingBytes <= configuration.maxPendingStreamBytes / 2 { resumeDrainWaiter() }
-                return
-            case .closed, .failed:
-                return peerClosed()
-            }
+            if pendingBytes <= configuration.maxPendingStreamBytes / 2 { resumeDrainWaiter() }
+            return
+        case .failed:
+            return peerClosed()
         }
         outbound.removeAll(keepingCapacity: outbound.capacity <= 256 * 1024)
         outboundOffset = 0
@@ -154,21 +148,17 @@ extension HTTPConnection {
         drainWaiter?.resume(throwing: HTTPServerError.clientDisconnected)
         drainWaiter = nil
         queued.removeAll()
-        // Cancel first, then resume: a suspended source only delivers its cancel handler once resumed.
-        readSource?.cancel()
-        writeSource?.cancel()
-        setReading(true)
-        setWriting(true)
+        socketEvents.cancel()
         core.connectionClosed(id)
     }
 
-    func sourceCancelled() {
-        cancelledSources += 1
-        guard cancelledSources == 2 else { return }
-        transport.close(reset: resetOnClose)
-        // The sources' handlers hold the connection: dropping the sources breaks that cycle.
-        readSource = nil
-        writeSource = nil
+    /// The sources are gone: the socket closes, or passes to HTTP/2.
+    func socketReleased() {
+        if let http2Input {
+            completeHandOver(http2Input)
+        } else {
+            transport.close(reset: resetOnClose)
+        }
     }
 }
 

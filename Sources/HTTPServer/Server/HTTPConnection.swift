@@ -64,11 +64,7 @@ final class HTTPConnection: ServerConnection, @unchecked Sendable {
     var servedRequests = 0
 
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
-    var readSource: DispatchSourceRead?
-    var writeSource: DispatchSourceWrite?
-    var readSuspended = false
-    var writeSuspended = false
-    var cancelledSources = 0
+    let socketEvents = SocketEvents()
     var resetOnClose = false
     /// A TLS read that must first write (or a write that must first read) waits for that readiness.
     var readWaitsForWritable = false
@@ -91,8 +87,12 @@ final class HTTPConnection: ServerConnection, @unchecked Sendable {
     var lastReadAt: UInt64
 
     var dateCache = DateCache()
-    let requestIDBase = UInt64.random(in: 0...UInt64.max)
-    var requestCounter: UInt64 = 0
+    /// The first bytes, kept while they might still be the HTTP/2 preface.
+    var prefaceProbe: [UInt8] = []
+    var protocolDecided = false
+    /// Set when the connection is handed to HTTP/2 with these bytes.
+    var http2Input: [UInt8]?
+    var requestIDs = RequestIDGenerator()
 
     /// Requests parsed ahead of the one being answered before reading pauses.
     static let maxQueuedRequests = 4
@@ -124,44 +124,27 @@ final class HTTPConnection: ServerConnection, @unchecked Sendable {
 
     func start() {
         queue.async { [self] in
-            let read = DispatchSource.makeReadSource(fileDescriptor: transport.fd, queue: queue)
-            read.setEventHandler { [self] in readable() }
-            read.setCancelHandler { [self] in sourceCancelled() }
-            let write = DispatchSource.makeWriteSource(fileDescriptor: transport.fd, queue: queue)
-            write.setEventHandler { [self] in writable() }
-            write.setCancelHandler { [self] in sourceCancelled() }
-            readSource = read
-            writeSource = write
-            read.activate()
-            // Activated then suspended at once: we are on `queue`, so no event runs in between.
-            write.activate()
-            write.suspend()
-            writeSuspended = true
+            socketEvents.install(fd: transport.fd, queue: queue, readable: { [self] in readable() },
+                           writable: { [self] in writable() }, released: { [self] in socketReleased() })
         }
     }
 
     func setReading(_ on: Bool) {
-        guard let readSource, on == readSuspended else { return }
-        if on { readSource.resume() } else { readSource.suspend() }
-        readSuspended = !on
+        guard socketEvents.setReading(on) else { return }
         readBufferedInputSoon()
     }
 
     /// Input the transport holds (decrypted TLS records) raises no read event: read it from the queue.
     func readBufferedInputSoon() {
-        guard !readSuspended, transport.hasBufferedInput else { return }
+        guard !socketEvents.isReadSuspended, transport.hasBufferedInput else { return }
         queue.async { [self] in
             if case .closed = lifecycle { return }
-            guard !readSuspended else { return }
+            guard !socketEvents.isReadSuspended else { return }
             readable()
         }
     }
 
-    func setWriting(_ on: Bool) {
-        guard let writeSource, on == writeSuspended else { return }
-        if on { writeSource.resume() } else { writeSource.suspend() }
-        writeSuspended = !on
-    }
+    func setWriting(_ on: Bool) { socketEvents.setWriting(on) }
 
     /// Whether reading should run: not while enough requests wait (pipelining is bounded), nor
     /// once the parser has stopped, unless a write waits for it; always while lingering.
@@ -205,7 +188,17 @@ final class HTTPConnection: ServerConnection, @unchecked Sendable {
         lastReadAt = now
         let wasIdle = parser.phase == .idle
         events.removeAll(keepingCapacity: true)
-        parser.feed(UnsafeRawBufferPointer(start: readBuffer.baseAddress, count: count), into: &events)
+        let input = UnsafeRawBufferPointer(start: readBuffer.baseAddress, count: count)
+        if !protocolDecided && servedRequests == 0 && wasIdle && current == nil && queued.isEmpty {
+            switch decideProtocol(input) {
+            case .http2(let bytes): return handOverToHTTP2(bytes)
+            case .undecided: return
+            case .http1(let bytes?): bytes.withUnsafeBytes { parser.feed($0, into: &events) }
+            case .http1(nil): parser.feed(input, into: &events)
+            }
+        } else {
+            parser.feed(input, into: &events)
+        }
         // The head clock starts with the request's first byte (before it, the first-byte or idle
         // timeout runs).
         if wasIdle && current == nil { headStartedAt = now }
@@ -243,7 +236,8 @@ final class HTTPConnection: ServerConnection, @unchecked Sendable {
             sendErrorResponse(status: status, message: message, request: request)
         case .request(let head, let body):
             let requestID = head.headers["X-Request-Id"].flatMap(acceptableRequestID) ?? nextRequestID()
-            let request = HTTPRequest(method: head.method, target: head.target, headers: head.headers, body: body, requestID: requestID)
+            let request = HTTPRequest(method: head.method, target: head.target, headers: head.headers, body: body, requestID: requestID,
+                                      protocolVersion: head.version == .http10 ? "HTTP/1.0" : "HTTP/1.1")
             var flight = InFlight(
                 method: head.method, path: request.path, version: head.version, requestID: requestID,
                 start: monotonicNow(), keepAlive: head.keepAlive && !shuttingDown

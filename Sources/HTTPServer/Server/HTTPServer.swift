@@ -275,6 +275,21 @@ final class ServerCore: @unchecked Sendable {
         lock.withLock { connections.values.map(\.connection) }
     }
 
+    /// A connection became another protocol's (HTTP/1.1 to HTTP/2) on the same socket and queue:
+    /// the successor takes its registration, and hears of a shutdown already under way.
+    func replaceConnection(_ id: Int, with successor: any ServerConnection) {
+        let (registered, stopping): (Bool, Bool) = lock.withLock {
+            guard connections[id] != nil else { return (false, false) }
+            connections[id] = Registration(connection: successor, client: connections[id]!.client,
+                                           idleSince: connections[id]!.idleSince, evicting: connections[id]!.evicting)
+            if case .shuttingDown = state { return (true, true) }
+            return (true, false)
+        }
+        guard registered else { return successor.queue.async { successor.close() } }
+        successor.start()
+        if stopping { successor.queue.async { successor.beginShutdown() } }
+    }
+
     func connectionClosed(_ id: Int) {
         let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
             if let entry = connections.removeValue(forKey: id) {

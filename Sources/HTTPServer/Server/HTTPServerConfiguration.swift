@@ -42,6 +42,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var maxConnectionsPerClient = 256
     /// How long in-flight requests may run after shutdown begins.
     public var shutdownGracePeriod: Duration = .seconds(30)
+    /// HTTP/2 streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+    public var maxConcurrentStreams = 100
     /// Bytes of a streamed response that may wait unsent before `HTTPBodyWriter.write` suspends.
     public var maxPendingStreamBytes = 64 * 1024
     /// The level of the one access-log line written per request.
@@ -70,6 +72,7 @@ public struct HTTPServerConfiguration: Sendable {
         try require(maxConnections > 0, "maxConnections must be positive (is \(maxConnections))")
         try require(maxConnectionsPerClient >= 0, "maxConnectionsPerClient must not be negative (is \(maxConnectionsPerClient))")
         try require(minSendBytes >= 0, "minSendBytes must not be negative (is \(minSendBytes))")
+        try require((1...Int(Int32.max)).contains(maxConcurrentStreams), "maxConcurrentStreams must be positive (is \(maxConcurrentStreams))")
         try require(maxPendingStreamBytes > 0, "maxPendingStreamBytes must be positive (is \(maxPendingStreamBytes))")
         for (name, value) in [("headTimeout", headTimeout), ("firstByteTimeout", firstByteTimeout), ("idleTimeout", idleTimeout),
                               ("bodyTimeout", bodyTimeout), ("writeTimeout", writeTimeout)] {

@@ -30,9 +30,9 @@ enum TLSPolicy {
     ].joined(separator: ":")
     static let tls13Suites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
     static let groups = "X25519:P-256:P-384"
-    /// Application protocols offered through ALPN, most preferred first. HTTP/2 joins this list
-    /// only with an HTTP/2 connection to serve it.
-    static let applicationProtocols = ["http/1.1"]
+    /// Application protocols offered through ALPN, most preferred first (as nginx and h2o: h2
+    /// when the client speaks it).
+    static let applicationProtocols = ["h2", "http/1.1"]
 }
 
 // MARK: - Context

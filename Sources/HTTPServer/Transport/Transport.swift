@@ -50,6 +50,31 @@ enum TransportInterest: Equatable {
     case read, write
 }
 
+/// Why `writeAll` stopped before the end.
+enum WriteStop: Equatable {
+    /// Retry when the socket is readable (`.read`, a TLS write that must read first) or writable.
+    case wouldBlock(TransportInterest)
+    /// The client has gone (reset, EOF, a TLS error).
+    case failed
+}
+
+extension Transport {
+    /// Writes `bytes[offset...]`, advancing `offset`, until all is written (nil) or the transport
+    /// takes no more.
+    func writeAll(_ bytes: [UInt8], from offset: inout Int) -> WriteStop? {
+        while offset < bytes.count {
+            let start = offset
+            let result = bytes.withUnsafeBytes { write(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+            switch result {
+            case .done(let written): offset += written
+            case .wouldBlock(let interest): return .wouldBlock(interest)
+            case .closed, .failed: return .failed
+            }
+        }
+        return nil
+    }
+}
+
 /// Makes the transport for each accepted socket.
 protocol TransportFactory: Sendable {
     func makeTransport(fd: Int32) -> any Transport

@@ -14,6 +14,10 @@ public final class APIMetrics: Sendable {
 
     let requests = CounterFamily(name: "gptneo_http_requests_total", help: "HTTP requests answered, by endpoint, method and status code.",
                                  labelNames: ["endpoint", "method", "status"])
+    /// A separate family, so that the protocol does not multiply the endpoint series.
+    let requestsByProtocol = CounterFamily(name: "gptneo_http_requests_by_protocol_total",
+                                           help: "HTTP requests answered by the API, by protocol (HTTP/1.0, HTTP/1.1, HTTP/2).",
+                                           labelNames: ["protocol"])
     let requestDuration = HistogramFamily(name: "gptneo_http_request_duration_seconds",
                                           help: "Time from receiving a request to sending the last byte of its response.",
                                           labelNames: ["endpoint"], bounds: requestBuckets)
@@ -50,6 +54,7 @@ public final class APIMetrics: Sendable {
     func render(backend: BatcherStatistics?, model: ModelDescription? = nil, ready: Bool) -> String {
         var out = ""
         requests.render(into: &out)
+        requestsByProtocol.render(into: &out)
         requestDuration.render(into: &out)
         timeToFirstToken.render(into: &out)
         interTokenLatency.render(into: &out)

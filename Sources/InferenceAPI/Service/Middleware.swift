@@ -30,6 +30,8 @@ struct MetricsMiddleware: HTTPMiddleware {
         // Bounded labels whatever clients send: a route pattern, not a path.
         let endpoint = match.pattern.map { $0.replacingOccurrences(of: "...}", with: "}") } ?? "other"
         metrics.requests.increment([endpoint, Self.methodLabel(request.method), String(response.status)])
+        // The server sets the protocol (one of three values): a bounded label.
+        metrics.requestsByProtocol.increment([request.protocolVersion])
         switch response.body {
         case .bytes:
             metrics.requestDuration.observe((ContinuousClock.now - started).seconds, [endpoint])

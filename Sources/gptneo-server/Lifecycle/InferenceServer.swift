@@ -123,6 +123,7 @@ struct InferenceServer: Service {
         }
         http.maxConnections = options.maxConnections
         http.maxConnectionsPerClient = options.maxConnectionsPerClient
+        http.maxConcurrentStreams = options.maxConcurrentStreams
         http.maxBodyBytes = options.maxBodyBytes
         http.maxHeaderBytes = options.maxHeaderBytes
         http.firstByteTimeout = .milliseconds(Int(options.firstByteTimeoutSeconds * 1000))

@@ -16,6 +16,8 @@ struct ServerOptions: Sendable, Equatable {
     var maxConnections = 1024
     /// Connections from one client address at once (0: no cap).
     var maxConnectionsPerClient = 256
+    /// HTTP/2 streams open at once on one connection.
+    var maxConcurrentStreams = 100
     var maxBodyBytes = 1 << 20
     var maxHeaderBytes = 16 * 1024
     var firstByteTimeoutSeconds = 5.0

@@ -17,6 +17,8 @@ enum SettingsTable {
                      help: "Connections served at once; at the limit the longest-idle one is closed to make room, none idle: 503."),
             .integer("server.max_connections_per_client", flag: "max-connections-per-client", \.maxConnectionsPerClient, 0...1_000_000,
                      help: "Connections from one client address at once, limited the same way; 0: no cap (e.g. behind a proxy)."),
+            .integer("server.max_concurrent_streams", flag: "max-concurrent-streams", \.maxConcurrentStreams, 1...10_000,
+                     help: "HTTP/2 streams open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS)."),
             .integer("server.max_body_bytes", flag: "max-body-bytes", \.maxBodyBytes, 1024...(1 << 30),
                      help: "Largest request body; larger ones get 413."),
             .integer("server.max_header_bytes", flag: "max-header-bytes", \.maxHeaderBytes, 1024...(1 << 20),
