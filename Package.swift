@@ -132,7 +132,7 @@ let package = Package(
             name: "EngineBenchmark",
             dependencies: ["GPTNeo", "COpenBLAS"],
             path: "Benchmarks/EngineBenchmark",
-            exclude: ["make_random_125m.py"],
+            exclude: ["make_random_125m.py", "make_accuracy_tokens.py"],
             swiftSettings: hotLoopSettings
         ),
 

@@ -47,7 +47,8 @@ class Server:
     def _wait_for_port(self, timeout=60):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self._log_text())
+            # "listening host=127.0.0.1 port=N" (earlier builds: "listening on http://127.0.0.1:N").
+            match = re.search(r"listening (?:on http://127\.0\.0\.1:|host=127\.0\.0\.1 port=)(\d+)", self._log_text())
             if match:
                 return int(match.group(1))
             if self.process.poll() is not None:

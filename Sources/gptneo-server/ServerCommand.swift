@@ -21,7 +21,7 @@ enum ServerCommand {
     static func run(arguments: [String], environment: [String: String]) async -> Int32 {
         if arguments.first == "convert" {
             // Its own arguments and help (swift-argument-parser); exits non-zero by itself on failure.
-            await ConvertCommand.main(Array(arguments.dropFirst()))
+            ConvertCommand.main(Array(arguments.dropFirst()))
             return 0
         }
         do {
