@@ -83,4 +83,24 @@ final class HTTP2EndToEndTests: XCTestCase {
         XCTAssertNotNil(health, "the connection did not answer after the reset")
         try await running.assertAlive()
     }
+
+    func testGOAWAYFromTheClientCancelsAllItsGenerations() async throws {
+        let running = try await RunningServer.start(for: self)
+        let port = running.client.port
+        let client = try await offPool { try H2CFrameClient(port: port) }
+        let resets = try await offPool {
+            try Self.startLongStreams(client, count: 2)
+            try client.goAway()
+            var resets: Set<UInt32> = []
+            while resets.count < 2, let reset = client.readFrame(where: { $0.type == H2CFrameClient.rstStream }) {
+                resets.insert(reset.stream)
+            }
+            return resets
+        }
+        XCTAssertEqual(resets, [1, 3], "each open stream is reset once the client has gone away")
+        let metrics = try await metricsOnceIdle(running)
+        XCTAssertTrue(metrics.contains("gptneo_running_sequences 0"), metrics)
+        XCTAssertFalse(metrics.contains("gptneo_completion_choices_total{finish_reason="), "a generation ran to its end: \(metrics)")
+        try await running.assertAlive()
+    }
 }
