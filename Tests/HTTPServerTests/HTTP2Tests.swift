@@ -123,6 +123,43 @@ final class HTTP2Tests: XCTestCase {
         }
     }
 
+    /// A client's GOAWAY resets its open streams (stopping their producers); a repeated GOAWAY
+    /// adds no second reset (a flood of them must not multiply the server's output); then the
+    /// connection ends.
+    func testClientGoAwayResetsEachOpenStreamOnce() throws {
+        let events = Probe()
+        let handler: HTTPHandler = { _ in
+            HTTPResponse(status: 200, body: .stream { writer in
+                do {
+                    while true {
+                        try await writer.write(Array("tick\n".utf8))
+                        try await Task.sleep(for: .milliseconds(10))
+                    }
+                } catch {
+                    events.record("cancelled")
+                    throw error
+                }
+            })
+        }
+        try withServer(handler: handler) { _, port in
+            let client = try TestClient(port: port)
+            try client.startHTTP2()
+            try client.send(client.requestFrame(stream: 1, path: "/stream"))
+            XCTAssertNotNil(try client.readFrame { $0.type == TestFrame.data && $0.stream == 1 })
+            let goAway = TestFrame(type: TestFrame.goAway, flags: 0, stream: 0, payload: [UInt8](repeating: 0, count: 8))
+            try client.send(goAway, goAway, goAway)
+            var resets = 0
+            while let frame = try client.readFrame(where: { $0.type == TestFrame.rstStream }) {
+                XCTAssertEqual(frame.stream, 1)
+                XCTAssertEqual(frame.errorCode, 8, "CANCEL")
+                resets += 1
+            }
+            XCTAssertEqual(resets, 1)
+            XCTAssertTrue(events.wait { $0.contains("cancelled") })
+            XCTAssertTrue(client.waitForClose())
+        }
+    }
+
     /// CVE-2023-44487: streams opened and reset at once, past the cap, end the connection with
     /// GOAWAY(ENHANCE_YOUR_CALM); another client is served meanwhile.
     func testRapidResetFloodGetsGoAwayWhileOthersAreServed() throws {
