@@ -95,9 +95,9 @@ final class HTTP2Tests: XCTestCase {
         }
     }
 
-    func testClientResetCancelsTheStreamsProducer() throws {
-        let events = Probe()
-        let handler: HTTPHandler = { _ in
+    /// Streams a line every 10 ms until its writes fail or its task is cancelled, then records "cancelled".
+    private func tickingUntilCancelled(_ events: Probe) -> HTTPHandler {
+        { _ in
             HTTPResponse(status: 200, body: .stream { writer in
                 do {
                     while true {
@@ -110,7 +110,11 @@ final class HTTP2Tests: XCTestCase {
                 }
             })
         }
-        try withServer(handler: handler) { _, port in
+    }
+
+    func testClientResetCancelsTheStreamsProducer() throws {
+        let events = Probe()
+        try withServer(handler: tickingUntilCancelled(events)) { _, port in
             let client = try TestClient(port: port)
             try client.startHTTP2()
             try client.send(client.requestFrame(stream: 1, path: "/stream"))
@@ -128,20 +132,7 @@ final class HTTP2Tests: XCTestCase {
     /// connection ends.
     func testClientGoAwayResetsEachOpenStreamOnce() throws {
         let events = Probe()
-        let handler: HTTPHandler = { _ in
-            HTTPResponse(status: 200, body: .stream { writer in
-                do {
-                    while true {
-                        try await writer.write(Array("tick\n".utf8))
-                        try await Task.sleep(for: .milliseconds(10))
-                    }
-                } catch {
-                    events.record("cancelled")
-                    throw error
-                }
-            })
-        }
-        try withServer(handler: handler) { _, port in
+        try withServer(handler: tickingUntilCancelled(events)) { _, port in
             let client = try TestClient(port: port)
             try client.startHTTP2()
             try client.send(client.requestFrame(stream: 1, path: "/stream"))
