@@ -95,9 +95,9 @@ final class HTTP2Tests: XCTestCase {
         }
     }
 
-    func testClientResetCancelsTheStreamsProducer() throws {
-        let events = Probe()
-        let handler: HTTPHandler = { _ in
+    /// Streams a line every 10 ms until its writes fail or its task is cancelled, then records "cancelled".
+    private func tickingUntilCancelled(_ events: Probe) -> HTTPHandler {
+        { _ in
             HTTPResponse(status: 200, body: .stream { writer in
                 do {
                     while true {
@@ -110,7 +110,11 @@ final class HTTP2Tests: XCTestCase {
                 }
             })
         }
-        try withServer(handler: handler) { _, port in
+    }
+
+    func testClientResetCancelsTheStreamsProducer() throws {
+        let events = Probe()
+        try withServer(handler: tickingUntilCancelled(events)) { _, port in
             let client = try TestClient(port: port)
             try client.startHTTP2()
             try client.send(client.requestFrame(stream: 1, path: "/stream"))
@@ -120,6 +124,30 @@ final class HTTP2Tests: XCTestCase {
             // The connection itself goes on serving.
             try client.send(client.requestFrame(stream: 3, path: "/again"))
             XCTAssertNotNil(try client.readFrame { $0.type == TestFrame.headers && $0.stream == 3 })
+        }
+    }
+
+    /// A client's GOAWAY resets its open streams (stopping their producers); a repeated GOAWAY
+    /// adds no second reset (a flood of them must not multiply the server's output); then the
+    /// connection ends.
+    func testClientGoAwayResetsEachOpenStreamOnce() throws {
+        let events = Probe()
+        try withServer(handler: tickingUntilCancelled(events)) { _, port in
+            let client = try TestClient(port: port)
+            try client.startHTTP2()
+            try client.send(client.requestFrame(stream: 1, path: "/stream"))
+            XCTAssertNotNil(try client.readFrame { $0.type == TestFrame.data && $0.stream == 1 })
+            let goAway = TestFrame(type: TestFrame.goAway, flags: 0, stream: 0, payload: [UInt8](repeating: 0, count: 8))
+            try client.send(goAway, goAway, goAway)
+            var resets = 0
+            while let frame = try client.readFrame(where: { $0.type == TestFrame.rstStream }) {
+                XCTAssertEqual(frame.stream, 1)
+                XCTAssertEqual(frame.errorCode, 8, "CANCEL")
+                resets += 1
+            }
+            XCTAssertEqual(resets, 1)
+            XCTAssertTrue(events.wait { $0.contains("cancelled") })
+            XCTAssertTrue(client.waitForClose())
         }
     }
 

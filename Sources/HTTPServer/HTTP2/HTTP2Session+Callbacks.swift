@@ -98,6 +98,8 @@ extension HTTP2Session {
             dispatch(stream)
         case Int(NGHTTP2_RST_STREAM.rawValue):
             countClientReset(now: monotonicNow())
+        case Int(NGHTTP2_GOAWAY.rawValue):
+            clientWentAway()
         default:
             break
         }

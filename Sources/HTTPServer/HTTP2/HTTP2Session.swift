@@ -151,6 +151,12 @@ final class HTTP2Session {
         nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, code.rawValue)
     }
 
+    /// The client sent GOAWAY: it will read no more answers, so every open stream is reset
+    /// (CANCEL), and closing each one stops what runs for it, as a RST_STREAM from the client would.
+    func clientWentAway() {
+        for id in streams.keys.sorted() { reset(stream: id, code: NGHTTP2_CANCEL) }
+    }
+
     private func resumeIfDeferred(_ stream: HTTP2StreamState) {
         guard stream.deferred else { return }
         stream.deferred = false
