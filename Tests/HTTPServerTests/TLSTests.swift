@@ -34,6 +34,10 @@ final class TLSTests: XCTestCase {
             XCTAssertEqual(result.output, "POST /h2-post 70000 2", result.errors)
             result = try curl(port, "/alpn", ca: pair.certificate, ["--http1.1", "-w", " %{http_version}"])
             XCTAssertEqual(result.output, "GET /alpn 0 1.1", result.errors)
+            // Upgrade: h2c belongs to cleartext connections: over TLS the request stays HTTP/1.1.
+            result = try curl(port, "/upgrade", ca: pair.certificate, ["--http1.1", "-H", "Connection: Upgrade, HTTP2-Settings", "-H", "Upgrade: h2c",
+                                                                     "-H", "HTTP2-Settings: AAMAAABk", "-w", " %{http_version} %{response_code}"])
+            XCTAssertEqual(result.output, "GET /upgrade 0 1.1 200", result.errors)
         }
     }
 

@@ -32,6 +32,8 @@ final class HTTP2Connection: ServerConnection, @unchecked Sendable {
     var shuttingDown = false
     /// Bytes read before the connection became HTTP/2 (the preface), fed to the engine first.
     var handedOverInput: [UInt8]
+    /// The HTTP/1.1 request that upgraded the connection, answered on stream 1.
+    var upgrade: H2CUpgrade?
 
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
     let socketEvents = SocketEvents()
@@ -51,7 +53,8 @@ final class HTTP2Connection: ServerConnection, @unchecked Sendable {
     /// (and its body reads wait), and reading pauses so that acknowledgements cannot pile up.
     static let outboundLimit = 64 * 1024
 
-    init(id: Int, transport: any Transport, logger: Logger, core: ServerCore, queue: DispatchQueue, input: [UInt8]) {
+    init(id: Int, transport: any Transport, logger: Logger, core: ServerCore, queue: DispatchQueue, input: [UInt8],
+         upgrade: H2CUpgrade? = nil) {
         self.id = id
         self.transport = transport
         self.core = core
@@ -60,6 +63,8 @@ final class HTTP2Connection: ServerConnection, @unchecked Sendable {
         configuration = core.configuration
         handler = core.handler
         handedOverInput = input
+        self.upgrade = upgrade
+        if upgrade != nil { outbound = h2cSwitchingProtocols }
         session = HTTP2Session(limits: HTTP2Limits(core.configuration))
         idleSince = monotonicNow()
         session.onEvent = { [unowned self] event in handle(event) }
@@ -75,6 +80,10 @@ final class HTTP2Connection: ServerConnection, @unchecked Sendable {
         queue.async { [self] in
             socketEvents.install(fd: transport.fd, queue: queue, readable: { [self] in readable() },
                            writable: { [self] in writable() }, released: { [self] in transport.close(reset: false) })
+            if let upgrade {
+                self.upgrade = nil
+                session.acceptUpgrade(settingsPayload: upgrade.settingsPayload, head: upgrade.head, body: upgrade.body)
+            }
             let input = handedOverInput
             handedOverInput = []
             _ = input.withUnsafeBytes { session.receive($0) }

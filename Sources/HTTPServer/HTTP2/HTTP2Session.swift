@@ -94,6 +94,24 @@ final class HTTP2Session {
         }
     }
 
+    /// Continues an HTTP/1.1 request that upgraded the connection as stream 1, half-closed
+    /// (remote): its response goes out there. Settings nghttp2 rejects end the connection
+    /// (GOAWAY PROTOCOL_ERROR), as they would in a SETTINGS frame.
+    func acceptUpgrade(settingsPayload: [UInt8], head: HTTP2RequestHead, body: [UInt8]) {
+        let result = settingsPayload.withUnsafeBufferPointer {
+            nghttp2_session_upgrade2(session, $0.baseAddress, $0.count, head.method == "HEAD" ? 1 : 0, nil)
+        }
+        guard result == 0 else {
+            nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR.rawValue)
+            return
+        }
+        let stream = HTTP2StreamState(id: 1, now: monotonicNow())
+        stream.method = head.method
+        stream.dispatched = true
+        streams[1] = stream
+        onEvent(.request(stream: 1, head, body: body))
+    }
+
     /// Whether the connection still has work: streams open, or frames to send or receive.
     var isFinished: Bool {
         nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0

@@ -231,7 +231,7 @@ private func isUnreservedOrSubDelim(_ byte: UInt8) -> Bool {
 }
 
 /// The non-empty elements of comma-separated list fields, OWS trimmed.
-private func listElements(_ values: [String]) -> [String] {
+func listElements(_ values: [String]) -> [String] {
     values.flatMap { $0.split(separator: ",") }.map { $0.trimmingOWS() }.filter { !$0.isEmpty }
 }
 

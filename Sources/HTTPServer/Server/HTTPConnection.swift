@@ -92,6 +92,8 @@ final class HTTPConnection: ServerConnection, @unchecked Sendable {
     var protocolDecided = false
     /// Set when the connection is handed to HTTP/2 with these bytes.
     var http2Input: [UInt8]?
+    /// Set when the hand-over answers an `Upgrade: h2c` request: it becomes stream 1.
+    var h2cUpgrade: H2CUpgrade?
     var requestIDs = RequestIDGenerator()
 
     /// Requests parsed ahead of the one being answered before reading pauses.
@@ -215,6 +217,8 @@ final class HTTPConnection: ServerConnection, @unchecked Sendable {
             }
         }
         startNextIfPossible()
+        // Handed over to HTTP/2 (an upgrade): the successor owns the socket and the registry entry.
+        if case .closed = lifecycle { return }
         updateReadInterest()
         publishIdleness()
         readBufferedInputSoon()
@@ -235,6 +239,7 @@ final class HTTPConnection: ServerConnection, @unchecked Sendable {
         case .failure(let status, let message, let request):
             sendErrorResponse(status: status, message: message, request: request)
         case .request(let head, let body):
+            if let upgrade = h2cUpgrade(head, body) { return upgradeToHTTP2(upgrade) }
             let requestID = head.headers["X-Request-Id"].flatMap(acceptableRequestID) ?? nextRequestID()
             let request = HTTPRequest(method: head.method, target: head.target, headers: head.headers, body: body, requestID: requestID,
                                       protocolVersion: head.version == .http10 ? "HTTP/1.0" : "HTTP/1.1")
