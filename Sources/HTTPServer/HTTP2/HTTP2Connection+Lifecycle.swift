@@ -59,14 +59,6 @@ extension HTTP2Connection {
         !isClosed && exchanges.isEmpty && session.streams.isEmpty && pendingBytes == 0
     }
 
-    func publishIdleness() {
-        let idle = isIdle
-        guard idle != publishedIdle else { return }
-        publishedIdle = idle
-        if idle { idleSince = monotonicNow() }
-        core.connectionIdle(id, since: idle ? idleSince : nil)
-    }
-
     func evictIfIdle() {
         assertOnQueue()
         guard isIdle else { return core.evictionDeclined(id) }

@@ -8,7 +8,7 @@ import Logging
 /// ALPN): the engine (`HTTP2Session`, nghttp2) turns bytes into requests, each stream's request
 /// runs the same handler as over HTTP/1.1, and responses go back as the flow-control windows
 /// allow. Every mutable property is confined to `queue`, as in `HTTPConnection`.
-final class HTTP2Connection: ServerConnection, @unchecked Sendable {
+final class HTTP2Connection: SocketDrivenConnection, @unchecked Sendable {
     let id: Int
     let queue: DispatchQueue
     let transport: any Transport
@@ -139,15 +139,6 @@ final class HTTP2Connection: ServerConnection, @unchecked Sendable {
     }
 
     // MARK: Writing
-
-    func writable() {
-        assertOnQueue()
-        if readWaitsForWritable {
-            readWaitsForWritable = false
-            readable()
-        }
-        flush()
-    }
 
     /// Takes frames from nghttp2 and writes them until the socket would block; then wakes body
     /// writers whose streams have drained, and closes once the session is over.

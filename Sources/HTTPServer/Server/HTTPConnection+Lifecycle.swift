@@ -86,15 +86,6 @@ extension HTTPConnection {
         }
     }
 
-    /// Tells the registry when the connection starts or stops being idle.
-    func publishIdleness() {
-        let idle = isIdle
-        guard idle != publishedIdle else { return }
-        publishedIdle = idle
-        if idle { idleSince = monotonicNow() }
-        core.connectionIdle(id, since: idle ? idleSince : nil)
-    }
-
     /// Chosen to make room for a new connection: closes if still idle.
     func evictIfIdle() {
         assertOnQueue()

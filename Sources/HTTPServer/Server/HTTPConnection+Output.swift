@@ -48,16 +48,6 @@ extension HTTPConnection {
 
     // MARK: Writing
 
-    /// The write source fired: go on writing, or retry a read that had to write first.
-    func writable() {
-        assertOnQueue()
-        if readWaitsForWritable {
-            readWaitsForWritable = false
-            readable()
-        }
-        flush()
-    }
-
     func flush() {
         assertOnQueue()
         guard case .open = lifecycle else { return }

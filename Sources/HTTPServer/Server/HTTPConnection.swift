@@ -12,7 +12,7 @@ import Darwin
 /// requests, runs handlers one at a time (pipelined requests are answered in order), writes
 /// responses with back-pressure, enforces the timeouts. Every mutable property is confined to
 /// `queue`; tasks hop back onto it to touch them, and the entry points check it.
-final class HTTPConnection: ServerConnection, @unchecked Sendable {
+final class HTTPConnection: SocketDrivenConnection, @unchecked Sendable {
     let id: Int
     let queue: DispatchQueue
     let transport: any Transport

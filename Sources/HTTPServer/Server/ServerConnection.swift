@@ -28,3 +28,39 @@ extension ServerConnection {
         dispatchPrecondition(condition: .onQueue(queue))
     }
 }
+
+// MARK: - Shared by the HTTP/1.1 and HTTP/2 connections
+
+/// A connection driven by its socket's read and write events that reports its idleness to the core.
+protocol SocketDrivenConnection: ServerConnection {
+    var core: ServerCore { get }
+    /// A read had to wait for the socket to become writable first (TLS: a read that must send, as in a handshake).
+    var readWaitsForWritable: Bool { get set }
+    /// Nothing is in flight: a candidate for eviction at the connection limit.
+    var isIdle: Bool { get }
+    var publishedIdle: Bool { get set }
+    var idleSince: UInt64 { get set }
+    func readable()
+    func flush()
+}
+
+extension SocketDrivenConnection {
+    /// The write source fired: go on writing, or retry a read that had to write first.
+    func writable() {
+        assertOnQueue()
+        if readWaitsForWritable {
+            readWaitsForWritable = false
+            readable()
+        }
+        flush()
+    }
+
+    /// Tells the registry when the connection starts or stops being idle.
+    func publishIdleness() {
+        let idle = isIdle
+        guard idle != publishedIdle else { return }
+        publishedIdle = idle
+        if idle { idleSince = monotonicNow() }
+        core.connectionIdle(id, since: idle ? idleSince : nil)
+    }
+}
