@@ -6,7 +6,7 @@ import GPTNeo
 //   [GPTNEO_THREADS=N] swift run -c release EngineBenchmark regions
 //   python Benchmarks/EngineBenchmark/make_random_125m.py /tmp/gpt-neo-125M-random
 //   [GPTNEO_DTYPE=auto|float32|float16|bfloat16] [GPTNEO_QUANTIZATION=none|int8] \
-//     swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [forward|decode|long|all|step]
+//     [GPTNEO_STREAMS=1,8,32,64] swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [load|forward|decode|long|all|step]
 //   swift run -c release EngineBenchmark MODEL_DIRECTORY accuracy TOKENS.json   (make_accuracy_tokens.py)
 // Reports: matmul GFLOP/s per shape against the previous kernel and sgemm (KernelBenchmark.swift); one
 // forward pass of 512 tokens; decode tokens/s for 1, 8, 32 and 64 streams; one stream's decode step at
@@ -69,19 +69,20 @@ let loadTime = try seconds {
                                  settings: WeightSettings(dtype: dtype, quantization: quantization))
 }
 let config = model.config
-/// VmRSS and RssFile of /proc/self/status in MB (resident memory, and the part that is mapped files).
-func residentMegabytes() -> (total: Double, files: Double) {
+/// VmRSS, RssFile and VmHWM of /proc/self/status in MB (resident memory, the part of it that is mapped
+/// files, and the peak resident memory so far: during the load).
+func residentMegabytes() -> (total: Double, files: Double, peak: Double) {
     let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
     func field(_ name: String) -> Double {
         guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return 0 }
-        return Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0").map { $0 / 1024 } ?? 0
+        return Double(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.map(String.init) ?? "0").map { $0 / 1024 } ?? 0
     }
-    return (field("VmRSS"), field("RssFile"))
+    return (field("VmRSS"), field("RssFile"), field("VmHWM"))
 }
 let resident = residentMegabytes()
 print("model: \(config.numLayers) layers, hidden \(config.hiddenSize), vocab \(config.vocabSize); weights \(model.weightFormat.rawValue), "
       + "\(format(Double(model.weightBytes) / 1e6)) MB; loaded in \(format(loadTime, 2)) s; "
-      + "resident \(format(resident.total)) MB (\(format(resident.files)) MB of it mapped files)")
+      + "resident \(format(resident.total)) MB (\(format(resident.files)) MB of it mapped files), peak \(format(resident.peak)) MB")
 
 /// Deterministic pseudo-random tokens.
 func tokens(_ count: Int, seed: Int) -> [Int] { (0..<count).map { ($0 * 7919 + seed * 104729) % config.vocabSize } }
@@ -103,7 +104,9 @@ if mode == "forward" || mode == "all" {
 
 if mode == "decode" || mode == "all" {
     let engine = GPTNeoEngine(model: model, threads: threads)
-    for streams in [1, 8, 32, 64] {
+    // GPTNEO_STREAMS=1,8 to run fewer (a 2.7B model takes minutes at 64 streams).
+    let streamCounts = environment["GPTNEO_STREAMS"].map { $0.split(separator: ",").compactMap { Int($0) } } ?? [1, 8, 32, 64]
+    for streams in streamCounts {
         let caches = (0..<streams).map { _ in engine.makeCache(capacity: 64) }
         _ = try engine.forward(caches.enumerated().map { ForwardItem(cache: $1, tokens: tokens(16, seed: $0)) })
         let steps = 24

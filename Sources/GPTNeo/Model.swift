@@ -82,7 +82,9 @@ public final class GPTNeoModel: Sendable {
         let reader = checkpoint.reader()
         let (vocab, hidden, inner) = (config.vocabSize, config.hiddenSize, config.intermediateSize)
         func t(_ name: String, _ shape: [Int]) -> FloatTensor { reader.tensor("transformer." + name, shape: shape) }
-        func matrix(_ name: String, _ shape: [Int]) -> WeightMatrix { WeightMatrix(t(name, shape), format: format, threads: threads) }
+        func matrix(_ name: String, _ shape: [Int]) -> WeightMatrix {
+            WeightMatrix(reader.elements("transformer." + name, shape: shape), format: format, threads: threads)
+        }
 
         let tokenEmbedding = matrix("wte.weight", [vocab, hidden])
         let positionEmbedding = t("wpe.weight", [config.maxPositionEmbeddings, hidden])
@@ -110,7 +112,7 @@ public final class GPTNeoModel: Sendable {
         // transformers ties lm_head to wte whenever tie_word_embeddings is set, whatever the file holds.
         var lmHead = tokenEmbedding
         if !config.tieWordEmbeddings, checkpoint.contains("lm_head.weight") {
-            lmHead = WeightMatrix(reader.tensor("lm_head.weight", shape: [vocab, hidden]), format: format, threads: threads)
+            lmHead = WeightMatrix(reader.elements("lm_head.weight", shape: [vocab, hidden]), format: format, threads: threads)
         }
         try reader.finish()
         return ModelWeights(tokenEmbedding: tokenEmbedding, positionEmbedding: positionEmbedding, blocks: blocks,

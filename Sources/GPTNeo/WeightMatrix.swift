@@ -35,12 +35,17 @@ public final class WeightMatrix: @unchecked Sendable {
     let storage: Storage
     private let allocation: UnsafeMutableRawPointer
 
-    /// Repacks a checkpoint tensor of shape (N, K) into `format`, splitting the work over `threads`. An
-    /// empty tensor (the reader's placeholder for a missing one, before `finish()` reports it) gives an
-    /// empty matrix.
-    public init(_ tensor: FloatTensor, format: WeightFormat = .float32, threads: Int) {
-        precondition(tensor.shape.count == 2 || tensor.count == 0, "a weight matrix needs a 2-D tensor, got shape \(tensor.shape)")
-        let (N, K) = tensor.shape.count == 2 ? (tensor.shape[0], tensor.shape[1]) : (0, 0)
+    /// Repacks a tensor of shape (N, K) into `format`, splitting the work over `threads`.
+    public convenience init(_ tensor: FloatTensor, format: WeightFormat = .float32, threads: Int) {
+        self.init(tensor.elements, format: format, threads: threads)
+    }
+
+    /// Repacks a checkpoint tensor of shape (N, K), read in place in its stored dtype, into `format`,
+    /// splitting the work over `threads`; then releases the file's pages. An empty tensor (the reader's
+    /// placeholder for a missing one, before `finish()` reports it) gives an empty matrix.
+    init(_ source: TensorElements, format: WeightFormat, threads: Int) {
+        precondition(source.shape.count == 2 || source.count == 0, "a weight matrix needs a 2-D tensor, got shape \(source.shape)")
+        let (N, K) = source.shape.count == 2 ? (source.shape[0], source.shape[1]) : (0, 0)
         outputs = N
         inputs = K
         self.format = format
@@ -50,32 +55,17 @@ public final class WeightMatrix: @unchecked Sendable {
         // The scales follow the panels, at a 64-byte boundary.
         let panelBytes = (elements * format.elementBytes + 63) / 64 * 64
         allocation = UnsafeMutableRawPointer.allocate(byteCount: max(64, panelBytes + scaleBytes), alignment: 64)
-        let source = tensor.pointer
         switch format {
-        case .float32:
-            let panels = allocation.bindMemory(to: Float.self, capacity: elements)
-            repack(source, N: N, K: K, into: panels, threads: threads) { value, _ in value }
-            storage = .float32Panels(panels)
-        case .float16:
-            let panels = allocation.bindMemory(to: UInt16.self, capacity: elements)
-            repack(source, N: N, K: K, into: panels, threads: threads) { value, _ in float16Bits(value) }
-            storage = .float16Panels(panels)
-        case .bfloat16:
-            let panels = allocation.bindMemory(to: UInt16.self, capacity: elements)
-            repack(source, N: N, K: K, into: panels, threads: threads) { value, _ in bfloat16Bits(value) }
-            storage = .bfloat16Panels(panels)
+        case .float32: storage = .float32Panels(allocation.bindMemory(to: Float.self, capacity: elements))
+        case .float16: storage = .float16Panels(allocation.bindMemory(to: UInt16.self, capacity: elements))
+        case .bfloat16: storage = .bfloat16Panels(allocation.bindMemory(to: UInt16.self, capacity: elements))
         case .int8:
             let scales = (allocation + panelBytes).bindMemory(to: Float.self, capacity: panelCount * panelWidth)
             scales.initialize(repeating: 0, count: panelCount * panelWidth)
-            let parts = N * K < (1 << 18) ? 1 : max(1, threads)
-            parallelFor(parts, threads: threads) { part in
-                for n in (N * part / parts)..<(N * (part + 1) / parts) { scales[n] = int8Scale(source + n * K, count: K) }
-            }
-            let panels = allocation.bindMemory(to: Int8.self, capacity: elements)
-            repack(source, N: N, K: K, into: panels, threads: threads) { value, n in int8Quantized(value, scale: scales[n]) }
-            storage = .int8Panels(panels, scales: scales)
+            storage = .int8Panels(allocation.bindMemory(to: Int8.self, capacity: elements), scales: scales)
         }
-        releaseFilePages(tensor.buffer)
+        fillPanels(from: source, threads: threads)
+        source.releasePages()
     }
 
     deinit { allocation.deallocate() }
@@ -112,58 +102,72 @@ public final class WeightMatrix: @unchecked Sendable {
     }
 }
 
-/// Writes W (N, K) as k-major panels of 16 columns (zero past N), each element through `convert`
-/// (value, output row n), panels split over `threads`. Each panel is written in address order, reading
-/// its 16 rows side by side.
-@inline(__always)
-private func repack<Stored>(_ source: UnsafePointer<Float>, N: Int, K: Int, into panels: UnsafeMutablePointer<Stored>, threads: Int,
-                            _ convert: (Float, Int) -> Stored) {
-    let panelCount = (N + panelWidth - 1) / panelWidth
-    let panelElements = K * panelWidth
-    let zero = convert(0, 0)
-    let parts = panelCount * panelElements < (1 << 18) ? 1 : max(1, min(threads, panelCount))
-    parallelFor(parts, threads: threads) { part in
-        for panel in (panelCount * part / parts)..<(panelCount * (part + 1) / parts) {
-            let out = panels + panel * panelElements
-            let columns = min(panelWidth, N - panel * panelWidth)
-            let first = source + panel * panelWidth * K
-            for k in 0..<K {
-                for j in 0..<panelWidth {
-                    (out + k * panelWidth + j).initialize(to: j < columns ? convert(first[j * K + k], panel * panelWidth + j) : zero)
+// MARK: - Repacking
+
+extension WeightMatrix {
+    /// Writes every panel from `source`, panels split over `threads`. A 16-bit tensor kept in its own
+    /// dtype is copied bit for bit; anything else is widened to floats 16 rows at a time (exact) and
+    /// narrowed or quantized from there by `writePanel`, so no float32 copy of the whole tensor exists.
+    fileprivate func fillPanels(from source: TensorElements, threads: Int) {
+        let K = inputs
+        let sameBits: UnsafePointer<UInt16>?
+        switch storage {
+        case .float16Panels: sameBits = source.sixteenBitElements(ifStoredAs: .f16)
+        case .bfloat16Panels: sameBits = source.sixteenBitElements(ifStoredAs: .bf16)
+        case .float32Panels, .int8Panels: sameBits = nil
+        }
+        let parts = panelCount * K * panelWidth < (1 << 18) ? 1 : max(1, min(threads, panelCount))
+        parallelFor(parts, threads: threads) { part in
+            let panels = (panelCount * part / parts)..<(panelCount * (part + 1) / parts)
+            if let sameBits, case .float16Panels(let out) = storage {
+                for panel in panels { transposeRows(sameBits + panel * panelWidth * K, panel: panel, into: out) { bits, _ in UInt16(littleEndian: bits) } }
+            } else if let sameBits, case .bfloat16Panels(let out) = storage {
+                for panel in panels { transposeRows(sameBits + panel * panelWidth * K, panel: panel, into: out) { bits, _ in UInt16(littleEndian: bits) } }
+            } else {
+                // 16 rows of floats: 640 KB at K = 10240, within the L2 cache the panel is written from.
+                let rows = UnsafeMutablePointer<Float>.allocate(capacity: max(1, panelWidth * K))
+                defer { rows.deallocate() }
+                for panel in panels {
+                    let first = panel * panelWidth
+                    source.widenRows(first..<min(first + panelWidth, outputs), into: rows)
+                    writePanel(panel, rows: rows)
                 }
             }
         }
     }
-}
 
-// MARK: - Resident memory
-
-/// Drops the pages of a memory-mapped checkpoint tensor from this process's resident set once it has
-/// been repacked: otherwise the process holds every weight twice (the panels and the mapped file).
-/// The pages stay in the page cache, so a later read (a task head reading the checkpoint) costs no
-/// I/O. Only file mappings are touched (MADV_DONTNEED would zero an anonymous copy).
-private func releaseFilePages(_ buffer: UnsafeBufferPointer<Float>) {
-    #if os(Linux)
-    guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-    let start = UInt(bitPattern: base)
-    let end = start + UInt(buffer.count * MemoryLayout<Float>.size)
-    guard isFileMapping(start..<end) else { return }
-    let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
-    let first = (start + page - 1) / page * page, last = end / page * page
-    guard last > first, let address = UnsafeMutableRawPointer(bitPattern: first) else { return }
-    _ = madvise(address, Int(last - first), Int32(MADV_DONTNEED))
-    #endif
-}
-
-/// Whether `range` lies inside one mapping of a file, per /proc/self/maps
-/// ("start-end perms offset dev inode path").
-private func isFileMapping(_ range: Range<UInt>) -> Bool {
-    guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return false }
-    for line in maps.split(separator: "\n") {
-        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-        guard fields.count >= 6, fields[4] != "0", fields[5].hasPrefix("/") else { continue }
-        let bounds = fields[0].split(separator: "-").compactMap { UInt($0, radix: 16) }
-        if bounds.count == 2, bounds[0] <= range.lowerBound, range.upperBound <= bounds[1] { return true }
+    /// Writes panel `panel` from its rows of W as floats (row-major, K each): each weight narrowed to
+    /// the stored format, or quantized with its row's scale.
+    private func writePanel(_ panel: Int, rows: UnsafePointer<Float>) {
+        switch storage {
+        case .float32Panels(let out):
+            transposeRows(rows, panel: panel, into: out) { value, _ in value }
+        case .float16Panels(let out):
+            transposeRows(rows, panel: panel, into: out) { value, _ in float16Bits(value) }
+        case .bfloat16Panels(let out):
+            transposeRows(rows, panel: panel, into: out) { value, _ in bfloat16Bits(value) }
+        case .int8Panels(let out, let scales):
+            let first = panel * panelWidth
+            for j in 0..<min(panelWidth, outputs - first) { scales[first + j] = int8Scale(rows + j * inputs, count: inputs) }
+            transposeRows(rows, panel: panel, into: out) { value, j in int8Quantized(value, scale: scales[first + j]) }
+        }
     }
-    return false
+
+    /// Writes panel `panel` (k-major, zero past N) from its rows (row-major, K each: the panel's rows of
+    /// a whole row-major W, or of a scratch copy of them), each element through `convert` (value, column
+    /// j of the panel). Written in address order, reading the 16 rows side by side.
+    @inline(__always)
+    private func transposeRows<Source: AdditiveArithmetic, Stored>(
+        _ rows: UnsafePointer<Source>, panel: Int, into panels: UnsafeMutablePointer<Stored>, _ convert: (Source, Int) -> Stored
+    ) {
+        let K = inputs
+        let out = panels + panel * K * panelWidth
+        let columns = min(panelWidth, outputs - panel * panelWidth)
+        let zero = convert(.zero, 0)
+        for k in 0..<K {
+            for j in 0..<panelWidth {
+                (out + k * panelWidth + j).initialize(to: j < columns ? convert(rows[j * K + k], j) : zero)
+            }
+        }
+    }
 }

@@ -130,8 +130,8 @@ public final class Checkpoint: @unchecked Sendable {
     /// A reader that records every missing or misshapen tensor; `finish()` throws them all at once.
     public func reader() -> CheckpointReader { CheckpointReader(checkpoint: self) }
 
-    fileprivate func read(stored name: String) throws -> FloatTensor {
-        try fileOfTensor[name]!.floatTensor(name)
+    fileprivate func elements(stored name: String) throws -> TensorElements {
+        try fileOfTensor[name]!.elements(name)
     }
 }
 
@@ -149,14 +149,25 @@ public final class CheckpointReader {
 
     /// The tensor `name` (prefix `transformer.` optional) as F32 with exactly `shape`.
     public func tensor(_ name: String, shape: [Int]) -> FloatTensor {
-        let placeholder = FloatTensor(shape: [0], values: [])
+        read(name, shape: shape, placeholder: Self.placeholder) { $0.floatTensor() }
+    }
+
+    /// The elements of tensor `name` with exactly `shape` where they lie in the file, in the stored dtype
+    /// (for repacking into a weight matrix without a float32 copy).
+    func elements(_ name: String, shape: [Int]) -> TensorElements {
+        read(name, shape: shape, placeholder: Self.placeholder.elements) { $0 }
+    }
+
+    private static let placeholder = FloatTensor(shape: [0], values: [])
+
+    private func read<Result>(_ name: String, shape: [Int], placeholder: Result, _ body: (TensorElements) -> Result) -> Result {
         guard let stored = checkpoint.resolve(name) else { missing.append(name); return placeholder }
         let actual = checkpoint.shape(of: stored) ?? []
         guard actual == shape else {
             mismatches.append(ShapeMismatch(tensor: stored, expected: shape, actual: actual))
             return placeholder
         }
-        do { return try checkpoint.read(stored: stored) } catch let error as EngineError {
+        do { return body(try checkpoint.elements(stored: stored)) } catch let error as EngineError {
             if firstReadError == nil { firstReadError = error }
         } catch {
             if firstReadError == nil { firstReadError = .unreadableFile(path: checkpoint.directory.path, reason: "\(error)") }

@@ -35,6 +35,20 @@ final class MappedFile: @unchecked Sendable {
     }
 
     deinit { if size > 0 { munmap(UnsafeMutableRawPointer(mutating: base), size) } }
+
+    /// Drops the whole pages inside `bytes` (offsets in the file) from this process's resident set. The
+    /// mapping is private and never written, so its pages are the page cache's: they stay cached (a later
+    /// read costs no I/O) and come back on the next access. Pages shared with neighbouring bytes stay.
+    func releasePages(_ bytes: Range<Int>) {
+        #if os(Linux)
+        precondition(bytes.lowerBound >= 0 && bytes.upperBound <= size, "bytes \(bytes) outside a \(size)-byte file")
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: base) + bytes.lowerBound, end = Int(bitPattern: base) + bytes.upperBound
+        let first = (start + page - 1) / page * page, last = end / page * page
+        guard last > first, let address = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        _ = madvise(address, last - first, Int32(MADV_DONTNEED))
+        #endif
+    }
 }
 
 // MARK: - Float tensors

@@ -77,9 +77,9 @@ public final class PyTorchFile: TensorFile, @unchecked Sendable {
         return tensors
     }
 
-    public func floatTensor(_ name: String) throws -> FloatTensor {
+    public func elements(_ name: String) throws -> TensorElements {
         guard let tensor = tensors[name] else { throw EngineError.missingTensors(directory: path, names: [name]) }
-        return try file.floatTensor(tensor)
+        return try TensorElements(tensor, in: file)
     }
 
     /// The byte range of an uncompressed entry.

@@ -2,8 +2,8 @@ import Foundation
 
 // The safetensors format: an 8-byte little-endian header length N, N bytes of JSON
 // `{"name": {"dtype": "F16", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {...}}`,
-// then the data section; offsets are relative to the data section. Parsed here, memory-mapped, never
-// copied except to convert F16/BF16 to F32.
+// then the data section; offsets are relative to the data section. Parsed here and memory-mapped; tensors
+// are read in place (TensorElements.swift).
 
 /// A safetensors file: its validated header and the mapped bytes.
 public final class SafeTensorsFile: TensorFile, @unchecked Sendable {
@@ -35,9 +35,9 @@ public final class SafeTensorsFile: TensorFile, @unchecked Sendable {
         tensors = try Self.parseHeader(headerBytes, path: path, data: dataStart..<file.size)
     }
 
-    public func floatTensor(_ name: String) throws -> FloatTensor {
+    public func elements(_ name: String) throws -> TensorElements {
         guard let tensor = tensors[name] else { throw EngineError.missingTensors(directory: path, names: [name]) }
-        return try file.floatTensor(tensor)
+        return try TensorElements(tensor, in: file)
     }
 
     private static func parseHeader(_ bytes: Data, path: String, data: Range<Int>) throws -> [String: StoredTensor] {

@@ -54,6 +54,12 @@ public struct StoredTensor: Sendable, Equatable {
         return shape.indices.allSatisfy { shape[$0] <= 1 || strides[$0] == expected[$0] }
     }
 
+    /// Bytes from the first element to the end of the last one (for a contiguous tensor, all its bytes).
+    var byteSpan: Int {
+        guard elementCount > 0 else { return 0 }
+        return (zip(shape, strides).reduce(0) { $0 + ($1.0 - 1) * $1.1 } + 1) * dtype.byteSize
+    }
+
     /// Checks that every element of a tensor starting `offset` elements into `region` (a byte range of the
     /// file) lies inside that region, with overflow-checked arithmetic: a hostile shape, stride or offset
     /// must not wrap around to a plausible value.
@@ -98,12 +104,17 @@ public struct StoredTensor: Sendable, Equatable {
 
 // MARK: - Tensor files
 
-/// A checkpoint file of named tensors, validated when opened; `floatTensor` reads one as F32.
+/// A checkpoint file of named tensors, validated when opened; `elements` gives one where it lies in the
+/// mapped file, `floatTensor` as F32.
 public protocol TensorFile: AnyObject, Sendable {
     var path: String { get }
     /// Every tensor in the file (including ones the model does not use), by name as stored.
     var tensors: [String: StoredTensor] { get }
-    func floatTensor(_ name: String) throws -> FloatTensor
+    func elements(_ name: String) throws -> TensorElements
+}
+
+extension TensorFile {
+    public func floatTensor(_ name: String) throws -> FloatTensor { try elements(name).floatTensor() }
 }
 
 /// Opens `path` as the format its first bytes say: a zip archive is PyTorch's `torch.save` format; a file
@@ -122,71 +133,3 @@ public func openTensorFile(path: String) throws -> any TensorFile {
     return try SafeTensorsFile(file: file)
 }
 
-// MARK: - Reading as F32
-
-extension MappedFile {
-    /// `tensor` as F32. Contiguous, 4-byte aligned F32 data is used in place (no copy); everything else
-    /// (F16, BF16, unaligned or strided F32) is converted into a new buffer.
-    func floatTensor(_ tensor: StoredTensor) throws -> FloatTensor {
-        guard tensor.dtype.isFloatReadable else {
-            throw EngineError.unsupportedDType(path: path, tensor: tensor.name, dtype: tensor.dtype.rawValue)
-        }
-        let source = base + tensor.byteOffset
-        let count = tensor.elementCount
-        let dtype = tensor.dtype
-        guard tensor.isContiguous else {
-            return FloatTensor(shape: tensor.shape) { out in copyStrided(tensor, from: source, into: out) }
-        }
-        if dtype == .f32, Int(bitPattern: source) % MemoryLayout<Float>.alignment == 0 {
-            let floats = source.assumingMemoryBound(to: Float.self)
-            return FloatTensor(shape: tensor.shape, borrowing: UnsafeBufferPointer(start: floats, count: count), owner: self)
-        }
-        return FloatTensor(shape: tensor.shape) { out in
-            convertInParallel(count) { range in
-                switch dtype {
-                case .f16: for i in range { out[i] = loadFloat(.f16, source, element: i) }
-                case .bf16: for i in range { out[i] = loadFloat(.bf16, source, element: i) }
-                default: for i in range { out[i] = loadFloat(.f32, source, element: i) }
-                }
-            }
-        }
-    }
-}
-
-/// Element `element` of F32/F16/BF16 little-endian data at `source`.
-@inline(__always)
-private func loadFloat(_ dtype: TensorDType, _ source: UnsafeRawPointer, element: Int) -> Float {
-    switch dtype {
-    case .f16: return Float(Float16(bitPattern: UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * element, as: UInt16.self))))
-    // bfloat16 is the top half of a float32.
-    case .bf16: return Float(bitPattern: UInt32(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * element, as: UInt16.self))) << 16)
-    default: return Float(bitPattern: UInt32(littleEndian: source.loadUnaligned(fromByteOffset: 4 * element, as: UInt32.self)))
-    }
-}
-
-/// Gathers a strided view into row-major order (an odometer over the index, one stride add per step).
-private func copyStrided(_ tensor: StoredTensor, from source: UnsafeRawPointer, into out: UnsafeMutableBufferPointer<Float>) {
-    let shape = tensor.shape, strides = tensor.strides
-    guard tensor.elementCount > 0 else { return }
-    var index = [Int](repeating: 0, count: shape.count)
-    var element = 0
-    for i in 0..<tensor.elementCount {
-        out[i] = loadFloat(tensor.dtype, source, element: element)
-        var axis = shape.count - 1
-        while axis >= 0 {
-            index[axis] += 1
-            element += strides[axis]
-            if index[axis] < shape[axis] { break }
-            element -= strides[axis] * shape[axis]
-            index[axis] = 0
-            axis -= 1
-        }
-    }
-}
-
-/// Runs `convert` over 0..<count split across the cores (a 2.7B-parameter F16 checkpoint is 2.7 G
-/// conversions at load).
-private func convertInParallel(_ count: Int, _ convert: (Range<Int>) -> Void) {
-    let parts = count < (1 << 20) ? 1 : ProcessInfo.processInfo.activeProcessorCount
-    parallelFor(parts) { part in convert((count * part / parts)..<(count * (part + 1) / parts)) }
-}
