@@ -108,6 +108,26 @@ final class CheckpointRepackTests: XCTestCase {
         #endif
     }
 
+    /// `weightBytes` (what /v1/models and /metrics report) counts, from the config alone: each matrix once
+    /// (the tied LM head is wte) in whole panels of 16 outputs at the format's element size, int8 scales,
+    /// and the float32 vectors and position table.
+    func testWeightBytesCountEveryKeptByteOnce() throws {
+        for layout in ["f32", "f16"] {
+            for settings in Self.settings {
+                let model = try CompactWeightTests.load(layout, settings)
+                let c = model.config, format = model.weightFormat
+                func matrix(_ N: Int, _ K: Int) -> Int {
+                    let padded = (N + panelWidth - 1) / panelWidth * panelWidth
+                    return padded * K * format.elementBytes + (format == .int8 ? padded * MemoryLayout<Float>.size : 0)
+                }
+                let (C, I) = (c.hiddenSize, c.intermediateSize)
+                let perLayer = 4 * matrix(C, C) + matrix(I, C) + matrix(C, I) + 4 * (6 * C + I)
+                let expected = matrix(c.vocabSize, C) + 4 * c.maxPositionEmbeddings * C + c.numLayers * perLayer + 4 * 2 * C
+                XCTAssertEqual(model.weightBytes, expected, "\(layout) as \(format)")
+            }
+        }
+    }
+
     // MARK: Helpers
 
     /// The model with every matrix repacked from its float32 read.
