@@ -49,8 +49,12 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
     deinit { scratch.deallocate() }
 
     func start() {
-        let thread = Thread { [self] in runLoop() }
-        thread.name = "gptneo-batcher"
+        let thread = Thread { [self] in
+            // Named from inside: on Linux a name set before start() never reaches the OS thread, which
+            // then shows up in top and /proc under its creator's Dispatch name.
+            Thread.current.name = "gptneo-batcher"
+            runLoop()
+        }
         thread.stackSize = 8 << 20
         thread.start()
     }
