@@ -203,3 +203,18 @@ func expShiftedInPlace(_ values: UnsafeMutablePointer<Float>, count: Int, shift:
     while i + vectorWidth <= count { storeVector(expApproximation(loadVector(values + i) - shiftVector), values + i); i += vectorWidth }
     if i < count { storePartial(expApproximation(loadPartial(values + i, count - i) - shiftVector), values + i, count - i) }
 }
+
+/// out[i] = exp((values[i] - shift) · scale) for i in 0..<count, with `expApproximation`; exactly 0
+/// where the argument is below -87.3. The sampler's unnormalized probabilities exp((logit - max) / T),
+/// eight lanes at a time (a Double `exp` per vocabulary entry costs as much as a decode step's matmul
+/// at a few dozen streams).
+public func expOfScaledDifference(_ values: UnsafePointer<Float>, count: Int, shift: Float, scale: Float,
+                                  into out: UnsafeMutablePointer<Float>) {
+    let (shiftVector, scaleVector) = (Vector(repeating: shift), Vector(repeating: scale))
+    var i = 0
+    while i + vectorWidth <= count {
+        storeVector(expApproximation((loadVector(values + i) - shiftVector) * scaleVector), out + i)
+        i += vectorWidth
+    }
+    if i < count { storePartial(expApproximation((loadPartial(values + i, count - i) - shiftVector) * scaleVector), out + i, count - i) }
+}
