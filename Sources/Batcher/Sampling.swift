@@ -222,7 +222,7 @@ private func totalWeight(_ weights: UnsafeBufferPointer<Float>) -> Double {
 }
 
 /// The largest value, eight lanes at a time; -infinity for an empty row or one of NaNs.
-private func largest(_ values: UnsafeBufferPointer<Float>) -> Float {
+func largest(_ values: UnsafeBufferPointer<Float>) -> Float {
     var lanes = SIMD8<Float>(repeating: -.infinity)
     var index = 0
     while index + 8 <= values.count {

@@ -125,16 +125,23 @@ extension Scheduler {
         }
     }
 
-    /// Echo logprobs: row r of a chunk starting at `start` scores prompt token start + r + 1.
+    /// Echo logprobs: row r of a chunk starting at `start` scores prompt token start + r + 1. Rows are
+    /// independent (each a pure function of its logits), so they are spread over the runner's threads.
     private func scorePrompt(_ job: ActiveJob<Cache>, start: Int, count: Int, logits: [Float], top: Int) {
         let vocabulary = limits.vocabularySize
         if start == 0 { job.promptLogprobs = [nil] }
+        let rows = max(0, min(count, job.prompt.count - start - 1))
+        var scored = [TokenLogprob?](repeating: nil, count: rows)
+        let prompt = job.prompt
         logits.withUnsafeBufferPointer { logits in
-            for row in 0..<count where start + row + 1 < job.prompt.count {
-                let rowLogits = UnsafeBufferPointer(rebasing: logits[(row * vocabulary)..<((row + 1) * vocabulary)])
-                job.promptLogprobs.append(tokenLogprob(tokenID: job.prompt[start + row + 1], logits: rowLogits, topCount: top))
+            scored.withUnsafeMutableBufferPointer { scored in
+                runner.parallelFor(rows) { row in
+                    let rowLogits = UnsafeBufferPointer(rebasing: logits[(row * vocabulary)..<((row + 1) * vocabulary)])
+                    scored[row] = tokenLogprob(tokenID: prompt[start + row + 1], logits: rowLogits, topCount: top)
+                }
             }
         }
+        job.promptLogprobs.append(contentsOf: scored)
     }
 
     /// The prompt is in the cache: report it (echo), then give each choice its cache and first token.
