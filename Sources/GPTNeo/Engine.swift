@@ -75,6 +75,9 @@ public final class GPTNeoEngine {
     /// that would overflow its capacity or `maxPositionEmbeddings`; nothing is changed then.
     public func forward(_ items: [ForwardItem]) throws -> [ForwardOutput] {
         try validate(items)
+        // Parked workers start waking now, while this thread embeds the tokens: the first region then
+        // finds them spinning.
+        if threads > 1 { WorkerPool.shared(threads: threads).prepare() }
         let config = model.config
         let C = config.hiddenSize
 
@@ -117,9 +120,7 @@ public final class GPTNeoEngine {
             layerNorm(buffers.normed, buffers.hidden, first.attnNormWeight.pointer, first.attnNormBias.pointer, eps: eps, rows: totalRows, C: C)
         }
         for (layer, block) in weights.blocks.enumerated() {
-            linear(buffers.queries, buffers.normed, block.wq, nil)
-            linear(buffers.keys, buffers.normed, block.wk, nil)
-            linear(buffers.values, buffers.normed, block.wv, nil)
+            linear(buffers.qkv, buffers.normed, block.wqkv, nil)
             attend(attentionItems, layer: layer, kind: block.kind)
             for item in attentionItems { storeChunk(item: item, layer: layer, k: buffers.keys, v: buffers.values, C: C) }
             linear(buffers.projected, buffers.attended, block.wo, block.bo)
@@ -168,21 +169,30 @@ public final class GPTNeoEngine {
     // MARK: Attention
 
     /// Every (item, head) pair, spread over the cores; each pair is computed by one thread in a fixed
-    /// order, so the split does not change any value.
+    /// order, so the split does not change any value. The thread first copies the pair's columns of
+    /// the fused (rows, 3C) [q | k | v] product into the (rows, C) buffers that `attendHead` and
+    /// `storeChunk` read: the pairs tile those buffers exactly, so every element is copied once.
     private func attend(_ items: [AttentionItem], layer: Int, kind: GPTNeoConfig.AttentionKind) {
         let (heads, headDim, window, C) = (model.config.numHeads, model.config.headDim, model.config.windowSize, model.config.hiddenSize)
         let pairs = items.count * heads
         guard pairs > 0 else { return }
         let work = items.reduce(0) { $0 + $1.length * min($1.start + $1.length, kind == .global ? Int.max : window) }
         let workers = work * heads * headDim < (1 << 16) ? 1 : scratch.workers
-        let (queries, keys, values, attended) = (scratch.queries, scratch.keys, scratch.values, scratch.attended)
+        let (qkv, queries, keys, values, attended) = (scratch.qkv, scratch.queries, scratch.keys, scratch.values, scratch.attended)
         let (scoresBase, scoresPerWorker) = (scratch.scores, scratch.scoresPerWorker)
         items.withUnsafeBufferPointer { items in
             parallelFor(workers, threads: workers) { worker in
                 let scores = scoresBase + worker * scoresPerWorker
                 var pair = worker
                 while pair < pairs {
-                    attendHead(item: items[pair / heads], head: pair % heads, layer: layer, kind: kind, window: window,
+                    let (item, head) = (items[pair / heads], pair % heads)
+                    for row in item.firstRow..<(item.firstRow + item.length) {
+                        let (fused, offset) = (qkv + row * 3 * C + head * headDim, row * C + head * headDim)
+                        (queries + offset).update(from: fused, count: headDim)
+                        (keys + offset).update(from: fused + C, count: headDim)
+                        (values + offset).update(from: fused + 2 * C, count: headDim)
+                    }
+                    attendHead(item: item, head: head, layer: layer, kind: kind, window: window,
                                q: queries, k: keys, v: values, out: attended, scores: scores, C: C, headDim: headDim)
                     pair += workers
                 }

@@ -64,6 +64,7 @@ final class Scratch {
     private(set) var logitRows = 0
     var hidden = Scratch.empty      // (rows, C) residual stream
     var normed = Scratch.empty      // (rows, C) LayerNorm output
+    var qkv = Scratch.empty         // (rows, 3C) fused q, k, v projections
     var queries = Scratch.empty     // (rows, C)
     var keys = Scratch.empty        // (rows, C)
     var values = Scratch.empty      // (rows, C)
@@ -91,6 +92,7 @@ final class Scratch {
         for keyPath in [\Scratch.hidden, \.normed, \.queries, \.keys, \.values, \.attended, \.projected] {
             replace(&self[keyPath: keyPath], count: grown * C)
         }
+        replace(&qkv, count: grown * 3 * C)
         replace(&inner, count: grown * config.intermediateSize)
         rows = grown
     }
@@ -110,7 +112,7 @@ final class Scratch {
     }
 
     deinit {
-        for pointer in [hidden, normed, queries, keys, values, attended, projected, inner, gathered, logits, scores]
+        for pointer in [hidden, normed, qkv, queries, keys, values, attended, projected, inner, gathered, logits, scores]
         where pointer != Scratch.empty { pointer.deallocate() }
     }
 }

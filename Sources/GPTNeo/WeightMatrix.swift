@@ -37,15 +37,34 @@ public final class WeightMatrix: @unchecked Sendable {
 
     /// Repacks a tensor of shape (N, K) into `format`, splitting the work over `threads`.
     public convenience init(_ tensor: FloatTensor, format: WeightFormat = .float32, threads: Int) {
-        self.init(tensor.elements, format: format, threads: threads)
+        self.init(stacking: [tensor.elements], format: format, threads: threads)
     }
 
-    /// Repacks a checkpoint tensor of shape (N, K), read in place in its stored dtype, into `format`,
-    /// splitting the work over `threads`; then releases the file's pages. An empty tensor (the reader's
-    /// placeholder for a missing one, before `finish()` reports it) gives an empty matrix.
-    init(_ source: TensorElements, format: WeightFormat, threads: Int) {
-        precondition(source.shape.count == 2 || source.count == 0, "a weight matrix needs a 2-D tensor, got shape \(source.shape)")
-        let (N, K) = source.shape.count == 2 ? (source.shape[0], source.shape[1]) : (0, 0)
+    /// One matrix of the tensors' rows one after another: (N₁ + N₂ + …, K) from tensors (Nᵢ, K), so that
+    /// projections of the same input (q, k, v) run as one product. Each output column keeps its own
+    /// FMA chain, so the stacked product computes exactly the numbers of the separate ones.
+    public convenience init(stacking tensors: [FloatTensor], format: WeightFormat = .float32, threads: Int) {
+        self.init(stacking: tensors.map(\.elements), format: format, threads: threads)
+    }
+
+    /// A checkpoint tensor of shape (N, K), read in place in its stored dtype.
+    convenience init(_ source: TensorElements, format: WeightFormat, threads: Int) {
+        self.init(stacking: [source], format: format, threads: threads)
+    }
+
+    /// Repacks checkpoint tensors (Nᵢ, K), read in place in their stored dtype, stacked into one matrix
+    /// (N₁ + N₂ + …, K) in `format`, splitting the work over `threads`; then releases the file's pages.
+    /// Any empty tensor (the reader's placeholder for a missing one, before `finish()` reports it) gives
+    /// an empty matrix.
+    init(stacking sources: [TensorElements], format: WeightFormat, threads: Int) {
+        precondition(!sources.isEmpty, "nothing to stack")
+        for source in sources {
+            precondition(source.shape.count == 2 || source.count == 0, "a weight matrix needs a 2-D tensor, got shape \(source.shape)")
+        }
+        let complete = sources.allSatisfy { $0.shape.count == 2 && $0.count > 0 }
+        let K = complete ? sources[0].shape[1] : 0
+        precondition(sources.allSatisfy { !complete || $0.shape[1] == K }, "stacked tensors differ in inputs: \(sources.map(\.shape))")
+        let N = complete ? sources.reduce(0) { $0 + $1.shape[0] } : 0
         outputs = N
         inputs = K
         self.format = format
@@ -64,8 +83,8 @@ public final class WeightMatrix: @unchecked Sendable {
             scales.initialize(repeating: 0, count: panelCount * panelWidth)
             storage = .int8Panels(allocation.bindMemory(to: Int8.self, capacity: elements), scales: scales)
         }
-        fillPanels(from: source, threads: threads)
-        source.releasePages()
+        fillPanels(from: complete ? sources : [], threads: threads)
+        for source in sources { source.releasePages() }
     }
 
     deinit { allocation.deallocate() }
@@ -105,34 +124,54 @@ public final class WeightMatrix: @unchecked Sendable {
 // MARK: - Repacking
 
 extension WeightMatrix {
-    /// Writes every panel from `source`, panels split over `threads`. A 16-bit tensor kept in its own
-    /// dtype is copied bit for bit; anything else is widened to floats 16 rows at a time (exact) and
-    /// narrowed or quantized from there by `writePanel`, so no float32 copy of the whole tensor exists.
-    fileprivate func fillPanels(from source: TensorElements, threads: Int) {
+    /// Writes every panel from the stacked `sources`, panels split over `threads`. A 16-bit tensor kept
+    /// in its own dtype is copied bit for bit; anything else is widened to floats 16 rows at a time
+    /// (exact) and narrowed or quantized from there by `writePanel`, so no float32 copy of a tensor exists.
+    fileprivate func fillPanels(from sources: [TensorElements], threads: Int) {
         let K = inputs
-        let sameBits: UnsafePointer<UInt16>?
-        switch storage {
-        case .float16Panels: sameBits = source.sixteenBitElements(ifStoredAs: .f16)
-        case .bfloat16Panels: sameBits = source.sixteenBitElements(ifStoredAs: .bf16)
-        case .float32Panels, .int8Panels: sameBits = nil
+        // Stacked row n is row n − starts[s] of sources[s], for starts[s] ≤ n < starts[s + 1].
+        var starts = [0]
+        for source in sources { starts.append(starts.last! + source.shape[0]) }
+        func locate(_ n: Int) -> (source: Int, row: Int) {
+            var s = 0
+            while starts[s + 1] <= n { s += 1 }
+            return (s, n - starts[s])
+        }
+        let sameBits: [UnsafePointer<UInt16>?] = sources.map { source in
+            switch storage {
+            case .float16Panels: return source.sixteenBitElements(ifStoredAs: .f16)
+            case .bfloat16Panels: return source.sixteenBitElements(ifStoredAs: .bf16)
+            case .float32Panels, .int8Panels: return nil
+            }
         }
         let parts = panelCount * K * panelWidth < (1 << 18) ? 1 : max(1, min(threads, panelCount))
         parallelFor(parts, threads: threads) { part in
-            let panels = (panelCount * part / parts)..<(panelCount * (part + 1) / parts)
-            if let sameBits, case .float16Panels(let out) = storage {
-                for panel in panels { transposeRows(sameBits + panel * panelWidth * K, panel: panel, into: out) { bits, _ in UInt16(littleEndian: bits) } }
-            } else if let sameBits, case .bfloat16Panels(let out) = storage {
-                for panel in panels { transposeRows(sameBits + panel * panelWidth * K, panel: panel, into: out) { bits, _ in UInt16(littleEndian: bits) } }
-            } else {
-                // 16 rows of floats: 640 KB at K = 10240, within the L2 cache the panel is written from.
-                let rows = UnsafeMutablePointer<Float>.allocate(capacity: max(1, panelWidth * K))
-                defer { rows.deallocate() }
-                for panel in panels {
-                    let first = panel * panelWidth
-                    source.widenRows(first..<min(first + panelWidth, outputs), into: rows)
-                    writePanel(panel, rows: rows)
+            // 16 rows of floats: 640 KB at K = 10240, within the L2 cache the panel is written from.
+            let rows = UnsafeMutablePointer<Float>.allocate(capacity: max(1, panelWidth * K))
+            defer { rows.deallocate() }
+            for panel in (panelCount * part / parts)..<(panelCount * (part + 1) / parts) {
+                let first = panel * panelWidth, columns = min(panelWidth, outputs - first)
+                let (source, row) = locate(first)
+                if let bits = sameBits[source], locate(first + columns - 1).source == source {
+                    copyPanel(panel, rows: bits + row * K)
+                    continue
                 }
+                for j in 0..<columns {
+                    let (s, r) = locate(first + j)
+                    sources[s].widenRows(r..<(r + 1), into: rows + j * K)
+                }
+                writePanel(panel, rows: rows)
             }
+        }
+    }
+
+    /// Writes 16-bit panel `panel` from its rows as stored in the file, bit for bit.
+    private func copyPanel(_ panel: Int, rows: UnsafePointer<UInt16>) {
+        switch storage {
+        case .float16Panels(let out), .bfloat16Panels(let out):
+            transposeRows(rows, panel: panel, into: out) { bits, _ in UInt16(littleEndian: bits) }
+        case .float32Panels, .int8Panels:
+            preconditionFailure("only 16-bit panels hold a file's bits")
         }
     }
 

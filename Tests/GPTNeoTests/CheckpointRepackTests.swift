@@ -18,13 +18,12 @@ final class CheckpointRepackTests: XCTestCase {
                 let model = try CompactWeightTests.load(layout, settings)
                 let reference = try floatReadModel(model)
                 var compared = 0
-                for (name, matrix) in namedMatrices(model) {
-                    let widened = WeightMatrix(try model.checkpoint.tensor(name, shape: [matrix.outputs, matrix.inputs]),
-                                               format: model.weightFormat, threads: 2)
-                    assertSameStorage(matrix, widened, "\(what) \(name)")
+                for (names, matrix) in namedMatrices(model) {
+                    let widened = try stackedFloatReads(model, names, matrix)
+                    assertSameStorage(matrix, widened, "\(what) \(names)")
                     compared += 1
                 }
-                XCTAssertEqual(compared, 1 + 6 * model.config.numLayers, what)
+                XCTAssertEqual(compared, 1 + 4 * model.config.numLayers, what)
                 assertBitwiseEqual(try CompactWeightTests.logProbabilities(model), try CompactWeightTests.logProbabilities(reference), what)
             }
         }
@@ -60,6 +59,11 @@ final class CheckpointRepackTests: XCTestCase {
                     let widened = WeightMatrix(try file.floatTensor(name), format: format, threads: 2)
                     XCTAssertEqual(direct.outputs, N); XCTAssertEqual(direct.inputs, K)
                     assertSameStorage(direct, widened, "\(what) \(name) as \(format)")
+                    // Stacked with itself: 74 rows, a panel straddling the two.
+                    let stacked = WeightMatrix(stacking: [try file.elements(name), try file.elements(name)], format: format, threads: 2)
+                    let stackedWidened = WeightMatrix(stacking: [try file.floatTensor(name), try file.floatTensor(name)], format: format, threads: 2)
+                    XCTAssertEqual(stacked.outputs, 2 * N)
+                    assertSameStorage(stacked, stackedWidened, "\(what) \(name) stacked as \(format)")
                 }
             }
         }
@@ -121,7 +125,7 @@ final class CheckpointRepackTests: XCTestCase {
                     return padded * K * format.elementBytes + (format == .int8 ? padded * MemoryLayout<Float>.size : 0)
                 }
                 let (C, I) = (c.hiddenSize, c.intermediateSize)
-                let perLayer = 4 * matrix(C, C) + matrix(I, C) + matrix(C, I) + 4 * (6 * C + I)
+                let perLayer = matrix(3 * C, C) + matrix(C, C) + matrix(I, C) + matrix(C, I) + 4 * (6 * C + I)
                 let expected = matrix(c.vocabSize, C) + 4 * c.maxPositionEmbeddings * C + c.numLayers * perLayer + 4 * 2 * C
                 XCTAssertEqual(model.weightBytes, expected, "\(layout) as \(format)")
             }
@@ -130,37 +134,40 @@ final class CheckpointRepackTests: XCTestCase {
 
     // MARK: Helpers
 
+    /// `matrix` repacked from the float32 reads of the tensors it stacks.
+    func stackedFloatReads(_ model: GPTNeoModel, _ names: [String], _ matrix: WeightMatrix) throws -> WeightMatrix {
+        let rows = matrix.outputs / names.count
+        return WeightMatrix(stacking: try names.map { try model.checkpoint.tensor($0, shape: [rows, matrix.inputs]) },
+                            format: model.weightFormat, threads: 2)
+    }
+
     /// The model with every matrix repacked from its float32 read.
     func floatReadModel(_ model: GPTNeoModel) throws -> GPTNeoModel {
         let w = model.weights
-        func widened(_ name: String, _ m: WeightMatrix) throws -> WeightMatrix {
-            WeightMatrix(try model.checkpoint.tensor(name, shape: [m.outputs, m.inputs]), format: model.weightFormat, threads: 2)
-        }
-        let embedding = try widened("transformer.wte.weight", w.tokenEmbedding)
-        let blocks = try w.blocks.enumerated().map { layer, b in
-            let p = "transformer.h.\(layer)."
-            return BlockWeights(
+        let named = namedMatrices(model)
+        let widened = try named.map { try stackedFloatReads(model, $0.0, $0.1) }
+        let blocks = w.blocks.enumerated().map { layer, b in
+            BlockWeights(
                 attnNormWeight: b.attnNormWeight, attnNormBias: b.attnNormBias,
-                wq: try widened(p + "attn.attention.q_proj.weight", b.wq), wk: try widened(p + "attn.attention.k_proj.weight", b.wk),
-                wv: try widened(p + "attn.attention.v_proj.weight", b.wv), wo: try widened(p + "attn.attention.out_proj.weight", b.wo),
+                wqkv: widened[1 + 4 * layer], wo: widened[2 + 4 * layer],
                 bo: b.bo, ffnNormWeight: b.ffnNormWeight, ffnNormBias: b.ffnNormBias,
-                ffnUp: try widened(p + "mlp.c_fc.weight", b.ffnUp), ffnUpBias: b.ffnUpBias,
-                ffnDown: try widened(p + "mlp.c_proj.weight", b.ffnDown), ffnDownBias: b.ffnDownBias, kind: b.kind)
+                ffnUp: widened[3 + 4 * layer], ffnUpBias: b.ffnUpBias,
+                ffnDown: widened[4 + 4 * layer], ffnDownBias: b.ffnDownBias, kind: b.kind)
         }
         XCTAssertTrue(w.lmHead === w.tokenEmbedding, "the fixtures tie the LM head")
-        let weights = ModelWeights(tokenEmbedding: embedding, positionEmbedding: w.positionEmbedding, blocks: blocks,
-                                   finalNormWeight: w.finalNormWeight, finalNormBias: w.finalNormBias, lmHead: embedding)
+        let weights = ModelWeights(tokenEmbedding: widened[0], positionEmbedding: w.positionEmbedding, blocks: blocks,
+                                   finalNormWeight: w.finalNormWeight, finalNormBias: w.finalNormBias, lmHead: widened[0])
         return GPTNeoModel(config: model.config, directory: model.directory, checkpoint: model.checkpoint, weights: weights,
                            format: model.weightFormat)
     }
 
-    func namedMatrices(_ model: GPTNeoModel) -> [(String, WeightMatrix)] {
-        var all = [("transformer.wte.weight", model.weights.tokenEmbedding)]
+    /// Every matrix with the checkpoint tensors it holds (q, k and v stacked in one).
+    func namedMatrices(_ model: GPTNeoModel) -> [([String], WeightMatrix)] {
+        var all = [(["transformer.wte.weight"], model.weights.tokenEmbedding)]
         for (layer, b) in model.weights.blocks.enumerated() {
             let p = "transformer.h.\(layer)."
-            all += [(p + "attn.attention.q_proj.weight", b.wq), (p + "attn.attention.k_proj.weight", b.wk),
-                    (p + "attn.attention.v_proj.weight", b.wv), (p + "attn.attention.out_proj.weight", b.wo),
-                    (p + "mlp.c_fc.weight", b.ffnUp), (p + "mlp.c_proj.weight", b.ffnDown)]
+            all += [(["q_proj", "k_proj", "v_proj"].map { p + "attn.attention.\($0).weight" }, b.wqkv),
+                    ([p + "attn.attention.out_proj.weight"], b.wo), ([p + "mlp.c_fc.weight"], b.ffnUp), ([p + "mlp.c_proj.weight"], b.ffnDown)]
         }
         return all
     }
