@@ -32,6 +32,7 @@ private let panelGroup = 6
     guard M > 0, N > 0 else { return }
     precondition(bias == nil || bias!.count == N, "bias of \(bias!.count) for \(N) outputs")
     let biasPointer = bias?.pointer
+    if case .int8Panels = weight.storage { return int8MatMul(y, x, weight, biasPointer, M: M, threads: threads) }
     let groups = (weight.panelCount + panelGroup - 1) / panelGroup
     let parts = M * N * K < (1 << 17) ? 1 : min(groups, threads * 4)
     // Any split of the column groups gives the same numbers; several parts per thread balance load
@@ -47,8 +48,8 @@ private let panelGroup = 6
                 multiplyPanels(Float16Panel.self, y, x, panels, biasPointer, nil, rows: M, panels: first..<last, K: K, N: N)
             case .bfloat16Panels(let panels):
                 multiplyPanels(BFloat16Panel.self, y, x, panels, biasPointer, nil, rows: M, panels: first..<last, K: K, N: N)
-            case .int8Panels(let panels, let scales):
-                multiplyPanels(Int8Panel.self, y, x, panels, biasPointer, scales, rows: M, panels: first..<last, K: K, N: N)
+            case .int8Panels:
+                preconditionFailure("int8 weights are multiplied by int8MatMul")
             }
         }
     }
