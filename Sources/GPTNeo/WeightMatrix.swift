@@ -62,15 +62,15 @@ public final class WeightMatrix: @unchecked Sendable {
         switch format {
         case .float32:
             let panels = allocation.bindMemory(to: Float.self, capacity: elements)
-            repack(source, N: N, K: K, kGroup: kGroup, into: panels, threads: threads) { value, _ in value }
+            repack(source, N: N, K: K, kGroup: 1, into: panels, threads: threads) { value, _ in value }
             storage = .float32Panels(panels)
         case .float16:
             let panels = allocation.bindMemory(to: UInt16.self, capacity: elements)
-            repack(source, N: N, K: K, kGroup: kGroup, into: panels, threads: threads) { value, _ in float16Bits(value) }
+            repack(source, N: N, K: K, kGroup: 1, into: panels, threads: threads) { value, _ in float16Bits(value) }
             storage = .float16Panels(panels)
         case .bfloat16:
             let panels = allocation.bindMemory(to: UInt16.self, capacity: elements)
-            repack(source, N: N, K: K, kGroup: kGroup, into: panels, threads: threads) { value, _ in bfloat16Bits(value) }
+            repack(source, N: N, K: K, kGroup: 1, into: panels, threads: threads) { value, _ in bfloat16Bits(value) }
             storage = .bfloat16Panels(panels)
         case .int8:
             let scales = (allocation + panelBytes).bindMemory(to: Float.self, capacity: panelCount * panelWidth)
@@ -80,7 +80,7 @@ public final class WeightMatrix: @unchecked Sendable {
                 for n in (N * part / parts)..<(N * (part + 1) / parts) { scales[n] = int8Scale(source + n * K, count: K) }
             }
             let panels = allocation.bindMemory(to: Int8.self, capacity: elements)
-            repack(source, N: N, K: K, kGroup: kGroup, into: panels, threads: threads) { value, n in int8Quantized(value, scale: scales[n]) }
+            repack(source, N: N, K: K, kGroup: 4, into: panels, threads: threads) { value, n in int8Quantized(value, scale: scales[n]) }
             storage = .int8Panels(panels, scales: scales)
         }
         releaseFilePages(tensor.buffer)
