@@ -29,6 +29,8 @@
 
 /// k per activation scale.
 #define GPTNEO_INT8_BLOCK 32
+/// How far ahead (in k) a remainder tile prefetches its weight streams: 2 KB.
+#define GPTNEO_INT8_PREFETCH 128
 /// Output columns per panel.
 #define GPTNEO_INT8_PANEL 16
 
@@ -74,9 +76,10 @@ static inline void gptneo_int8_store(float *y, const float *acc, const float *ws
 
 /// y[m..<m+R, panels p..<p+P] for R rows × P panels: R·2P int32 accumulators of 8 columns per block,
 /// folded into float accumulators at the end of each block. R and P are constants after inlining.
+/// `prefetch` (or null): P streams of panel rows to fetch into cache alongside those of the tile.
 static inline __attribute__((always_inline)) void gptneo_int8_tile(
     const int R, const int P, float *y, long N, const int8_t *xq, const float *xs, long K4, long blocks,
-    const int8_t *w, const float *wscale, const float *bias, long m, long panel) {
+    const int8_t *w, const float *wscale, const float *bias, long m, long panel, const int8_t *prefetch) {
     __m256 acc[6][8];
     GPTNEO_UNROLL for (int r = 0; r < R; r++) GPTNEO_UNROLL for (int s = 0; s < 2 * P; s++) acc[r][s] = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
@@ -89,6 +92,7 @@ static inline __attribute__((always_inline)) void gptneo_int8_tile(
         GPTNEO_UNROLL for (int r = 0; r < R; r++) GPTNEO_UNROLL for (int s = 0; s < 2 * P; s++) sums[r][s] = _mm256_setzero_si256();
         for (long k = k0; k < k1; k += 4) {
             __m256i weights[8], magnitudes[8];
+            if (prefetch) GPTNEO_UNROLL for (int p = 0; p < P; p++) __builtin_prefetch(prefetch + p * K4 * GPTNEO_INT8_PANEL + k * GPTNEO_INT8_PANEL, 0, 3);
             GPTNEO_UNROLL for (int s = 0; s < 2 * P; s++) {
                 weights[s] = _mm256_loadu_si256((const __m256i *)(panels + (s / 2) * K4 * GPTNEO_INT8_PANEL + k * GPTNEO_INT8_PANEL + (s % 2) * 32));
                 magnitudes[s] = _mm256_abs_epi8(weights[s]);
@@ -134,7 +138,8 @@ static inline __attribute__((always_inline)) void gptneo_int8_tile(
 /// The same arithmetic without AVX2: exact integer sums, the same FMA chain over blocks.
 static inline void gptneo_int8_tile(
     const int R, const int P, float *y, long N, const int8_t *xq, const float *xs, long K4, long blocks,
-    const int8_t *w, const float *wscale, const float *bias, long m, long panel) {
+    const int8_t *w, const float *wscale, const float *bias, long m, long panel, const int8_t *prefetch) {
+    (void)prefetch;
     for (int r = 0; r < R; r++) {
         for (int p = 0; p < P; p++) {
             float acc[GPTNEO_INT8_PANEL] = {0};
@@ -159,25 +164,31 @@ static inline void gptneo_int8_tile(
 /// All M rows of y against panels [first, last): 4-row tiles one panel at a time, then the remaining
 /// rows against several panels at once (a decode step: 1 row × 4 panels, four weight streams).
 /// xq (M, K4) and xs (M, blocks) are the quantized activations, w the panels, wscale and bias per output.
+/// Tiles reading the weights from memory for the first time fetch ahead: the first row tile of a
+/// panel fetches the next panel, a remainder tile its own streams 2 KB ahead (a decode step is
+/// limited by how fast the weights stream in, which one row's few instructions per line do not hide).
 static inline void gptneo_int8_multiply_panels(float *y, long M, long N, const int8_t *xq, const float *xs, long K4, long blocks,
                                                const int8_t *w, const float *wscale, const float *bias, long first, long last) {
+    const long panelBytes = K4 * GPTNEO_INT8_PANEL;
     long bulk = M / 4 * 4;
     for (long panel = first; panel < last; panel++) {
-        for (long m = 0; m < bulk; m += 4) gptneo_int8_tile(4, 1, y, N, xq, xs, K4, blocks, w, wscale, bias, m, panel);
+        const int8_t *next = w + (panel + 1 < last ? panel + 1 : panel) * panelBytes;
+        for (long m = 0; m < bulk; m += 4) gptneo_int8_tile(4, 1, y, N, xq, xs, K4, blocks, w, wscale, bias, m, panel, m == 0 ? next : 0);
     }
     long remaining = M - bulk;
     if (remaining == 0) return;
     long step = remaining == 1 ? 4 : remaining == 2 ? 2 : 1;
     for (long panel = first; panel < last; panel += step) {
         long count = last - panel < step ? last - panel : step;
+        const int8_t *ahead = bulk == 0 ? w + panel * panelBytes + GPTNEO_INT8_PREFETCH * GPTNEO_INT8_PANEL : 0;
         switch (remaining * 8 + count) {
-        case 3 * 8 + 1: gptneo_int8_tile(3, 1, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel); break;
-        case 2 * 8 + 2: gptneo_int8_tile(2, 2, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel); break;
-        case 2 * 8 + 1: gptneo_int8_tile(2, 1, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel); break;
-        case 1 * 8 + 4: gptneo_int8_tile(1, 4, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel); break;
-        case 1 * 8 + 3: gptneo_int8_tile(1, 3, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel); break;
-        case 1 * 8 + 2: gptneo_int8_tile(1, 2, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel); break;
-        default: gptneo_int8_tile(1, 1, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel); break;
+        case 3 * 8 + 1: gptneo_int8_tile(3, 1, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel, ahead); break;
+        case 2 * 8 + 2: gptneo_int8_tile(2, 2, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel, ahead); break;
+        case 2 * 8 + 1: gptneo_int8_tile(2, 1, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel, ahead); break;
+        case 1 * 8 + 4: gptneo_int8_tile(1, 4, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel, ahead); break;
+        case 1 * 8 + 3: gptneo_int8_tile(1, 3, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel, ahead); break;
+        case 1 * 8 + 2: gptneo_int8_tile(1, 2, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel, ahead); break;
+        default: gptneo_int8_tile(1, 1, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel, ahead); break;
         }
     }
 }
