@@ -35,7 +35,7 @@ private let tileRows = 6
     guard M > 0, N > 0 else { return }
     precondition(bias == nil || bias!.count == N, "bias of \(bias!.count) for \(N) outputs")
     let biasPointer = bias?.pointer
-    let unit = unitPanels(remainingRows: M % tileRows)
+    let unit = unitPanels(remainingRows: M % tileRows, format: weight.format)
     let units = (weight.panelCount + unit - 1) / unit
     let parts = M * N * K < (1 << 17) ? 1 : min(units, threads * 4)
     // Any split of the units gives the same numbers; several parts per thread balance load on a
@@ -58,11 +58,12 @@ private let tileRows = 6
 
 /// Panels walked together by every row tile: those of the tile for the M mod 6 remaining rows, whose
 /// shape keeps at least 8 FMA chains in flight (2 FMA units × 4 cycles of latency) without spilling
-/// registers (checked in the disassembly).
-private func unitPanels(remainingRows: Int) -> Int {
+/// registers (checked in the disassembly). For float16 the compiler hoists the converting loads
+/// (VCVTPH2PS) of all three panels of a 2 × 3 tile and spills accumulators, so 2 × 2 there.
+private func unitPanels(remainingRows: Int, format: WeightFormat) -> Int {
     switch remainingRows {
     case 1: return 6
-    case 2: return 3
+    case 2: return format == .float16 ? 2 : 3
     default: return 1
     }
 }
