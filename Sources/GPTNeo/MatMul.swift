@@ -157,19 +157,6 @@ enum Tile<Rows: Count, Panels: Count>: TileShape {
     static var panels: Int { Panels.value }
 }
 
-// MARK: - Micro-kernel
-
-@inline(__always) private func pick<T>(_ i: Int, _ v0: T, _ v1: T, _ v2: T, _ v3: T, _ v4: T, _ v5: T) -> T {
-    switch i {
-    case 0: return v0
-    case 1: return v1
-    case 2: return v2
-    case 3: return v3
-    case 4: return v4
-    default: return v5
-    }
-}
-
 // MARK: - Panel elements
 // What a storage type contributes to the kernel: how to read panel row k as 16 Floats. A compact type
 // (16-bit, int8) is another conforming type, converting in registers; everything else is shared.
@@ -185,6 +172,8 @@ enum Float32Panel: PanelElement {
         UnsafeRawPointer(panel + offset).loadUnaligned(as: PanelRow.self)
     }
 }
+
+// MARK: - Micro-kernel
 
 /// y[m..<m+R, panel..<panel+P] = x[m..<m+R, :] · panels + bias, with R·P ≤ 6 accumulators of 16
 /// columns: accumulator s holds row s / P, panel s % P.
