@@ -12,6 +12,9 @@ import Foundation
 /// (K, N) of one transformer block's products: q, k, v, out_proj, c_fc, c_proj.
 let blockShapes = [(768, 768), (768, 768), (768, 768), (768, 768), (768, 3072), (3072, 768)]
 let lmHeadShape = (768, 50257)
+/// The 12 blocks of the 125M model, each with its own weights: 340 MB, far more than the caches, so
+/// every call streams its weights from memory as in the engine (one block's 28 MB stays in L3).
+let modelBlockShapes = Array([[(Int, Int)]](repeating: blockShapes, count: 12).joined())
 
 struct KernelTimes { var baseline: [Double] = [], engine: [Double] = [], sgemm: [Double] = [] }
 
@@ -71,12 +74,39 @@ func cpuTime(_ calls: Int, _ body: () -> Void) -> Double {
     return (cpuSeconds() - before) / Double(calls)
 }
 
+/// GFLOP/s per CPU-second of one core doing nothing but FMAs from registers: 12 independent chains of
+/// 8 lanes (enough to hide the FMA latency on both FMA units), the most any AVX2 kernel can reach.
+@inline(never) func fmaPeak(seed: Float) -> Double {
+    var chains = (0..<12).map { SIMD8<Float>(repeating: seed * Float($0)) }
+    let (scale, offset) = (SIMD8<Float>(repeating: 1 - seed * 1e-6), SIMD8<Float>(repeating: seed))
+    let steps = 20_000_000
+    let time = cpuTime(1) {
+        chains.withUnsafeMutableBufferPointer { c in
+            var (a0, a1, a2, a3, a4, a5) = (c[0], c[1], c[2], c[3], c[4], c[5])
+            var (a6, a7, a8, a9, a10, a11) = (c[6], c[7], c[8], c[9], c[10], c[11])
+            for _ in 0..<steps {
+                a0 = a0.addingProduct(scale, offset); a1 = a1.addingProduct(scale, offset); a2 = a2.addingProduct(scale, offset)
+                a3 = a3.addingProduct(scale, offset); a4 = a4.addingProduct(scale, offset); a5 = a5.addingProduct(scale, offset)
+                a6 = a6.addingProduct(scale, offset); a7 = a7.addingProduct(scale, offset); a8 = a8.addingProduct(scale, offset)
+                a9 = a9.addingProduct(scale, offset); a10 = a10.addingProduct(scale, offset); a11 = a11.addingProduct(scale, offset)
+            }
+            (c[0], c[1], c[2], c[3], c[4], c[5]) = (a0, a1, a2, a3, a4, a5)
+            (c[6], c[7], c[8], c[9], c[10], c[11]) = (a6, a7, a8, a9, a10, a11)
+        }
+    }
+    precondition(chains.allSatisfy { $0[0].isFinite })
+    return Double(steps * 12 * 8 * 2) / time / 1e9
+}
+
 func runKernelBenchmark(threads: Int, weightFormat: WeightFormat) {
+    print("one core's FMA peak: \(format(median((0..<5).map { _ in fmaPeak(seed: 0.5) }))) GFLOP/s per CPU-second (AVX2, no memory)")
     print("matmul GFLOP/s per CPU-second (median, \(threads) thread(s)): baseline = previous kernel, engine = panel kernel with \(weightFormat) weights, "
           + "sgemm = OpenBLAS")
     print("| shape | M | baseline | engine | sgemm | engine / baseline | engine / sgemm | engine: weight GB/CPU-s |")
     print("|---|---|---|---|---|---|---|---|")
-    for (name, shapes, rowCounts) in [("block (6 products)", blockShapes, [1, 8, 32, 64, 512]), ("LM head", [lmHeadShape], [1, 8, 32, 64])] {
+    for (name, shapes, rowCounts) in [("block (6 products)", blockShapes, [1, 8, 32, 64, 512]),
+                                      ("12 blocks (from memory)", modelBlockShapes, [1, 8, 32, 64]),
+                                      ("LM head", [lmHeadShape], [1, 8, 32, 64])] {
         for M in rowCounts {
             let flops = Double(shapes.reduce(0) { $0 + 2 * M * $1.0 * $1.1 })
             let calls = max(1, Int(2e8 / flops))  // about 2 ms of work per measurement
