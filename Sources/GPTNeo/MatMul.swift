@@ -45,11 +45,11 @@ private let tileRows = 6
         let panels = first..<min(weight.panelCount, units * (part + 1) / parts * unit)
         switch weight.storage {
         case .float32Panels(let weights):
-            multiplyPanels(Float32Panel.self, y, x, weights, biasPointer, nil, rows: M, panels: panels, unit: unit, K: K, N: N)
+            multiplyPanels(Float32Panel.self, y, x, weights, biasPointer, rows: M, panels: panels, unit: unit, K: K, N: N)
         case .float16Panels(let weights):
-            multiplyPanels(Float16Panel.self, y, x, weights, biasPointer, nil, rows: M, panels: panels, unit: unit, K: K, N: N)
+            multiplyPanels(Float16Panel.self, y, x, weights, biasPointer, rows: M, panels: panels, unit: unit, K: K, N: N)
         case .bfloat16Panels(let weights):
-            multiplyPanels(BFloat16Panel.self, y, x, weights, biasPointer, nil, rows: M, panels: panels, unit: unit, K: K, N: N)
+            multiplyPanels(BFloat16Panel.self, y, x, weights, biasPointer, rows: M, panels: panels, unit: unit, K: K, N: N)
         case .int8Panels:
             preconditionFailure("int8 weights are multiplied by int8MatMul")
         }
@@ -75,7 +75,7 @@ private func unitPanels(remainingRows: Int, format: WeightFormat) -> Int {
 /// more bandwidth than a core gets while the others ask for none.
 private func multiplyPanels<Element: PanelElement>(_ element: Element.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                                    _ weights: UnsafePointer<Element.Stored>, _ bias: UnsafePointer<Float>?,
-                                                   _ scales: UnsafePointer<Float>?, rows M: Int, panels: Range<Int>, unit: Int, K: Int, N: Int) {
+                                                   rows M: Int, panels: Range<Int>, unit: Int, K: Int, N: Int) {
     let bulkTiles = M / tileRows
     let remaining = M - bulkTiles * tileRows
     let panelRowBytes = panelWidth * MemoryLayout<Element.Stored>.stride
@@ -92,12 +92,12 @@ private func multiplyPanels<Element: PanelElement>(_ element: Element.Type, _ y:
         var prefetch = stride > 0 && stride <= 64 ? Prefetch(next: UnsafeRawPointer(weights + (first + count) * K * panelWidth), stride: stride) : nil
         for panel in first..<(first + count) {
             for bulkTile in 0..<bulkTiles {
-                tile(Tile<R6, P1>.self, element, y, x, weights, bias, scales, m: bulkTile * tileRows, panel: panel, K: K, N: N, prefetch: prefetch)
+                tile(Tile<R6, P1>.self, element, y, x, weights, bias, m: bulkTile * tileRows, panel: panel, K: K, N: N, prefetch: prefetch)
                 prefetch?.next += K * stride
             }
         }
         if remaining > 0 {
-            remainderTile(element, y, x, weights, bias, scales, rows: remaining, panelCount: count, m: bulkTiles * tileRows,
+            remainderTile(element, y, x, weights, bias, rows: remaining, panelCount: count, m: bulkTiles * tileRows,
                           panel: first, K: K, N: N, prefetch: prefetch)
         }
         first += count
@@ -113,9 +113,9 @@ private struct Prefetch {
 /// The tile shapes used for fewer than 6 rows, over `panelCount` ≤ unitPanels(rows) panels.
 private func remainderTile<Element: PanelElement>(_ element: Element.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                                   _ w: UnsafePointer<Element.Stored>, _ bias: UnsafePointer<Float>?,
-                                                  _ scales: UnsafePointer<Float>?, rows: Int, panelCount: Int, m: Int, panel: Int, K: Int, N: Int,
+                                                  rows: Int, panelCount: Int, m: Int, panel: Int, K: Int, N: Int,
                                                   prefetch: Prefetch?) {
-    func run<Shape: TileShape>(_ shape: Shape.Type) { tile(shape, element, y, x, w, bias, scales, m: m, panel: panel, K: K, N: N, prefetch: prefetch) }
+    func run<Shape: TileShape>(_ shape: Shape.Type) { tile(shape, element, y, x, w, bias, m: m, panel: panel, K: K, N: N, prefetch: prefetch) }
     switch (rows, panelCount) {
     case (5, _): run(Tile<R5, P1>.self)
     case (4, _): run(Tile<R4, P1>.self)
@@ -159,7 +159,7 @@ enum Tile<Rows: Count, Panels: Count>: TileShape {
 
 // MARK: - Panel elements
 // What a storage type contributes to the kernel: how to read panel row k as 16 Floats. A compact type
-// (16-bit, int8) is another conforming type, converting in registers; everything else is shared.
+// (16-bit) is another conforming type, converting in registers; everything else is shared.
 
 protocol PanelElement {
     associatedtype Stored
@@ -180,7 +180,7 @@ enum Float32Panel: PanelElement {
 private func tile<Shape: TileShape, Element: PanelElement>(_ shape: Shape.Type, _ element: Element.Type,
                                                            _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                                            _ weights: UnsafePointer<Element.Stored>, _ bias: UnsafePointer<Float>?,
-                                                           _ scales: UnsafePointer<Float>?, m: Int, panel: Int, K: Int, N: Int, prefetch: Prefetch?) {
+                                                           m: Int, panel: Int, K: Int, N: Int, prefetch: Prefetch?) {
     let (R, P) = (Shape.rows, Shape.panels)
     let S = R * P
     // Rows and panels past R and P alias the first: never read for a used accumulator.
@@ -228,22 +228,19 @@ private func tile<Shape: TileShape, Element: PanelElement>(_ shape: Shape.Type, 
         if P > 5 { multiply(panel: 5, Element.row(w5, offset)) }
         k += 1
     }
-    store(a0, y, bias, scales, row: m, panel: panel, N: N)
-    if S > 1 { store(a1, y, bias, scales, row: m + 1 / P, panel: panel + 1 % P, N: N) }
-    if S > 2 { store(a2, y, bias, scales, row: m + 2 / P, panel: panel + 2 % P, N: N) }
-    if S > 3 { store(a3, y, bias, scales, row: m + 3 / P, panel: panel + 3 % P, N: N) }
-    if S > 4 { store(a4, y, bias, scales, row: m + 4 / P, panel: panel + 4 % P, N: N) }
-    if S > 5 { store(a5, y, bias, scales, row: m + 5 / P, panel: panel + 5 % P, N: N) }
+    store(a0, y, bias, row: m, panel: panel, N: N)
+    if S > 1 { store(a1, y, bias, row: m + 1 / P, panel: panel + 1 % P, N: N) }
+    if S > 2 { store(a2, y, bias, row: m + 2 / P, panel: panel + 2 % P, N: N) }
+    if S > 3 { store(a3, y, bias, row: m + 3 / P, panel: panel + 3 % P, N: N) }
+    if S > 4 { store(a4, y, bias, row: m + 4 / P, panel: panel + 4 % P, N: N) }
+    if S > 5 { store(a5, y, bias, row: m + 5 / P, panel: panel + 5 % P, N: N) }
 }
 
-/// Writes one accumulator (× scale, + bias) to y[row, 16·panel ..< min(N, 16·panel + 16)]. Scales
-/// (per output, padded to whole panels) are those of int8 weights.
-@inline(__always) private func store(_ raw: PanelRow, _ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?,
-                                     _ scales: UnsafePointer<Float>?, row: Int, panel: Int, N: Int) {
+/// Writes one accumulator (+ bias) to y[row, 16·panel ..< min(N, 16·panel + 16)].
+@inline(__always) private func store(_ accumulator: PanelRow, _ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?,
+                                     row: Int, panel: Int, N: Int) {
     let n0 = panel * panelWidth
     let out = y + row * N + n0
-    var accumulator = raw
-    if let scales { accumulator *= UnsafeRawPointer(scales + n0).loadUnaligned(as: PanelRow.self) }
     if n0 + panelWidth <= N {
         var value = accumulator
         if let bias { value += UnsafeRawPointer(bias + n0).loadUnaligned(as: PanelRow.self) }
