@@ -67,6 +67,8 @@ final class Scratch {
     var queries = Scratch.empty     // (rows, C)
     var keys = Scratch.empty        // (rows, C)
     var values = Scratch.empty      // (rows, C)
+    var keyHeads = Scratch.empty    // (rows, C) keys of each item's chunk, head by head (gatherChunkHeads)
+    var valueHeads = Scratch.empty  // (rows, C) values of each item's chunk, head by head
     var attended = Scratch.empty    // (rows, C) attention output, heads merged
     var projected = Scratch.empty   // (rows, C) out_proj / c_proj output
     var inner = Scratch.empty       // (rows, I) MLP hidden
@@ -88,7 +90,7 @@ final class Scratch {
         guard needed > rows else { return }
         let grown = max(needed, rows * 2)
         let C = config.hiddenSize
-        for keyPath in [\Scratch.hidden, \.normed, \.queries, \.keys, \.values, \.attended, \.projected] {
+        for keyPath in [\Scratch.hidden, \.normed, \.queries, \.keys, \.values, \.keyHeads, \.valueHeads, \.attended, \.projected] {
             replace(&self[keyPath: keyPath], count: grown * C)
         }
         replace(&inner, count: grown * config.intermediateSize)
@@ -110,7 +112,7 @@ final class Scratch {
     }
 
     deinit {
-        for pointer in [hidden, normed, queries, keys, values, attended, projected, inner, gathered, logits, scores]
+        for pointer in [hidden, normed, queries, keys, values, keyHeads, valueHeads, attended, projected, inner, gathered, logits, scores]
         where pointer != Scratch.empty { pointer.deallocate() }
     }
 }
