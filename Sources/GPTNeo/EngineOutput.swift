@@ -74,7 +74,7 @@ final class Scratch {
     var inner = Scratch.empty       // (rows, I) MLP hidden
     var gathered = Scratch.empty    // (logitRows, C) rows for the LM head
     var logits = Scratch.empty      // (logitRows, V)
-    var scores = Scratch.empty      // (workers, maxPositions) attention scores
+    var scores = Scratch.empty      // (workers, maxPositions × attentionQueryGroup) attention scores
     var scoresPerWorker = 0
     let workers: Int
 
@@ -83,9 +83,9 @@ final class Scratch {
     nonisolated(unsafe) static let empty = UnsafeMutablePointer<Float>.allocate(capacity: 1)
 
     func reserve(rows needed: Int, config: GPTNeoConfig) {
-        if scoresPerWorker < config.maxPositionEmbeddings {
-            replace(&scores, count: workers * config.maxPositionEmbeddings)
-            scoresPerWorker = config.maxPositionEmbeddings
+        if scoresPerWorker < config.maxPositionEmbeddings * attentionQueryGroup {
+            scoresPerWorker = config.maxPositionEmbeddings * attentionQueryGroup
+            replace(&scores, count: workers * scoresPerWorker)
         }
         guard needed > rows else { return }
         let grown = max(needed, rows * 2)
