@@ -7,7 +7,7 @@ import GPTNeo
 //   python Benchmarks/EngineBenchmark/make_random_125m.py /tmp/gpt-neo-125M-random
 //   [GPTNEO_DTYPE=auto|float32|float16|bfloat16] [GPTNEO_QUANTIZATION=none|int8] \
 //     swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [forward|decode|long|all|step]
-//   swift run -c release EngineBenchmark MODEL_DIRECTORY contexts [CONTEXTS [STREAMS]]   (default 100,500,1500 32,64)
+//   swift run -c release EngineBenchmark MODEL_DIRECTORY contexts [CONTEXTS [STREAMS [STEPS]]]   (default 100,500,1500 32,64 8)
 //   swift run -c release EngineBenchmark MODEL_DIRECTORY digest   (hashes of outputs: compare two builds bitwise)
 //   swift run -c release EngineBenchmark MODEL_DIRECTORY accuracy TOKENS.json   (make_accuracy_tokens.py)
 // Reports: matmul GFLOP/s per shape against the previous kernel and sgemm (KernelBenchmark.swift); one
@@ -136,12 +136,13 @@ if mode == "step" {
 }
 
 if mode == "contexts" {
-    // CONTEXTS and STREAMS: comma-separated lists after the mode, e.g. `contexts 100,500,1500 32,64`.
+    // CONTEXTS and STREAMS: comma-separated lists after the mode, e.g. `contexts 100,500,1500 32,64`;
+    // then the decode steps timed (default 8).
     func list(_ index: Int, _ fallback: [Int]) -> [Int] {
         arguments.count > index ? arguments[index].split(separator: ",").compactMap { Int($0) } : fallback
     }
     let engine = GPTNeoEngine(model: model, threads: threads)
-    try runContextDecodeBenchmark(engine, contexts: list(3, [100, 500, 1500]), streamCounts: list(4, [32, 64]), steps: 8,
+    try runContextDecodeBenchmark(engine, contexts: list(3, [100, 500, 1500]), streamCounts: list(4, [32, 64]), steps: list(5, [8])[0],
                                   prompt: { tokens($0, seed: 11) })
 }
 
