@@ -12,13 +12,25 @@ import Foundation
 /// prefetches the next run, and the last the first run of values (read next by `weightedValues`).
 func scoreKeys(_ query: UnsafePointer<Float>, _ keysAndValues: HeadKeysAndValues, _ keys: Range<Int>,
                into scores: UnsafeMutablePointer<Float>, prefetch: Bool) {
+    forEachKeyRun(keysAndValues, keys, prefetch: prefetch) { run, count, offset, prefetchBase, prefetchCount in
+        dotProducts(query, keys: run, count: count, headDim: keysAndValues.headDim, into: scores + offset,
+                    prefetch: prefetchBase, prefetchCount: prefetchCount)
+    }
+}
+
+/// Calls `body` for each run of contiguous keys among `keys`, in ascending position, with its offset
+/// from `keys.lowerBound` and what to prefetch while reading it (count vectors of head_dim floats):
+/// with `prefetch`, the next run's keys, and after the last run the first run's values.
+@inline(__always) private func forEachKeyRun(
+    _ keysAndValues: HeadKeysAndValues, _ keys: Range<Int>, prefetch: Bool,
+    _ body: (_ run: UnsafePointer<Float>, _ count: Int, _ offset: Int, _ prefetch: UnsafePointer<Float>, _ prefetchCount: Int) -> Void
+) {
     var j = keys.lowerBound
     var run = keysAndValues.run(from: j, to: keys.upperBound)
     while true {
         let after = j + run.count
         let upcoming = keysAndValues.run(from: after < keys.upperBound ? after : keys.lowerBound, to: keys.upperBound)
-        dotProducts(query, keys: run.keys, count: run.count, headDim: keysAndValues.headDim, into: scores + (j - keys.lowerBound),
-                    prefetch: after < keys.upperBound ? upcoming.keys : upcoming.values, prefetchCount: prefetch ? upcoming.count : 0)
+        body(run.keys, run.count, j - keys.lowerBound, after < keys.upperBound ? upcoming.keys : upcoming.values, prefetch ? upcoming.count : 0)
         if after == keys.upperBound { return }
         (j, run) = (after, upcoming)
     }
@@ -82,19 +94,13 @@ func scoreKeys(_ query0: UnsafePointer<Float>, _ query1: UnsafePointer<Float>, _
     let headDim = keysAndValues.headDim
     let fullVectors = headDim / vectorWidth
     let tail = headDim - fullVectors * vectorWidth
-    var j = keys.lowerBound
-    var run = keysAndValues.run(from: j, to: keys.upperBound)
-    while true {
-        let after = j + run.count
-        let upcoming = keysAndValues.run(from: after < keys.upperBound ? after : keys.lowerBound, to: keys.upperBound)
-        let prefetchCount = prefetch ? upcoming.count : 0
-        let prefetchBase = after < keys.upperBound ? upcoming.keys : upcoming.values
-        let rowScores = scores + (j - keys.lowerBound) * attentionQueryGroup
+    forEachKeyRun(keysAndValues, keys, prefetch: prefetch) { run, count, offset, prefetchBase, prefetchCount in
+        let rowScores = scores + offset * attentionQueryGroup
         // Two keys at a time: eight FMA chains (query r, key k) in eight registers.
         var i = 0
-        while i < run.count {
-            let k0 = run.keys + i * headDim
-            let k1 = i + 1 < run.count ? k0 + headDim : k0
+        while i < count {
+            let k0 = run + i * headDim
+            let k1 = i + 1 < count ? k0 + headDim : k0
             if i < prefetchCount { prefetchFloats(prefetchBase + i * headDim, count: min(2, prefetchCount - i) * headDim) }
             var a00 = Vector(), a01 = Vector(), a10 = Vector(), a11 = Vector()
             var a20 = Vector(), a21 = Vector(), a30 = Vector(), a31 = Vector()
@@ -116,15 +122,13 @@ func scoreKeys(_ query0: UnsafePointer<Float>, _ query1: UnsafePointer<Float>, _
                 addTail(a10, query1, k0, fullVectors: fullVectors, tail: tail), addTail(a11, query1, k1, fullVectors: fullVectors, tail: tail),
                 addTail(a20, query2, k0, fullVectors: fullVectors, tail: tail), addTail(a21, query2, k1, fullVectors: fullVectors, tail: tail),
                 addTail(a30, query3, k0, fullVectors: fullVectors, tail: tail), addTail(a31, query3, k1, fullVectors: fullVectors, tail: tail))
-            if i + 1 < run.count {
+            if i + 1 < count {
                 storeVector(sums, rowScores + i * attentionQueryGroup)
             } else {
                 UnsafeMutableRawPointer(rowScores + i * attentionQueryGroup).storeBytes(of: sums.lowHalf, as: SIMD4<Float>.self)
             }
             i += 2
         }
-        if after == keys.upperBound { return }
-        (j, run) = (after, upcoming)
     }
 }
 
