@@ -122,11 +122,12 @@ public final class KVCache: @unchecked Sendable {
                 let (source, destination) = (self.stored(layer: layer, head: head), copy.stored(layer: layer, head: head))
                 var position = 0
                 while position < stored {
-                    let run = source.run(from: position, to: stored)
-                    let target = destination.run(from: position, to: stored)
-                    target.keys.update(from: run.keys, count: run.count * source.headDim)
-                    target.values.update(from: run.values, count: run.count * source.headDim)
-                    position += run.count
+                    // Another capacity may give other block lengths: the shorter of the two runs.
+                    let run = source.run(from: position, to: stored), target = destination.run(from: position, to: stored)
+                    let count = min(run.count, target.count)
+                    target.keys.update(from: run.keys, count: count * source.headDim)
+                    target.values.update(from: run.values, count: count * source.headDim)
+                    position += count
                 }
             }
         }
