@@ -61,11 +61,13 @@ let package = Package(
         .systemLibrary(name: "CPrefetch"),
         // MARK: C header: 16-bit and int8 weights widened to floats in the matmul kernel
         .systemLibrary(name: "CWidening"),
+        // MARK: C header: the spin-wait hint for the engine's worker threads
+        .systemLibrary(name: "CSpinPause"),
 
         // MARK: Model: GPT-Neo forward pass, checkpoint loading, KV cache, task heads
         .target(
             name: "GPTNeo",
-            dependencies: ["CPrefetch", "CWidening"],
+            dependencies: ["CPrefetch", "CWidening", "CSpinPause"],
             // Optimized even in debug builds: unoptimized SIMD kernels make every test that runs the
             // model (engine, batcher, API) many times slower.
             swiftSettings: hotLoopSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]

@@ -2,7 +2,7 @@ import Foundation
 @_spi(Benchmarks) import GPTNeo
 
 // The fixed cost of one parallel region (`parallelFor`): what the engine pays per parallel loop on top
-// of the work, about 75 times per decode step of the 125M model (6 products per layer and the LM head;
+// of the work, about 50 times per decode step of the 125M model (4 products per layer and the LM head;
 // attention too once the context is long enough to split). Regions of empty iterations show the bookkeeping; regions of `threads × 4` iterations
 // of ~20 µs of arithmetic each (a decode step's product of 768 × 768 is ~100 µs) show the cost of
 // waking the workers, as the excess over the same iterations run serially divided by the threads.

@@ -1,12 +1,13 @@
 import Foundation
+import GPTNeo
 
 // MARK: - Log-probabilities of raw logits
 // OpenAI's `logprobs` report the model's own distribution: the log-softmax of the raw logits, before
 // temperature, penalties, bias or truncation. Everything here is a pure function of one logits row,
 // so the numbers cannot depend on what else was in the batch.
 
-/// log-softmax of one row, computed in Double and rounded once to Float (torch computes it in Float,
-/// so the two agree to within a few ulps).
+/// log-softmax of one row: the exponentials in Float lanes, their sum and the logarithm in Double,
+/// rounded once to Float (torch computes all of it in Float; the two agree to within a few ulps).
 struct LogSoftmax {
     /// max(logits)
     let maximum: Float
@@ -15,13 +16,9 @@ struct LogSoftmax {
 
     init(_ logits: UnsafeBufferPointer<Float>) {
         precondition(!logits.isEmpty, "log-softmax of an empty row")
-        var maximum = -Float.infinity
-        for value in logits where value > maximum { maximum = value }
-        var sum = 0.0
-        let m = Double(maximum)
-        for value in logits { sum += exp(Double(value) - m) }
+        let maximum = largest(logits)
         self.maximum = maximum
-        self.logSumExp = log(sum)
+        self.logSumExp = maximum.isFinite ? log(sumOfExpDifferences(logits.baseAddress!, count: logits.count, shift: maximum)) : 0
     }
 
     func logprob(_ logit: Float) -> Float {

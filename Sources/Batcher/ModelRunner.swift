@@ -1,4 +1,4 @@
-import GPTNeo
+@_spi(Benchmarks) import GPTNeo
 import Tokenizer
 
 // MARK: - What the scheduler needs from a model
@@ -36,6 +36,15 @@ protocol ModelRunner: AnyObject, SendableMetatype {
     func makeCache(capacity: Int) -> Cache
     func copy(_ cache: Cache, capacity: Int) -> Cache
     func forward(_ items: [RunnerItem<Cache>]) throws -> [RunnerOutput]
+    /// Threads the work between forward passes (sampling) may spread over.
+    var threads: Int { get }
+    /// Runs body(i) for i in 0..<iterations on up to `threads` threads, returning when all are done.
+    func parallelFor(_ iterations: Int, _ body: (Int) -> Void)
+}
+
+extension ModelRunner {
+    var threads: Int { 1 }
+    func parallelFor(_ iterations: Int, _ body: (Int) -> Void) { for i in 0..<iterations { body(i) } }
 }
 
 // MARK: - The real engine
@@ -53,6 +62,9 @@ final class EngineRunner: ModelRunner {
             contextLength: config.maxPositionEmbeddings,
             endOfSequenceTokenID: config.eosTokenID ?? endOfSequenceTokenID)
     }
+
+    var threads: Int { engine.threads }
+    func parallelFor(_ iterations: Int, _ body: (Int) -> Void) { GPTNeo.parallelFor(iterations, threads: engine.threads, body) }
 
     func cacheByteSize(capacity: Int) -> Int { KVCache.byteSize(config: config, capacity: capacity) }
     func makeCache(capacity: Int) -> KVCache { KVCache(config: config, capacity: capacity) }

@@ -1,4 +1,5 @@
 import Foundation
+import GPTNeo
 
 // MARK: - Choosing the next token
 // The pipeline per step, for one choice: raw logits → repetition penalty (transformers) → presence and
@@ -52,13 +53,11 @@ struct TokenSampler {
         repetitionPenalty != 1 || presencePenalty != 0 || frequencyPenalty != 0 || !logitBias.isEmpty
     }
 
-    /// The next token for a row of raw logits. `scratch` is reused memory of at least `logits.count` floats.
-    mutating func sample(
-        logits raw: UnsafeBufferPointer<Float>, history: TokenHistory, scratch: UnsafeMutableBufferPointer<Float>
-    ) -> Int {
+    /// The next token for a row of raw logits.
+    mutating func sample(logits raw: UnsafeBufferPointer<Float>, history: TokenHistory, scratch: SamplingScratch) -> Int {
         let logits: UnsafeBufferPointer<Float>
         if modifiesLogits {
-            let adjusted = UnsafeMutableBufferPointer(rebasing: scratch[0..<raw.count])
+            let adjusted = UnsafeMutableBufferPointer(rebasing: scratch.adjusted[0..<raw.count])
             _ = adjusted.initialize(from: raw)
             applyPenalties(to: adjusted, history: history)
             logits = UnsafeBufferPointer(adjusted)
@@ -66,7 +65,7 @@ struct TokenSampler {
             logits = raw
         }
         if temperature == 0 { return argmax(logits) }
-        return draw(from: logits)
+        return draw(from: logits, scratch: scratch)
     }
 
     // MARK: - Penalties and bias
@@ -90,103 +89,169 @@ struct TokenSampler {
 
     // MARK: - Drawing
 
-    /// The first index of the largest value (torch.argmax's tie rule).
+    /// The first index of the largest value (torch.argmax's tie rule); NaNs never win.
     func argmax(_ logits: UnsafeBufferPointer<Float>) -> Int {
-        var best = 0
-        var bestValue = logits[0]
-        for index in 1..<logits.count where logits[index] > bestValue {
-            best = index; bestValue = logits[index]
-        }
-        return best
+        let maximum = largest(logits)
+        return logits.firstIndex(of: maximum) ?? 0
     }
 
-    /// Temperature, top-k, top-p, then one uniform draw over what is left.
-    mutating func draw(from logits: UnsafeBufferPointer<Float>) -> Int {
-        let (candidates, total) = keptCandidates(logits)
-        guard !candidates.isEmpty else { return argmax(logits) }
+    /// Temperature, top-k, top-p, then one uniform draw over what is left, in index order.
+    mutating func draw(from logits: UnsafeBufferPointer<Float>, scratch: SamplingScratch) -> Int {
+        let total = keepWeights(logits, scratch: scratch)
+        guard total > 0 else { return argmax(logits) }
+        let weights = UnsafeBufferPointer(rebasing: scratch.weights[0..<logits.count])
         let target = generator.nextUnitDouble() * total
+        // Whole blocks first (their sums are the ones `total` was made of), then token by token in the
+        // block where the running sum passes the target.
         var cumulative = 0.0
-        for candidate in candidates {
-            cumulative += candidate.weight
-            if cumulative > target { return candidate.token }
+        var block = 0
+        while block < weights.count {
+            let mass = blockSum(weights, block)
+            if cumulative + mass > target { break }
+            cumulative += mass
+            block += sumBlock
         }
-        return candidates[candidates.count - 1].token
+        if block < weights.count {
+            var lastKept = -1
+            for index in block..<min(block + sumBlock, weights.count) where weights[index] > 0 {
+                cumulative += Double(weights[index])
+                lastKept = index
+                if cumulative > target { return index }
+            }
+            // The block's lane sum passed the target but the running sum, rounded differently, not quite.
+            if lastKept >= 0 { return lastKept }
+        }
+        // Rounding put the target past the last block: the last kept token.
+        return weights.lastIndex { $0 > 0 } ?? argmax(logits)
     }
 
-    /// The tokens temperature, top-k and top-p leave, with unnormalized weights exp((l - max) / T)
-    /// in (0, 1], and their sum. Index order, or descending weight when top-p sorted them.
-    func keptCandidates(_ logits: UnsafeBufferPointer<Float>) -> (candidates: [(token: Int, weight: Double)], total: Double) {
+    /// Leaves in `scratch.weights` the unnormalized probabilities exp((logit - max) / T) of the tokens
+    /// temperature, top-k and top-p keep (0 for the others) and returns their sum.
+    func keepWeights(_ logits: UnsafeBufferPointer<Float>, scratch: SamplingScratch) -> Double {
         let vocabulary = logits.count
+        let weights = UnsafeMutableBufferPointer(rebasing: scratch.weights[0..<vocabulary])
+        let maximum = largest(logits)
+        guard maximum > -Float.infinity else { return 0 }
+        expOfScaledDifference(logits.baseAddress!, count: vocabulary, shift: maximum, scale: Float(1 / temperature),
+                              into: weights.baseAddress!)
         // top-k as transformers' TopKLogitsWarper: keep every logit >= the k-th largest (ties stay).
-        var threshold = -Float.infinity
-        if topK > 0 && topK < vocabulary { threshold = kthLargest(logits, k: topK) }
-
-        var maximum = -Float.infinity
-        for value in logits where value > maximum { maximum = value }
-        var candidates: [(token: Int, weight: Double)] = []
-        candidates.reserveCapacity(topK > 0 ? min(topK, vocabulary) : vocabulary)
-        var total = 0.0
-        let scale = 1 / temperature
-        for (token, value) in logits.enumerated() where value >= threshold && value > -Float.infinity {
-            let weight = exp(Double(value - maximum) * scale)
-            guard weight > 0 else { continue }
-            candidates.append((token, weight))
-            total += weight
+        if topK > 0 && topK < vocabulary {
+            let threshold = kthLargest(logits, k: topK)
+            for index in 0..<vocabulary where !(logits[index] >= threshold) { weights[index] = 0 }
         }
-        if topP < 1 && !candidates.isEmpty { return nucleus(candidates, total: total) }
-        return (candidates, total)
+        if topP < 1 { nucleus(weights, scratch: scratch) }
+        return totalWeight(UnsafeBufferPointer(weights))
     }
 
     /// top-p as transformers' TopPLogitsWarper: in descending order of probability, keep a token while
     /// the probability of the tokens before it is below `topP` (so the one that crosses stays, and at
-    /// least one token always does). Returns the kept tokens in index order.
+    /// least one token always does). Zeroes the weights of the others.
     ///
-    /// Sorting 50k weights every step would dominate a decode step, so tokens are first binned by
-    /// (max - logit) / T in steps of 1/64 (a monotone function of the weight): whole bins above the
-    /// crossing point are kept, and only the bin where the mass crosses `topP` is sorted.
-    func nucleus(_ candidates: [(token: Int, weight: Double)], total: Double) -> ([(token: Int, weight: Double)], Double) {
-        let needed = topP * total
-        let binsPerUnit = 64.0
-        let binCount = 64 * 64 + 1  // the last bin holds weights below e^-64
-        var binMass = [Double](repeating: 0, count: binCount)
-        var binOf = [Int32](repeating: 0, count: candidates.count)
-        for (index, candidate) in candidates.enumerated() {
-            // weight = exp(-distance), so the bin grows as the weight shrinks; equal weights share a bin.
-            let distance = -log(candidate.weight)
-            let bin = distance.isFinite ? min(binCount - 1, Int(distance * binsPerUnit)) : binCount - 1
-            binOf[index] = Int32(bin)
-            binMass[bin] += candidate.weight
+    /// Sorting 50k weights every step would dominate a decode step, so tokens are first binned by their
+    /// weight's bit pattern (64 bins per power of two; for positive floats the bits order like the
+    /// values): whole bins above the crossing point are kept, and only the bin where the mass crosses
+    /// `topP` is sorted.
+    func nucleus(_ weights: UnsafeMutableBufferPointer<Float>, scratch: SamplingScratch) {
+        let needed = topP * totalWeight(UnsafeBufferPointer(weights))
+        let binCount = scratch.binMass.count  // the last bin holds weights below 2^-64
+        let one = Int(Float(1).bitPattern)
+        @inline(__always) func bin(_ weight: Float) -> Int { min(binCount - 1, (one - Int(weight.bitPattern)) >> 17) }
+        scratch.binMass.withUnsafeMutableBufferPointer { mass in
+            mass.update(repeating: 0)
+            for weight in weights where weight > 0 { mass[bin(weight)] += Double(weight) }
         }
         var cumulative = 0.0
         var crossing = binCount  // bins below this are kept whole
-        for bin in 0..<binCount {
-            if cumulative + binMass[bin] >= needed { crossing = bin; break }
-            cumulative += binMass[bin]
+        for (index, mass) in scratch.binMass.enumerated() {
+            if cumulative + mass >= needed { crossing = index; break }
+            cumulative += mass
         }
-        var kept = [Bool](repeating: false, count: candidates.count)
+        scratch.crossingBin.removeAll(keepingCapacity: true)
         var keptCount = 0
-        var crossingBin: [(index: Int, weight: Double)] = []
-        for index in candidates.indices {
-            if binOf[index] < crossing {
-                kept[index] = true
+        for index in weights.indices where weights[index] > 0 {
+            let tokenBin = bin(weights[index])
+            if tokenBin < crossing {
                 keptCount += 1
-            } else if binOf[index] == crossing {
-                crossingBin.append((index, candidates[index].weight))
+            } else {
+                if tokenBin == crossing { scratch.crossingBin.append((index, weights[index])) }
+                weights[index] = 0
             }
         }
-        crossingBin.sort { $0.weight != $1.weight ? $0.weight > $1.weight : $0.index < $1.index }
-        for entry in crossingBin {
+        scratch.crossingBin.sort { $0.weight != $1.weight ? $0.weight > $1.weight : $0.index < $1.index }
+        for entry in scratch.crossingBin {
             if keptCount > 0 && cumulative >= needed { break }
-            kept[entry.index] = true
+            weights[entry.index] = entry.weight
             keptCount += 1
-            cumulative += entry.weight
+            cumulative += Double(entry.weight)
         }
-        let result = candidates.indices.filter { kept[$0] }.map { candidates[$0] }
-        return (result, result.reduce(0) { $0 + $1.weight })
     }
 
     func kthLargest(_ logits: UnsafeBufferPointer<Float>, k: Int) -> Float {
         if k <= 64 { return topEntries(logits, count: k)[k - 1].value }
         return logits.sorted(by: >)[k - 1]
+    }
+
+    /// The tokens a draw can return, in index order (for tests and diagnostics).
+    func keptTokens(_ logits: UnsafeBufferPointer<Float>) -> [Int] {
+        let scratch = SamplingScratch(vocabularySize: logits.count)
+        guard keepWeights(logits, scratch: scratch) > 0 else { return [] }
+        return scratch.weights[0..<logits.count].indices.filter { scratch.weights[$0] > 0 }
+    }
+}
+
+// MARK: - Sums in one fixed order
+
+/// Weights summed per block of `sumBlock` (eight Double lanes), blocks in index order: `draw` walks
+/// the same blocks, so its running sum reproduces `total` exactly.
+private let sumBlock = 8
+
+@inline(__always) private func blockSum(_ weights: UnsafeBufferPointer<Float>, _ start: Int) -> Double {
+    if start + sumBlock <= weights.count {
+        let lanes = UnsafeRawPointer(weights.baseAddress! + start).loadUnaligned(as: SIMD8<Float>.self)
+        return SIMD8<Double>(lanes).sum()
+    }
+    var sum = 0.0
+    for index in start..<weights.count { sum += Double(weights[index]) }
+    return sum
+}
+
+private func totalWeight(_ weights: UnsafeBufferPointer<Float>) -> Double {
+    var total = 0.0
+    for block in stride(from: 0, to: weights.count, by: sumBlock) { total += blockSum(weights, block) }
+    return total
+}
+
+/// The largest value, eight lanes at a time; -infinity for an empty row or one of NaNs.
+func largest(_ values: UnsafeBufferPointer<Float>) -> Float {
+    var lanes = SIMD8<Float>(repeating: -.infinity)
+    var index = 0
+    while index + 8 <= values.count {
+        let v = UnsafeRawPointer(values.baseAddress! + index).loadUnaligned(as: SIMD8<Float>.self)
+        lanes = lanes.replacing(with: v, where: v .> lanes)
+        index += 8
+    }
+    var maximum = lanes.max()
+    while index < values.count {
+        if values[index] > maximum { maximum = values[index] }
+        index += 1
+    }
+    return maximum
+}
+
+/// Memory one sampling thread reuses for every row: penalized logits, weights, top-p bins.
+final class SamplingScratch {
+    let adjusted: UnsafeMutableBufferPointer<Float>
+    let weights: UnsafeMutableBufferPointer<Float>
+    var binMass = [Double](repeating: 0, count: 64 * 64 + 1)
+    var crossingBin: [(index: Int, weight: Float)] = []
+
+    init(vocabularySize: Int) {
+        adjusted = .allocate(capacity: max(1, vocabularySize))
+        weights = .allocate(capacity: max(1, vocabularySize))
+    }
+
+    deinit {
+        adjusted.deallocate()
+        weights.deallocate()
     }
 }

@@ -31,7 +31,8 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
     let decoding: any TokenTextDecoding
     var limits: ModelLimits { runner.limits }
     var active: [ActiveJob<Runner.Cache>] = []
-    let scratch: UnsafeMutableBufferPointer<Float>
+    /// One per sampling thread (`sampleDecodeRows` gives worker w the choices w, w + threads, …).
+    let samplingScratch: [SamplingScratch]
     var sampledThisStep = 0
     private let logger = Logger(label: "gptneo.batcher")
 
@@ -41,16 +42,18 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
         self.runner = runner
         self.decoding = decoding
         self.configuration = configuration
-        scratch = .allocate(capacity: runner.limits.vocabularySize)
+        samplingScratch = (0..<max(1, runner.threads)).map { _ in SamplingScratch(vocabularySize: runner.limits.vocabularySize) }
         snapshot = BatcherStatistics(queuedRequests: 0, runningSequences: 0, kvCacheBytesInUse: 0,
                                      kvCacheBudgetBytes: configuration.kvCacheBudgetBytes)
     }
 
-    deinit { scratch.deallocate() }
-
     func start() {
-        let thread = Thread { [self] in runLoop() }
-        thread.name = "gptneo-batcher"
+        let thread = Thread { [self] in
+            // Named from inside: on Linux a name set before start() never reaches the OS thread, which
+            // then shows up in top and /proc under its creator's Dispatch name.
+            Thread.current.name = "gptneo-batcher"
+            runLoop()
+        }
         thread.stackSize = 8 << 20
         thread.start()
     }
@@ -247,7 +250,8 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
         do {
             // Every live job contributes an item each step; none only when all that is left has ended.
             let outputs = plan.items.isEmpty ? [] : try runner.forward(plan.items)
-            for (index, output) in outputs.enumerated() { consume(output, of: plan.slots[index]) }
+            let sampled = sampleDecodeRows(outputs, of: plan)
+            for (index, output) in outputs.enumerated() { consume(output, of: plan.slots[index], sampled: sampled[index]) }
             condition.lock()
             snapshot.steps += 1
             snapshot.generatedTokens += sampledThisStep

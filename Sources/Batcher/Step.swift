@@ -59,17 +59,49 @@ extension Scheduler {
         return plan
     }
 
-    /// Applies one item's output to its job.
-    func consume(_ output: RunnerOutput, of entry: (job: ActiveJob<Cache>, slot: StepPlan<Cache>.Slot)) {
+    /// Draws the next token of every decode row, spread over the runner's threads: a draw is a pure
+    /// function of the row and of the choice's own sampler and history, so which thread makes it (and
+    /// what else is in the step) changes nothing. Everything with an order — text, stop strings,
+    /// events — stays with `consume`, on the loop thread.
+    func sampleDecodeRows(_ outputs: [RunnerOutput], of plan: StepPlan<Cache>) -> [SampledToken?] {
+        var decodeRows: [Int] = []
+        for (index, entry) in plan.slots.enumerated() {
+            if case let .decode(choice) = entry.slot, !entry.job.isDone, !choice.isFinished, entry.job.parameters != nil {
+                decodeRows.append(index)
+            }
+        }
+        var sampled = [SampledToken?](repeating: nil, count: outputs.count)
+        let workers = min(samplingScratch.count, decodeRows.count)
+        guard workers > 0 else { return sampled }
+        let vocabulary = limits.vocabularySize
+        sampled.withUnsafeMutableBufferPointer { results in
+            runner.parallelFor(workers) { worker in
+                for position in stride(from: worker, to: decodeRows.count, by: workers) {
+                    let index = decodeRows[position]
+                    let (job, slot) = plan.slots[index]
+                    guard case let .decode(choice) = slot, let parameters = job.parameters else { continue }
+                    results[index] = outputs[index].logits.withUnsafeBufferPointer { logits in
+                        let row = UnsafeBufferPointer(rebasing: logits[0..<vocabulary])
+                        let token = choice.sampler.sample(logits: row, history: choice.history, scratch: samplingScratch[worker])
+                        return SampledToken(token: token, logprob: parameters.logprobs.map {
+                            tokenLogprob(tokenID: token, logits: row, topCount: $0)
+                        })
+                    }
+                }
+            }
+        }
+        return sampled
+    }
+
+    /// Applies one item's output to its job; `sampled` is the decode row's draw from `sampleDecodeRows`.
+    func consume(_ output: RunnerOutput, of entry: (job: ActiveJob<Cache>, slot: StepPlan<Cache>.Slot), sampled: SampledToken?) {
         let job = entry.job
         guard !job.isDone else { return }
         let vocabulary = limits.vocabularySize
         switch entry.slot {
         case let .decode(choice):
             choice.pendingInput = nil
-            output.logits.withUnsafeBufferPointer { logits in
-                advance(choice, of: job, logits: UnsafeBufferPointer(rebasing: logits[0..<vocabulary]))
-            }
+            if let sampled { accept(sampled, for: choice, of: job) }
         case let .prefill(start, count):
             job.prefilledTokens = start + count
             guard let parameters = job.parameters else {
@@ -93,16 +125,23 @@ extension Scheduler {
         }
     }
 
-    /// Echo logprobs: row r of a chunk starting at `start` scores prompt token start + r + 1.
+    /// Echo logprobs: row r of a chunk starting at `start` scores prompt token start + r + 1. Rows are
+    /// independent (each a pure function of its logits), so they are spread over the runner's threads.
     private func scorePrompt(_ job: ActiveJob<Cache>, start: Int, count: Int, logits: [Float], top: Int) {
         let vocabulary = limits.vocabularySize
         if start == 0 { job.promptLogprobs = [nil] }
+        let rows = max(0, min(count, job.prompt.count - start - 1))
+        var scored = [TokenLogprob?](repeating: nil, count: rows)
+        let prompt = job.prompt
         logits.withUnsafeBufferPointer { logits in
-            for row in 0..<count where start + row + 1 < job.prompt.count {
-                let rowLogits = UnsafeBufferPointer(rebasing: logits[(row * vocabulary)..<((row + 1) * vocabulary)])
-                job.promptLogprobs.append(tokenLogprob(tokenID: job.prompt[start + row + 1], logits: rowLogits, topCount: top))
+            scored.withUnsafeMutableBufferPointer { scored in
+                runner.parallelFor(rows) { row in
+                    let rowLogits = UnsafeBufferPointer(rebasing: logits[(row * vocabulary)..<((row + 1) * vocabulary)])
+                    scored[row] = tokenLogprob(tokenID: prompt[start + row + 1], logits: rowLogits, topCount: top)
+                }
             }
         }
+        job.promptLogprobs.append(contentsOf: scored)
     }
 
     /// The prompt is in the cache: report it (echo), then give each choice its cache and first token.
@@ -132,10 +171,19 @@ extension Scheduler {
         }
     }
 
-    /// Samples the choice's next token from `logits` and reports it.
+    /// Samples the choice's first token from the prompt's last logits and reports it.
     private func advance(_ choice: ChoiceState<Cache>, of job: ActiveJob<Cache>, logits: UnsafeBufferPointer<Float>) {
         guard let parameters = job.parameters, !choice.isFinished else { return }
-        let token = choice.sampler.sample(logits: logits, history: choice.history, scratch: scratch)
+        let token = choice.sampler.sample(logits: logits, history: choice.history, scratch: samplingScratch[0])
+        accept(SampledToken(token: token, logprob: parameters.logprobs.map { tokenLogprob(tokenID: token, logits: logits, topCount: $0) }),
+               for: choice, of: job)
+    }
+
+    /// Records a drawn token and reports it: the end of sequence, a stop string or the length limit
+    /// finish the choice.
+    private func accept(_ sampled: SampledToken, for choice: ChoiceState<Cache>, of job: ActiveJob<Cache>) {
+        guard let parameters = job.parameters, !choice.isFinished else { return }
+        let token = sampled.token
         choice.history.append(token)
         choice.generatedTokens += 1
         job.completionTokens += 1
@@ -144,9 +192,8 @@ extension Scheduler {
             finish(choice, of: job, reason: .stop)
             return
         }
-        let logprob = parameters.logprobs.map { tokenLogprob(tokenID: token, logits: logits, topCount: $0) }
         let (text, stopped) = choice.stopMatcher.append(choice.text.append(token))
-        guard job.send(.token(choice: choice.index, tokenID: token, text: text, logprob: logprob)) else {
+        guard job.send(.token(choice: choice.index, tokenID: token, text: text, logprob: sampled.logprob)) else {
             job.end(.failure(CancellationError()))
             return
         }
@@ -170,3 +217,10 @@ extension Scheduler {
         job.send(.finished(choice: choice.index, reason: stopped ? .stop : reason, text: text))
     }
 }
+
+/// A decode row's draw: the token and, when asked for, its log-probability.
+struct SampledToken {
+    var token: Int
+    var logprob: TokenLogprob?
+}
+

@@ -47,13 +47,15 @@ struct HeadKeysAndValues {
 // MARK: - One head
 
 /// Attention of one head for the chunk rows `queryRows` of one item.
-/// q, out: stacked (rows, C) buffers; scores: scratch of attentionQueryGroup × (start + length) floats.
+/// q: stacked rows of queries, one every `queryStride` floats; out: stacked (rows, C); scores: scratch
+/// of attentionQueryGroup × (start + length) floats.
 func attendHead(_ keysAndValues: HeadKeysAndValues, queryRows: Range<Int>, item: AttentionItem, head: Int,
-                kind: GPTNeoConfig.AttentionKind, window: Int, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                scores: UnsafeMutablePointer<Float>, C: Int) {
+                kind: GPTNeoConfig.AttentionKind, window: Int, q: UnsafePointer<Float>, queryStride: Int,
+                out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>, C: Int) {
     let headDim = keysAndValues.headDim
     @inline(__always) func firstKey(_ position: Int) -> Int { kind == .global ? 0 : max(0, position - window + 1) }
-    @inline(__always) func row(_ t: Int) -> Int { (item.firstRow + t) * C + head * headDim }
+    @inline(__always) func query(_ t: Int) -> UnsafePointer<Float> { q + (item.firstRow + t) * queryStride + head * headDim }
+    @inline(__always) func output(_ t: Int) -> UnsafeMutablePointer<Float> { out + (item.firstRow + t) * C + head * headDim }
     // The first pass over the keys reads them from memory; later groups find them in cache.
     var cold = true
     var t = queryRows.lowerBound
@@ -62,16 +64,16 @@ func attendHead(_ keysAndValues: HeadKeysAndValues, queryRows: Range<Int>, item:
         let position = item.start + t
         if rows == 1 {
             let keys = firstKey(position)..<(position + 1)
-            scoreKeys(q + row(t), keysAndValues, keys, into: scores, prefetch: cold)
+            scoreKeys(query(t), keysAndValues, keys, into: scores, prefetch: cold)
             softmaxInPlace(scores, count: keys.count)
-            weightedValues(out + row(t), keysAndValues, keys, probabilities: scores, stride: 1, prefetch: cold)
+            weightedValues(output(t), keysAndValues, keys, probabilities: scores, stride: 1, prefetch: cold)
         } else {
             // Scores of the union of the rows' keys, (keys, 4); each row's keys outside its own range
             // are set to -inf, which the softmax turns into exactly 0 (as transformers' mask does).
             let union = firstKey(position)..<(position + rows)
             // Lanes past `rows` repeat the last row (computed, never used).
             @inline(__always) func lane(_ index: Int) -> Int { min(index, rows - 1) }
-            scoreKeys(q + row(t + lane(0)), q + row(t + lane(1)), q + row(t + lane(2)), q + row(t + lane(3)), keysAndValues,
+            scoreKeys(query(t + lane(0)), query(t + lane(1)), query(t + lane(2)), query(t + lane(3)), keysAndValues,
                       union, into: scores, prefetch: cold)
             for index in 0..<attentionQueryGroup {
                 let own = firstKey(position + lane(index))..<(position + lane(index) + 1)
@@ -81,7 +83,7 @@ func attendHead(_ keysAndValues: HeadKeysAndValues, queryRows: Range<Int>, item:
             softmaxInPlace(groupScores: scores, keyCount: union.count)
             for lane in 0..<rows {
                 let own = firstKey(position + lane)..<(position + lane + 1)
-                weightedValues(out + row(t + lane), keysAndValues, own,
+                weightedValues(output(t + lane), keysAndValues, own,
                                probabilities: scores + (own.lowerBound - union.lowerBound) * attentionQueryGroup + lane,
                                stride: attentionQueryGroup, prefetch: cold && lane == 0)
             }

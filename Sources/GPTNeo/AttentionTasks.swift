@@ -30,10 +30,11 @@ final class AttentionTasks {
     private let nextTask = Atomic<Int>(0)
 
     /// Attends every item's chunk rows for `layer`, then stores their keys and values in the caches.
-    /// q, k, v, out: stacked (rows, C) buffers.
+    /// qkv: the stacked (rows, 3C) [q | k | v] projections; out: (rows, C).
     func run(_ items: [AttentionItem], layer: Int, kind: GPTNeoConfig.AttentionKind, config: GPTNeoConfig, scratch: Scratch,
-             q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+             qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
         let (heads, headDim, window, C) = (config.numHeads, config.headDim, config.windowSize, config.hiddenSize)
+        let (q, k, v, stride) = (qkv, qkv + C, qkv + 2 * C, 3 * C)
         guard !items.isEmpty else { return }
         taskEnds.removeAll(keepingCapacity: true)
         var tasks = 0, work = 0
@@ -47,12 +48,12 @@ final class AttentionTasks {
         let (scoresBase, scoresPerWorker) = (scratch.scores, scratch.scoresPerWorker)
         nextTask.store(0, ordering: .relaxed)
         items.withUnsafeBufferPointer { items in
-            gatherChunkHeads(items: items, rows: k, heads: keyHeads, C: C, numHeads: heads)
-            gatherChunkHeads(items: items, rows: v, heads: valueHeads, C: C, numHeads: heads)
+            gatherChunkHeads(items: items, rows: k, rowStride: stride, heads: keyHeads, C: C, numHeads: heads)
+            gatherChunkHeads(items: items, rows: v, rowStride: stride, heads: valueHeads, C: C, numHeads: heads)
             @inline(__always) func keysAndValues(_ item: AttentionItem, head: Int) -> HeadKeysAndValues {
                 HeadKeysAndValues(stored: item.cache.stored(layer: layer, head: head), start: item.start, headDim: headDim,
-                                  chunkKeys: chunkHeads(item: item, head: head, rows: k, heads: keyHeads, C: C, headDim: headDim),
-                                  chunkValues: chunkHeads(item: item, head: head, rows: v, heads: valueHeads, C: C, headDim: headDim))
+                                  chunkKeys: chunkHeads(item: item, head: head, rows: k, rowStride: stride, heads: keyHeads, C: C, headDim: headDim),
+                                  chunkValues: chunkHeads(item: item, head: head, rows: v, rowStride: stride, heads: valueHeads, C: C, headDim: headDim))
             }
             taskEnds.withUnsafeBufferPointer { taskEnds in
                 parallelFor(workers, threads: workers) { worker in
@@ -71,7 +72,8 @@ final class AttentionTasks {
                         let blocks = (item.length + Self.rowsPerTask - 1) / Self.rowsPerTask
                         let firstRow = (blocks - 1 - local / heads) * Self.rowsPerTask
                         attendHead(keysAndValues(item, head: head), queryRows: firstRow..<min(item.length, firstRow + Self.rowsPerTask),
-                                   item: item, head: head, kind: kind, window: window, q: q, out: out, scores: scores, C: C)
+                                   item: item, head: head, kind: kind, window: window, q: q, queryStride: stride, out: out,
+                                   scores: scores, C: C)
                     }
                 }
             }
@@ -84,27 +86,27 @@ final class AttentionTasks {
 
 // MARK: - The chunk head by head
 
-/// The chunk's keys or values of every item, head by head: an item's (length, C) rows of `rows` become
-/// (heads, length, headDim) at the same place of `heads`, so that head h of the item is the contiguous
-/// `length × headDim` floats at `firstRow * C + h * length * headDim`. A one-row chunk is already in
-/// that order and is left where it is (`chunkHeads` reads it from `rows`).
-func gatherChunkHeads(items: UnsafeBufferPointer<AttentionItem>, rows: UnsafePointer<Float>, heads: UnsafeMutablePointer<Float>,
-                      C: Int, numHeads: Int) {
+/// The chunk's keys or values of every item, head by head: an item's `length` rows of C floats in
+/// `rows` (one every `rowStride` floats) become (heads, length, headDim) in `heads`, so that head h of
+/// the item is the contiguous `length × headDim` floats at `firstRow * C + h * length * headDim`. A
+/// one-row chunk is already in that order and is left where it is (`chunkHeads` reads it from `rows`).
+func gatherChunkHeads(items: UnsafeBufferPointer<AttentionItem>, rows: UnsafePointer<Float>, rowStride: Int,
+                      heads: UnsafeMutablePointer<Float>, C: Int, numHeads: Int) {
     let headDim = C / numHeads
     for item in items where item.length > 1 {
-        let base = item.firstRow * C
         for t in 0..<item.length {
+            let row = rows + (item.firstRow + t) * rowStride
             for head in 0..<numHeads {
-                (heads + base + (head * item.length + t) * headDim).update(from: rows + base + t * C + head * headDim, count: headDim)
+                (heads + item.firstRow * C + (head * item.length + t) * headDim).update(from: row + head * headDim, count: headDim)
             }
         }
     }
 }
 
 /// Head `head` of an item's chunk keys or values, (length, headDim), where `gatherChunkHeads` put it.
-@inline(__always) func chunkHeads(item: AttentionItem, head: Int, rows: UnsafePointer<Float>, heads: UnsafePointer<Float>,
-                                  C: Int, headDim: Int) -> UnsafePointer<Float> {
-    (item.length > 1 ? heads : rows) + item.firstRow * C + head * item.length * headDim
+@inline(__always) func chunkHeads(item: AttentionItem, head: Int, rows: UnsafePointer<Float>, rowStride: Int,
+                                  heads: UnsafePointer<Float>, C: Int, headDim: Int) -> UnsafePointer<Float> {
+    item.length > 1 ? heads + item.firstRow * C + head * item.length * headDim : rows + item.firstRow * rowStride + head * headDim
 }
 
 // MARK: - Into the cache

@@ -76,6 +76,9 @@ public final class GPTNeoEngine {
     /// that would overflow its capacity or `maxPositionEmbeddings`; nothing is changed then.
     public func forward(_ items: [ForwardItem]) throws -> [ForwardOutput] {
         try validate(items)
+        // Parked workers start waking now, while this thread embeds the tokens: the first region then
+        // finds them spinning.
+        if threads > 1 { WorkerPool.shared(threads: threads).prepare() }
         let config = model.config
         let C = config.hiddenSize
 
@@ -118,11 +121,9 @@ public final class GPTNeoEngine {
             layerNorm(buffers.normed, buffers.hidden, first.attnNormWeight.pointer, first.attnNormBias.pointer, eps: eps, rows: totalRows, C: C)
         }
         for (layer, block) in weights.blocks.enumerated() {
-            linear(buffers.queries, buffers.normed, block.wq, nil)
-            linear(buffers.keys, buffers.normed, block.wk, nil)
-            linear(buffers.values, buffers.normed, block.wv, nil)
+            linear(buffers.qkv, buffers.normed, block.wqkv, nil)
             attention.run(attentionItems, layer: layer, kind: block.kind, config: config, scratch: buffers,
-                          q: buffers.queries, k: buffers.keys, v: buffers.values, out: buffers.attended)
+                          qkv: buffers.qkv, out: buffers.attended)
             linear(buffers.projected, buffers.attended, block.wo, block.bo)
             addThenLayerNorm(buffers.normed, buffers.hidden, adding: buffers.projected, block.ffnNormWeight.pointer,
                              block.ffnNormBias.pointer, eps: eps, rows: totalRows, C: C)
@@ -166,5 +167,4 @@ public final class GPTNeoEngine {
             guard end <= cache.capacity else { throw EngineError.cacheCapacityExceeded(requested: end, capacity: cache.capacity) }
         }
     }
-
 }

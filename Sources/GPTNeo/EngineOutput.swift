@@ -64,9 +64,7 @@ final class Scratch {
     private(set) var logitRows = 0
     var hidden = Scratch.empty      // (rows, C) residual stream
     var normed = Scratch.empty      // (rows, C) LayerNorm output
-    var queries = Scratch.empty     // (rows, C)
-    var keys = Scratch.empty        // (rows, C)
-    var values = Scratch.empty      // (rows, C)
+    var qkv = Scratch.empty         // (rows, 3C) fused q, k, v projections
     var keyHeads = Scratch.empty    // (rows, C) keys of each item's chunk, head by head (gatherChunkHeads)
     var valueHeads = Scratch.empty  // (rows, C) values of each item's chunk, head by head
     var attended = Scratch.empty    // (rows, C) attention output, heads merged
@@ -90,9 +88,10 @@ final class Scratch {
         guard needed > rows else { return }
         let grown = max(needed, rows * 2)
         let C = config.hiddenSize
-        for keyPath in [\Scratch.hidden, \.normed, \.queries, \.keys, \.values, \.keyHeads, \.valueHeads, \.attended, \.projected] {
+        for keyPath in [\Scratch.hidden, \.normed, \.keyHeads, \.valueHeads, \.attended, \.projected] {
             replace(&self[keyPath: keyPath], count: grown * C)
         }
+        replace(&qkv, count: grown * 3 * C)
         replace(&inner, count: grown * config.intermediateSize)
         rows = grown
     }
@@ -112,7 +111,7 @@ final class Scratch {
     }
 
     deinit {
-        for pointer in [hidden, normed, queries, keys, values, keyHeads, valueHeads, attended, projected, inner, gathered, logits, scores]
+        for pointer in [hidden, normed, qkv, keyHeads, valueHeads, attended, projected, inner, gathered, logits, scores]
         where pointer != Scratch.empty { pointer.deallocate() }
     }
 }

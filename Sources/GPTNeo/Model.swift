@@ -10,9 +10,9 @@ import Foundation
 struct BlockWeights: Sendable {
     let attnNormWeight: FloatTensor   // h.{i}.ln_1.weight (C)
     let attnNormBias: FloatTensor     // h.{i}.ln_1.bias (C)
-    let wq: WeightMatrix              // h.{i}.attn.attention.q_proj.weight (C, C), no bias
-    let wk: WeightMatrix              // h.{i}.attn.attention.k_proj.weight (C, C), no bias
-    let wv: WeightMatrix              // h.{i}.attn.attention.v_proj.weight (C, C), no bias
+    /// h.{i}.attn.attention.{q,k,v}_proj.weight (C, C) each, no bias, stacked into (3C, C): one
+    /// product gives each row's [q | k | v].
+    let wqkv: WeightMatrix
     let wo: WeightMatrix              // h.{i}.attn.attention.out_proj.weight (C, C)
     let bo: FloatTensor               // h.{i}.attn.attention.out_proj.bias (C)
     let ffnNormWeight: FloatTensor    // h.{i}.ln_2.weight (C)
@@ -70,7 +70,7 @@ public final class GPTNeoModel: Sendable {
         var matrices = [weights.tokenEmbedding, weights.lmHead]
         var vectors = [weights.positionEmbedding, weights.finalNormWeight, weights.finalNormBias]
         for block in weights.blocks {
-            matrices += [block.wq, block.wk, block.wv, block.wo, block.ffnUp, block.ffnDown]
+            matrices += [block.wqkv, block.wo, block.ffnUp, block.ffnDown]
             vectors += [block.attnNormWeight, block.attnNormBias, block.bo, block.ffnNormWeight, block.ffnNormBias,
                         block.ffnUpBias, block.ffnDownBias]
         }
@@ -92,9 +92,8 @@ public final class GPTNeoModel: Sendable {
             blocks.append(BlockWeights(
                 attnNormWeight: t(p + "ln_1.weight", [hidden]),
                 attnNormBias: t(p + "ln_1.bias", [hidden]),
-                wq: matrix(p + "attn.attention.q_proj.weight", [hidden, hidden]),
-                wk: matrix(p + "attn.attention.k_proj.weight", [hidden, hidden]),
-                wv: matrix(p + "attn.attention.v_proj.weight", [hidden, hidden]),
+                wqkv: WeightMatrix(stacking: ["q_proj", "k_proj", "v_proj"].map { t(p + "attn.attention.\($0).weight", [hidden, hidden]) },
+                                   format: format, threads: threads),
                 wo: matrix(p + "attn.attention.out_proj.weight", [hidden, hidden]),
                 bo: t(p + "attn.attention.out_proj.bias", [hidden]),
                 ffnNormWeight: t(p + "ln_2.weight", [hidden]),

@@ -95,29 +95,15 @@ func cpuQuota(quotaMicroseconds: String, periodMicroseconds: String) -> Int? {
 
 // MARK: - Parallel loops
 
-/// Wraps a value the compiler cannot prove Sendable; used only for closures whose iterations write
-/// disjoint memory (each output element has exactly one writer).
-struct UncheckedSendable<Value>: @unchecked Sendable { let value: Value }
-
-/// Runs body(i) for i in 0..<iterations on at most `threads` threads at once, returning when all are
-/// done. Each thread takes the next undone iteration, so a thread slowed by other work on the machine
-/// takes fewer; which thread computes an iteration never changes its result.
+/// Runs body(i) for i in 0..<iterations on `threads` threads (the caller and the shared pool's
+/// workers for that count, WorkerPool.swift), returning when all are done. Each thread takes the next
+/// undone iteration, so a thread slowed by other work on the machine takes fewer; which thread
+/// computes an iteration never changes its result. Regions do not nest (checked).
 /// Without `threads`: all available CPUs (for loading, before an engine exists).
 @_spi(Benchmarks) public func parallelFor(_ iterations: Int, threads: Int = processCPUCount, _ body: (Int) -> Void) {
-    let workers = min(iterations, max(1, threads))
-    if workers <= 1 { for i in 0..<iterations { body(i) }; return }
-    let next = IterationCounter()
-    withoutActuallyEscaping(body) { escapable in
-        let box = UncheckedSendable(value: escapable)
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            while case let i = next.take(), i < iterations { box.value(i) }
-        }
+    if min(iterations, threads) <= 1 {
+        WorkerPool.runOnCaller(iterations, body)
+    } else {
+        WorkerPool.shared(threads: threads).run(iterations, body)
     }
-}
-
-/// Hands out 0, 1, 2, … to the threads of one `parallelFor`.
-private final class IterationCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
-    func take() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value - 1 }
 }

@@ -38,9 +38,27 @@ public final class WeightMatrix: @unchecked Sendable {
     /// Repacks a checkpoint tensor of shape (N, K) into `format`, splitting the work over `threads`. An
     /// empty tensor (the reader's placeholder for a missing one, before `finish()` reports it) gives an
     /// empty matrix.
-    public init(_ tensor: FloatTensor, format: WeightFormat = .float32, threads: Int) {
-        precondition(tensor.shape.count == 2 || tensor.count == 0, "a weight matrix needs a 2-D tensor, got shape \(tensor.shape)")
-        let (N, K) = tensor.shape.count == 2 ? (tensor.shape[0], tensor.shape[1]) : (0, 0)
+    public convenience init(_ tensor: FloatTensor, format: WeightFormat = .float32, threads: Int) {
+        self.init(stacking: [tensor], format: format, threads: threads)
+    }
+
+    /// One matrix of the tensors' rows one after another: (N₁ + N₂ + …, K) from tensors (Nᵢ, K), so that
+    /// projections of the same input (q, k, v) run as one product. Each output column keeps its own
+    /// FMA chain, so the stacked product computes exactly the numbers of the separate ones. Any empty
+    /// tensor (a missing one) gives an empty matrix.
+    public init(stacking tensors: [FloatTensor], format: WeightFormat = .float32, threads: Int) {
+        precondition(!tensors.isEmpty, "nothing to stack")
+        for tensor in tensors {
+            precondition(tensor.shape.count == 2 || tensor.count == 0, "a weight matrix needs a 2-D tensor, got shape \(tensor.shape)")
+        }
+        let complete = tensors.allSatisfy { $0.shape.count == 2 && $0.count > 0 }
+        let K = complete ? tensors[0].shape[1] : 0
+        precondition(tensors.allSatisfy { !complete || $0.shape[1] == K }, "stacked tensors differ in inputs: \(tensors.map(\.shape))")
+        // Row n of the stacked matrix, wherever it lives.
+        let rows: [UnsafePointer<Float>] = complete ? tensors.flatMap { tensor in
+            (0..<tensor.shape[0]).map { tensor.pointer + $0 * K }
+        } : []
+        let N = rows.count
         outputs = N
         inputs = K
         self.format = format
@@ -50,32 +68,31 @@ public final class WeightMatrix: @unchecked Sendable {
         // The scales follow the panels, at a 64-byte boundary.
         let panelBytes = (elements * format.elementBytes + 63) / 64 * 64
         allocation = UnsafeMutableRawPointer.allocate(byteCount: max(64, panelBytes + scaleBytes), alignment: 64)
-        let source = tensor.pointer
         switch format {
         case .float32:
             let panels = allocation.bindMemory(to: Float.self, capacity: elements)
-            repack(source, N: N, K: K, into: panels, threads: threads) { value, _ in value }
+            repack(rows, K: K, into: panels, threads: threads) { value, _ in value }
             storage = .float32Panels(panels)
         case .float16:
             let panels = allocation.bindMemory(to: UInt16.self, capacity: elements)
-            repack(source, N: N, K: K, into: panels, threads: threads) { value, _ in float16Bits(value) }
+            repack(rows, K: K, into: panels, threads: threads) { value, _ in float16Bits(value) }
             storage = .float16Panels(panels)
         case .bfloat16:
             let panels = allocation.bindMemory(to: UInt16.self, capacity: elements)
-            repack(source, N: N, K: K, into: panels, threads: threads) { value, _ in bfloat16Bits(value) }
+            repack(rows, K: K, into: panels, threads: threads) { value, _ in bfloat16Bits(value) }
             storage = .bfloat16Panels(panels)
         case .int8:
             let scales = (allocation + panelBytes).bindMemory(to: Float.self, capacity: panelCount * panelWidth)
             scales.initialize(repeating: 0, count: panelCount * panelWidth)
             let parts = N * K < (1 << 18) ? 1 : max(1, threads)
             parallelFor(parts, threads: threads) { part in
-                for n in (N * part / parts)..<(N * (part + 1) / parts) { scales[n] = int8Scale(source + n * K, count: K) }
+                for n in (N * part / parts)..<(N * (part + 1) / parts) { scales[n] = int8Scale(rows[n], count: K) }
             }
             let panels = allocation.bindMemory(to: Int8.self, capacity: elements)
-            repack(source, N: N, K: K, into: panels, threads: threads) { value, n in int8Quantized(value, scale: scales[n]) }
+            repack(rows, K: K, into: panels, threads: threads) { value, n in int8Quantized(value, scale: scales[n]) }
             storage = .int8Panels(panels, scales: scales)
         }
-        releaseFilePages(tensor.buffer)
+        for tensor in tensors { releaseFilePages(tensor.buffer) }
     }
 
     deinit { allocation.deallocate() }
@@ -112,24 +129,27 @@ public final class WeightMatrix: @unchecked Sendable {
     }
 }
 
-/// Writes W (N, K) as k-major panels of 16 columns (zero past N), each element through `convert`
-/// (value, output row n), panels split over `threads`. Each panel is written in address order, reading
-/// its 16 rows side by side.
+/// Writes W (N, K), given as its N rows, as k-major panels of 16 columns (zero past N), each element
+/// through `convert` (value, output row n), panels split over `threads`. Each panel is written in
+/// address order, reading its 16 rows side by side.
 @inline(__always)
-private func repack<Stored>(_ source: UnsafePointer<Float>, N: Int, K: Int, into panels: UnsafeMutablePointer<Stored>, threads: Int,
+private func repack<Stored>(_ rows: [UnsafePointer<Float>], K: Int, into panels: UnsafeMutablePointer<Stored>, threads: Int,
                             _ convert: (Float, Int) -> Stored) {
+    let N = rows.count
     let panelCount = (N + panelWidth - 1) / panelWidth
     let panelElements = K * panelWidth
     let zero = convert(0, 0)
     let parts = panelCount * panelElements < (1 << 18) ? 1 : max(1, min(threads, panelCount))
-    parallelFor(parts, threads: threads) { part in
-        for panel in (panelCount * part / parts)..<(panelCount * (part + 1) / parts) {
-            let out = panels + panel * panelElements
-            let columns = min(panelWidth, N - panel * panelWidth)
-            let first = source + panel * panelWidth * K
-            for k in 0..<K {
-                for j in 0..<panelWidth {
-                    (out + k * panelWidth + j).initialize(to: j < columns ? convert(first[j * K + k], panel * panelWidth + j) : zero)
+    rows.withUnsafeBufferPointer { rows in
+        parallelFor(parts, threads: threads) { part in
+            for panel in (panelCount * part / parts)..<(panelCount * (part + 1) / parts) {
+                let out = panels + panel * panelElements
+                let columns = min(panelWidth, N - panel * panelWidth)
+                let first = panel * panelWidth
+                for k in 0..<K {
+                    for j in 0..<panelWidth {
+                        (out + k * panelWidth + j).initialize(to: j < columns ? convert(rows[first + j][k], first + j) : zero)
+                    }
                 }
             }
         }

@@ -25,4 +25,25 @@ final class LogprobsTests: XCTestCase {
         XCTAssertEqual(result.logprob, Float(-1 - log(1 + exp(-1.0))), accuracy: 1e-6)
         XCTAssert(result.top[0].logprob.isFinite)
     }
+
+    /// The lane-wise exponentials stay within a few ulps of a Double computation over a whole GPT-2
+    /// vocabulary row, including entries far below the maximum (whose exponentials underflow to 0).
+    func testVocabularyRowAgreesWithDoubleReference() {
+        var random = SplitMix64(seed: 99)
+        let logits: [Float] = (0..<50257).map { index in
+            let unit = Float(random.next() % 1_000_000) / 1_000_000
+            return index % 97 == 0 ? -200 + unit : unit * 30 - 10
+        }
+        let maximum = Double(logits.max()!)
+        let logSum = log(logits.reduce(0.0) { $0 + exp(Double($1) - maximum) })
+        var worst: Float = 0
+        logits.withUnsafeBufferPointer { row in
+            for token in stride(from: 0, to: row.count, by: 113) {
+                let got = tokenLogprob(tokenID: token, logits: row, topCount: 0).logprob
+                let want = Float(Double(row[token]) - maximum - logSum)
+                worst = max(worst, abs(got - want) / max(1, abs(want)))
+            }
+        }
+        XCTAssertLessThan(worst, 4 * Float.ulpOfOne, "relative error \(worst)")
+    }
 }

@@ -9,8 +9,7 @@ final class SamplingTests: XCTestCase {
     }
 
     private func sample(_ sampler: inout TokenSampler, _ logits: [Float], history: TokenHistory? = nil) -> Int {
-        let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: logits.count)
-        defer { scratch.deallocate() }
+        let scratch = SamplingScratch(vocabularySize: logits.count)
         return logits.withUnsafeBufferPointer {
             sampler.sample(logits: $0, history: history ?? TokenHistory(promptTokens: [], tracksSeenTokens: false), scratch: scratch)
         }
@@ -34,7 +33,7 @@ final class SamplingTests: XCTestCase {
             let sampler = sampler {
                 $0.temperature = reference.temperature; $0.topK = reference.top_k; $0.topP = reference.top_p
             }
-            let kept = reference.logits.withUnsafeBufferPointer { sampler.keptCandidates($0).candidates.map(\.token) }
+            let kept = reference.logits.withUnsafeBufferPointer { sampler.keptTokens($0) }
             XCTAssertEqual(kept.sorted(), reference.kept,
                            "case \(index) (T \(reference.temperature), k \(reference.top_k), p \(reference.top_p))")
         }

@@ -149,7 +149,7 @@ final class CompactWeightTests: XCTestCase {
 
     func matrices(_ model: GPTNeoModel) -> [WeightMatrix] {
         var all = [model.weights.tokenEmbedding]
-        for block in model.weights.blocks { all += [block.wq, block.wk, block.wv, block.wo, block.ffnUp, block.ffnDown] }
+        for block in model.weights.blocks { all += [block.wqkv, block.wo, block.ffnUp, block.ffnDown] }
         return all
     }
 

@@ -22,7 +22,7 @@ final class ServerProcess {
     /// Starts the server; `waitUntilReady` waits for the model.
     init(arguments: [String], environment: [String: String] = [:]) throws {
         logFile = FileManager.default.temporaryDirectory.appendingPathComponent("gptneo-server-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         process.executableURL = Self.executable
         port = try Self.freePort()
         process.arguments = ["--port", String(port), "--log-format", "text", "--model", Self.tinyModel] + arguments
