@@ -2,8 +2,8 @@ import COpenBLAS
 import Foundation
 @_spi(Benchmarks) import GPTNeo
 
-// GFLOP/s of y = x · Wᵀ + b on the 125M model's shapes, for the engine's kernel, the baseline kernel
-// it replaced, and OpenBLAS sgemm (its own threads, the same count) as the machine's ceiling anchor.
+// GFLOP/s of y = x · Wᵀ + b on the 125M model's shapes, for the engine's kernel (weights in the format
+// GPTNEO_DTYPE / GPTNEO_QUANTIZATION select, float32 by default), the baseline kernel it replaced, and OpenBLAS sgemm (its own threads, the same count) as the machine's ceiling anchor.
 // The three run interleaved, repetition by repetition, so noise from other work hits all of them.
 // GFLOP/s are per CPU-second (user + system time of the process): on a machine shared with other work,
 // wall time counts the time other processes held the cores, CPU time does not. With one thread this
@@ -25,11 +25,12 @@ func randomFloats(_ count: Int, seed: UInt64) -> [Float] {
 
 /// CPU seconds per call of each kernel over `shapes` with M rows: the median of `repetitions`, each
 /// the mean of `calls` calls.
-func timeKernels(shapes: [(Int, Int)], M: Int, threads: Int, repetitions: Int, calls: Int) -> (baseline: Double, engine: Double, sgemm: Double) {
+func timeKernels(shapes: [(Int, Int)], M: Int, format: WeightFormat, threads: Int, repetitions: Int,
+                 calls: Int) -> (baseline: Double, engine: Double, sgemm: Double) {
     let weights = shapes.enumerated().map { index, shape in
         FloatTensor(shape: [shape.1, shape.0], values: randomFloats(shape.0 * shape.1, seed: UInt64(index + 1)))
     }
-    let matrices = weights.map { WeightMatrix($0, threads: threads) }
+    let matrices = weights.map { WeightMatrix($0, format: format, threads: threads) }
     let biases = shapes.map { FloatTensor(shape: [$0.1], values: randomFloats($0.1, seed: 99)) }
     let maxK = shapes.map(\.0).max()!, maxN = shapes.map(\.1).max()!
     let x = randomFloats(M * maxK, seed: 7)
@@ -70,17 +71,18 @@ func cpuTime(_ calls: Int, _ body: () -> Void) -> Double {
     return (cpuSeconds() - before) / Double(calls)
 }
 
-func runKernelBenchmark(threads: Int) {
-    print("matmul GFLOP/s per CPU-second (median, \(threads) thread(s)): baseline = previous kernel, engine = panel kernel, sgemm = OpenBLAS")
+func runKernelBenchmark(threads: Int, weightFormat: WeightFormat) {
+    print("matmul GFLOP/s per CPU-second (median, \(threads) thread(s)): baseline = previous kernel, engine = panel kernel with \(weightFormat) weights, "
+          + "sgemm = OpenBLAS")
     print("| shape | M | baseline | engine | sgemm | engine / baseline | engine / sgemm | engine: weight GB/CPU-s |")
     print("|---|---|---|---|---|---|---|---|")
     for (name, shapes, rowCounts) in [("block (6 products)", blockShapes, [1, 8, 32, 64, 512]), ("LM head", [lmHeadShape], [1, 8, 32, 64])] {
         for M in rowCounts {
             let flops = Double(shapes.reduce(0) { $0 + 2 * M * $1.0 * $1.1 })
             let calls = max(1, Int(2e8 / flops))  // about 2 ms of work per measurement
-            let t = timeKernels(shapes: shapes, M: M, threads: threads, repetitions: M >= 512 ? 5 : 11, calls: calls)
+            let t = timeKernels(shapes: shapes, M: M, format: weightFormat, threads: threads, repetitions: M >= 512 ? 5 : 11, calls: calls)
             let (baseline, engine, sgemm) = (flops / t.baseline / 1e9, flops / t.engine / 1e9, flops / t.sgemm / 1e9)
-            let weightBytes = Double(shapes.reduce(0) { $0 + 4 * $1.0 * $1.1 })
+            let weightBytes = Double(shapes.reduce(0) { $0 + weightFormat.elementBytes * $1.0 * $1.1 })
             print("| \(name) | \(M) | \(format(baseline)) | \(format(engine)) | \(format(sgemm)) | \(format(engine / baseline, 2))× "
                   + "| \(format(engine / sgemm, 2))× | \(format(weightBytes / t.engine / 1e9)) |")
         }

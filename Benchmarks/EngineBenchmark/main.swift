@@ -2,7 +2,7 @@ import Foundation
 import GPTNeo
 
 // Engine benchmark (not a test). Usage, release build:
-//   [GPTNEO_THREADS=N] swift run -c release EngineBenchmark kernels
+//   [GPTNEO_THREADS=N] [GPTNEO_DTYPE=...] [GPTNEO_QUANTIZATION=...] swift run -c release EngineBenchmark kernels
 //   [GPTNEO_THREADS=N] swift run -c release EngineBenchmark regions
 //   python Benchmarks/EngineBenchmark/make_random_125m.py /tmp/gpt-neo-125M-random
 //   [GPTNEO_DTYPE=auto|float32|float16|bfloat16] [GPTNEO_QUANTIZATION=none|int8] \
@@ -44,10 +44,7 @@ guard arguments.count >= 2 else {
 /// GPTNEO_THREADS as for the server, else every CPU this process may use.
 let threads = ProcessInfo.processInfo.environment["GPTNEO_THREADS"].flatMap { Int($0) } ?? availableCPUCount()
 print("threads: \(threads) (\(availableCPUCount()) available to this process)")
-if arguments[1] == "kernels" {
-    runKernelBenchmark(threads: threads)
-    exit(0)
-}
+
 if arguments[1] == "regions" {
     runRegionBenchmark(threads: threads)
     exit(0)
@@ -64,6 +61,11 @@ guard let dtype = WeightDType(rawValue: environment["GPTNEO_DTYPE"] ?? "auto"),
       let quantization = WeightQuantization(rawValue: environment["GPTNEO_QUANTIZATION"] ?? "none") else {
     FileHandle.standardError.write("GPTNEO_DTYPE must be auto|float32|float16|bfloat16, GPTNEO_QUANTIZATION none|int8\n".data(using: .utf8)!)
     exit(2)
+}
+if arguments[1] == "kernels" {
+    let settings = WeightSettings(dtype: dtype, quantization: quantization)
+    runKernelBenchmark(threads: threads, weightFormat: settings.format(stored: nil))
+    exit(0)
 }
 var model: GPTNeoModel!
 let loadTime = try seconds {

@@ -2,15 +2,14 @@ import CPrefetch
 import Foundation
 
 // Linear layers: y = x · Wᵀ (+ bias), W (N, K) stored by `WeightMatrix` as k-major panels of 16
-// output columns.
+// output columns. int8 weights take integer dot products instead (Int8DotKernel.swift).
 //
 // One kernel for decode, batched decode and prefill: an outer-product tile of R rows × P panels keeps
 // R·P accumulators of 16 columns (two AVX2 registers each, at most 12 of the 16 registers); each k
 // step broadcasts x[r, k] and multiplies it into panel row k with one FMA per register. So every
-// output element y[m, n] is one FMA chain over k = 0, 1, …, K-1 starting from 0, × scale[n] for int8
-// weights (WeightStorage.swift), then + bias[n]: the same arithmetic whatever tile shape, row count,
-// chunking or thread computes it. A row's result never depends on the other rows (batch invariance),
-// nor a prompt's on how it was split.
+// output element y[m, n] is one FMA chain over k = 0, 1, …, K-1 starting from 0, then + bias[n]: the
+// same arithmetic whatever tile shape, row count, chunking or thread computes it. A row's result never
+// depends on the other rows (batch invariance), nor a prompt's on how it was split.
 //
 // Tiles: 6 rows × 1 panel for the bulk of the rows (12 accumulators, 6 broadcasts and 2 loads per
 // 12 FMAs); the last M mod 6 rows as 1 row × 6 panels (a decode step of one sequence: 12 independent
@@ -32,6 +31,7 @@ private let panelGroup = 6
     guard M > 0, N > 0 else { return }
     precondition(bias == nil || bias!.count == N, "bias of \(bias!.count) for \(N) outputs")
     let biasPointer = bias?.pointer
+    if case .int8Panels = weight.storage { return int8MatMul(y, x, weight, biasPointer, M: M, threads: threads) }
     let groups = (weight.panelCount + panelGroup - 1) / panelGroup
     let parts = M * N * K < (1 << 17) ? 1 : min(groups, threads * 4)
     // Any split of the column groups gives the same numbers; several parts per thread balance load
@@ -47,8 +47,8 @@ private let panelGroup = 6
                 multiplyPanels(Float16Panel.self, y, x, panels, biasPointer, nil, rows: M, panels: first..<last, K: K, N: N)
             case .bfloat16Panels(let panels):
                 multiplyPanels(BFloat16Panel.self, y, x, panels, biasPointer, nil, rows: M, panels: first..<last, K: K, N: N)
-            case .int8Panels(let panels, let scales):
-                multiplyPanels(Int8Panel.self, y, x, panels, biasPointer, scales, rows: M, panels: first..<last, K: K, N: N)
+            case .int8Panels:
+                preconditionFailure("int8 weights are multiplied by int8MatMul")
             }
         }
     }

@@ -6,8 +6,10 @@ import Foundation
 // Layout: W (N, K) is repacked once at load into ⌈N/16⌉ panels of 16 output columns, each panel
 // k-major — panel p holds W[16p + j, k] at p·16K + 16k + j (columns past N are zero). The matmul
 // kernel then reads one 64-byte line per k per panel, in address order, and broadcasts activations
-// against it (see MatMul.swift). The 16-bit and int8 formats (WeightStorage.swift) keep the same
-// layout with narrower elements: a panel row is then 32 or 16 bytes.
+// against it (see MatMul.swift). The 16-bit formats (WeightStorage.swift) keep the same layout with
+// narrower elements (a panel row is then 32 bytes). int8 interleaves 4 consecutive k per column
+// instead, the operand of the integer dot products (Int8DotKernel.swift): panel p holds W[16p + j, k]
+// at p·16K4 + 16·4⌊k/4⌋ + 4j + k mod 4, with K padded with zeros to K4, a multiple of 4.
 
 /// Output columns per panel: two AVX2 registers of 8 floats.
 let panelWidth = 16
@@ -20,12 +22,16 @@ public final class WeightMatrix: @unchecked Sendable {
     public let inputs: Int
     /// ⌈outputs / 16⌉.
     let panelCount: Int
+    /// Consecutive k stored side by side per column in a panel: 4 for int8, else 1.
+    let kGroup: Int
+    /// Inputs padded to a multiple of `kGroup`: a panel holds 16 · paddedInputs elements.
+    let paddedInputs: Int
 
     /// The format the weights are stored in.
     public let format: WeightFormat
 
     enum Storage {
-        /// panelCount × (K, 16) elements each, 64-byte aligned.
+        /// panelCount × (K, 16) elements each (int8: (K4, 16) in groups of 4 k), 64-byte aligned.
         case float32Panels(UnsafeMutablePointer<Float>)
         case float16Panels(UnsafeMutablePointer<UInt16>)
         case bfloat16Panels(UnsafeMutablePointer<UInt16>)
@@ -63,7 +69,9 @@ public final class WeightMatrix: @unchecked Sendable {
         inputs = K
         self.format = format
         panelCount = (N + panelWidth - 1) / panelWidth
-        let elements = panelCount * K * panelWidth
+        kGroup = format == .int8 ? 4 : 1
+        paddedInputs = (K + kGroup - 1) / kGroup * kGroup
+        let elements = panelCount * paddedInputs * panelWidth
         let scaleBytes = format == .int8 ? panelCount * panelWidth * MemoryLayout<Float>.size : 0
         // The scales follow the panels, at a 64-byte boundary.
         let panelBytes = (elements * format.elementBytes + 63) / 64 * 64
@@ -71,15 +79,15 @@ public final class WeightMatrix: @unchecked Sendable {
         switch format {
         case .float32:
             let panels = allocation.bindMemory(to: Float.self, capacity: elements)
-            repack(rows, K: K, into: panels, threads: threads) { value, _ in value }
+            repack(rows, K: K, kGroup: 1, into: panels, threads: threads) { value, _ in value }
             storage = .float32Panels(panels)
         case .float16:
             let panels = allocation.bindMemory(to: UInt16.self, capacity: elements)
-            repack(rows, K: K, into: panels, threads: threads) { value, _ in float16Bits(value) }
+            repack(rows, K: K, kGroup: 1, into: panels, threads: threads) { value, _ in float16Bits(value) }
             storage = .float16Panels(panels)
         case .bfloat16:
             let panels = allocation.bindMemory(to: UInt16.self, capacity: elements)
-            repack(rows, K: K, into: panels, threads: threads) { value, _ in bfloat16Bits(value) }
+            repack(rows, K: K, kGroup: 1, into: panels, threads: threads) { value, _ in bfloat16Bits(value) }
             storage = .bfloat16Panels(panels)
         case .int8:
             let scales = (allocation + panelBytes).bindMemory(to: Float.self, capacity: panelCount * panelWidth)
@@ -89,7 +97,7 @@ public final class WeightMatrix: @unchecked Sendable {
                 for n in (N * part / parts)..<(N * (part + 1) / parts) { scales[n] = int8Scale(rows[n], count: K) }
             }
             let panels = allocation.bindMemory(to: Int8.self, capacity: elements)
-            repack(rows, K: K, into: panels, threads: threads) { value, n in int8Quantized(value, scale: scales[n]) }
+            repack(rows, K: K, kGroup: 4, into: panels, threads: threads) { value, n in int8Quantized(value, scale: scales[n]) }
             storage = .int8Panels(panels, scales: scales)
         }
         for tensor in tensors { releaseFilePages(tensor.buffer) }
@@ -108,16 +116,17 @@ public final class WeightMatrix: @unchecked Sendable {
     /// other formats).
     func storedRow(_ n: Int, into out: UnsafeMutablePointer<Float>) -> Float {
         precondition(n >= 0 && n < outputs, "row \(n) outside a matrix of \(outputs) rows")
-        let first = (n / panelWidth) * inputs * panelWidth + n % panelWidth
+        let (panel, column) = (n / panelWidth, n % panelWidth)
+        let position = { k in panelOffset(panel: panel, column: column, k: k, paddedK: self.paddedInputs, kGroup: self.kGroup) }
         switch storage {
         case .float32Panels(let panels):
-            for k in 0..<inputs { out[k] = panels[first + k * panelWidth] }
+            for k in 0..<inputs { out[k] = panels[position(k)] }
         case .float16Panels(let panels):
-            for k in 0..<inputs { out[k] = Float(Float16(bitPattern: panels[first + k * panelWidth])) }
+            for k in 0..<inputs { out[k] = Float(Float16(bitPattern: panels[position(k)])) }
         case .bfloat16Panels(let panels):
-            for k in 0..<inputs { out[k] = Float(bitPattern: UInt32(panels[first + k * panelWidth]) << 16) }
+            for k in 0..<inputs { out[k] = Float(bitPattern: UInt32(panels[position(k)]) << 16) }
         case .int8Panels(let panels, let scales):
-            for k in 0..<inputs { out[k] = Float(panels[first + k * panelWidth]) }
+            for k in 0..<inputs { out[k] = Float(panels[position(k)]) }
             return scales[n]
         }
         return 1
@@ -125,30 +134,40 @@ public final class WeightMatrix: @unchecked Sendable {
 
     /// Bytes of the stored weights (and int8 scales).
     public var byteSize: Int {
-        panelCount * inputs * panelWidth * format.elementBytes + (format == .int8 ? panelCount * panelWidth * MemoryLayout<Float>.size : 0)
+        panelCount * paddedInputs * panelWidth * format.elementBytes + (format == .int8 ? panelCount * panelWidth * MemoryLayout<Float>.size : 0)
     }
 }
 
-/// Writes W (N, K), given as its N rows, as k-major panels of 16 columns (zero past N), each element
-/// through `convert` (value, output row n), panels split over `threads`. Each panel is written in
-/// address order, reading its 16 rows side by side.
+/// Where W[16·panel + column, k] is stored, in panels of 16 · paddedK elements with `kGroup`
+/// consecutive k side by side per column.
+@inline(__always) func panelOffset(panel: Int, column: Int, k: Int, paddedK: Int, kGroup: Int) -> Int {
+    panel * paddedK * panelWidth + (k / kGroup) * kGroup * panelWidth + column * kGroup + k % kGroup
+}
+
+/// Writes W (N, K), given as its N rows, as k-major panels of 16 columns (zero past N and past K),
+/// `kGroup` consecutive k side by side per column, each element through `convert` (value, output row
+/// n), panels split over `threads`. Each panel is written in address order, reading its 16 rows side by side.
 @inline(__always)
-private func repack<Stored>(_ rows: [UnsafePointer<Float>], K: Int, into panels: UnsafeMutablePointer<Stored>, threads: Int,
-                            _ convert: (Float, Int) -> Stored) {
+private func repack<Stored>(_ rows: [UnsafePointer<Float>], K: Int, kGroup: Int, into panels: UnsafeMutablePointer<Stored>,
+                            threads: Int, _ convert: (Float, Int) -> Stored) {
     let N = rows.count
     let panelCount = (N + panelWidth - 1) / panelWidth
-    let panelElements = K * panelWidth
+    let paddedK = (K + kGroup - 1) / kGroup * kGroup
     let zero = convert(0, 0)
-    let parts = panelCount * panelElements < (1 << 18) ? 1 : max(1, min(threads, panelCount))
+    let parts = panelCount * paddedK * panelWidth < (1 << 18) ? 1 : max(1, min(threads, panelCount))
     rows.withUnsafeBufferPointer { rows in
         parallelFor(parts, threads: threads) { part in
             for panel in (panelCount * part / parts)..<(panelCount * (part + 1) / parts) {
-                let out = panels + panel * panelElements
                 let columns = min(panelWidth, N - panel * panelWidth)
                 let first = panel * panelWidth
-                for k in 0..<K {
+                // panelOffset's order: groups of k, columns, k within the group.
+                var out = panels + panel * paddedK * panelWidth
+                for group in stride(from: 0, to: paddedK, by: kGroup) {
                     for j in 0..<panelWidth {
-                        (out + k * panelWidth + j).initialize(to: j < columns ? convert(rows[first + j][k], first + j) : zero)
+                        for k in group..<(group + kGroup) {
+                            out.initialize(to: j < columns && k < K ? convert(rows[first + j][k], first + j) : zero)
+                            out += 1
+                        }
                     }
                 }
             }
