@@ -63,11 +63,13 @@ let package = Package(
         .systemLibrary(name: "CWidening"),
         // MARK: C header: the spin-wait hint for the engine's worker threads
         .systemLibrary(name: "CSpinPause"),
+        // MARK: C header: the int8 × int8 integer dot-product kernel for int8 weights
+        .systemLibrary(name: "CInt8Dot"),
 
         // MARK: Model: GPT-Neo forward pass, checkpoint loading, KV cache, task heads
         .target(
             name: "GPTNeo",
-            dependencies: ["CPrefetch", "CWidening", "CSpinPause"],
+            dependencies: ["CPrefetch", "CWidening", "CSpinPause", "CInt8Dot"],
             // Optimized even in debug builds: unoptimized SIMD kernels make every test that runs the
             // model (engine, batcher, API) many times slower.
             swiftSettings: hotLoopSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]

@@ -28,6 +28,12 @@ private func perplexity(_ engine: GPTNeoEngine, blocks: [[Int]]) throws -> Doubl
     return exp(total / Double(count))
 }
 
+/// The logits of every position of `block`, (block.count, V).
+private func logits(_ engine: GPTNeoEngine, block: [Int]) throws -> [Float] {
+    let cache = engine.makeCache(capacity: block.count)
+    return try engine.forward([ForwardItem(cache: cache, tokens: block, logitRows: .all)])[0].logits
+}
+
 /// `newTokens` greedy tokens after each prompt (first maximum on ties).
 private func greedy(_ engine: GPTNeoEngine, prompts: [[Int]], newTokens: Int) throws -> [[Int]] {
     try prompts.map { prompt in
@@ -48,19 +54,23 @@ func runAccuracyBenchmark(directory: URL, tokensFile: URL, threads: Int) throws 
     let newTokens = 32
     let modes: [(String, WeightSettings)] = [("float32", WeightSettings(dtype: .float32)), ("float16", WeightSettings(dtype: .float16)),
                                              ("bfloat16", WeightSettings(dtype: .bfloat16)), ("int8", WeightSettings(quantization: .int8))]
-    var reference: (perplexity: Double, greedy: [[Int]])?
+    var reference: (perplexity: Double, greedy: [[Int]], logits: [Float])?
     print("accuracy: \(tokens.blocks.count) held-out blocks (\(tokens.blocks.reduce(0) { $0 + $1.count - 1 }) predicted tokens), "
           + "\(tokens.prompts.count) prompts × \(newTokens) greedy tokens")
     for (name, settings) in modes {
         let engine = GPTNeoEngine(model: try GPTNeoModel.load(directory: directory, threads: threads, settings: settings), threads: threads)
         let value = try perplexity(engine, blocks: tokens.blocks)
         let continuations = try greedy(engine, prompts: tokens.prompts, newTokens: newTokens)
-        let base = reference ?? (value, continuations)
+        let firstLogits = try logits(engine, block: tokens.blocks[0])
+        let base = reference ?? (value, continuations, firstLogits)
         reference = base
+        let logitDifference = zip(firstLogits, base.logits).map { abs($0 - $1) }.max() ?? 0
+        let logitRMS = (base.logits.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(base.logits.count)).squareRoot()
         let same = zip(continuations, base.greedy).reduce(0) { sum, pair in sum + zip(pair.0, pair.1).filter { $0 == $1 }.count }
         let identical = zip(continuations, base.greedy).filter { $0 == $1 }.count
-        print("\(name): perplexity \(format(value, 4)) (\(format((value / base.perplexity - 1) * 100, 2)) % vs float32); "
+        print("\(name): perplexity \(format(value, 4)) (\(format((value / base.perplexity - 1) * 100, 4)) % vs float32); "
               + "greedy tokens identical to float32 at the same position \(same)/\(newTokens * tokens.prompts.count) "
-              + "(\(format(Double(same) / Double(newTokens * tokens.prompts.count) * 100, 1)) %), whole continuations \(identical)/\(tokens.prompts.count)")
+              + "(\(format(Double(same) / Double(newTokens * tokens.prompts.count) * 100, 1)) %), whole continuations \(identical)/\(tokens.prompts.count); "
+              + "max |Δ logit| vs float32 over the first block \(format(Double(logitDifference), 4)) (float32 logits' rms \(format(logitRMS, 2)))")
     }
 }

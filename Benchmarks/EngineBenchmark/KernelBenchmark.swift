@@ -2,8 +2,8 @@ import COpenBLAS
 import Foundation
 @_spi(Benchmarks) import GPTNeo
 
-// GFLOP/s of y = x · Wᵀ + b on the 125M model's shapes, for the engine's kernel, the baseline kernel
-// it replaced, and OpenBLAS sgemm (its own threads, the same count) as the machine's ceiling anchor.
+// GFLOP/s of y = x · Wᵀ + b on the 125M model's shapes, for the engine's kernel (weights in the format
+// GPTNEO_DTYPE / GPTNEO_QUANTIZATION select, float32 by default), the baseline kernel it replaced, and OpenBLAS sgemm (its own threads, the same count) as the machine's ceiling anchor.
 // The three run interleaved, repetition by repetition, so noise from other work hits all of them.
 // GFLOP/s are per CPU-second (user + system time of the process): on a machine shared with other work,
 // wall time counts the time other processes held the cores, CPU time does not. With one thread this
@@ -12,6 +12,9 @@ import Foundation
 /// (K, N) of one transformer block's products: q, k, v, out_proj, c_fc, c_proj.
 let blockShapes = [(768, 768), (768, 768), (768, 768), (768, 768), (768, 3072), (3072, 768)]
 let lmHeadShape = (768, 50257)
+/// The 12 blocks of the 125M model, each with its own weights: 340 MB, far more than the caches, so
+/// every call streams its weights from memory as in the engine (one block's 28 MB stays in L3).
+let modelBlockShapes = Array([[(Int, Int)]](repeating: blockShapes, count: 12).joined())
 
 struct KernelTimes { var baseline: [Double] = [], engine: [Double] = [], sgemm: [Double] = [] }
 
@@ -25,11 +28,12 @@ func randomFloats(_ count: Int, seed: UInt64) -> [Float] {
 
 /// CPU seconds per call of each kernel over `shapes` with M rows: the median of `repetitions`, each
 /// the mean of `calls` calls.
-func timeKernels(shapes: [(Int, Int)], M: Int, threads: Int, repetitions: Int, calls: Int) -> (baseline: Double, engine: Double, sgemm: Double) {
+func timeKernels(shapes: [(Int, Int)], M: Int, format: WeightFormat, threads: Int, repetitions: Int,
+                 calls: Int) -> (baseline: Double, engine: Double, sgemm: Double) {
     let weights = shapes.enumerated().map { index, shape in
         FloatTensor(shape: [shape.1, shape.0], values: randomFloats(shape.0 * shape.1, seed: UInt64(index + 1)))
     }
-    let matrices = weights.map { WeightMatrix($0, threads: threads) }
+    let matrices = weights.map { WeightMatrix($0, format: format, threads: threads) }
     let biases = shapes.map { FloatTensor(shape: [$0.1], values: randomFloats($0.1, seed: 99)) }
     let maxK = shapes.map(\.0).max()!, maxN = shapes.map(\.1).max()!
     let x = randomFloats(M * maxK, seed: 7)
@@ -70,17 +74,45 @@ func cpuTime(_ calls: Int, _ body: () -> Void) -> Double {
     return (cpuSeconds() - before) / Double(calls)
 }
 
-func runKernelBenchmark(threads: Int) {
-    print("matmul GFLOP/s per CPU-second (median, \(threads) thread(s)): baseline = previous kernel, engine = panel kernel, sgemm = OpenBLAS")
+/// GFLOP/s per CPU-second of one core doing nothing but FMAs from registers: 12 independent chains of
+/// 8 lanes (enough to hide the FMA latency on both FMA units), the most any AVX2 kernel can reach.
+@inline(never) func fmaPeak(seed: Float) -> Double {
+    var chains = (0..<12).map { SIMD8<Float>(repeating: seed * Float($0)) }
+    let (scale, offset) = (SIMD8<Float>(repeating: 1 - seed * 1e-6), SIMD8<Float>(repeating: seed))
+    let steps = 20_000_000
+    let time = cpuTime(1) {
+        chains.withUnsafeMutableBufferPointer { c in
+            var (a0, a1, a2, a3, a4, a5) = (c[0], c[1], c[2], c[3], c[4], c[5])
+            var (a6, a7, a8, a9, a10, a11) = (c[6], c[7], c[8], c[9], c[10], c[11])
+            for _ in 0..<steps {
+                a0 = a0.addingProduct(scale, offset); a1 = a1.addingProduct(scale, offset); a2 = a2.addingProduct(scale, offset)
+                a3 = a3.addingProduct(scale, offset); a4 = a4.addingProduct(scale, offset); a5 = a5.addingProduct(scale, offset)
+                a6 = a6.addingProduct(scale, offset); a7 = a7.addingProduct(scale, offset); a8 = a8.addingProduct(scale, offset)
+                a9 = a9.addingProduct(scale, offset); a10 = a10.addingProduct(scale, offset); a11 = a11.addingProduct(scale, offset)
+            }
+            (c[0], c[1], c[2], c[3], c[4], c[5]) = (a0, a1, a2, a3, a4, a5)
+            (c[6], c[7], c[8], c[9], c[10], c[11]) = (a6, a7, a8, a9, a10, a11)
+        }
+    }
+    precondition(chains.allSatisfy { $0[0].isFinite })
+    return Double(steps * 12 * 8 * 2) / time / 1e9
+}
+
+func runKernelBenchmark(threads: Int, weightFormat: WeightFormat) {
+    print("one core's FMA peak: \(format(median((0..<5).map { _ in fmaPeak(seed: 0.5) }))) GFLOP/s per CPU-second (AVX2, no memory)")
+    print("matmul GFLOP/s per CPU-second (median, \(threads) thread(s)): baseline = previous kernel, engine = panel kernel with \(weightFormat) weights, "
+          + "sgemm = OpenBLAS")
     print("| shape | M | baseline | engine | sgemm | engine / baseline | engine / sgemm | engine: weight GB/CPU-s |")
     print("|---|---|---|---|---|---|---|---|")
-    for (name, shapes, rowCounts) in [("block (6 products)", blockShapes, [1, 8, 32, 64, 512]), ("LM head", [lmHeadShape], [1, 8, 32, 64])] {
+    for (name, shapes, rowCounts) in [("block (6 products)", blockShapes, [1, 8, 32, 64, 512]),
+                                      ("12 blocks (from memory)", modelBlockShapes, [1, 8, 32, 64]),
+                                      ("LM head", [lmHeadShape], [1, 8, 32, 64])] {
         for M in rowCounts {
             let flops = Double(shapes.reduce(0) { $0 + 2 * M * $1.0 * $1.1 })
             let calls = max(1, Int(2e8 / flops))  // about 2 ms of work per measurement
-            let t = timeKernels(shapes: shapes, M: M, threads: threads, repetitions: M >= 512 ? 5 : 11, calls: calls)
+            let t = timeKernels(shapes: shapes, M: M, format: weightFormat, threads: threads, repetitions: M >= 512 ? 5 : 11, calls: calls)
             let (baseline, engine, sgemm) = (flops / t.baseline / 1e9, flops / t.engine / 1e9, flops / t.sgemm / 1e9)
-            let weightBytes = Double(shapes.reduce(0) { $0 + 4 * $1.0 * $1.1 })
+            let weightBytes = Double(shapes.reduce(0) { $0 + weightFormat.elementBytes * $1.0 * $1.1 })
             print("| \(name) | \(M) | \(format(baseline)) | \(format(engine)) | \(format(sgemm)) | \(format(engine / baseline, 2))× "
                   + "| \(format(engine / sgemm, 2))× | \(format(weightBytes / t.engine / 1e9)) |")
         }

@@ -2,15 +2,17 @@ import Foundation
 import GPTNeo
 
 // Engine benchmark (not a test). Usage, release build:
-//   [GPTNEO_THREADS=N] swift run -c release EngineBenchmark kernels
+//   [GPTNEO_THREADS=N] [GPTNEO_DTYPE=...] [GPTNEO_QUANTIZATION=...] swift run -c release EngineBenchmark kernels
 //   [GPTNEO_THREADS=N] swift run -c release EngineBenchmark regions
 //   python Benchmarks/EngineBenchmark/make_random_125m.py /tmp/gpt-neo-125M-random
 //   [GPTNEO_DTYPE=auto|float32|float16|bfloat16] [GPTNEO_QUANTIZATION=none|int8] \
 //     [GPTNEO_STREAMS=1,8,32,64] swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [load|forward|decode|long|all|step]
+//   swift run -c release EngineBenchmark MODEL_DIRECTORY contexts [CONTEXTS [STREAMS [STEPS]]]   (default 100,500,1500 32,64 8)
+//   swift run -c release EngineBenchmark MODEL_DIRECTORY digest   (hashes of outputs: compare two builds bitwise)
 //   swift run -c release EngineBenchmark MODEL_DIRECTORY accuracy TOKENS.json   (make_accuracy_tokens.py)
 // Reports: matmul GFLOP/s per shape against the previous kernel and sgemm (KernelBenchmark.swift); one
 // forward pass of 512 tokens; decode tokens/s for 1, 8, 32 and 64 streams; one stream's decode step at
-// a 1000-token context.
+// a 1000-token context; decode of many streams at long contexts (mode `contexts`, not part of `all`).
 
 // MARK: - Timing
 
@@ -36,16 +38,13 @@ func format(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
-    FileHandle.standardError.write("usage: EngineBenchmark kernels | EngineBenchmark regions | EngineBenchmark MODEL_DIRECTORY [forward|decode|long|all|step] (GPTNEO_THREADS=N to set threads)\n".data(using: .utf8)!)
+    FileHandle.standardError.write("usage: EngineBenchmark kernels | EngineBenchmark regions | EngineBenchmark MODEL_DIRECTORY [forward|decode|long|all|step|contexts|digest] (GPTNEO_THREADS=N to set threads)\n".data(using: .utf8)!)
     exit(2)
 }
 /// GPTNEO_THREADS as for the server, else every CPU this process may use.
 let threads = ProcessInfo.processInfo.environment["GPTNEO_THREADS"].flatMap { Int($0) } ?? availableCPUCount()
 print("threads: \(threads) (\(availableCPUCount()) available to this process)")
-if arguments[1] == "kernels" {
-    runKernelBenchmark(threads: threads)
-    exit(0)
-}
+
 if arguments[1] == "regions" {
     runRegionBenchmark(threads: threads)
     exit(0)
@@ -62,6 +61,11 @@ guard let dtype = WeightDType(rawValue: environment["GPTNEO_DTYPE"] ?? "auto"),
       let quantization = WeightQuantization(rawValue: environment["GPTNEO_QUANTIZATION"] ?? "none") else {
     FileHandle.standardError.write("GPTNEO_DTYPE must be auto|float32|float16|bfloat16, GPTNEO_QUANTIZATION none|int8\n".data(using: .utf8)!)
     exit(2)
+}
+if arguments[1] == "kernels" {
+    let settings = WeightSettings(dtype: dtype, quantization: quantization)
+    runKernelBenchmark(threads: threads, weightFormat: settings.format(stored: nil))
+    exit(0)
 }
 var model: GPTNeoModel!
 let loadTime = try seconds {
@@ -109,21 +113,7 @@ if mode == "decode" || mode == "all" {
     for streams in streamCounts {
         let caches = (0..<streams).map { _ in engine.makeCache(capacity: 64) }
         _ = try engine.forward(caches.enumerated().map { ForwardItem(cache: $1, tokens: tokens(16, seed: $0)) })
-        let steps = 24
-        var next = [Int](repeating: 50256, count: streams)
-        let cpuBefore = cpuSeconds()
-        let time = try seconds {
-            for _ in 0..<steps {
-                let outputs = try engine.forward(caches.indices.map { ForwardItem(cache: caches[$0], tokens: [next[$0]]) })
-                for (i, output) in outputs.enumerated() {
-                    var best = 0
-                    output.logits.withUnsafeBufferPointer { row in for v in 1..<row.count where row[v] > row[best] { best = v } }
-                    next[i] = best
-                }
-            }
-        }
-        let perStep = time / Double(steps)
-        let cpuPerStep = (cpuSeconds() - cpuBefore) / Double(steps)
+        let (perStep, cpuPerStep) = try timeDecode(engine, caches: caches, steps: 24)
         print("decode \(streams) stream(s): \(format(perStep * 1000)) ms/step wall, \(format(Double(streams) / perStep)) tokens/s aggregate; "
               + "CPU \(format(cpuPerStep * 1000)) ms/step")
     }
@@ -148,6 +138,21 @@ if mode == "step" {
     let cpuBefore = cpuSeconds()
     try decodeSteps(engine, cache: cache, steps: steps)
     print("decode 1 stream: CPU \(format((cpuSeconds() - cpuBefore) / Double(steps) * 1000, 2)) ms/step over \(steps) steps")
+}
+
+if mode == "contexts" {
+    // CONTEXTS and STREAMS: comma-separated lists after the mode, e.g. `contexts 100,500,1500 32,64`;
+    // then the decode steps timed (default 8).
+    func list(_ index: Int, _ fallback: [Int]) -> [Int] {
+        arguments.count > index ? arguments[index].split(separator: ",").compactMap { Int($0) } : fallback
+    }
+    let engine = GPTNeoEngine(model: model, threads: threads)
+    try runContextDecodeBenchmark(engine, contexts: list(3, [100, 500, 1500]), streamCounts: list(4, [32, 64]), steps: list(5, [8])[0],
+                                  prompt: { tokens($0, seed: 11) })
+}
+
+if mode == "digest" {
+    try runDigestBenchmark(model, threads: threads, tokens: { tokens($0, seed: $1) })
 }
 
 if mode == "long" || mode == "all" {

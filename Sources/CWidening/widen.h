@@ -3,17 +3,16 @@
 
 #include <stdint.h>
 
-// Eight compact weights widened to eight floats, for the matmul kernel's panel loads. Written with
+// Eight 16-bit weights widened to eight floats, for the matmul kernel's panel loads. Written with
 // clang's vector conversions rather than intrinsics so that any target compiles them; with the F16C and
 // AVX2 the build selects, each is one instruction or two: VCVTPH2PS (float16), VPMOVZXWD + VPSLLD
-// (bfloat16: the upper half of a float), VPMOVSXBD + VCVTDQ2PS (int8). Swift's own SIMD conversions
-// between these types compile to library calls on 128-bit halves.
+// (bfloat16: the upper half of a float). Swift's own SIMD conversions between these types compile to
+// library calls on 128-bit halves. (int8 weights take integer dot products instead: CInt8Dot.)
 
 typedef float gptneo_float8 __attribute__((ext_vector_type(8)));
 typedef _Float16 gptneo_half8 __attribute__((ext_vector_type(8)));
 typedef uint16_t gptneo_uint16x8 __attribute__((ext_vector_type(8)));
 typedef uint32_t gptneo_uint32x8 __attribute__((ext_vector_type(8)));
-typedef int8_t gptneo_int8x8 __attribute__((ext_vector_type(8)));
 
 static inline gptneo_float8 widenFloat16x8(const void *source) {
     gptneo_half8 halves;
@@ -28,12 +27,6 @@ static inline gptneo_float8 widenBFloat16x8(const void *source) {
     gptneo_float8 floats;
     __builtin_memcpy(&floats, &bits, sizeof floats);
     return floats;
-}
-
-static inline gptneo_float8 widenInt8x8(const void *source) {
-    gptneo_int8x8 bytes;
-    __builtin_memcpy(&bytes, source, sizeof bytes);
-    return __builtin_convertvector(bytes, gptneo_float8);
 }
 
 #endif

@@ -6,142 +6,89 @@ import Foundation
 // Masked positions get finfo.min in transformers, so exp() makes them exactly 0: skipping them is the
 // same computation. Keys are visited in ascending position, so a query's result does not depend on
 // how the sequence was split into chunks or batched.
+//
+// Every score is one SIMD8 FMA chain over head_dim and one fixed horizontal-sum tree; every output
+// element one FMA chain over the keys in ascending position. Decode rows are attended one at a time,
+// prefill rows four at a time (each key loaded once for four queries, the four softmaxes side by side
+// in SIMD lanes), with the same arithmetic for every value: a row's bits do not depend on its group.
+//
+// Memory: one head's keys and values are read as contiguous runs, from the cache's blocks (laid out
+// head by head, KVCache.swift) and from the chunk's rows rearranged head by head (AttentionTasks.swift),
+// and each run's pass prefetches the next run: the blocks are scattered in memory, and 32 slots are
+// too short a run for the hardware prefetcher to ramp up on its own.
 
-// MARK: - One sequence's chunk
+/// Query rows attended together in prefill.
+let attentionQueryGroup = 4
 
-/// Where one item's chunk sits in the engine's stacked buffers, and its cache.
-struct AttentionItem {
-    let cache: KVCache
-    /// First row of the item in the stacked (rows, C) buffers.
-    let firstRow: Int
-    /// Rows (tokens) in this chunk.
-    let length: Int
-    /// Position of the chunk's first token (= cache.count before this forward).
+// MARK: - One head's keys and values
+
+/// One head's keys and values by position for one item's forward: the cache's slots before the
+/// chunk, the chunk's own rows from `start` on.
+struct HeadKeysAndValues {
+    let stored: KVCache.StoredHead
+    /// The chunk's first position.
     let start: Int
+    let headDim: Int
+    /// The chunk's keys and values of this head, (length, headDim).
+    let chunkKeys: UnsafePointer<Float>
+    let chunkValues: UnsafePointer<Float>
+
+    /// Positions j ..< j + count with contiguous keys and values, never crossing `end`.
+    @inline(__always) func run(from j: Int, to end: Int) -> (keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int) {
+        if j >= start {
+            let offset = (j - start) * headDim
+            return (chunkKeys + offset, chunkValues + offset, end - j)
+        }
+        let cached = stored.run(from: j, to: min(end, start))
+        return (UnsafePointer(cached.keys), UnsafePointer(cached.values), cached.count)
+    }
 }
 
-/// Attention of one head over one item's chunk, for one layer.
-/// q, k, v, out: stacked (rows, C) buffers; the item's rows are firstRow..<firstRow+length.
-/// scores: scratch of at least start+length floats.
-func attendHead(item: AttentionItem, head: Int, layer: Int, kind: GPTNeoConfig.AttentionKind, window: Int,
-                q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>, C: Int, headDim: Int) {
-    let stored = item.cache.rows(layer: layer)
-    let headOffset = head * headDim
-    let fullVectors = headDim / vectorWidth
-    let tail = headDim - fullVectors * vectorWidth
+// MARK: - One head
 
-    // Position j's key/value row: from this chunk when j >= start, else from the cache's slot.
-    @inline(__always) func keyRow(_ j: Int) -> UnsafePointer<Float> {
-        j >= item.start ? k + (item.firstRow + j - item.start) * C : stored.key(j)
-    }
-    @inline(__always) func valueRow(_ j: Int) -> UnsafePointer<Float> {
-        j >= item.start ? v + (item.firstRow + j - item.start) * C : stored.value(j)
-    }
-
-    for t in 0..<item.length {
+/// Attention of one head for the chunk rows `queryRows` of one item.
+/// q: stacked rows of queries, one every `queryStride` floats; out: stacked (rows, C); scores: scratch
+/// of attentionQueryGroup × (start + length) floats.
+func attendHead(_ keysAndValues: HeadKeysAndValues, queryRows: Range<Int>, item: AttentionItem, head: Int,
+                kind: GPTNeoConfig.AttentionKind, window: Int, q: UnsafePointer<Float>, queryStride: Int,
+                out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>, C: Int) {
+    let headDim = keysAndValues.headDim
+    @inline(__always) func firstKey(_ position: Int) -> Int { kind == .global ? 0 : max(0, position - window + 1) }
+    @inline(__always) func query(_ t: Int) -> UnsafePointer<Float> { q + (item.firstRow + t) * queryStride + head * headDim }
+    @inline(__always) func output(_ t: Int) -> UnsafeMutablePointer<Float> { out + (item.firstRow + t) * C + head * headDim }
+    // The first pass over the keys reads them from memory; later groups find them in cache.
+    var cold = true
+    var t = queryRows.lowerBound
+    while t < queryRows.upperBound {
+        let rows = min(attentionQueryGroup, queryRows.upperBound - t)
         let position = item.start + t
-        let first = kind == .global ? 0 : max(0, position - window + 1)
-        let keyCount = position - first + 1
-        let query = q + (item.firstRow + t) * C + headOffset
-
-        // Scores q·k, four keys at a time for independent FMA chains; each key's score is the same
-        // SIMD8 accumulation + fixed horizontal sum whichever group it falls in.
-        @inline(__always) func finishScore(_ accumulator: Vector, _ key: UnsafePointer<Float>) -> Float {
-            var accumulator = accumulator
-            if tail > 0 {
-                let offset = fullVectors * vectorWidth
-                accumulator = accumulator.addingProduct(loadPartial(query + offset, tail), loadPartial(key + offset, tail))
+        if rows == 1 {
+            let keys = firstKey(position)..<(position + 1)
+            scoreKeys(query(t), keysAndValues, keys, into: scores, prefetch: cold)
+            softmaxInPlace(scores, count: keys.count)
+            weightedValues(output(t), keysAndValues, keys, probabilities: scores, stride: 1, prefetch: cold)
+        } else {
+            // Scores of the union of the rows' keys, (keys, 4); each row's keys outside its own range
+            // are set to -inf, which the softmax turns into exactly 0 (as transformers' mask does).
+            let union = firstKey(position)..<(position + rows)
+            // Lanes past `rows` repeat the last row (computed, never used).
+            @inline(__always) func lane(_ index: Int) -> Int { min(index, rows - 1) }
+            scoreKeys(query(t + lane(0)), query(t + lane(1)), query(t + lane(2)), query(t + lane(3)), keysAndValues,
+                      union, into: scores, prefetch: cold)
+            for index in 0..<attentionQueryGroup {
+                let own = firstKey(position + lane(index))..<(position + lane(index) + 1)
+                for j in union.lowerBound..<own.lowerBound { scores[(j - union.lowerBound) * attentionQueryGroup + index] = -.infinity }
+                for j in own.upperBound..<union.upperBound { scores[(j - union.lowerBound) * attentionQueryGroup + index] = -.infinity }
             }
-            return horizontalSum(accumulator)
-        }
-        var j = first
-        while j + 4 <= position + 1 {
-            let k0 = keyRow(j) + headOffset, k1 = keyRow(j + 1) + headOffset
-            let k2 = keyRow(j + 2) + headOffset, k3 = keyRow(j + 3) + headOffset
-            var a0 = Vector(), a1 = Vector(), a2 = Vector(), a3 = Vector()
-            for block in 0..<fullVectors {
-                let offset = block * vectorWidth
-                let queryVector = loadVector(query + offset)
-                a0 = a0.addingProduct(queryVector, loadVector(k0 + offset))
-                a1 = a1.addingProduct(queryVector, loadVector(k1 + offset))
-                a2 = a2.addingProduct(queryVector, loadVector(k2 + offset))
-                a3 = a3.addingProduct(queryVector, loadVector(k3 + offset))
-            }
-            scores[j - first] = finishScore(a0, k0)
-            scores[j - first + 1] = finishScore(a1, k1)
-            scores[j - first + 2] = finishScore(a2, k2)
-            scores[j - first + 3] = finishScore(a3, k3)
-            j += 4
-        }
-        while j <= position {
-            let key = keyRow(j) + headOffset
-            var accumulator = Vector()
-            for block in 0..<fullVectors {
-                accumulator = accumulator.addingProduct(loadVector(query + block * vectorWidth), loadVector(key + block * vectorWidth))
-            }
-            scores[j - first] = finishScore(accumulator, key)
-            j += 1
-        }
-
-        // Softmax in fp32: exp lane-wise (vectorized), the sum in ascending position.
-        var maxScore = -Float.infinity
-        for i in 0..<keyCount { maxScore = max(maxScore, scores[i]) }
-        expShiftedInPlace(scores, count: keyCount, shift: maxScore)
-        var total: Float = 0
-        for i in 0..<keyCount { total += scores[i] }
-        for i in 0..<keyCount { scores[i] = scores[i] / total }
-
-        // Weighted sum of values with the normalized probabilities, like softmax(...) @ v: every
-        // output element accumulates its keys in ascending position, one FMA each.
-        let output = out + (item.firstRow + t) * C + headOffset
-        if headDim % 64 == 0 {
-            // 64 output values at a time in eight registers (head_dim is 64 or 128 in every GPT-Neo).
-            for group in stride(from: 0, to: headDim, by: 64) {
-                var a0 = Vector(), a1 = Vector(), a2 = Vector(), a3 = Vector()
-                var a4 = Vector(), a5 = Vector(), a6 = Vector(), a7 = Vector()
-                for i in 0..<keyCount {
-                    let p = Vector(repeating: scores[i])
-                    let value = valueRow(first + i) + headOffset + group
-                    a0 = a0.addingProduct(p, loadVector(value)); a1 = a1.addingProduct(p, loadVector(value + 8))
-                    a2 = a2.addingProduct(p, loadVector(value + 16)); a3 = a3.addingProduct(p, loadVector(value + 24))
-                    a4 = a4.addingProduct(p, loadVector(value + 32)); a5 = a5.addingProduct(p, loadVector(value + 40))
-                    a6 = a6.addingProduct(p, loadVector(value + 48)); a7 = a7.addingProduct(p, loadVector(value + 56))
-                }
-                let o = output + group
-                storeVector(a0, o); storeVector(a1, o + 8); storeVector(a2, o + 16); storeVector(a3, o + 24)
-                storeVector(a4, o + 32); storeVector(a5, o + 40); storeVector(a6, o + 48); storeVector(a7, o + 56)
-            }
-            continue
-        }
-        // Any other head size: the same accumulation (ascending keys, one FMA each) through memory.
-        output.update(repeating: 0, count: headDim)
-        for i in 0..<keyCount {
-            let probability = Vector(repeating: scores[i])
-            let value = valueRow(first + i) + headOffset
-            for block in 0..<fullVectors {
-                let offset = block * vectorWidth
-                storeVector(loadVector(output + offset).addingProduct(probability, loadVector(value + offset)), output + offset)
-            }
-            if tail > 0 {
-                let offset = fullVectors * vectorWidth
-                storePartial(loadPartial(output + offset, tail).addingProduct(probability, loadPartial(value + offset, tail)), output + offset, tail)
+            softmaxInPlace(groupScores: scores, keyCount: union.count)
+            for lane in 0..<rows {
+                let own = firstKey(position + lane)..<(position + lane + 1)
+                weightedValues(output(t + lane), keysAndValues, own,
+                               probabilities: scores + (own.lowerBound - union.lowerBound) * attentionQueryGroup + lane,
+                               stride: attentionQueryGroup, prefetch: cold && lane == 0)
             }
         }
-    }
-}
-
-/// Stores the chunk's keys and values in the cache (after every query of the chunk has read the old
-/// entries): global layers every position, local layers only the last `window` positions, which are
-/// all a later query can see.
-func storeChunk(item: AttentionItem, layer: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, C: Int) {
-    let cache = item.cache
-    let slots = cache.slotCount(layer: layer)
-    let firstStored = max(item.start, item.start + item.length - slots)
-    for position in firstStored..<(item.start + item.length) {
-        let row = item.firstRow + position - item.start
-        let slot = cache.slot(layer: layer, position: position)
-        cache.keyRow(layer: layer, slot: slot).update(from: k + row * C, count: C)
-        cache.valueRow(layer: layer, slot: slot).update(from: v + row * C, count: C)
+        t += rows
+        cold = false
     }
 }

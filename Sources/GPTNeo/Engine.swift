@@ -60,6 +60,7 @@ public final class GPTNeoEngine {
     private var seenCaches = Set<ObjectIdentifier>()
     private var placed: [AttentionItem] = []
     private var attentionItems: [AttentionItem] = []
+    private let attention = AttentionTasks()
 
     public init(model: GPTNeoModel, threads: Int = availableCPUCount()) {
         precondition(threads >= 1, "threads must be at least 1")
@@ -121,8 +122,8 @@ public final class GPTNeoEngine {
         }
         for (layer, block) in weights.blocks.enumerated() {
             linear(buffers.qkv, buffers.normed, block.wqkv, nil)
-            attend(attentionItems, layer: layer, kind: block.kind)
-            for item in attentionItems { storeChunk(item: item, layer: layer, k: buffers.keys, v: buffers.values, C: C) }
+            attention.run(attentionItems, layer: layer, kind: block.kind, config: config, scratch: buffers,
+                          qkv: buffers.qkv, out: buffers.attended)
             linear(buffers.projected, buffers.attended, block.wo, block.bo)
             addThenLayerNorm(buffers.normed, buffers.hidden, adding: buffers.projected, block.ffnNormWeight.pointer,
                              block.ffnNormBias.pointer, eps: eps, rows: totalRows, C: C)
@@ -152,8 +153,9 @@ public final class GPTNeoEngine {
             precondition(seenCaches.insert(ObjectIdentifier(item.cache)).inserted, "the same KVCache appears twice in one forward call")
             let cache = item.cache
             guard cache.kinds == config.attentionLayers, cache.hiddenSize == config.hiddenSize,
-                  cache.windowSize == config.windowSize else {
-                throw EngineError.cacheMismatch(reason: "made for \(cache.kinds.count) layers of width \(cache.hiddenSize), window \(cache.windowSize)")
+                  cache.numHeads == config.numHeads, cache.windowSize == config.windowSize else {
+                throw EngineError.cacheMismatch(reason: "made for \(cache.kinds.count) layers of width \(cache.hiddenSize), "
+                                                + "\(cache.numHeads) heads, window \(cache.windowSize)")
             }
             for token in item.tokens where token < 0 || token >= config.vocabSize {
                 throw EngineError.tokenOutOfVocabulary(token: token, vocabSize: config.vocabSize)
@@ -163,40 +165,6 @@ public final class GPTNeoEngine {
                 throw EngineError.contextTooLong(requested: end, limit: config.maxPositionEmbeddings)
             }
             guard end <= cache.capacity else { throw EngineError.cacheCapacityExceeded(requested: end, capacity: cache.capacity) }
-        }
-    }
-
-    // MARK: Attention
-
-    /// Every (item, head) pair, spread over the cores; each pair is computed by one thread in a fixed
-    /// order, so the split does not change any value. The thread first copies the pair's columns of
-    /// the fused (rows, 3C) [q | k | v] product into the (rows, C) buffers that `attendHead` and
-    /// `storeChunk` read: the pairs tile those buffers exactly, so every element is copied once.
-    private func attend(_ items: [AttentionItem], layer: Int, kind: GPTNeoConfig.AttentionKind) {
-        let (heads, headDim, window, C) = (model.config.numHeads, model.config.headDim, model.config.windowSize, model.config.hiddenSize)
-        let pairs = items.count * heads
-        guard pairs > 0 else { return }
-        let work = items.reduce(0) { $0 + $1.length * min($1.start + $1.length, kind == .global ? Int.max : window) }
-        let workers = work * heads * headDim < (1 << 16) ? 1 : scratch.workers
-        let (qkv, queries, keys, values, attended) = (scratch.qkv, scratch.queries, scratch.keys, scratch.values, scratch.attended)
-        let (scoresBase, scoresPerWorker) = (scratch.scores, scratch.scoresPerWorker)
-        items.withUnsafeBufferPointer { items in
-            parallelFor(workers, threads: workers) { worker in
-                let scores = scoresBase + worker * scoresPerWorker
-                var pair = worker
-                while pair < pairs {
-                    let (item, head) = (items[pair / heads], pair % heads)
-                    for row in item.firstRow..<(item.firstRow + item.length) {
-                        let (fused, offset) = (qkv + row * 3 * C + head * headDim, row * C + head * headDim)
-                        (queries + offset).update(from: fused, count: headDim)
-                        (keys + offset).update(from: fused + C, count: headDim)
-                        (values + offset).update(from: fused + 2 * C, count: headDim)
-                    }
-                    attendHead(item: item, head: head, layer: layer, kind: kind, window: window,
-                               q: queries, k: keys, v: values, out: attended, scores: scores, C: C, headDim: headDim)
-                    pair += workers
-                }
-            }
         }
     }
 }

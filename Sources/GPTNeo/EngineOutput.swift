@@ -65,15 +65,14 @@ final class Scratch {
     var hidden = Scratch.empty      // (rows, C) residual stream
     var normed = Scratch.empty      // (rows, C) LayerNorm output
     var qkv = Scratch.empty         // (rows, 3C) fused q, k, v projections
-    var queries = Scratch.empty     // (rows, C)
-    var keys = Scratch.empty        // (rows, C)
-    var values = Scratch.empty      // (rows, C)
+    var keyHeads = Scratch.empty    // (rows, C) keys of each item's chunk, head by head (gatherChunkHeads)
+    var valueHeads = Scratch.empty  // (rows, C) values of each item's chunk, head by head
     var attended = Scratch.empty    // (rows, C) attention output, heads merged
     var projected = Scratch.empty   // (rows, C) out_proj / c_proj output
     var inner = Scratch.empty       // (rows, I) MLP hidden
     var gathered = Scratch.empty    // (logitRows, C) rows for the LM head
     var logits = Scratch.empty      // (logitRows, V)
-    var scores = Scratch.empty      // (workers, maxPositions) attention scores
+    var scores = Scratch.empty      // (workers, maxPositions × attentionQueryGroup) attention scores
     var scoresPerWorker = 0
     let workers: Int
 
@@ -82,14 +81,14 @@ final class Scratch {
     nonisolated(unsafe) static let empty = UnsafeMutablePointer<Float>.allocate(capacity: 1)
 
     func reserve(rows needed: Int, config: GPTNeoConfig) {
-        if scoresPerWorker < config.maxPositionEmbeddings {
-            replace(&scores, count: workers * config.maxPositionEmbeddings)
-            scoresPerWorker = config.maxPositionEmbeddings
+        if scoresPerWorker < config.maxPositionEmbeddings * attentionQueryGroup {
+            scoresPerWorker = config.maxPositionEmbeddings * attentionQueryGroup
+            replace(&scores, count: workers * scoresPerWorker)
         }
         guard needed > rows else { return }
         let grown = max(needed, rows * 2)
         let C = config.hiddenSize
-        for keyPath in [\Scratch.hidden, \.normed, \.queries, \.keys, \.values, \.attended, \.projected] {
+        for keyPath in [\Scratch.hidden, \.normed, \.keyHeads, \.valueHeads, \.attended, \.projected] {
             replace(&self[keyPath: keyPath], count: grown * C)
         }
         replace(&qkv, count: grown * 3 * C)
@@ -112,7 +111,7 @@ final class Scratch {
     }
 
     deinit {
-        for pointer in [hidden, normed, qkv, queries, keys, values, attended, projected, inner, gathered, logits, scores]
+        for pointer in [hidden, normed, qkv, keyHeads, valueHeads, attended, projected, inner, gathered, logits, scores]
         where pointer != Scratch.empty { pointer.deallocate() }
     }
 }

@@ -9,21 +9,26 @@ import Foundation
 /// Memory follows use: slots live in blocks of `blockSlots` positions taken from a shared pool as
 /// positions arrive (never zero-filled; only written slots are read), and go back to the pool when
 /// the cache is released, so a request for 2048 tokens that stops after 20 holds one block per layer.
+///
+/// A block is laid out head by head, (heads, slotsPerBlock, headDim): attention for one head reads
+/// its keys and values as runs of contiguous memory (a block's slots at a time), not 64 floats out of
+/// every C-float row.
 public final class KVCache: @unchecked Sendable {
     /// Positions already stored (the next token's position).
     public internal(set) var count: Int = 0
     /// The most positions this cache can hold.
     public let capacity: Int
     let hiddenSize: Int
+    let numHeads: Int
     let windowSize: Int
     let kinds: [GPTNeoConfig.AttentionKind]
     /// Per layer: number of slots (capacity for global, the window for local layers).
     let slots: [Int]
     /// Per layer: slots per block (the whole ring for a local layer shorter than a block).
     let slotsPerBlock: [Int]
-    /// Per layer: key and value blocks of (slotsPerBlock, C), allocated in order as slots are used;
-    /// layer l's block b at `l * blocksPerLayer + b`. Raw tables rather than arrays of arrays, so that
-    /// the attention loop reads them with no retain, release or exclusivity check.
+    /// Per layer: key and value blocks of (heads, slotsPerBlock, headDim), allocated in order as slots
+    /// are used; layer l's block b at `l * blocksPerLayer + b`. Raw tables rather than arrays of arrays,
+    /// so that the attention loop reads them with no retain, release or exclusivity check.
     private let keyBlocks: UnsafeMutablePointer<UnsafeMutablePointer<Float>>
     private let valueBlocks: UnsafeMutablePointer<UnsafeMutablePointer<Float>>
     /// Table entries per layer: the most blocks any layer can need.
@@ -31,13 +36,14 @@ public final class KVCache: @unchecked Sendable {
     /// Per layer: blocks taken from the pool so far.
     private var blocksInUse: [Int]
 
-    /// Positions per block of a global layer: 32 × 768 floats = 96 KiB for the 125M model.
+    /// Positions per block of a global layer: 32 × 768 floats = 96 KiB for the 125M model, 8 KiB per head.
     static let blockSlots = 32
 
     public init(config: GPTNeoConfig, capacity: Int) {
         precondition(capacity >= 0, "negative KV cache capacity")
         self.capacity = capacity
         hiddenSize = config.hiddenSize
+        numHeads = config.numHeads
         windowSize = config.windowSize
         kinds = config.attentionLayers
         slots = config.attentionLayers.map { Self.slotCount(kind: $0, window: config.windowSize, capacity: capacity) }
@@ -104,15 +110,25 @@ public final class KVCache: @unchecked Sendable {
     public func copy(capacity: Int) -> KVCache {
         precondition(capacity >= count, "a KV cache copy needs room for the \(count) stored positions")
         var config = GPTNeoConfig.placeholder
-        config.hiddenSize = hiddenSize; config.windowSize = windowSize; config.attentionLayers = kinds
-        config.numLayers = kinds.count
+        config.hiddenSize = hiddenSize; config.numHeads = numHeads; config.windowSize = windowSize
+        config.attentionLayers = kinds; config.numLayers = kinds.count
         let copy = KVCache(config: config, capacity: capacity)
         copy.reserve(positions: count)
         for layer in kinds.indices {
-            // Global: slots 0..<count. Local: the used part of the ring (slot = position mod window in both).
-            for slot in 0..<min(slots[layer], count) {
-                copy.keyRow(layer: layer, slot: slot).update(from: keyRow(layer: layer, slot: slot), count: hiddenSize)
-                copy.valueRow(layer: layer, slot: slot).update(from: valueRow(layer: layer, slot: slot), count: hiddenSize)
+            // Global: slots 0..<count. Local: the used part of the ring (slot = position mod window in
+            // both); positions 0..<stored fill exactly those slots.
+            let stored = min(slots[layer], count)
+            for head in 0..<numHeads {
+                let (source, destination) = (self.stored(layer: layer, head: head), copy.stored(layer: layer, head: head))
+                var position = 0
+                while position < stored {
+                    // Another capacity may give other block lengths: the shorter of the two runs.
+                    let run = source.run(from: position, to: stored), target = destination.run(from: position, to: stored)
+                    let count = min(run.count, target.count)
+                    target.keys.update(from: run.keys, count: count * source.headDim)
+                    target.values.update(from: run.values, count: count * source.headDim)
+                    position += count
+                }
             }
         }
         copy.count = count
@@ -122,49 +138,38 @@ public final class KVCache: @unchecked Sendable {
     /// Forgets every position (the blocks stay with the cache for reuse).
     public func reset() { count = 0 }
 
-    // MARK: Slots
+    // MARK: One head's slots
 
-    /// The slot of `position` in `layer`.
-    @inline(__always) func slot(layer: Int, position: Int) -> Int {
-        kinds[layer] == .global ? position : position % slots[layer]
-    }
-
-    /// One layer's stored rows by position, looked up once per attention call rather than per key.
-    struct LayerRows {
+    /// One (layer, head)'s stored keys and values, found by position as runs of consecutive slots
+    /// that lie one after another in memory.
+    struct StoredHead {
         let keyBlocks: UnsafePointer<UnsafeMutablePointer<Float>>
         let valueBlocks: UnsafePointer<UnsafeMutablePointer<Float>>
         let slotsPerBlock: Int
         /// The ring's length for a local layer, 0 for a global one.
         let ringSlots: Int
-        let hiddenSize: Int
+        /// Floats from a block's start to this head's first slot.
+        let headOffset: Int
+        let headDim: Int
 
-        @inline(__always) private func offset(_ position: Int) -> (block: Int, row: Int) {
+        /// The keys and values of positions `position ..< position + count`, the longest such run
+        /// below `end` that is contiguous: it ends at `end`, a block's end or the ring's end.
+        @inline(__always) func run(from position: Int, to end: Int)
+            -> (keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, count: Int) {
             let slot = ringSlots > 0 ? position % ringSlots : position
-            return (slot / slotsPerBlock, (slot % slotsPerBlock) * hiddenSize)
-        }
-        @inline(__always) func key(_ position: Int) -> UnsafePointer<Float> {
-            let (block, row) = offset(position)
-            return UnsafePointer(keyBlocks[block] + row)
-        }
-        @inline(__always) func value(_ position: Int) -> UnsafePointer<Float> {
-            let (block, row) = offset(position)
-            return UnsafePointer(valueBlocks[block] + row)
+            let (block, inBlock) = slot.quotientAndRemainder(dividingBy: slotsPerBlock)
+            var count = min(end - position, slotsPerBlock - inBlock)
+            if ringSlots > 0 { count = min(count, ringSlots - slot) }
+            let offset = headOffset + inBlock * headDim
+            return (keyBlocks[block] + offset, valueBlocks[block] + offset, count)
         }
     }
 
-    func rows(layer: Int) -> LayerRows {
-        LayerRows(keyBlocks: keyBlocks + layer * blocksPerLayer, valueBlocks: valueBlocks + layer * blocksPerLayer,
-                  slotsPerBlock: slotsPerBlock[layer], ringSlots: kinds[layer] == .global ? 0 : slots[layer], hiddenSize: hiddenSize)
-    }
-
-    @inline(__always) func keyRow(layer: Int, slot: Int) -> UnsafeMutablePointer<Float> {
-        let perBlock = slotsPerBlock[layer]
-        return keyBlocks[layer * blocksPerLayer + slot / perBlock] + (slot % perBlock) * hiddenSize
-    }
-
-    @inline(__always) func valueRow(layer: Int, slot: Int) -> UnsafeMutablePointer<Float> {
-        let perBlock = slotsPerBlock[layer]
-        return valueBlocks[layer * blocksPerLayer + slot / perBlock] + (slot % perBlock) * hiddenSize
+    func stored(layer: Int, head: Int) -> StoredHead {
+        let headDim = hiddenSize / numHeads
+        return StoredHead(keyBlocks: keyBlocks + layer * blocksPerLayer, valueBlocks: valueBlocks + layer * blocksPerLayer,
+                          slotsPerBlock: slotsPerBlock[layer], ringSlots: kinds[layer] == .global ? 0 : slots[layer],
+                          headOffset: head * slotsPerBlock[layer] * headDim, headDim: headDim)
     }
 }
 

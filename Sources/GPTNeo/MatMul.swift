@@ -2,100 +2,125 @@ import CPrefetch
 import Foundation
 
 // Linear layers: y = x · Wᵀ (+ bias), W (N, K) stored by `WeightMatrix` as k-major panels of 16
-// output columns.
+// output columns. int8 weights take integer dot products instead (Int8DotKernel.swift).
 //
 // One kernel for decode, batched decode and prefill: an outer-product tile of R rows × P panels keeps
 // R·P accumulators of 16 columns (two AVX2 registers each, at most 12 of the 16 registers); each k
 // step broadcasts x[r, k] and multiplies it into panel row k with one FMA per register. So every
-// output element y[m, n] is one FMA chain over k = 0, 1, …, K-1 starting from 0, × scale[n] for int8
-// weights (WeightStorage.swift), then + bias[n]: the same arithmetic whatever tile shape, row count,
-// chunking or thread computes it. A row's result never depends on the other rows (batch invariance),
-// nor a prompt's on how it was split.
+// output element y[m, n] is one FMA chain over k = 0, 1, …, K-1 starting from 0, then + bias[n]: the
+// same arithmetic whatever tile shape, row count, chunking or thread computes it. A row's result never
+// depends on the other rows (batch invariance), nor a prompt's on how it was split.
 //
 // Tiles: 6 rows × 1 panel for the bulk of the rows (12 accumulators, 6 broadcasts and 2 loads per
 // 12 FMAs); the last M mod 6 rows as 1 row × 6 panels (a decode step of one sequence: 12 independent
-// FMA chains over six address-ordered weight streams), 2 × 2, or 3, 4, 5 rows × 1 panel.
+// FMA chains over six address-ordered weight streams), 2 rows × 3 panels, or 3, 4, 5 rows × 1 panel
+// (fewer panels where a column range ends).
+//
+// Measured (EngineBenchmark kernels): with the weights in cache the 6-row tile runs at ~97 % of the
+// core's FMA peak even at M = 512, so the loop needs no k blocking or packing of x; what it loses is
+// the wait for weights from memory, which the batched-decode shapes (M = 6…64, each weight used by a
+// few tiles) must stream from DRAM. Hence the spread prefetch in `multiplyPanels`.
 
 typealias PanelRow = SIMD16<Float>
 
 /// The most rows of one tile.
 private let tileRows = 6
-/// Panels handed to a thread at a time, and walked together by every row tile (they stay in L2
-/// between the bulk rows and the remainder rows).
-private let panelGroup = 6
 
 /// y = x · Wᵀ + bias: x (M, K), W (N, K), bias (N) or nil, y (M, N), row-major.
-/// The one entry point for products with a weight. Parallel over column groups on `threads`.
+/// The one entry point for products with a weight. Parallel over column ranges on `threads`.
 @_spi(Benchmarks) public func matMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ weight: WeightMatrix,
                                      _ bias: FloatTensor?, M: Int, threads: Int) {
     let (N, K) = (weight.outputs, weight.inputs)
     guard M > 0, N > 0 else { return }
     precondition(bias == nil || bias!.count == N, "bias of \(bias!.count) for \(N) outputs")
     let biasPointer = bias?.pointer
-    let groups = (weight.panelCount + panelGroup - 1) / panelGroup
-    let parts = M * N * K < (1 << 17) ? 1 : min(groups, threads * 4)
-    // Any split of the column groups gives the same numbers; several parts per thread balance load
-    // on a machine shared with other work.
+    if case .int8Panels = weight.storage { return int8MatMul(y, x, weight, biasPointer, M: M, threads: threads) }
+    let unit = unitPanels(remainingRows: M % tileRows, format: weight.format)
+    let units = (weight.panelCount + unit - 1) / unit
+    let parts = M * N * K < (1 << 17) ? 1 : min(units, threads * 4)
+    // Any split of the units gives the same numbers; several parts per thread balance load on a
+    // machine shared with other work.
     parallelFor(parts, threads: threads) { part in
-        for group in (groups * part / parts)..<(groups * (part + 1) / parts) {
-            let first = group * panelGroup
-            let last = min(weight.panelCount, first + panelGroup)
-            switch weight.storage {
-            case .float32Panels(let panels):
-                multiplyPanels(Float32Panel.self, y, x, panels, biasPointer, nil, rows: M, panels: first..<last, K: K, N: N)
-            case .float16Panels(let panels):
-                multiplyPanels(Float16Panel.self, y, x, panels, biasPointer, nil, rows: M, panels: first..<last, K: K, N: N)
-            case .bfloat16Panels(let panels):
-                multiplyPanels(BFloat16Panel.self, y, x, panels, biasPointer, nil, rows: M, panels: first..<last, K: K, N: N)
-            case .int8Panels(let panels, let scales):
-                multiplyPanels(Int8Panel.self, y, x, panels, biasPointer, scales, rows: M, panels: first..<last, K: K, N: N)
-            }
+        let first = units * part / parts * unit
+        let panels = first..<min(weight.panelCount, units * (part + 1) / parts * unit)
+        switch weight.storage {
+        case .float32Panels(let weights):
+            multiplyPanels(Float32Panel.self, y, x, weights, biasPointer, rows: M, panels: panels, unit: unit, K: K, N: N)
+        case .float16Panels(let weights):
+            multiplyPanels(Float16Panel.self, y, x, weights, biasPointer, rows: M, panels: panels, unit: unit, K: K, N: N)
+        case .bfloat16Panels(let weights):
+            multiplyPanels(BFloat16Panel.self, y, x, weights, biasPointer, rows: M, panels: panels, unit: unit, K: K, N: N)
+        case .int8Panels:
+            preconditionFailure("int8 weights are multiplied by int8MatMul")
         }
     }
 }
 
-/// All M rows against panels `panels`: full 6-row tiles one panel at a time, then the remaining rows.
+/// Panels walked together by every row tile: those of the tile for the M mod 6 remaining rows, whose
+/// shape keeps at least 8 FMA chains in flight (2 FMA units × 4 cycles of latency) without spilling
+/// registers (checked in the disassembly). For float16 the compiler hoists the converting loads
+/// (VCVTPH2PS) of all three panels of a 2 × 3 tile and spills accumulators, so 2 × 2 there.
+private func unitPanels(remainingRows: Int, format: WeightFormat) -> Int {
+    switch remainingRows {
+    case 1: return 6
+    case 2: return format == .float16 ? 2 : 3
+    default: return 1
+    }
+}
+
+/// All M rows against `panels`, `unit` panels at a time: the full 6-row tiles one panel at a time,
+/// then the remaining rows over the whole unit while it is still in cache. The tiles of one unit
+/// together prefetch the next unit, spread evenly: one address-ordered stream per tile cannot keep the
+/// FMAs fed from memory, and prefetching the next unit all in the first tile would ask that tile for
+/// more bandwidth than a core gets while the others ask for none.
 private func multiplyPanels<Element: PanelElement>(_ element: Element.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                                    _ weights: UnsafePointer<Element.Stored>, _ bias: UnsafePointer<Float>?,
-                                                   _ scales: UnsafePointer<Float>?, rows M: Int, panels: Range<Int>, K: Int, N: Int) {
-    let bulkRows = M / tileRows * tileRows
-    for panel in panels {
-        var m = 0
-        // The first row tile also prefetches the next panel: one tile reads a single address-ordered
-        // stream, too slow to keep the FMAs fed from memory on its own.
-        let next = panel + 1 < panels.upperBound ? panel + 1 : panel
-        while m < bulkRows {
-            if m == 0 {
-                tile(Tile<R6, P1>.self, element, y, x, weights, bias, scales, m: m, panel: panel, K: K, N: N,
-                     prefetch: UnsafeRawPointer(weights + next * K * panelWidth))
-            } else {
-                tile(Tile<R6, P1>.self, element, y, x, weights, bias, scales, m: m, panel: panel, K: K, N: N, prefetch: nil)
+                                                   rows M: Int, panels: Range<Int>, unit: Int, K: Int, N: Int) {
+    let bulkTiles = M / tileRows
+    let remaining = M - bulkTiles * tileRows
+    let panelRowBytes = panelWidth * MemoryLayout<Element.Stored>.stride
+    var first = panels.lowerBound
+    while first < panels.upperBound {
+        let count = min(unit, panels.upperBound - first)
+        let nextCount = min(unit, panels.upperBound - first - count)
+        let tiles = count * bulkTiles + (remaining > 0 ? 1 : 0)
+        // Bytes of the next unit each tile prefetches per k step; above one line per step (a lone
+        // remainder tile over several panels) the hardware prefetcher, seeing several streams, does it.
+        // Rounding up may prefetch a little past the next unit, even past the allocation: harmless,
+        // a prefetch never faults.
+        let stride = (nextCount * panelRowBytes + tiles - 1) / tiles
+        var prefetch = stride > 0 && stride <= 64 ? Prefetch(next: UnsafeRawPointer(weights + (first + count) * K * panelWidth), stride: stride) : nil
+        for panel in first..<(first + count) {
+            for bulkTile in 0..<bulkTiles {
+                tile(Tile<R6, P1>.self, element, y, x, weights, bias, m: bulkTile * tileRows, panel: panel, K: K, N: N, prefetch: prefetch)
+                prefetch?.next += K * stride
             }
-            m += tileRows
         }
-    }
-    let remaining = M - bulkRows
-    guard remaining > 0 else { return }
-    // Panels per tile: as many accumulators as fit beside the broadcasts and panel loads in 16
-    // registers without spilling (checked in the disassembly).
-    let step = remaining == 1 ? 6 : remaining == 2 ? 2 : 1
-    var panel = panels.lowerBound
-    while panel < panels.upperBound {
-        let count = min(step, panels.upperBound - panel)
-        remainderTile(element, y, x, weights, bias, scales, rows: remaining, panelCount: count, m: bulkRows, panel: panel, K: K, N: N)
-        panel += count
+        if remaining > 0 {
+            remainderTile(element, y, x, weights, bias, rows: remaining, panelCount: count, m: bulkTiles * tileRows,
+                          panel: first, K: K, N: N, prefetch: prefetch)
+        }
+        first += count
     }
 }
 
-/// The tile shapes used for fewer than 6 rows.
+/// Where a tile prefetches: `stride` bytes further per k step from `next`.
+private struct Prefetch {
+    var next: UnsafeRawPointer
+    let stride: Int
+}
+
+/// The tile shapes used for fewer than 6 rows, over `panelCount` ≤ unitPanels(rows) panels.
 private func remainderTile<Element: PanelElement>(_ element: Element.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                                   _ w: UnsafePointer<Element.Stored>, _ bias: UnsafePointer<Float>?,
-                                                  _ scales: UnsafePointer<Float>?, rows: Int, panelCount: Int, m: Int, panel: Int, K: Int, N: Int) {
-    func run<Shape: TileShape>(_ shape: Shape.Type) { tile(shape, element, y, x, w, bias, scales, m: m, panel: panel, K: K, N: N, prefetch: nil) }
+                                                  rows: Int, panelCount: Int, m: Int, panel: Int, K: Int, N: Int,
+                                                  prefetch: Prefetch?) {
+    func run<Shape: TileShape>(_ shape: Shape.Type) { tile(shape, element, y, x, w, bias, m: m, panel: panel, K: K, N: N, prefetch: prefetch) }
     switch (rows, panelCount) {
     case (5, _): run(Tile<R5, P1>.self)
     case (4, _): run(Tile<R4, P1>.self)
     case (3, _): run(Tile<R3, P1>.self)
+    case (2, 3): run(Tile<R2, P3>.self)
     case (2, 2): run(Tile<R2, P2>.self)
     case (2, _): run(Tile<R2, P1>.self)
     case (1, 6): run(Tile<R1, P6>.self)
@@ -132,22 +157,9 @@ enum Tile<Rows: Count, Panels: Count>: TileShape {
     static var panels: Int { Panels.value }
 }
 
-// MARK: - Micro-kernel
-
-@inline(__always) private func pick<T>(_ i: Int, _ v0: T, _ v1: T, _ v2: T, _ v3: T, _ v4: T, _ v5: T) -> T {
-    switch i {
-    case 0: return v0
-    case 1: return v1
-    case 2: return v2
-    case 3: return v3
-    case 4: return v4
-    default: return v5
-    }
-}
-
 // MARK: - Panel elements
 // What a storage type contributes to the kernel: how to read panel row k as 16 Floats. A compact type
-// (16-bit, int8) is another conforming type, converting in registers; everything else is shared.
+// (16-bit) is another conforming type, converting in registers; everything else is shared.
 
 protocol PanelElement {
     associatedtype Stored
@@ -161,12 +173,14 @@ enum Float32Panel: PanelElement {
     }
 }
 
+// MARK: - Micro-kernel
+
 /// y[m..<m+R, panel..<panel+P] = x[m..<m+R, :] · panels + bias, with R·P ≤ 6 accumulators of 16
 /// columns: accumulator s holds row s / P, panel s % P.
 private func tile<Shape: TileShape, Element: PanelElement>(_ shape: Shape.Type, _ element: Element.Type,
                                                            _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                                            _ weights: UnsafePointer<Element.Stored>, _ bias: UnsafePointer<Float>?,
-                                                           _ scales: UnsafePointer<Float>?, m: Int, panel: Int, K: Int, N: Int, prefetch: UnsafeRawPointer?) {
+                                                           m: Int, panel: Int, K: Int, N: Int, prefetch: Prefetch?) {
     let (R, P) = (Shape.rows, Shape.panels)
     let S = R * P
     // Rows and panels past R and P alias the first: never read for a used accumulator.
@@ -179,38 +193,54 @@ private func tile<Shape: TileShape, Element: PanelElement>(_ shape: Shape.Type, 
     let w3 = P > 3 ? w0 + 3 * panelFloats : w0, w4 = P > 4 ? w0 + 4 * panelFloats : w0
     let w5 = P > 5 ? w0 + 5 * panelFloats : w0
     var a0 = PanelRow(), a1 = PanelRow(), a2 = PanelRow(), a3 = PanelRow(), a4 = PanelRow(), a5 = PanelRow()
+    /// Accumulator s += b · v.
+    @inline(__always) func accumulate(_ s: Int, _ b: PanelRow, _ v: PanelRow) {
+        switch s {
+        case 0: a0 = a0.addingProduct(b, v)
+        case 1: a1 = a1.addingProduct(b, v)
+        case 2: a2 = a2.addingProduct(b, v)
+        case 3: a3 = a3.addingProduct(b, v)
+        case 4: a4 = a4.addingProduct(b, v)
+        default: a5 = a5.addingProduct(b, v)
+        }
+    }
     var k = 0
     while k < K {
         let offset = k * panelWidth
-        if let prefetch { prefetchForRead(prefetch + offset * MemoryLayout<Element.Stored>.stride) }
+        if let prefetch { prefetchForRead(prefetch.next + k &* prefetch.stride) }
         let b0 = PanelRow(repeating: x0[k]), b1 = PanelRow(repeating: x1[k]), b2 = PanelRow(repeating: x2[k])
         let b3 = PanelRow(repeating: x3[k]), b4 = PanelRow(repeating: x4[k]), b5 = PanelRow(repeating: x5[k])
-        let v0 = Element.row(w0, offset), v1 = Element.row(w1, offset), v2 = Element.row(w2, offset)
-        let v3 = Element.row(w3, offset), v4 = Element.row(w4, offset), v5 = Element.row(w5, offset)
-        a0 = a0.addingProduct(pick(0 / P, b0, b1, b2, b3, b4, b5), pick(0 % P, v0, v1, v2, v3, v4, v5))
-        if S > 1 { a1 = a1.addingProduct(pick(1 / P, b0, b1, b2, b3, b4, b5), pick(1 % P, v0, v1, v2, v3, v4, v5)) }
-        if S > 2 { a2 = a2.addingProduct(pick(2 / P, b0, b1, b2, b3, b4, b5), pick(2 % P, v0, v1, v2, v3, v4, v5)) }
-        if S > 3 { a3 = a3.addingProduct(pick(3 / P, b0, b1, b2, b3, b4, b5), pick(3 % P, v0, v1, v2, v3, v4, v5)) }
-        if S > 4 { a4 = a4.addingProduct(pick(4 / P, b0, b1, b2, b3, b4, b5), pick(4 % P, v0, v1, v2, v3, v4, v5)) }
-        if S > 5 { a5 = a5.addingProduct(pick(5 / P, b0, b1, b2, b3, b4, b5), pick(5 % P, v0, v1, v2, v3, v4, v5)) }
+        // Panel by panel, each panel row used by every row as soon as it is loaded: one panel row live
+        // at a time, which leaves the registers to the accumulators and broadcasts.
+        @inline(__always) func multiply(panel p: Int, _ v: PanelRow) {
+            accumulate(p, b0, v)
+            if R > 1 { accumulate(P + p, b1, v) }
+            if R > 2 { accumulate(2 * P + p, b2, v) }
+            if R > 3 { accumulate(3 * P + p, b3, v) }
+            if R > 4 { accumulate(4 * P + p, b4, v) }
+            if R > 5 { accumulate(5 * P + p, b5, v) }
+        }
+        multiply(panel: 0, Element.row(w0, offset))
+        if P > 1 { multiply(panel: 1, Element.row(w1, offset)) }
+        if P > 2 { multiply(panel: 2, Element.row(w2, offset)) }
+        if P > 3 { multiply(panel: 3, Element.row(w3, offset)) }
+        if P > 4 { multiply(panel: 4, Element.row(w4, offset)) }
+        if P > 5 { multiply(panel: 5, Element.row(w5, offset)) }
         k += 1
     }
-    store(a0, y, bias, scales, row: m, panel: panel, N: N)
-    if S > 1 { store(a1, y, bias, scales, row: m + 1 / P, panel: panel + 1 % P, N: N) }
-    if S > 2 { store(a2, y, bias, scales, row: m + 2 / P, panel: panel + 2 % P, N: N) }
-    if S > 3 { store(a3, y, bias, scales, row: m + 3 / P, panel: panel + 3 % P, N: N) }
-    if S > 4 { store(a4, y, bias, scales, row: m + 4 / P, panel: panel + 4 % P, N: N) }
-    if S > 5 { store(a5, y, bias, scales, row: m + 5 / P, panel: panel + 5 % P, N: N) }
+    store(a0, y, bias, row: m, panel: panel, N: N)
+    if S > 1 { store(a1, y, bias, row: m + 1 / P, panel: panel + 1 % P, N: N) }
+    if S > 2 { store(a2, y, bias, row: m + 2 / P, panel: panel + 2 % P, N: N) }
+    if S > 3 { store(a3, y, bias, row: m + 3 / P, panel: panel + 3 % P, N: N) }
+    if S > 4 { store(a4, y, bias, row: m + 4 / P, panel: panel + 4 % P, N: N) }
+    if S > 5 { store(a5, y, bias, row: m + 5 / P, panel: panel + 5 % P, N: N) }
 }
 
-/// Writes one accumulator (× scale, + bias) to y[row, 16·panel ..< min(N, 16·panel + 16)]. Scales
-/// (per output, padded to whole panels) are those of int8 weights.
-@inline(__always) private func store(_ raw: PanelRow, _ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?,
-                                     _ scales: UnsafePointer<Float>?, row: Int, panel: Int, N: Int) {
+/// Writes one accumulator (+ bias) to y[row, 16·panel ..< min(N, 16·panel + 16)].
+@inline(__always) private func store(_ accumulator: PanelRow, _ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?,
+                                     row: Int, panel: Int, N: Int) {
     let n0 = panel * panelWidth
     let out = y + row * N + n0
-    var accumulator = raw
-    if let scales { accumulator *= UnsafeRawPointer(scales + n0).loadUnaligned(as: PanelRow.self) }
     if n0 + panelWidth <= N {
         var value = accumulator
         if let bias { value += UnsafeRawPointer(bias + n0).loadUnaligned(as: PanelRow.self) }

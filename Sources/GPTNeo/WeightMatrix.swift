@@ -6,8 +6,10 @@ import Foundation
 // Layout: W (N, K) is repacked once at load into ⌈N/16⌉ panels of 16 output columns, each panel
 // k-major — panel p holds W[16p + j, k] at p·16K + 16k + j (columns past N are zero). The matmul
 // kernel then reads one 64-byte line per k per panel, in address order, and broadcasts activations
-// against it (see MatMul.swift). The 16-bit and int8 formats (WeightStorage.swift) keep the same
-// layout with narrower elements: a panel row is then 32 or 16 bytes.
+// against it (see MatMul.swift). The 16-bit formats (WeightStorage.swift) keep the same layout with
+// narrower elements (a panel row is then 32 bytes). int8 interleaves 4 consecutive k per column
+// instead, the operand of the integer dot products (Int8DotKernel.swift): panel p holds W[16p + j, k]
+// at p·16K4 + 16·4⌊k/4⌋ + 4j + k mod 4, with K padded with zeros to K4, a multiple of 4.
 
 /// Output columns per panel: two AVX2 registers of 8 floats.
 let panelWidth = 16
@@ -20,12 +22,16 @@ public final class WeightMatrix: @unchecked Sendable {
     public let inputs: Int
     /// ⌈outputs / 16⌉.
     let panelCount: Int
+    /// Consecutive k stored side by side per column in a panel: 4 for int8, else 1.
+    let kGroup: Int
+    /// Inputs padded to a multiple of `kGroup`: a panel holds 16 · paddedInputs elements.
+    let paddedInputs: Int
 
     /// The format the weights are stored in.
     public let format: WeightFormat
 
     enum Storage {
-        /// panelCount × (K, 16) elements each, 64-byte aligned.
+        /// panelCount × (K, 16) elements each (int8: (K4, 16) in groups of 4 k), 64-byte aligned.
         case float32Panels(UnsafeMutablePointer<Float>)
         case float16Panels(UnsafeMutablePointer<UInt16>)
         case bfloat16Panels(UnsafeMutablePointer<UInt16>)
@@ -69,7 +75,9 @@ public final class WeightMatrix: @unchecked Sendable {
         inputs = K
         self.format = format
         panelCount = (N + panelWidth - 1) / panelWidth
-        let elements = panelCount * K * panelWidth
+        kGroup = format == .int8 ? 4 : 1
+        paddedInputs = (K + kGroup - 1) / kGroup * kGroup
+        let elements = panelCount * paddedInputs * panelWidth
         let scaleBytes = format == .int8 ? panelCount * panelWidth * MemoryLayout<Float>.size : 0
         // The scales follow the panels, at a 64-byte boundary.
         let panelBytes = (elements * format.elementBytes + 63) / 64 * 64
@@ -100,16 +108,17 @@ public final class WeightMatrix: @unchecked Sendable {
     /// other formats).
     func storedRow(_ n: Int, into out: UnsafeMutablePointer<Float>) -> Float {
         precondition(n >= 0 && n < outputs, "row \(n) outside a matrix of \(outputs) rows")
-        let first = (n / panelWidth) * inputs * panelWidth + n % panelWidth
+        let (panel, column) = (n / panelWidth, n % panelWidth)
+        let position = { k in panelOffset(panel: panel, column: column, k: k, paddedK: self.paddedInputs, kGroup: self.kGroup) }
         switch storage {
         case .float32Panels(let panels):
-            for k in 0..<inputs { out[k] = panels[first + k * panelWidth] }
+            for k in 0..<inputs { out[k] = panels[position(k)] }
         case .float16Panels(let panels):
-            for k in 0..<inputs { out[k] = Float(Float16(bitPattern: panels[first + k * panelWidth])) }
+            for k in 0..<inputs { out[k] = Float(Float16(bitPattern: panels[position(k)])) }
         case .bfloat16Panels(let panels):
-            for k in 0..<inputs { out[k] = Float(bitPattern: UInt32(panels[first + k * panelWidth]) << 16) }
+            for k in 0..<inputs { out[k] = Float(bitPattern: UInt32(panels[position(k)]) << 16) }
         case .int8Panels(let panels, let scales):
-            for k in 0..<inputs { out[k] = Float(panels[first + k * panelWidth]) }
+            for k in 0..<inputs { out[k] = Float(panels[position(k)]) }
             return scales[n]
         }
         return 1
@@ -117,8 +126,14 @@ public final class WeightMatrix: @unchecked Sendable {
 
     /// Bytes of the stored weights (and int8 scales).
     public var byteSize: Int {
-        panelCount * inputs * panelWidth * format.elementBytes + (format == .int8 ? panelCount * panelWidth * MemoryLayout<Float>.size : 0)
+        panelCount * paddedInputs * panelWidth * format.elementBytes + (format == .int8 ? panelCount * panelWidth * MemoryLayout<Float>.size : 0)
     }
+}
+
+/// Where W[16·panel + column, k] is stored, in panels of 16 · paddedK elements with `kGroup`
+/// consecutive k side by side per column.
+@inline(__always) func panelOffset(panel: Int, column: Int, k: Int, paddedK: Int, kGroup: Int) -> Int {
+    panel * paddedK * panelWidth + (k / kGroup) * kGroup * panelWidth + column * kGroup + k % kGroup
 }
 
 // MARK: - Repacking
@@ -192,20 +207,25 @@ extension WeightMatrix {
         }
     }
 
-    /// Writes panel `panel` (k-major, zero past N) from its rows (row-major, K each: the panel's rows of
-    /// a whole row-major W, or of a scratch copy of them), each element through `convert` (value, column
-    /// j of the panel). Written in address order, reading the 16 rows side by side.
+    /// Writes panel `panel` in `panelOffset`'s order (zero past N and past K) from its rows (row-major,
+    /// K each: the panel's rows of a whole row-major W, or of a scratch copy of them), each element
+    /// through `convert` (value, column j of the panel). Written in address order, reading the 16 rows
+    /// side by side.
     @inline(__always)
     private func transposeRows<Source: AdditiveArithmetic, Stored>(
         _ rows: UnsafePointer<Source>, panel: Int, into panels: UnsafeMutablePointer<Stored>, _ convert: (Source, Int) -> Stored
     ) {
-        let K = inputs
-        let out = panels + panel * K * panelWidth
+        let (K, kGroup, paddedK) = (inputs, kGroup, paddedInputs)
         let columns = min(panelWidth, outputs - panel * panelWidth)
         let zero = convert(.zero, 0)
-        for k in 0..<K {
+        // panelOffset's order: groups of k, columns, k within the group.
+        var out = panels + panel * paddedK * panelWidth
+        for group in stride(from: 0, to: paddedK, by: kGroup) {
             for j in 0..<panelWidth {
-                (out + k * panelWidth + j).initialize(to: j < columns ? convert(rows[j * K + k], j) : zero)
+                for k in group..<(group + kGroup) {
+                    out.initialize(to: j < columns && k < K ? convert(rows[j * K + k], j) : zero)
+                    out += 1
+                }
             }
         }
     }

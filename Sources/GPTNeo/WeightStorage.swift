@@ -3,15 +3,17 @@ import Foundation
 
 // How weight matrices are kept in memory. Decoding one sequence reads every weight once per token, so
 // its speed is memory bandwidth over the weights' bytes: 16-bit weights halve the bytes, int8 quarters
-// them. Only the stored matrices change; activations, accumulation, LayerNorm, softmax, biases, the
-// position table and the KV cache stay float32, and the kernel widens each panel row to floats in
-// registers before the same FMA chain every format shares (MatMul.swift).
+// them. Only the stored matrices change; LayerNorm, softmax, biases, the position table and the KV
+// cache stay float32 in every mode.
 //
-// float16 / bfloat16 widen exactly, so a checkpoint stored in either computes, kept in it, exactly the
-// function of its float32 upcast. int8 is weight-only, symmetric, one float32 scale per output
-// channel (a row of W: for the tied embedding, a token's vector), as llama.cpp's Q8_0 and ONNX Runtime's
-// MatMulNBits keep scales in float beside int8 blocks: y[m, n] = (Σ_k x[m, k] · q[n, k]) · scale[n] + b[n],
-// the sum being the shared FMA chain, so batch and chunking invariance hold as in float32.
+// float16 / bfloat16: the kernel widens each panel row to floats in registers before the FMA chain
+// float32 uses (MatMul.swift); widening is exact, so a checkpoint stored in either computes, kept in it,
+// exactly the function of its float32 upcast.
+//
+// int8: symmetric, one float32 scale per output channel (a row of W: for the tied embedding, a token's
+// vector), as llama.cpp and ONNX Runtime keep float scales beside int8 weights. Products with them
+// quantize the activation row to int8 too, per block of 32 k, and compute integer dot products
+// (Int8DotKernel.swift), as llama.cpp's Q8_0 × Q8_0 and ONNX Runtime's dynamic quantization do.
 
 // MARK: - Settings
 
@@ -20,7 +22,7 @@ public enum WeightFormat: String, Sendable, CaseIterable {
     case float32, float16, bfloat16, int8
 
     /// Bytes of one stored weight.
-    var elementBytes: Int {
+    public var elementBytes: Int {
         switch self {
         case .float32: return 4
         case .float16, .bfloat16: return 2
@@ -95,13 +97,5 @@ enum BFloat16Panel: PanelElement {
     @inline(__always) static func row(_ panel: UnsafePointer<UInt16>, _ offset: Int) -> PanelRow {
         let start = UnsafeRawPointer(panel + offset)
         return PanelRow(lowHalf: widenBFloat16x8(start), highHalf: widenBFloat16x8(start + 16))
-    }
-}
-
-/// The integers q as floats; the row's scale is applied once, to the finished sum.
-enum Int8Panel: PanelElement {
-    @inline(__always) static func row(_ panel: UnsafePointer<Int8>, _ offset: Int) -> PanelRow {
-        let start = UnsafeRawPointer(panel + offset)
-        return PanelRow(lowHalf: widenInt8x8(start), highHalf: widenInt8x8(start + 8))
     }
 }

@@ -122,7 +122,8 @@ final class CheckpointRepackTests: XCTestCase {
                 let c = model.config, format = model.weightFormat
                 func matrix(_ N: Int, _ K: Int) -> Int {
                     let padded = (N + panelWidth - 1) / panelWidth * panelWidth
-                    return padded * K * format.elementBytes + (format == .int8 ? padded * MemoryLayout<Float>.size : 0)
+                    let paddedK = format == .int8 ? (K + 3) / 4 * 4 : K  // int8 stores k in groups of 4
+                    return padded * paddedK * format.elementBytes + (format == .int8 ? padded * MemoryLayout<Float>.size : 0)
                 }
                 let (C, I) = (c.hiddenSize, c.intermediateSize)
                 let perLayer = matrix(3 * C, C) + matrix(C, C) + matrix(I, C) + matrix(C, I) + 4 * (6 * C + I)
@@ -182,7 +183,7 @@ final class CheckpointRepackTests: XCTestCase {
     }
 
     func storedBytes(_ matrix: WeightMatrix) -> [UInt8] {
-        let elements = matrix.panelCount * matrix.inputs * panelWidth
+        let elements = matrix.panelCount * matrix.paddedInputs * panelWidth
         func bytes<T>(_ pointer: UnsafeMutablePointer<T>, _ count: Int) -> [UInt8] {
             Array(UnsafeRawBufferPointer(start: pointer, count: count * MemoryLayout<T>.stride))
         }

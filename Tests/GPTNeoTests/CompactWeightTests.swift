@@ -114,29 +114,6 @@ final class CompactWeightTests: XCTestCase {
         XCTAssertEqual(weight.byteSize, 2 * K * 16 + 2 * 16 * 4, "one byte per weight plus a float scale per output (whole panels)")
     }
 
-    /// The int8 kernel computes Σ x·q·scale + bias: close to the product in Double of the same quantized
-    /// weights, for every row count (bitwise equality with the FMA chain is in MatMulTests).
-    func testInt8KernelMatchesADoubleReferenceOfTheSameQuantizedWeights() {
-        let (K, N) = (300, 70)
-        let w = randomMatrix(N * K, seed: 12), bias = randomMatrix(N, seed: 13), x = randomMatrix(64 * K, seed: 14)
-        let weight = WeightMatrix(FloatTensor(shape: [N, K], values: w), format: .int8, threads: 2)
-        var reference = [Float](repeating: 0, count: 64 * N)
-        var q = [Float](repeating: 0, count: K)
-        for n in 0..<N {
-            let scale = q.withUnsafeMutableBufferPointer { weight.storedRow(n, into: $0.baseAddress!) }
-            for m in 0..<64 {
-                var sum = 0.0
-                for k in 0..<K { sum += Double(x[m * K + k]) * Double(q[k]) }
-                reference[m * N + n] = Float(sum * Double(scale) + Double(bias[n]))
-            }
-        }
-        for M in [1, 2, 5, 6, 7, 31, 64] {
-            let y = product(Array(x.prefix(M * K)), weight, FloatTensor(shape: [N], values: bias), M: M)
-            // Float accumulation of K products of |x| ≤ 1, |q| ≤ 127: a few ulps of the largest partial sums.
-            assertClose(y, Array(reference.prefix(M * N)), tolerance: 2e-5 * Float(K).squareRoot(), "int8 M \(M)")
-        }
-    }
-
     /// int8 on the fixture model stays close to float32 (a loose sanity bound; accuracy on a trained
     /// model is measured in the README's table).
     func testInt8ModelStaysCloseToFloat32() throws {

@@ -88,10 +88,14 @@ final class KVCacheTests: XCTestCase {
         }
         XCTAssertEqual(big.count, 0)
 
-        var otherShape = config
-        otherShape.windowSize = 4
-        XCTAssertThrowsError(try engine.forward([ForwardItem(cache: KVCache(config: otherShape, capacity: 4), tokens: [1])])) { error in
-            guard case .cacheMismatch? = error as? EngineError else { return XCTFail("got \(error)") }
+        // Another window, or another split of the same width into heads (blocks are laid out head by head).
+        var otherWindow = config, otherHeads = config
+        otherWindow.windowSize = 4
+        otherHeads.numHeads = config.numHeads * 2
+        for otherShape in [otherWindow, otherHeads] {
+            XCTAssertThrowsError(try engine.forward([ForwardItem(cache: KVCache(config: otherShape, capacity: 4), tokens: [1])])) { error in
+                guard case .cacheMismatch? = error as? EngineError else { return XCTFail("got \(error)") }
+            }
         }
     }
 

@@ -11,7 +11,11 @@ class OddShapeTests: XCTestCase {
     class var C: Int { shape.C }
     class var heads: Int { shape.heads }
     class var I: Int { shape.I }
-    static let (V, P, window) = (101, 64, 5)
+    static let V = 101
+    /// Positions, local window and test sequence length; overridden with a window that spans blocks.
+    class var P: Int { 64 }
+    class var window: Int { 5 }
+    class var tokenCount: Int { 40 }
     static let kinds = ["global", "local", "local"]
     /// Per test class: its temporary checkpoint and the model loaded from it.
     nonisolated(unsafe) static var loaded: [ObjectIdentifier: (TemporaryCheckpoint, GPTNeoModel)] = [:]
@@ -63,7 +67,7 @@ class OddShapeTests: XCTestCase {
 
     override class func tearDown() { loaded.removeValue(forKey: ObjectIdentifier(self))?.0.remove() }
 
-    let tokens = (0..<40).map { ($0 * 37 + 11) % 101 }
+    var tokens: [Int] { (0..<Self.tokenCount).map { ($0 * 37 + 11) % Self.V } }
 
     // MARK: Plain reference
 
@@ -133,10 +137,10 @@ class OddShapeTests: XCTestCase {
     func testMatchesPlainReferenceFullAndCached() throws {
         let reference = try referenceLogits(tokens).map(Float.init)
         let engine = GPTNeoEngine(model: Self.model)
-        let full = try engine.forward([ForwardItem(cache: engine.makeCache(capacity: 40), tokens: tokens, logitRows: .all)])[0].logits
+        let full = try engine.forward([ForwardItem(cache: engine.makeCache(capacity: tokens.count), tokens: tokens, logitRows: .all)])[0].logits
         print("\(Self.self): max |Δ| vs Double, full sequence:", zip(full, reference).map { abs($0 - $1) }.max()!)
         assertClose(full, reference, tolerance: referenceTolerance, "full sequence vs Double reference")
-        let cache = engine.makeCache(capacity: 40)
+        let cache = engine.makeCache(capacity: tokens.count)
         var stepwise: [Float] = []
         for token in tokens { stepwise += try engine.forward([ForwardItem(cache: cache, tokens: [token])])[0].logits }
         assertClose(stepwise, reference, tolerance: referenceTolerance, "step by step vs Double reference")
@@ -161,6 +165,25 @@ class OddShapeTests: XCTestCase {
             assertBitwiseEqual(try probe(with: companions), alone, "companions \(companions)")
         }
     }
+
+    /// Rows attended one at a time (decode) or four at a time (prefill, with partial groups of 2 and
+    /// 3 rows), from the chunk or from the cache's blocks and ring, give the same bits; so does a copy
+    /// of the cache made half-way.
+    func testChunkingDoesNotChangeBits() throws {
+        let engine = GPTNeoEngine(model: Self.model)
+        let whole = try engine.forward([ForwardItem(cache: engine.makeCache(capacity: tokens.count), tokens: tokens,
+                                                    hiddenRows: .all, logitRows: .none)])[0].hidden
+        for chunk in [1, 2, 3, 4, 5, 7, 9, 33] {
+            var cache = engine.makeCache(capacity: tokens.count)
+            var hidden: [Float] = []
+            while cache.count < tokens.count {
+                if cache.count >= tokens.count / 2 && chunk == 3 { cache = cache.copy(capacity: tokens.count) }
+                let end = min(tokens.count, cache.count + chunk)
+                hidden += try engine.forward([ForwardItem(cache: cache, tokens: Array(tokens[cache.count..<end]), hiddenRows: .all, logitRows: .none)])[0].hidden
+            }
+            assertBitwiseEqual(hidden, whole, "chunks of \(chunk) vs one pass")
+        }
+    }
 }
 
 /// head_dim 64 (as in every published GPT-Neo): the attention's register path for the value sum.
@@ -169,4 +192,16 @@ final class HeadDim64Tests: OddShapeTests {
     // Restated: Linux test discovery does not list inherited test methods.
     override func testMatchesPlainReferenceFullAndCached() throws { try super.testMatchesPlainReferenceFullAndCached() }
     override func testBatchInvariantWithTails() throws { try super.testBatchInvariantWithTails() }
+    override func testChunkingDoesNotChangeBits() throws { try super.testChunkingDoesNotChangeBits() }
+}
+
+/// A local window longer than a KV block (32 slots) and not a multiple of it, wrapped three times: a
+/// head's run of slots ends at a block's end or at the ring's end, whichever comes first.
+final class RingAcrossBlocksTests: OddShapeTests {
+    override class var P: Int { 128 }
+    override class var window: Int { 40 }
+    override class var tokenCount: Int { 128 }
+    override func testMatchesPlainReferenceFullAndCached() throws { try super.testMatchesPlainReferenceFullAndCached() }
+    override func testBatchInvariantWithTails() throws { try super.testBatchInvariantWithTails() }
+    override func testChunkingDoesNotChangeBits() throws { try super.testChunkingDoesNotChangeBits() }
 }

@@ -45,7 +45,7 @@ struct ServerOptions: Sendable, Equatable {
     var normalizeEmbeddings = false
     /// The precision weight matrices are kept in; auto keeps the checkpoint's (F16 stays F16).
     var dtype = WeightDType.auto
-    /// int8: weight-only per-output-channel quantization at load.
+    /// int8: per-output-channel int8 weights quantized at load, integer dot products with int8 activations.
     var quantization = WeightQuantization.none
     /// Threads of the engine's parallel loops (and of repacking at load); nil: the CPUs this process
     /// may use (affinity and cgroup quota).

@@ -54,7 +54,7 @@ enum SettingsTable {
             .choice("model.dtype", flag: "dtype", \.dtype,
                     help: "Precision the weights are kept in: auto (the checkpoint's), float32, float16 or bfloat16."),
             .choice("model.quantization", flag: "quantization", \.quantization,
-                    help: "none, or int8: weight-only int8 with a scale per output channel, quantized at load."),
+                    help: "none, or int8: int8 weights with a scale per output channel, quantized at load, multiplied by activations quantized to int8 per block of 32."),
             .optionalInteger("model.threads", flag: "threads", \.threads, 1...1024,
                              help: "Threads of the forward pass and of repacking at load; unset: the CPUs this process may use (affinity mask, cgroup CPU quota)."),
 
