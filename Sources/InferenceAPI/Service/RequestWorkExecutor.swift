@@ -23,12 +23,16 @@ public final class RequestWorkExecutor: TaskExecutor, @unchecked Sendable {
 
     /// `threads`: how many jobs run at once (default: one per CPU this process may use, as the engine's
     /// threads: the machine's CPU count would overcommit a container limited by a cgroup quota).
-    public init(threads: Int = availableCPUCount(), name: String = "gptneo.request-work") {
+    /// `name`: the threads' name prefix; Linux keeps 15 bytes of a thread name, and a name given before
+    /// `start()` never reaches the OS thread, so each thread names itself.
+    public init(threads: Int = availableCPUCount(), name: String = "gptneo-work") {
         precondition(threads > 0, "at least one thread")
         for index in 0..<threads {
-            let thread = Thread { [self] in run() }
-            thread.name = "\(name)-\(index)"
-            thread.start()
+            let threadName = String("\(name)-\(index)".utf8.prefix(15))!
+            Thread { [self] in
+                Thread.current.name = threadName
+                run()
+            }.start()
         }
     }
 
