@@ -165,9 +165,12 @@ protocol PanelElement {
     associatedtype Stored
     /// The 16 weights of one panel row, starting `offset` elements into `panel`.
     static func row(_ panel: UnsafePointer<Stored>, _ offset: Int) -> PanelRow
+    /// Elements ahead of panel row k that a 1-row tile prefetches in each of its streams (0: none).
+    static var singleRowLookahead: Int { get }
 }
 
 enum Float32Panel: PanelElement {
+    static var singleRowLookahead: Int { 0 }
     @inline(__always) static func row(_ panel: UnsafePointer<Float>, _ offset: Int) -> PanelRow {
         UnsafeRawPointer(panel + offset).loadUnaligned(as: PanelRow.self)
     }
@@ -204,10 +207,23 @@ private func tile<Shape: TileShape, Element: PanelElement>(_ shape: Shape.Type, 
         default: a5 = a5.addingProduct(b, v)
         }
     }
+    // A lone row (a decode step of one sequence) fetches its own P streams ahead, one prefetch per
+    // line: 16-bit rows fill a line every other k, and the hardware prefetcher alone falls behind them.
+    let ahead = R == 1 ? Element.singleRowLookahead : 0
+    let kPerLine = 64 / (panelWidth * MemoryLayout<Element.Stored>.stride)
     var k = 0
     while k < K {
-        let offset = k * panelWidth
+        let offset = k &* panelWidth
         if let prefetch { prefetchForRead(prefetch.next + k &* prefetch.stride) }
+        if ahead > 0 && k & (kPerLine - 1) == 0 {
+            let next = offset &+ ahead
+            prefetchForRead(w0 + next)
+            if P > 1 { prefetchForRead(w1 + next) }
+            if P > 2 { prefetchForRead(w2 + next) }
+            if P > 3 { prefetchForRead(w3 + next) }
+            if P > 4 { prefetchForRead(w4 + next) }
+            if P > 5 { prefetchForRead(w5 + next) }
+        }
         let b0 = PanelRow(repeating: x0[k]), b1 = PanelRow(repeating: x1[k]), b2 = PanelRow(repeating: x2[k])
         let b3 = PanelRow(repeating: x3[k]), b4 = PanelRow(repeating: x4[k]), b5 = PanelRow(repeating: x5[k])
         // Panel by panel, each panel row used by every row as soon as it is loaded: one panel row live
