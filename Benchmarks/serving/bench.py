@@ -41,6 +41,9 @@ def parse_arguments():
     parser.add_argument("--modes", default="float32",
                         help=f"comma-separated subset of {','.join(MODES)}, or 'all' (default float32)")
     parser.add_argument("--streams", default="1,8,32,64")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="timed runs per stream count and engine, interleaved round by round; the table reports "
+                             "each engine's run of median tokens/s (default 1)")
     # Numbers of the full run, then of --quick (a smoke test of the whole pipeline in a minute or two).
     for name, full, quick, meaning in [
         ("tokens", 64, 8, "new tokens per stream in each timed run"),
@@ -67,6 +70,8 @@ def parse_arguments():
     if unknown:
         parser.error(f"unknown mode {', '.join(unknown)} (known: {', '.join(MODES)})")
     arguments.streams = sorted({int(n) for n in arguments.streams.split(",")})
+    if arguments.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if arguments.latency_streams not in arguments.streams:
         parser.error("--latency-streams must be one of --streams")
     return arguments
@@ -104,7 +109,7 @@ def make_engines(arguments, options, models, plan, plan_path, shape):
     return engines, unsupported
 
 
-def run_engines(engines, streams, interleave, loads, between_rounds):
+def run_engines(engines, streams, rounds, interleave, loads, between_rounds):
     """Runs every engine through load, one timed run per stream count, prefill and finish; returns the
     failures by engine name. Interleaved (all engines loaded at once, each stream count run by every engine
     back to back), a change in the machine's load hits all engines alike; the 1.3B shape does not fit in
@@ -135,11 +140,12 @@ def run_engines(engines, streams, interleave, loads, between_rounds):
             log(f"{engine.name}: load, load average {load_average():.1f}")
             loads[engine.name] = load_average()
             step(engine, "start")
-        for n in streams:
-            for engine in group:
-                step(engine, "run", n)
-            if interleave:
-                between_rounds()
+        for _ in range(rounds):
+            for n in streams:
+                for engine in group:
+                    step(engine, "run", n)
+                if interleave:
+                    between_rounds()
         for engine in group:
             step(engine, "prefill")
         for engine in group:
@@ -248,7 +254,7 @@ def main():
     engines, ours = make_engines(arguments, options, models, plan, plan_path, shape)
     for mode, why in ours.items():
         log(f"gptneo-server ({mode}): {why}")
-    failures = run_engines(engines, plan.streams, interleave=arguments.size == "125m", loads=loads,
+    failures = run_engines(engines, plan.streams, arguments.rounds, interleave=arguments.size == "125m", loads=loads,
                            between_rounds=lambda: ceiling_runs.append(measure_ceilings(arguments, shape, "between rounds")))
     for engine in engines:
         if engine.name.startswith("gptneo-server "):

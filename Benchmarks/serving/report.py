@@ -12,7 +12,10 @@ UNSUPPORTED = "not supported by this build"
 
 
 def run_for(result, streams):
-    return next(run for run in result["runs"] if run["streams"] == streams)
+    """The engine's run at `streams` streams; with several rounds (--rounds), its run of median tokens/s
+    (the lower middle one for an even count), so one disturbed run does not decide a ratio."""
+    runs = sorted((run for run in result["runs"] if run["streams"] == streams), key=lambda run: run["tokens"] / run["seconds"])
+    return runs[(len(runs) - 1) // 2]
 
 
 def metrics(plan, roofline):
@@ -153,7 +156,8 @@ def chart(path, plan, modes, ours, baselines, rooflines, title):
 def summary(arguments, shape, cpu, loads, measured, ours, plan):
     """The paragraph above the table: the workload, the machine, its ceilings and its load."""
     text = (f"GPT-Neo {arguments.size} random, {arguments.prompt_tokens}-token prompts, {arguments.tokens} new tokens "
-            f"per stream, greedy, {arguments.threads} threads per engine; {cpu}; load average {loads['start']:.1f} → "
+            f"per stream, greedy, {arguments.threads} threads per engine"
+            f"{f', median of {arguments.rounds} interleaved rounds' if getattr(arguments, 'rounds', 1) > 1 else ''}; {cpu}; load average {loads['start']:.1f} → "
             f"{loads['end']:.1f}. Ceilings: weight streaming {measured['stream']['gb_per_s_best']:.1f} GB/s, sgemm "
             f"{measured['sgemm_decode']['gflop_per_s_best']:.0f} GFLOP/s (32×{shape.hidden}×{shape.intermediate}), "
             f"{measured['sgemm_prefill']['gflop_per_s_best']:.0f} GFLOP/s (512×{shape.hidden}×{shape.intermediate}).")
