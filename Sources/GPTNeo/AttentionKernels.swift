@@ -166,7 +166,7 @@ func softmaxInPlace(_ scores: UnsafeMutablePointer<Float>, count: Int) {
     var maxScore = -Float.infinity
     for lane in 0..<vectorWidth { maxScore = max(maxScore, maxima[lane]) }
     while i < count { maxScore = max(maxScore, scores[i]); i += 1 }
-    expShiftedInPlace(scores, count: count, shift: maxScore)
+    expOfScaledDifference(scores, count: count, shift: maxScore, scale: 1, into: scores)
     var total: Float = 0
     for i in 0..<count { total += scores[i] }
     for i in 0..<count { scores[i] = scores[i] / total }

@@ -196,16 +196,9 @@ func geluNewInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, N: Int) {
     return result.replacing(with: 0, where: input .< Vector(repeating: -87.33654))
 }
 
-/// values[i] = exp(values[i] - shift) for i in 0..<count (the tail through a zero-padded vector).
-func expShiftedInPlace(_ values: UnsafeMutablePointer<Float>, count: Int, shift: Float) {
-    let shiftVector = Vector(repeating: shift)
-    var i = 0
-    while i + vectorWidth <= count { storeVector(expApproximation(loadVector(values + i) - shiftVector), values + i); i += vectorWidth }
-    if i < count { storePartial(expApproximation(loadPartial(values + i, count - i) - shiftVector), values + i, count - i) }
-}
-
 /// out[i] = exp((values[i] - shift) · scale) for i in 0..<count, with `expApproximation`; exactly 0
-/// where the argument is below -87.3. The sampler's unnormalized probabilities exp((logit - max) / T),
+/// where the argument is below -87.3 (`out` may be `values`; scale 1 leaves the difference exact). The
+/// attention softmax's exp(score - max), and the sampler's unnormalized probabilities exp((logit - max) / T),
 /// eight lanes at a time (a Double `exp` per vocabulary entry costs as much as a decode step's matmul
 /// at a few dozen streams).
 public func expOfScaledDifference(_ values: UnsafePointer<Float>, count: Int, shift: Float, scale: Float,

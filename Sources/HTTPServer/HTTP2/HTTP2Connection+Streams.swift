@@ -59,16 +59,7 @@ extension HTTP2Connection {
             session.respond(stream: stream, status: response.status, headers: response.headers, requestID: requestID,
                             date: date, body: nil, headOnly: false)
             let writer = HTTP2BodyWriter(connection: self, stream: stream)
-            exchange.task = Task { [self] in
-                let failure: (any Error)?
-                do {
-                    try await produce(writer)
-                    failure = nil
-                } catch {
-                    failure = error
-                }
-                queue.async { [self] in streamFinished(stream: stream, failure) }
-            }
+            exchange.task = startProducer(produce, writer: writer) { [self] failure in streamFinished(stream: stream, failure) }
             exchanges[stream] = exchange
         }
         flush()

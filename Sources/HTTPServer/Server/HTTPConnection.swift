@@ -292,16 +292,7 @@ final class HTTPConnection: SocketDrivenConnection, @unchecked Sendable {
             flight.isStream = true
             appendHead(response, &flight, framing: flight.chunked ? .chunked : .untilClose)
             let writer = ConnectionBodyWriter(connection: self)
-            flight.task = Task { [self] in
-                let failure: (any Error)?
-                do {
-                    try await produce(writer)
-                    failure = nil
-                } catch {
-                    failure = error
-                }
-                queue.async { [self] in streamFinished(failure) }
-            }
+            flight.task = startProducer(produce, writer: writer) { [self] failure in streamFinished(failure) }
             current = flight
             flush()
         }

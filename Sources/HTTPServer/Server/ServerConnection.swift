@@ -45,6 +45,23 @@ protocol SocketDrivenConnection: ServerConnection {
 }
 
 extension SocketDrivenConnection {
+    /// Runs a streamed body's producer in a task (which the connection cancels when the client goes
+    /// away); `finished` then runs on `queue` with the producer's error, nil when it completed.
+    func startProducer(_ produce: @escaping @Sendable (any HTTPBodyWriter) async throws -> Void, writer: any HTTPBodyWriter,
+                       finished: @escaping @Sendable ((any Error)?) -> Void) -> Task<Void, Never> {
+        let queue = self.queue
+        return Task {
+            let failure: (any Error)?
+            do {
+                try await produce(writer)
+                failure = nil
+            } catch {
+                failure = error
+            }
+            queue.async { finished(failure) }
+        }
+    }
+
     /// The write source fired: go on writing, or retry a read that had to write first.
     func writable() {
         assertOnQueue()
