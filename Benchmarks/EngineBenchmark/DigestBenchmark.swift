@@ -50,4 +50,17 @@ func runDigestBenchmark(_ model: GPTNeoModel, threads: Int, tokens: (Int, Int) -
         }
     }
     print("digest chunked prefill and batched decode: \(mixed.hex)")
+
+    // Decode steps of every stream count up to 18 and a few larger: each row count takes its own tiling.
+    var batched = Digest()
+    for streams in Array(1...18) + [31, 32, 33, 64] {
+        let caches = try (0..<streams).map { stream in
+            let cache = engine.makeCache(capacity: 8)
+            _ = try engine.forward([ForwardItem(cache: cache, tokens: tokens(3 + stream % 4, stream), logitRows: .none)])
+            return cache
+        }
+        let outputs = try engine.forward(caches.indices.map { ForwardItem(cache: caches[$0], tokens: [$0 * 31], hiddenRows: .last) })
+        for output in outputs { batched.add(output.hidden); batched.add(output.logits) }
+    }
+    print("digest decode steps of 1…18, 31, 32, 33, 64 streams: \(batched.hex)")
 }

@@ -104,10 +104,14 @@ func runKernelBenchmark(threads: Int, weightFormat: WeightFormat) {
           + "sgemm = OpenBLAS")
     print("| shape | M | baseline | engine | sgemm | engine / baseline | engine / sgemm | engine: weight GB/CPU-s |")
     print("|---|---|---|---|---|---|---|---|")
-    for (name, shapes, rowCounts) in [("block (6 products)", blockShapes, [1, 8, 32, 64, 512]),
+    // GPTNEO_ROWS=2,8,16 (comma-separated) replaces every shape's row counts.
+    let rows = ProcessInfo.processInfo.environment["GPTNEO_ROWS"].map { $0.split(separator: ",").compactMap { Int($0) } }
+    // One 576 KB matrix that stays in L2: the tiles' arithmetic alone, without the wait for memory.
+    for (name, shapes, rowCounts) in [("in L2 (768 × 192)", [(768, 192)], [1, 8, 32]),
+                                      ("block (6 products)", blockShapes, [1, 8, 32, 64, 512]),
                                       ("12 blocks (from memory)", modelBlockShapes, [1, 8, 32, 64]),
                                       ("LM head", [lmHeadShape], [1, 8, 32, 64])] {
-        for M in rowCounts {
+        for M in rows ?? rowCounts {
             let flops = Double(shapes.reduce(0) { $0 + 2 * M * $1.0 * $1.1 })
             let calls = max(1, Int(2e8 / flops))  // about 2 ms of work per measurement
             let t = timeKernels(shapes: shapes, M: M, format: weightFormat, threads: threads, repetitions: M >= 512 ? 5 : 11, calls: calls)

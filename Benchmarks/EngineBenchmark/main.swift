@@ -2,7 +2,7 @@ import Foundation
 import GPTNeo
 
 // Engine benchmark (not a test). Usage, release build:
-//   [GPTNEO_THREADS=N] [GPTNEO_DTYPE=...] [GPTNEO_QUANTIZATION=...] swift run -c release EngineBenchmark kernels
+//   [GPTNEO_THREADS=N] [GPTNEO_DTYPE=...] [GPTNEO_QUANTIZATION=...] [GPTNEO_ROWS=1,8,16] swift run -c release EngineBenchmark kernels
 //   [GPTNEO_THREADS=N] swift run -c release EngineBenchmark regions
 //   python Benchmarks/EngineBenchmark/make_random_125m.py /tmp/gpt-neo-125M-random
 //   [GPTNEO_DTYPE=auto|float32|float16|bfloat16] [GPTNEO_QUANTIZATION=none|int8] \

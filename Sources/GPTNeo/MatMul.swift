@@ -19,7 +19,11 @@ import Foundation
 // Measured (EngineBenchmark kernels): with the weights in cache the 6-row tile runs at ~97 % of the
 // core's FMA peak even at M = 512, so the loop needs no k blocking or packing of x; what it loses is
 // the wait for weights from memory, which the batched-decode shapes (M = 6…64, each weight used by a
-// few tiles) must stream from DRAM. Hence the spread prefetch in `multiplyPanels`.
+// few tiles) must stream from DRAM. Hence the spread prefetch in `multiplyPanels`, and the remainder
+// tile (several panels, several streams) before the 6-row tiles (one stream each) of a unit: that order
+// took 14-18 % off the 12 blocks' and LM head's products at M = 7 and 13, 3-4 % at 8, 14 and 32 (2
+// threads, both orders alternated in one process). Splitting the 3-5 left-over rows or the first 6 rows
+// into 2 × 3 tiles to lead with more streams cost more (10-30 %) than it gained.
 
 typealias PanelRow = SIMD16<Float>
 
@@ -68,11 +72,12 @@ private func unitPanels(remainingRows: Int, format: WeightFormat) -> Int {
     }
 }
 
-/// All M rows against `panels`, `unit` panels at a time: the full 6-row tiles one panel at a time,
-/// then the remaining rows over the whole unit while it is still in cache. The tiles of one unit
-/// together prefetch the next unit, spread evenly: one address-ordered stream per tile cannot keep the
-/// FMAs fed from memory, and prefetching the next unit all in the first tile would ask that tile for
-/// more bandwidth than a core gets while the others ask for none.
+/// All M rows against `panels`, `unit` panels at a time: first the remaining rows over the whole unit,
+/// which read it from memory in `unit` address-ordered streams (three or six: the hardware prefetcher
+/// follows each), then the full 6-row tiles one panel at a time while the unit is still in cache. The
+/// tiles of one unit together prefetch the next unit, spread evenly: one address-ordered stream per
+/// tile cannot keep the FMAs fed from memory, and prefetching the next unit all in the first tile would
+/// ask that tile for more bandwidth than a core gets while the others ask for none.
 private func multiplyPanels<Element: PanelElement>(_ element: Element.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                                    _ weights: UnsafePointer<Element.Stored>, _ bias: UnsafePointer<Float>?,
                                                    rows M: Int, panels: Range<Int>, unit: Int, K: Int, N: Int) {
@@ -90,15 +95,16 @@ private func multiplyPanels<Element: PanelElement>(_ element: Element.Type, _ y:
         // a prefetch never faults.
         let stride = (nextCount * panelRowBytes + tiles - 1) / tiles
         var prefetch = stride > 0 && stride <= 64 ? Prefetch(next: UnsafeRawPointer(weights + (first + count) * K * panelWidth), stride: stride) : nil
+        if remaining > 0 {
+            remainderTile(element, y, x, weights, bias, rows: remaining, panelCount: count, m: bulkTiles * tileRows,
+                          panel: first, K: K, N: N, prefetch: prefetch)
+            prefetch?.next += K * stride
+        }
         for panel in first..<(first + count) {
             for bulkTile in 0..<bulkTiles {
                 tile(Tile<R6, P1>.self, element, y, x, weights, bias, m: bulkTile * tileRows, panel: panel, K: K, N: N, prefetch: prefetch)
                 prefetch?.next += K * stride
             }
-        }
-        if remaining > 0 {
-            remainderTile(element, y, x, weights, bias, rows: remaining, panelCount: count, m: bulkTiles * tileRows,
-                          panel: first, K: K, N: N, prefetch: prefetch)
         }
         first += count
     }
