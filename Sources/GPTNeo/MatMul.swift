@@ -23,7 +23,7 @@ import Foundation
 // tile (several panels, several streams) before the 6-row tiles (one stream each) of a unit: that order
 // took 14-18 % off the 12 blocks' and LM head's products at M = 7 and 13, 3-4 % at 8, 14 and 32 (2
 // threads, both orders alternated in one process). Splitting the 3-5 left-over rows or the first 6 rows
-// into 2 × 3 tiles to lead with more streams cost more (10-30 %) than it gained.
+// into 2 × 3 tiles to lead with more streams cost more (7-30 %) than it gained.
 
 typealias PanelRow = SIMD16<Float>
 
