@@ -84,6 +84,67 @@ final class Int8DotKernelTests: XCTestCase {
         assertBitwiseEqual(y, int8Reference(signs.map { $0 * 2 }, weight, nil, M: 1), "reference")
     }
 
+    /// Each instruction set's code alone computes the definition's bits, for every tile shape (row
+    /// counts 1…9 and 33 cover the 4-row tiles and every remainder, 70 columns a partial panel,
+    /// K = 301 a partial 4-k group and a partial block), with and without bias, at 1 and 2 threads;
+    /// extreme operands (±127 · ±127 everywhere) included. So the code chosen at run time cannot
+    /// change a result.
+    func assertKernelComputesTheDefinition(_ kernel: Int8Kernel, file: StaticString = #filePath, line: UInt = #line) throws {
+        guard kernel.isAvailable else {
+            throw XCTSkip("this CPU (or build) has no \(kernel.rawValue) code to run: it runs at most \(Int8Kernel.best.rawValue)")
+        }
+        func run(_ x: [Float], _ weight: WeightMatrix, _ bias: [Float]?, M: Int, threads: Int) -> [Float] {
+            var y = [Float](repeating: .nan, count: M * weight.outputs)
+            y.withUnsafeMutableBufferPointer { out in
+                x.withUnsafeBufferPointer { input in
+                    if let bias {
+                        bias.withUnsafeBufferPointer { int8MatMul(out.baseAddress!, input.baseAddress!, weight, $0.baseAddress!, M: M, threads: threads, kernel: kernel) }
+                    } else {
+                        int8MatMul(out.baseAddress!, input.baseAddress!, weight, nil, M: M, threads: threads, kernel: kernel)
+                    }
+                }
+            }
+            return y
+        }
+        let (K, N) = (301, 70)
+        let weight = WeightMatrix(FloatTensor(shape: [N, K], values: randomMatrix(N * K, seed: 31)), format: .int8, threads: 2)
+        let bias = randomMatrix(N, seed: 32), x = randomMatrix(33 * K, seed: 33)
+        for M in [1, 2, 3, 4, 5, 6, 7, 8, 9, 33] {
+            let rows = Array(x.prefix(M * K))
+            for threads in [1, 2] {
+                assertBitwiseEqual(run(rows, weight, bias, M: M, threads: threads), int8Reference(rows, weight, bias, M: M),
+                                   "\(kernel.rawValue) M \(M) threads \(threads)", file: file, line: line)
+            }
+            assertBitwiseEqual(run(rows, weight, nil, M: M, threads: 2), int8Reference(rows, weight, nil, M: M),
+                               "\(kernel.rawValue) M \(M) without bias", file: file, line: line)
+        }
+        let signs: [Float] = (0..<K).map { $0 % 3 == 0 ? -1 : 1 }
+        let extreme = WeightMatrix(FloatTensor(shape: [N, K], values: (0..<(N * K)).map { signs[$0 % K] * ($0 / K % 2 == 0 ? 1 : -1) }),
+                                   format: .int8, threads: 1)
+        for M in [1, 5] {
+            let rows = Array(Array(repeating: signs, count: M).joined())
+            assertBitwiseEqual(run(rows, extreme, nil, M: M, threads: 1), int8Reference(rows, extreme, nil, M: M),
+                               "\(kernel.rawValue) extremes M \(M)", file: file, line: line)
+        }
+    }
+
+    func testAVXVNNICodeComputesTheDefinition() throws { try assertKernelComputesTheDefinition(.vnni) }
+
+    func testAVX2CodeComputesTheDefinition() throws { try assertKernelComputesTheDefinition(.avx2) }
+
+    func testPortableCodeComputesTheDefinition() throws { try assertKernelComputesTheDefinition(.portable) }
+
+    /// The process uses the fastest code this machine runs (unless GPTNEO_INT8_KERNEL names another), and
+    /// on a CPU reporting AVX-VNNI that is the AVX-VNNI code.
+    func testTheFastestAvailableCodeIsUsed() {
+        if ProcessInfo.processInfo.environment["GPTNEO_INT8_KERNEL"] == nil { XCTAssertEqual(Int8Kernel.inUse, Int8Kernel.best) }
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        if cpuinfo.split(separator: "\n").contains(where: { $0.hasPrefix("flags") && $0.split(separator: " ").contains("avx_vnni") }) {
+            XCTAssertEqual(Int8Kernel.best, .vnni, "/proc/cpuinfo lists avx_vnni")
+        }
+        XCTAssertTrue(Int8Kernel.best.isAvailable && Int8Kernel.portable.isAvailable)
+    }
+
     /// The definition is the product of the quantized operands: close to it computed in Double.
     func testMatchesADoubleProductOfTheSameQuantizedOperands() {
         let (K, N) = (300, 70)
