@@ -40,9 +40,19 @@
 /// Output columns per panel.
 #define GPTNEO_INT8_PANEL 16
 
+/// The instruction sets the int8 kernel has code for.
+typedef enum {
+    GPTNEO_INT8_PORTABLE = 0,  ///< plain C (a build without AVX2)
+    GPTNEO_INT8_AVX2 = 1,      ///< VPMADDUBSW + VPMADDWD + VPADDD
+    GPTNEO_INT8_VNNI = 2,      ///< AVX-VNNI: VPDPBUSD (ymm, VEX-encoded)
+} gptneo_int8_kernel;
+
 /// One activation row quantized: q[0..<K4] (zero past K), scales[0..<⌈K/32⌉]. Per block:
 /// scale = max|x| / 127, q = x · (127 / max|x|) rounded to nearest even (0 for an all-zero block).
-static inline void gptneo_int8_quantize_row(const float *x, long K, long K4, int8_t *q, float *scales) {
+/// For `kernel` GPTNEO_INT8_VNNI each byte holds q + 128 as an unsigned byte (q with its top bit
+/// flipped), the operand VPDPBUSD takes; for the others q itself.
+static inline void gptneo_int8_quantize_row(gptneo_int8_kernel kernel, const float *x, long K, long K4, int8_t *q, float *scales) {
+    const uint8_t offset = kernel == GPTNEO_INT8_VNNI ? 0x80 : 0;
     for (long k0 = 0, b = 0; k0 < K; k0 += GPTNEO_INT8_BLOCK, b++) {
         long k1 = k0 + GPTNEO_INT8_BLOCK < K ? k0 + GPTNEO_INT8_BLOCK : K;
         float largest = 0;
@@ -54,12 +64,12 @@ static inline void gptneo_int8_quantize_row(const float *x, long K, long K4, int
         scales[b] = largest / 127.0f;
         for (long k = k0; k < k1; k++) {
             float value = __builtin_rintf(x[k] * inverse);
-            // Within ±127 (also for a non-finite input): -128 would break the sign trick.
+            // Within ±127 (also for a non-finite input): -128 would break AVX2's sign trick.
             value = value > 127.0f ? 127.0f : value < -127.0f ? -127.0f : value == value ? value : 0.0f;
-            q[k] = (int8_t)value;
+            q[k] = (int8_t)((uint8_t)(int8_t)value ^ offset);
         }
     }
-    for (long k = K; k < K4; k++) q[k] = 0;
+    for (long k = K; k < K4; k++) q[k] = (int8_t)offset;
 }
 
 /// Offset of w[16p + j, k] in the panels of a matrix with K4 (padded) inputs.
@@ -74,13 +84,6 @@ static inline void gptneo_int8_store(float *y, const float *acc, const float *ws
         y[j] = bias ? scaled + bias[j] : scaled;
     }
 }
-
-/// The instruction sets the int8 kernel has code for.
-typedef enum {
-    GPTNEO_INT8_PORTABLE = 0,  ///< plain C (a build without AVX2)
-    GPTNEO_INT8_AVX2 = 1,      ///< VPMADDUBSW + VPMADDWD + VPADDD
-    GPTNEO_INT8_VNNI = 2,      ///< AVX-VNNI: VPDPBUSD (ymm, VEX-encoded)
-} gptneo_int8_kernel;
 
 /// Whether this CPU and OS run AVX-VNNI: CPUID leaf 7 subleaf 1 EAX bit 4, and AVX state saved by
 /// the OS (CPUID.1:ECX OSXSAVE and AVX, XCR0 bits 1 and 2).

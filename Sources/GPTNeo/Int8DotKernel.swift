@@ -72,7 +72,7 @@ func int8MatMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w
     let rowParts = M * K < (1 << 16) ? 1 : min(M, threads)
     parallelFor(rowParts, threads: threads) { part in
         for m in (M * part / rowParts)..<(M * (part + 1) / rowParts) {
-            gptneo_int8_quantize_row(x + m * K, K, K4, xq + m * K4, xs + m * blocks)
+            gptneo_int8_quantize_row(kernel.code, x + m * K, K, K4, xq + m * K4, xs + m * blocks)
         }
     }
     let groups = (weight.panelCount + int8PanelGroup - 1) / int8PanelGroup

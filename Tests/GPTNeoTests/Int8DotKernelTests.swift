@@ -57,7 +57,7 @@ final class Int8DotKernelTests: XCTestCase {
         for k in 32..<64 { x[k] = 0 }  // an all-zero block
         x[70] = .nan
         var q = [Int8](repeating: 99, count: K4), scales = [Float](repeating: .nan, count: 3)
-        gptneo_int8_quantize_row(x, K, K4, &q, &scales)
+        gptneo_int8_quantize_row(GPTNEO_INT8_AVX2, x, K, K4, &q, &scales)
         XCTAssertEqual(q[75], 0, "padding past K is zero")
         XCTAssertEqual(scales[1], 0, "an all-zero block")
         let clean = quantizeActivations(x[0..<64])
@@ -68,6 +68,11 @@ final class Int8DotKernelTests: XCTestCase {
         }
         XCTAssertEqual(q[0..<32].map { abs(Int($0)) }.max(), 127, "the largest magnitude maps to ±127")
         XCTAssertTrue(q.allSatisfy { $0 >= -127 && $0 <= 127 }, "never -128, even for a NaN input: \(q)")
+        // The AVX-VNNI code reads them as unsigned bytes offset by 128; the scales are the same.
+        var offset = [Int8](repeating: 99, count: K4), offsetScales = [Float](repeating: .nan, count: 3)
+        gptneo_int8_quantize_row(GPTNEO_INT8_VNNI, x, K, K4, &offset, &offsetScales)
+        XCTAssertEqual(offset.map { Int(UInt8(bitPattern: $0)) }, q.map { Int($0) + 128 })
+        XCTAssertEqual(offsetScales.map(\.bitPattern), scales.map(\.bitPattern))
     }
 
     /// The extremes: every product +127 · 127 (pairs of 32258, the most VPMADDUBSW adds without int16
