@@ -72,7 +72,7 @@ func int8MatMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w
     let rowParts = M * K < (1 << 16) ? 1 : min(M, threads)
     parallelFor(rowParts, threads: threads) { part in
         for m in (M * part / rowParts)..<(M * (part + 1) / rowParts) {
-            gptneo_int8_quantize_row(kernel.code, x + m * K, K, K4, xq + m * K4, xs + m * blocks)
+            quantizeActivationRow(x + m * K, K: K, K4: K4, into: xq + m * K4, scales: xs + m * blocks, for: kernel)
         }
     }
     let groups = (weight.panelCount + int8PanelGroup - 1) / int8PanelGroup
@@ -84,6 +84,13 @@ func int8MatMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w
         let last = min(weight.panelCount, groups * (part + 1) / parts * int8PanelGroup)
         gptneo_int8_multiply_panels(kernel.code, y, M, N, xq, xs, K4, blocks, panels, scales, bias, first, last)
     }
+}
+
+/// One activation row x (K) quantized for `kernel` into q (K4) and scales (⌈K/32⌉), as int8dot.h
+/// defines it. Compiled here, in the module built for the target CPU, so it runs the AVX2 code.
+func quantizeActivationRow(_ x: UnsafePointer<Float>, K: Int, K4: Int, into q: UnsafeMutablePointer<Int8>,
+                           scales: UnsafeMutablePointer<Float>, for kernel: Int8Kernel) {
+    gptneo_int8_quantize_row(kernel.code, x, K, K4, q, scales)
 }
 
 // MARK: - Scratch for quantized activations

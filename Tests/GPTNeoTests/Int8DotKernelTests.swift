@@ -1,4 +1,3 @@
-import CInt8Dot
 import Foundation
 import XCTest
 @_spi(Benchmarks) @testable import GPTNeo
@@ -57,7 +56,7 @@ final class Int8DotKernelTests: XCTestCase {
         for k in 32..<64 { x[k] = 0 }  // an all-zero block
         x[70] = .nan
         var q = [Int8](repeating: 99, count: K4), scales = [Float](repeating: .nan, count: 3)
-        gptneo_int8_quantize_row(GPTNEO_INT8_AVX2, x, K, K4, &q, &scales)
+        quantizeActivationRow(x, K: K, K4: K4, into: &q, scales: &scales, for: .avx2)
         XCTAssertEqual(q[75], 0, "padding past K is zero")
         XCTAssertEqual(scales[1], 0, "an all-zero block")
         let clean = quantizeActivations(x[0..<64])
@@ -70,9 +69,34 @@ final class Int8DotKernelTests: XCTestCase {
         XCTAssertTrue(q.allSatisfy { $0 >= -127 && $0 <= 127 }, "never -128, even for a NaN input: \(q)")
         // The AVX-VNNI code reads them as unsigned bytes offset by 128; the scales are the same.
         var offset = [Int8](repeating: 99, count: K4), offsetScales = [Float](repeating: .nan, count: 3)
-        gptneo_int8_quantize_row(GPTNEO_INT8_VNNI, x, K, K4, &offset, &offsetScales)
+        quantizeActivationRow(x, K: K, K4: K4, into: &offset, scales: &offsetScales, for: .vnni)
         XCTAssertEqual(offset.map { Int(UInt8(bitPattern: $0)) }, q.map { Int($0) + 128 })
         XCTAssertEqual(offsetScales.map(\.bitPattern), scales.map(\.bitPattern))
+    }
+
+    /// Whole blocks are quantized eight lanes at a time and partial ones one value at a time: both as
+    /// defined, over magnitudes from 1e-30 to 1e30 and rounding ties, and a NaN in a whole block is 0
+    /// without changing the others.
+    func testWholeAndPartialBlocksQuantizeAsDefined() {
+        let K = 32 * 40 + 20, K4 = K
+        var x = randomMatrix(K, seed: 22)
+        for k in 0..<K { x[k] *= Float(pow(10.0, Double(k / 32 % 13 * 5 - 30))) }
+        for k in 64..<96 { x[k] = Float(k - 80) + 0.5 }  // with 127 the largest, x · 1: every value a tie
+        x[64] = 127
+        var q = [Int8](repeating: 99, count: K4), scales = [Float](repeating: .nan, count: 41)
+        quantizeActivationRow(x, K: K, K4: K4, into: &q, scales: &scales, for: .avx2)
+        let expected = quantizeActivations(x[0..<K])
+        XCTAssertEqual(q.map(Int.init), expected.q)
+        XCTAssertEqual(scales.map(\.bitPattern), expected.scales.map(\.bitPattern))
+
+        var withNaN = x
+        withNaN[40] = .nan
+        var clean = x
+        clean[40] = 0
+        quantizeActivationRow(withNaN, K: K, K4: K4, into: &q, scales: &scales, for: .avx2)
+        let cleanExpected = quantizeActivations(clean[0..<K])
+        XCTAssertEqual(q.map(Int.init), cleanExpected.q, "a NaN quantizes to 0 and is not the block's largest")
+        XCTAssertEqual(scales.map(\.bitPattern), cleanExpected.scales.map(\.bitPattern))
     }
 
     /// The extremes: every product +127 · 127 (pairs of 32258, the most VPMADDUBSW adds without int16
