@@ -39,6 +39,8 @@
 #define GPTNEO_INT8_PREFETCH 128
 /// Output columns per panel.
 #define GPTNEO_INT8_PANEL 16
+/// Most blocks per row for which the AVX-VNNI code keeps a panel's 128·Σw on the stack (K ≤ 32768).
+#define GPTNEO_INT8_OFFSET_BLOCKS 1024
 
 /// The instruction sets the int8 kernel has code for.
 typedef enum {
@@ -166,8 +168,9 @@ static inline gptneo_int8_kernel gptneo_int8_best_kernel(void) { return GPTNEO_I
 /// The same arithmetic without AVX2: exact integer sums, the same FMA chain over blocks.
 static inline void gptneo_int8_tile_portable(
     const int R, const int P, float *y, long N, const int8_t *xq, const float *xs, long K4, long blocks,
-    const int8_t *w, const float *wscale, const float *bias, long m, long panel, const int8_t *prefetch) {
+    const int8_t *w, const float *wscale, const float *bias, long m, long panel, const int8_t *prefetch, const int32_t *offsets) {
     (void)prefetch;
+    (void)offsets;
     for (int r = 0; r < R; r++) {
         for (int p = 0; p < P; p++) {
             float acc[GPTNEO_INT8_PANEL] = {0};
@@ -198,7 +201,7 @@ static inline void gptneo_int8_multiply_panels(gptneo_int8_kernel kernel, float 
     if (kernel == GPTNEO_INT8_VNNI) return gptneo_int8_multiply_panels_vnni(y, M, N, xq, xs, K4, blocks, w, wscale, bias, first, last);
     if (kernel == GPTNEO_INT8_AVX2) return gptneo_int8_multiply_panels_avx2(y, M, N, xq, xs, K4, blocks, w, wscale, bias, first, last);
 #endif
-    for (long panel = first; panel < last; panel++) gptneo_int8_tile_portable(M, 1, y, N, xq, xs, K4, blocks, w, wscale, bias, 0, panel, 0);
+    for (long panel = first; panel < last; panel++) gptneo_int8_tile_portable(M, 1, y, N, xq, xs, K4, blocks, w, wscale, bias, 0, panel, 0, 0);
 }
 
 #endif

@@ -1,3 +1,4 @@
+import CInt8Dot
 import Foundation
 import XCTest
 @_spi(Benchmarks) @testable import GPTNeo
@@ -115,7 +116,8 @@ final class Int8DotKernelTests: XCTestCase {
 
     /// Each instruction set's code alone computes the definition's bits, for every tile shape (row
     /// counts 1…9 and 33 cover the 4-row tiles and every remainder, 70 columns a partial panel,
-    /// K = 301 a partial 4-k group and a partial block), with and without bias, at 1 and 2 threads;
+    /// K = 301 a partial 4-k group and a partial block, and one row length longer than
+    /// GPTNEO_INT8_OFFSET_BLOCKS), with and without bias, at 1 and 2 threads;
     /// extreme operands (±127 · ±127 everywhere) included. So the code chosen at run time cannot
     /// change a result.
     func assertKernelComputesTheDefinition(_ kernel: Int8Kernel, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -147,6 +149,12 @@ final class Int8DotKernelTests: XCTestCase {
             assertBitwiseEqual(run(rows, weight, nil, M: M, threads: 2), int8Reference(rows, weight, nil, M: M),
                                "\(kernel.rawValue) M \(M) without bias", file: file, line: line)
         }
+        // Rows longer than the blocks the AVX-VNNI code keeps on the stack (GPTNEO_INT8_OFFSET_BLOCKS).
+        let longK = Int(GPTNEO_INT8_OFFSET_BLOCKS) * int8ActivationBlock + 40
+        let long = WeightMatrix(FloatTensor(shape: [20, longK], values: randomMatrix(20 * longK, seed: 34)), format: .int8, threads: 2)
+        let longRows = randomMatrix(5 * longK, seed: 35)
+        assertBitwiseEqual(run(longRows, long, nil, M: 5, threads: 2), int8Reference(longRows, long, nil, M: 5),
+                           "\(kernel.rawValue) K \(longK)", file: file, line: line)
         let signs: [Float] = (0..<K).map { $0 % 3 == 0 ? -1 : 1 }
         let extreme = WeightMatrix(FloatTensor(shape: [N, K], values: (0..<(N * K)).map { signs[$0 % K] * ($0 / K % 2 == 0 ? 1 : -1) }),
                                    format: .int8, threads: 1)
