@@ -58,7 +58,7 @@ static inline void gptneo_int8_quantize_row(gptneo_int8_kernel kernel, const flo
     const uint8_t offset = kernel == GPTNEO_INT8_VNNI ? 0x80 : 0;
     for (long k0 = 0, b = 0; k0 < K; k0 += GPTNEO_INT8_BLOCK, b++) {
         long k1 = k0 + GPTNEO_INT8_BLOCK < K ? k0 + GPTNEO_INT8_BLOCK : K;
-#if defined(__AVX2__)
+#if defined(__AVX2__) && defined(__FMA__)
         // A whole block in registers: the same operations, eight lanes at a time.
         if (k1 - k0 == GPTNEO_INT8_BLOCK) {
             __m256 values[4], largest = _mm256_setzero_ps();
