@@ -6,6 +6,9 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 // The int8 × int8 matrix product of int8 weights (Sources/GPTNeo/Int8DotKernel.swift): activations
 // quantized per block of 32 consecutive k, weights per output channel, integer dot products per block.
@@ -15,15 +18,18 @@
 // where S[m, n, b] = Σ_{k in block b} xq[m, k] · wq[n, k] is an exact int32 (|S| ≤ 32·127·127 < 2²⁴, so
 // float(S) is exact too) and the sum over blocks is one FMA chain in block order starting from 0:
 // acc = fma(float(S_b), xscale_b, acc). Every tile, row count and thread computes exactly this, so a
-// row's result never depends on the other rows. The AVX2 code and the portable code give the same bits.
+// row's result never depends on the other rows.
+//
+// Three codes compute it and give the same bits: AVX2, AVX-VNNI (both in int8kernel.inc, which this
+// header compiles once for each) and portable C for builds without AVX2. The build targets AVX2; the
+// AVX-VNNI code is compiled beside it by target attribute and chosen at run time, when the CPU has it
+// (Int8DotKernel.swift decides once per process).
 //
 // Weight layout: panels of 16 output columns; in a panel, for each group of 4 consecutive k, the 16
 // columns × 4 bytes (column j's bytes k..k+3 at 4j): one 32-byte load holds 8 columns × 4 k, the
-// operand of VPMADDUBSW + VPMADDWD against a 4-byte broadcast of the activation row. K is padded
-// with zeros to a multiple of 4 (K4) in both the weights and the quantized activations.
-//
-// AVX2 has no signed × signed byte multiply: VPMADDUBSW takes |w| (unsigned) and x with w's sign
-// (VPSIGNB). |w|, |x| ≤ 127 so a pair sum is at most 2 · 127 · 127 = 32258: no int16 saturation.
+// operand of the 4-byte dot products (VPMADDUBSW + VPMADDWD, or VPDPBUSD) against a 4-byte broadcast
+// of the activation row. K is padded with zeros to a multiple of 4 (K4) in both the weights and the
+// quantized activations. Activations are never -128, so |x| ≤ 127 and VPSIGNB's negation is exact.
 
 #pragma STDC FP_CONTRACT OFF
 
@@ -33,12 +39,55 @@
 #define GPTNEO_INT8_PREFETCH 128
 /// Output columns per panel.
 #define GPTNEO_INT8_PANEL 16
+/// Most blocks per row for which the AVX-VNNI code keeps a panel's 128·Σw on the stack (K ≤ 16384:
+/// 32 KB, little beside a thread's stack; every GPT-Neo size fits).
+#define GPTNEO_INT8_OFFSET_BLOCKS 512
+
+/// The instruction sets the int8 kernel has code for.
+typedef enum {
+    GPTNEO_INT8_PORTABLE = 0,  ///< plain C (a build without AVX2)
+    GPTNEO_INT8_AVX2 = 1,      ///< VPMADDUBSW + VPMADDWD + VPADDD
+    GPTNEO_INT8_VNNI = 2,      ///< AVX-VNNI: VPDPBUSD (ymm, VEX-encoded)
+} gptneo_int8_kernel;
 
 /// One activation row quantized: q[0..<K4] (zero past K), scales[0..<⌈K/32⌉]. Per block:
-/// scale = max|x| / 127, q = x · (127 / max|x|) rounded to nearest even (0 for an all-zero block).
-static inline void gptneo_int8_quantize_row(const float *x, long K, long K4, int8_t *q, float *scales) {
+/// scale = max|x| / 127, q = x · (127 / max|x|) rounded to nearest even (0 for an all-zero block),
+/// within ±127 (NaN → 0; a NaN is not a block's largest magnitude).
+/// For `kernel` GPTNEO_INT8_VNNI each byte holds q + 128 as an unsigned byte (q with its top bit
+/// flipped), the operand VPDPBUSD takes; for the others q itself.
+static inline void gptneo_int8_quantize_row(gptneo_int8_kernel kernel, const float *x, long K, long K4, int8_t *q, float *scales) {
+    const uint8_t offset = kernel == GPTNEO_INT8_VNNI ? 0x80 : 0;
     for (long k0 = 0, b = 0; k0 < K; k0 += GPTNEO_INT8_BLOCK, b++) {
         long k1 = k0 + GPTNEO_INT8_BLOCK < K ? k0 + GPTNEO_INT8_BLOCK : K;
+#if defined(__AVX2__) && defined(__FMA__)
+        // A whole block in registers: the same operations, eight lanes at a time.
+        if (k1 - k0 == GPTNEO_INT8_BLOCK) {
+            __m256 values[4], largest = _mm256_setzero_ps();
+            for (int i = 0; i < 4; i++) {
+                values[i] = _mm256_loadu_ps(x + k0 + 8 * i);
+                // MAXPS returns its second operand when either is NaN: a NaN never becomes the largest.
+                largest = _mm256_max_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), values[i]), largest);
+            }
+            __m128 half = _mm_max_ps(_mm256_castps256_ps128(largest), _mm256_extractf128_ps(largest, 1));
+            half = _mm_max_ps(half, _mm_movehl_ps(half, half));
+            half = _mm_max_ss(half, _mm_movehdup_ps(half));
+            float blockLargest = _mm_cvtss_f32(half);
+            scales[b] = blockLargest / 127.0f;
+            const __m256 inverse = _mm256_set1_ps(blockLargest > 0 ? 127.0f / blockLargest : 0.0f);
+            __m256i integers[4];
+            for (int i = 0; i < 4; i++) {
+                __m256 rounded = _mm256_round_ps(_mm256_mul_ps(values[i], inverse), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                __m256 clamped = _mm256_min_ps(_mm256_max_ps(rounded, _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f));
+                clamped = _mm256_and_ps(clamped, _mm256_cmp_ps(rounded, rounded, _CMP_ORD_Q));
+                integers[i] = _mm256_cvtps_epi32(clamped);
+            }
+            // The packs interleave 128-bit lanes: bytes arrive in 4-byte groups 0,2,4,6,1,3,5,7.
+            __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(integers[0], integers[1]), _mm256_packs_epi32(integers[2], integers[3]));
+            bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)(q + k0), _mm256_xor_si256(bytes, _mm256_set1_epi8((char)offset)));
+            continue;
+        }
+#endif
         float largest = 0;
         for (long k = k0; k < k1; k++) {
             float magnitude = __builtin_fabsf(x[k]);
@@ -48,12 +97,12 @@ static inline void gptneo_int8_quantize_row(const float *x, long K, long K4, int
         scales[b] = largest / 127.0f;
         for (long k = k0; k < k1; k++) {
             float value = __builtin_rintf(x[k] * inverse);
-            // Within ±127 (also for a non-finite input): -128 would break the sign trick.
+            // Within ±127 (also for a non-finite input): -128 would break AVX2's sign trick.
             value = value > 127.0f ? 127.0f : value < -127.0f ? -127.0f : value == value ? value : 0.0f;
-            q[k] = (int8_t)value;
+            q[k] = (int8_t)((uint8_t)(int8_t)value ^ offset);
         }
     }
-    for (long k = K; k < K4; k++) q[k] = 0;
+    for (long k = K; k < K4; k++) q[k] = (int8_t)offset;
 }
 
 /// Offset of w[16p + j, k] in the panels of a matrix with K4 (padded) inputs.
@@ -69,77 +118,60 @@ static inline void gptneo_int8_store(float *y, const float *acc, const float *ws
     }
 }
 
+/// Whether this CPU and OS run AVX-VNNI: CPUID leaf 7 subleaf 1 EAX bit 4, and AVX state saved by
+/// the OS (CPUID.1:ECX OSXSAVE and AVX, XCR0 bits 1 and 2).
+static inline int gptneo_int8_cpu_has_avx_vnni(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & bit_OSXSAVE) || !(ecx & bit_AVX)) return 0;
+    unsigned xcr0, xcr0High;
+    __asm__ volatile("xgetbv" : "=a"(xcr0), "=d"(xcr0High) : "c"(0));
+    if ((xcr0 & 6) != 6 || __get_cpuid_max(0, 0) < 7) return 0;
+    __cpuid_count(7, 1, eax, ebx, ecx, edx);
+    return (eax >> 4) & 1;
+#else
+    return 0;
+#endif
+}
+
 #if defined(__AVX2__) && defined(__FMA__)
 
 // Loops over rows and registers unrolled, so that the accumulator arrays live in registers.
 #define GPTNEO_UNROLL _Pragma("clang loop unroll(full)")
 
-/// y[m..<m+R, panels p..<p+P] for R rows × P panels: R·2P int32 accumulators of 8 columns per block,
-/// folded into float accumulators at the end of each block. R and P are constants after inlining.
-/// `prefetch` (or null): P streams of panel rows to fetch into cache alongside those of the tile.
-static inline __attribute__((always_inline)) void gptneo_int8_tile(
-    const int R, const int P, float *y, long N, const int8_t *xq, const float *xs, long K4, long blocks,
-    const int8_t *w, const float *wscale, const float *bias, long m, long panel, const int8_t *prefetch) {
-    __m256 acc[6][8];
-    GPTNEO_UNROLL for (int r = 0; r < R; r++) GPTNEO_UNROLL for (int s = 0; s < 2 * P; s++) acc[r][s] = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1);
-    const int8_t *panels = w + panel * K4 * GPTNEO_INT8_PANEL;
-    const int8_t *rows = xq + m * K4;
-    for (long b = 0; b < blocks; b++) {
-        long k0 = b * GPTNEO_INT8_BLOCK;
-        long k1 = k0 + GPTNEO_INT8_BLOCK < K4 ? k0 + GPTNEO_INT8_BLOCK : K4;
-        __m256i sums[6][8];
-        GPTNEO_UNROLL for (int r = 0; r < R; r++) GPTNEO_UNROLL for (int s = 0; s < 2 * P; s++) sums[r][s] = _mm256_setzero_si256();
-        for (long k = k0; k < k1; k += 4) {
-            __m256i weights[8], magnitudes[8];
-            if (prefetch) GPTNEO_UNROLL for (int p = 0; p < P; p++) __builtin_prefetch(prefetch + p * K4 * GPTNEO_INT8_PANEL + k * GPTNEO_INT8_PANEL, 0, 3);
-            GPTNEO_UNROLL for (int s = 0; s < 2 * P; s++) {
-                weights[s] = _mm256_loadu_si256((const __m256i *)(panels + (s / 2) * K4 * GPTNEO_INT8_PANEL + k * GPTNEO_INT8_PANEL + (s % 2) * 32));
-                magnitudes[s] = _mm256_abs_epi8(weights[s]);
-            }
-            GPTNEO_UNROLL for (int r = 0; r < R; r++) {
-                int32_t four;
-                memcpy(&four, rows + r * K4 + k, 4);
-                const __m256i x = _mm256_set1_epi32(four);
-                GPTNEO_UNROLL for (int s = 0; s < 2 * P; s++) {
-                    __m256i pairs = _mm256_maddubs_epi16(magnitudes[s], _mm256_sign_epi8(x, weights[s]));
-                    sums[r][s] = _mm256_add_epi32(sums[r][s], _mm256_madd_epi16(pairs, ones));
-                }
-            }
-        }
-        GPTNEO_UNROLL for (int r = 0; r < R; r++) {
-            const __m256 scale = _mm256_set1_ps(xs[(m + r) * blocks + b]);
-            GPTNEO_UNROLL for (int s = 0; s < 2 * P; s++) acc[r][s] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[r][s]), scale, acc[r][s]);
-        }
-    }
-    GPTNEO_UNROLL for (int r = 0; r < R; r++) {
-        GPTNEO_UNROLL for (int p = 0; p < P; p++) {
-            long n0 = (panel + p) * GPTNEO_INT8_PANEL;
-            float *out = y + (m + r) * N + n0;
-            const float *b = bias ? bias + n0 : 0;
-            if (n0 + GPTNEO_INT8_PANEL <= N) {
-                GPTNEO_UNROLL for (int h = 0; h < 2; h++) {
-                    __m256 scaled = _mm256_mul_ps(acc[r][2 * p + h], _mm256_loadu_ps(wscale + n0 + 8 * h));
-                    if (b) scaled = _mm256_add_ps(scaled, _mm256_loadu_ps(b + 8 * h));
-                    _mm256_storeu_ps(out + 8 * h, scaled);
-                }
-            } else {
-                float values[16];
-                _mm256_storeu_ps(values, acc[r][2 * p]);
-                _mm256_storeu_ps(values + 8, acc[r][2 * p + 1]);
-                gptneo_int8_store(out, values, wscale + n0, b, N - n0);
-            }
-        }
-    }
+#define GPTNEO_INT8_NAME(name) gptneo_int8_##name##_avx2
+#define GPTNEO_INT8_TARGET "avx2,fma"
+#define GPTNEO_INT8_VNNI 0
+#include "int8kernel.inc"
+#undef GPTNEO_INT8_NAME
+#undef GPTNEO_INT8_TARGET
+#undef GPTNEO_INT8_VNNI
+
+#define GPTNEO_INT8_NAME(name) gptneo_int8_##name##_vnni
+#define GPTNEO_INT8_TARGET "avx2,fma,avxvnni"
+#define GPTNEO_INT8_VNNI 1
+#include "int8kernel.inc"
+#undef GPTNEO_INT8_NAME
+#undef GPTNEO_INT8_TARGET
+#undef GPTNEO_INT8_VNNI
+
+/// The fastest code this CPU runs.
+static inline gptneo_int8_kernel gptneo_int8_best_kernel(void) {
+    return gptneo_int8_cpu_has_avx_vnni() ? GPTNEO_INT8_VNNI : GPTNEO_INT8_AVX2;
 }
 
 #else
 
+static inline gptneo_int8_kernel gptneo_int8_best_kernel(void) { return GPTNEO_INT8_PORTABLE; }
+
+#endif
+
 /// The same arithmetic without AVX2: exact integer sums, the same FMA chain over blocks.
-static inline void gptneo_int8_tile(
+static inline void gptneo_int8_tile_portable(
     const int R, const int P, float *y, long N, const int8_t *xq, const float *xs, long K4, long blocks,
-    const int8_t *w, const float *wscale, const float *bias, long m, long panel, const int8_t *prefetch) {
+    const int8_t *w, const float *wscale, const float *bias, long m, long panel, const int8_t *prefetch, const int32_t *offsets) {
     (void)prefetch;
+    (void)offsets;
     for (int r = 0; r < R; r++) {
         for (int p = 0; p < P; p++) {
             float acc[GPTNEO_INT8_PANEL] = {0};
@@ -159,38 +191,18 @@ static inline void gptneo_int8_tile(
     }
 }
 
-#endif
 
-/// All M rows of y against panels [first, last): 4-row tiles one panel at a time, then the remaining
-/// rows against several panels at once (a decode step: 1 row × 4 panels, four weight streams).
+/// All M rows of y against panels [first, last) with `kernel`'s code, which must be one this build
+/// has and this CPU runs (gptneo_int8_best_kernel or slower): every kernel gives the same bits.
 /// xq (M, K4) and xs (M, blocks) are the quantized activations, w the panels, wscale and bias per output.
-/// Tiles reading the weights from memory for the first time fetch ahead: the first row tile of a
-/// panel fetches the next panel, a remainder tile its own streams 2 KB ahead (a decode step is
-/// limited by how fast the weights stream in, which one row's few instructions per line do not hide).
-static inline void gptneo_int8_multiply_panels(float *y, long M, long N, const int8_t *xq, const float *xs, long K4, long blocks,
-                                               const int8_t *w, const float *wscale, const float *bias, long first, long last) {
-    const long panelBytes = K4 * GPTNEO_INT8_PANEL;
-    long bulk = M / 4 * 4;
-    for (long panel = first; panel < last; panel++) {
-        const int8_t *next = w + (panel + 1 < last ? panel + 1 : panel) * panelBytes;
-        for (long m = 0; m < bulk; m += 4) gptneo_int8_tile(4, 1, y, N, xq, xs, K4, blocks, w, wscale, bias, m, panel, m == 0 ? next : 0);
-    }
-    long remaining = M - bulk;
-    if (remaining == 0) return;
-    long step = remaining == 1 ? 4 : remaining == 2 ? 2 : 1;
-    for (long panel = first; panel < last; panel += step) {
-        long count = last - panel < step ? last - panel : step;
-        const int8_t *ahead = bulk == 0 ? w + panel * panelBytes + GPTNEO_INT8_PREFETCH * GPTNEO_INT8_PANEL : 0;
-        switch (remaining * 8 + count) {
-        case 3 * 8 + 1: gptneo_int8_tile(3, 1, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel, ahead); break;
-        case 2 * 8 + 2: gptneo_int8_tile(2, 2, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel, ahead); break;
-        case 2 * 8 + 1: gptneo_int8_tile(2, 1, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel, ahead); break;
-        case 1 * 8 + 4: gptneo_int8_tile(1, 4, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel, ahead); break;
-        case 1 * 8 + 3: gptneo_int8_tile(1, 3, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel, ahead); break;
-        case 1 * 8 + 2: gptneo_int8_tile(1, 2, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel, ahead); break;
-        default: gptneo_int8_tile(1, 1, y, N, xq, xs, K4, blocks, w, wscale, bias, bulk, panel, ahead); break;
-        }
-    }
+static inline void gptneo_int8_multiply_panels(gptneo_int8_kernel kernel, float *y, long M, long N, const int8_t *xq, const float *xs,
+                                               long K4, long blocks, const int8_t *w, const float *wscale, const float *bias,
+                                               long first, long last) {
+#if defined(__AVX2__) && defined(__FMA__)
+    if (kernel == GPTNEO_INT8_VNNI) return gptneo_int8_multiply_panels_vnni(y, M, N, xq, xs, K4, blocks, w, wscale, bias, first, last);
+    if (kernel == GPTNEO_INT8_AVX2) return gptneo_int8_multiply_panels_avx2(y, M, N, xq, xs, K4, blocks, w, wscale, bias, first, last);
+#endif
+    for (long panel = first; panel < last; panel++) gptneo_int8_tile_portable(M, 1, y, N, xq, xs, K4, blocks, w, wscale, bias, 0, panel, 0, 0);
 }
 
 #endif

@@ -57,7 +57,7 @@ final class Int8DotKernelTests: XCTestCase {
         for k in 32..<64 { x[k] = 0 }  // an all-zero block
         x[70] = .nan
         var q = [Int8](repeating: 99, count: K4), scales = [Float](repeating: .nan, count: 3)
-        gptneo_int8_quantize_row(x, K, K4, &q, &scales)
+        quantizeActivationRow(x, K: K, K4: K4, into: &q, scales: &scales, for: .avx2)
         XCTAssertEqual(q[75], 0, "padding past K is zero")
         XCTAssertEqual(scales[1], 0, "an all-zero block")
         let clean = quantizeActivations(x[0..<64])
@@ -68,6 +68,36 @@ final class Int8DotKernelTests: XCTestCase {
         }
         XCTAssertEqual(q[0..<32].map { abs(Int($0)) }.max(), 127, "the largest magnitude maps to ±127")
         XCTAssertTrue(q.allSatisfy { $0 >= -127 && $0 <= 127 }, "never -128, even for a NaN input: \(q)")
+        // The AVX-VNNI code reads them as unsigned bytes offset by 128; the scales are the same.
+        var offset = [Int8](repeating: 99, count: K4), offsetScales = [Float](repeating: .nan, count: 3)
+        quantizeActivationRow(x, K: K, K4: K4, into: &offset, scales: &offsetScales, for: .vnni)
+        XCTAssertEqual(offset.map { Int(UInt8(bitPattern: $0)) }, q.map { Int($0) + 128 })
+        XCTAssertEqual(offsetScales.map(\.bitPattern), scales.map(\.bitPattern))
+    }
+
+    /// Whole blocks are quantized eight lanes at a time and partial ones one value at a time: both as
+    /// defined, over magnitudes from 1e-30 to 1e30 and rounding ties, and a NaN in a whole block is 0
+    /// without changing the others.
+    func testWholeAndPartialBlocksQuantizeAsDefined() {
+        let K = 32 * 40 + 20, K4 = K
+        var x = randomMatrix(K, seed: 22)
+        for k in 0..<K { x[k] *= Float(pow(10.0, Double(k / 32 % 13 * 5 - 30))) }
+        for k in 64..<96 { x[k] = Float(k - 80) + 0.5 }  // with 127 the largest, x · 1: every value a tie
+        x[64] = 127
+        var q = [Int8](repeating: 99, count: K4), scales = [Float](repeating: .nan, count: 41)
+        quantizeActivationRow(x, K: K, K4: K4, into: &q, scales: &scales, for: .avx2)
+        let expected = quantizeActivations(x[0..<K])
+        XCTAssertEqual(q.map(Int.init), expected.q)
+        XCTAssertEqual(scales.map(\.bitPattern), expected.scales.map(\.bitPattern))
+
+        var withNaN = x
+        withNaN[40] = .nan
+        var clean = x
+        clean[40] = 0
+        quantizeActivationRow(withNaN, K: K, K4: K4, into: &q, scales: &scales, for: .avx2)
+        let cleanExpected = quantizeActivations(clean[0..<K])
+        XCTAssertEqual(q.map(Int.init), cleanExpected.q, "a NaN quantizes to 0 and is not the block's largest")
+        XCTAssertEqual(scales.map(\.bitPattern), cleanExpected.scales.map(\.bitPattern))
     }
 
     /// The extremes: every product +127 · 127 (pairs of 32258, the most VPMADDUBSW adds without int16
@@ -82,6 +112,74 @@ final class Int8DotKernelTests: XCTestCase {
         // x quantizes to ±127 with scale 2/127, w to ±127 with scale 1/127: y = ±K · 2 exactly.
         for n in 0..<N { XCTAssertEqual(y[n], n % 2 == 0 ? Float(2 * K) : -Float(2 * K), "column \(n)") }
         assertBitwiseEqual(y, int8Reference(signs.map { $0 * 2 }, weight, nil, M: 1), "reference")
+    }
+
+    /// Each instruction set's code alone computes the definition's bits, for every tile shape (row
+    /// counts 1…9 and 33 cover the 4-row tiles and every remainder, 70 columns a partial panel,
+    /// K = 301 a partial 4-k group and a partial block, and one row length longer than
+    /// GPTNEO_INT8_OFFSET_BLOCKS), with and without bias, at 1 and 2 threads;
+    /// extreme operands (±127 · ±127 everywhere) included. So the code chosen at run time cannot
+    /// change a result.
+    func assertKernelComputesTheDefinition(_ kernel: Int8Kernel, file: StaticString = #filePath, line: UInt = #line) throws {
+        guard kernel.isAvailable else {
+            throw XCTSkip("this CPU (or build) has no \(kernel.rawValue) code to run: it runs at most \(Int8Kernel.best.rawValue)")
+        }
+        func run(_ x: [Float], _ weight: WeightMatrix, _ bias: [Float]?, M: Int, threads: Int) -> [Float] {
+            var y = [Float](repeating: .nan, count: M * weight.outputs)
+            y.withUnsafeMutableBufferPointer { out in
+                x.withUnsafeBufferPointer { input in
+                    if let bias {
+                        bias.withUnsafeBufferPointer { int8MatMul(out.baseAddress!, input.baseAddress!, weight, $0.baseAddress!, M: M, threads: threads, kernel: kernel) }
+                    } else {
+                        int8MatMul(out.baseAddress!, input.baseAddress!, weight, nil, M: M, threads: threads, kernel: kernel)
+                    }
+                }
+            }
+            return y
+        }
+        let (K, N) = (301, 70)
+        let weight = WeightMatrix(FloatTensor(shape: [N, K], values: randomMatrix(N * K, seed: 31)), format: .int8, threads: 2)
+        let bias = randomMatrix(N, seed: 32), x = randomMatrix(33 * K, seed: 33)
+        for M in [1, 2, 3, 4, 5, 6, 7, 8, 9, 33] {
+            let rows = Array(x.prefix(M * K))
+            for threads in [1, 2] {
+                assertBitwiseEqual(run(rows, weight, bias, M: M, threads: threads), int8Reference(rows, weight, bias, M: M),
+                                   "\(kernel.rawValue) M \(M) threads \(threads)", file: file, line: line)
+            }
+            assertBitwiseEqual(run(rows, weight, nil, M: M, threads: 2), int8Reference(rows, weight, nil, M: M),
+                               "\(kernel.rawValue) M \(M) without bias", file: file, line: line)
+        }
+        // Rows longer than the blocks the AVX-VNNI code keeps on the stack (GPTNEO_INT8_OFFSET_BLOCKS).
+        let longK = Int(GPTNEO_INT8_OFFSET_BLOCKS) * int8ActivationBlock + 40
+        let long = WeightMatrix(FloatTensor(shape: [20, longK], values: randomMatrix(20 * longK, seed: 34)), format: .int8, threads: 2)
+        let longRows = randomMatrix(5 * longK, seed: 35)
+        assertBitwiseEqual(run(longRows, long, nil, M: 5, threads: 2), int8Reference(longRows, long, nil, M: 5),
+                           "\(kernel.rawValue) K \(longK)", file: file, line: line)
+        let signs: [Float] = (0..<K).map { $0 % 3 == 0 ? -1 : 1 }
+        let extreme = WeightMatrix(FloatTensor(shape: [N, K], values: (0..<(N * K)).map { signs[$0 % K] * ($0 / K % 2 == 0 ? 1 : -1) }),
+                                   format: .int8, threads: 1)
+        for M in [1, 5] {
+            let rows = Array(Array(repeating: signs, count: M).joined())
+            assertBitwiseEqual(run(rows, extreme, nil, M: M, threads: 1), int8Reference(rows, extreme, nil, M: M),
+                               "\(kernel.rawValue) extremes M \(M)", file: file, line: line)
+        }
+    }
+
+    func testAVXVNNICodeComputesTheDefinition() throws { try assertKernelComputesTheDefinition(.vnni) }
+
+    func testAVX2CodeComputesTheDefinition() throws { try assertKernelComputesTheDefinition(.avx2) }
+
+    func testPortableCodeComputesTheDefinition() throws { try assertKernelComputesTheDefinition(.portable) }
+
+    /// The process uses the fastest code this machine runs (unless GPTNEO_INT8_KERNEL names another), and
+    /// on a CPU reporting AVX-VNNI that is the AVX-VNNI code.
+    func testTheFastestAvailableCodeIsUsed() {
+        if ProcessInfo.processInfo.environment["GPTNEO_INT8_KERNEL"] == nil { XCTAssertEqual(Int8Kernel.inUse, Int8Kernel.best) }
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        if cpuinfo.split(separator: "\n").contains(where: { $0.hasPrefix("flags") && $0.split(separator: " ").contains("avx_vnni") }) {
+            XCTAssertEqual(Int8Kernel.best, .vnni, "/proc/cpuinfo lists avx_vnni")
+        }
+        XCTAssertTrue(Int8Kernel.best.isAvailable && Int8Kernel.portable.isAvailable)
     }
 
     /// The definition is the product of the quantized operands: close to it computed in Double.
