@@ -62,7 +62,7 @@ private let tileRows = 6
 /// (VCVTPH2PS) of all three panels of a 2 × 3 tile and spills accumulators, so 2 × 2 there.
 private func unitPanels(remainingRows: Int, format: WeightFormat) -> Int {
     switch remainingRows {
-    case 1: return 6
+    case 1: return 6  // walked by `oneRowTiles`, for float16 as two 1 × 3 tiles (OneRowTile.swift)
     case 2: return format == .float16 ? 2 : 3
     default: return 1
     }

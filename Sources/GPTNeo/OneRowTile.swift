@@ -6,12 +6,14 @@ import CPrefetch
 // rows instead. Each output element is still one FMA chain over k = 0, 1, …, K-1 from 0, then + bias,
 // exactly as there: which tile computes a row never changes its result.
 //
-// Measured with one thread on panels in L2 (EngineBenchmark, 125M shapes): float32 runs at ~220 GB/s,
-// far above what memory delivers; 16-bit panels are bound by their widening. float16 converts with
-// VCVTPH2PS at about one register per cycle, ~95 GB/s with 3, 4 or 5 panels per tile, but 62 GB/s with
-// 6, where the compiler hoists the conversions of four panels and spills two accumulators, whose
-// store-to-load round trip per k then sets the pace. bfloat16 widens a whole panel row with one load,
-// a shift and an AND (lane order, below).
+// Measured with one thread on panels in L2 (768 × 192, 125M shapes): float32 runs at ~220 GB/s, far
+// above what memory delivers; 16-bit panels are bound by their widening. float16 converts with
+// VCVTPH2PS at about one register per cycle: ~95 GB/s with 3, 4 or 5 panels per tile (87 with the
+// look-ahead prefetches below), but 62 GB/s with 6, where the compiler hoists the conversions of four
+// panels and spills two accumulators, whose store-to-load round trip per k then sets the pace.
+// bfloat16 widens a panel row with one load, a shift and an AND in lane order (BFloat16Panel): ~107
+// GB/s, against 76 with two zero-extending loads and two shifts. Each is more than twice what one
+// core streamed from memory in our runs (MachineCeilings stream with one thread: 37 GB/s at best).
 
 /// Up to 6 panels of one row: tiles of at most `Element.oneRowPanels` panels, in address order.
 func oneRowTiles<Element: PanelElement>(_ element: Element.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
