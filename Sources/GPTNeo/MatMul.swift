@@ -12,8 +12,8 @@ import Foundation
 // depends on the other rows (batch invariance), nor a prompt's on how it was split.
 //
 // Tiles: 6 rows × 1 panel for the bulk of the rows (12 accumulators, 6 broadcasts and 2 loads per
-// 12 FMAs); the last M mod 6 rows as 1 row × 6 panels (a decode step of one sequence: 12 independent
-// FMA chains over six address-ordered weight streams), 2 rows × 3 panels, or 3, 4, 5 rows × 1 panel
+// 12 FMAs); the last M mod 6 rows as 1 row × up to 6 panels (a decode step of one sequence: a tile of
+// its own, OneRowTile.swift), 2 rows × 3 panels, or 3, 4, 5 rows × 1 panel
 // (fewer panels where a column range ends).
 //
 // Measured (EngineBenchmark kernels): with the weights in cache the 6-row tile runs at ~97 % of the
@@ -66,7 +66,7 @@ private let tileRows = 6
 /// (VCVTPH2PS) of all three panels of a 2 × 3 tile and spills accumulators, so 2 × 2 there.
 private func unitPanels(remainingRows: Int, format: WeightFormat) -> Int {
     switch remainingRows {
-    case 1: return 6
+    case 1: return 6  // walked by `oneRowTiles`, for float16 as two 1 × 3 tiles (OneRowTile.swift)
     case 2: return format == .float16 ? 2 : 3
     default: return 1
     }
@@ -111,7 +111,7 @@ private func multiplyPanels<Element: PanelElement>(_ element: Element.Type, _ y:
 }
 
 /// Where a tile prefetches: `stride` bytes further per k step from `next`.
-private struct Prefetch {
+struct Prefetch {
     var next: UnsafeRawPointer
     let stride: Int
 }
@@ -129,12 +129,7 @@ private func remainderTile<Element: PanelElement>(_ element: Element.Type, _ y: 
     case (2, 3): run(Tile<R2, P3>.self)
     case (2, 2): run(Tile<R2, P2>.self)
     case (2, _): run(Tile<R2, P1>.self)
-    case (1, 6): run(Tile<R1, P6>.self)
-    case (1, 5): run(Tile<R1, P5>.self)
-    case (1, 4): run(Tile<R1, P4>.self)
-    case (1, 3): run(Tile<R1, P3>.self)
-    case (1, 2): run(Tile<R1, P2>.self)
-    default: run(Tile<R1, P1>.self)
+    default: oneRowTiles(element, y, x, w, bias, panelCount: panelCount, m: m, panel: panel, K: K, N: N, prefetch: prefetch)
     }
 }
 
@@ -171,12 +166,26 @@ protocol PanelElement {
     associatedtype Stored
     /// The 16 weights of one panel row, starting `offset` elements into `panel`.
     static func row(_ panel: UnsafePointer<Stored>, _ offset: Int) -> PanelRow
+    /// The same 16 weights in the lane order cheapest to widen into, the same for every row: an
+    /// accumulator over such rows holds its 16 columns in that order, and `columns(fromLanes:)`
+    /// restores theirs. Each lane is still one column's FMA chain, so the numbers do not change.
+    static func laneRow(_ panel: UnsafePointer<Stored>, _ offset: Int) -> PanelRow
+    /// An accumulator of `laneRow`s in column order.
+    static func columns(fromLanes lanes: PanelRow) -> PanelRow
     /// Elements ahead of panel row k that a 1-row tile prefetches in each of its streams (0: none).
     static var singleRowLookahead: Int { get }
+    /// The most panels of one 1-row tile (OneRowTile.swift).
+    static var oneRowPanels: Int { get }
+}
+
+extension PanelElement {
+    @inline(__always) static func laneRow(_ panel: UnsafePointer<Stored>, _ offset: Int) -> PanelRow { row(panel, offset) }
+    @inline(__always) static func columns(fromLanes lanes: PanelRow) -> PanelRow { lanes }
 }
 
 enum Float32Panel: PanelElement {
     static var singleRowLookahead: Int { 0 }
+    static var oneRowPanels: Int { 6 }
     @inline(__always) static func row(_ panel: UnsafePointer<Float>, _ offset: Int) -> PanelRow {
         UnsafeRawPointer(panel + offset).loadUnaligned(as: PanelRow.self)
     }
@@ -192,15 +201,9 @@ private func tile<Shape: TileShape, Element: PanelElement>(_ shape: Shape.Type, 
                                                            m: Int, panel: Int, K: Int, N: Int, prefetch: Prefetch?) {
     let (R, P) = (Shape.rows, Shape.panels)
     let S = R * P
-    // Rows and panels past R and P alias the first: never read for a used accumulator.
-    let x0 = x + m * K
-    let x1 = R > 1 ? x0 + K : x0, x2 = R > 2 ? x0 + 2 * K : x0, x3 = R > 3 ? x0 + 3 * K : x0
-    let x4 = R > 4 ? x0 + 4 * K : x0, x5 = R > 5 ? x0 + 5 * K : x0
+    let (x0, x1, x2, x3, x4, x5) = sixStarts(x + m * K, count: R, stride: K)
     let panelFloats = K * panelWidth
-    let w0 = weights + panel * panelFloats
-    let w1 = P > 1 ? w0 + panelFloats : w0, w2 = P > 2 ? w0 + 2 * panelFloats : w0
-    let w3 = P > 3 ? w0 + 3 * panelFloats : w0, w4 = P > 4 ? w0 + 4 * panelFloats : w0
-    let w5 = P > 5 ? w0 + 5 * panelFloats : w0
+    let (w0, w1, w2, w3, w4, w5) = sixStarts(weights + panel * panelFloats, count: P, stride: panelFloats)
     var a0 = PanelRow(), a1 = PanelRow(), a2 = PanelRow(), a3 = PanelRow(), a4 = PanelRow(), a5 = PanelRow()
     /// Accumulator s += b · v.
     @inline(__always) func accumulate(_ s: Int, _ b: PanelRow, _ v: PanelRow) {
@@ -213,23 +216,10 @@ private func tile<Shape: TileShape, Element: PanelElement>(_ shape: Shape.Type, 
         default: a5 = a5.addingProduct(b, v)
         }
     }
-    // A lone row (a decode step of one sequence) fetches its own P streams ahead, one prefetch per
-    // line: 16-bit rows fill a line every other k, and the hardware prefetcher alone falls behind them.
-    let ahead = R == 1 ? Element.singleRowLookahead : 0
-    let kPerLine = 64 / (panelWidth * MemoryLayout<Element.Stored>.stride)
     var k = 0
     while k < K {
         let offset = k &* panelWidth
         if let prefetch { prefetchForRead(prefetch.next + k &* prefetch.stride) }
-        if ahead > 0 && k & (kPerLine - 1) == 0 {
-            let next = offset &+ ahead
-            prefetchForRead(w0 + next)
-            if P > 1 { prefetchForRead(w1 + next) }
-            if P > 2 { prefetchForRead(w2 + next) }
-            if P > 3 { prefetchForRead(w3 + next) }
-            if P > 4 { prefetchForRead(w4 + next) }
-            if P > 5 { prefetchForRead(w5 + next) }
-        }
         let b0 = PanelRow(repeating: x0[k]), b1 = PanelRow(repeating: x1[k]), b2 = PanelRow(repeating: x2[k])
         let b3 = PanelRow(repeating: x3[k]), b4 = PanelRow(repeating: x4[k]), b5 = PanelRow(repeating: x5[k])
         // Panel by panel, each panel row used by every row as soon as it is loaded: one panel row live
@@ -258,8 +248,16 @@ private func tile<Shape: TileShape, Element: PanelElement>(_ shape: Shape.Type, 
     if S > 5 { store(a5, y, bias, row: m + 5 / P, panel: panel + 5 % P, N: N) }
 }
 
+/// The starts of six rows of x or six panels, `stride` elements apart: those past `count` alias the
+/// first, never read for a used accumulator (the tiles unroll six, whatever their shape).
+@inline(__always) func sixStarts<T>(_ first: UnsafePointer<T>, count: Int, stride: Int)
+    -> (UnsafePointer<T>, UnsafePointer<T>, UnsafePointer<T>, UnsafePointer<T>, UnsafePointer<T>, UnsafePointer<T>) {
+    (first, count > 1 ? first + stride : first, count > 2 ? first + 2 * stride : first,
+     count > 3 ? first + 3 * stride : first, count > 4 ? first + 4 * stride : first, count > 5 ? first + 5 * stride : first)
+}
+
 /// Writes one accumulator (+ bias) to y[row, 16·panel ..< min(N, 16·panel + 16)].
-@inline(__always) private func store(_ accumulator: PanelRow, _ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?,
+@inline(__always) func store(_ accumulator: PanelRow, _ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?,
                                      row: Int, panel: Int, N: Int) {
     let n0 = panel * panelWidth
     let out = y + row * N + n0

@@ -92,6 +92,8 @@ private let singleRowLookahead16 = 1024
 
 enum Float16Panel: PanelElement {
     static var singleRowLookahead: Int { singleRowLookahead16 }
+    /// Three: with six the compiler hoists the conversions of four panels and spills two accumulators.
+    static var oneRowPanels: Int { 3 }
     @inline(__always) static func row(_ panel: UnsafePointer<UInt16>, _ offset: Int) -> PanelRow {
         let start = UnsafeRawPointer(panel + offset)
         return PanelRow(lowHalf: widenFloat16x8(start), highHalf: widenFloat16x8(start + 16))
@@ -100,8 +102,29 @@ enum Float16Panel: PanelElement {
 
 enum BFloat16Panel: PanelElement {
     static var singleRowLookahead: Int { singleRowLookahead16 }
+    static var oneRowPanels: Int { 6 }
     @inline(__always) static func row(_ panel: UnsafePointer<UInt16>, _ offset: Int) -> PanelRow {
         let start = UnsafeRawPointer(panel + offset)
         return PanelRow(lowHalf: widenBFloat16x8(start), highHalf: widenBFloat16x8(start + 16))
+    }
+
+    /// The even columns, then the odd ones: each 32-bit lane of the row holds columns 2j (low half) and
+    /// 2j + 1 (high half), so shifting the lanes left by 16 bits gives the even columns as floats and
+    /// clearing their low halves the odd ones, two instructions without crossing lanes instead of two
+    /// zero-extensions and two shifts.
+    @inline(__always) static func laneRow(_ panel: UnsafePointer<UInt16>, _ offset: Int) -> PanelRow {
+        let pairs = UnsafeRawPointer(panel + offset).loadUnaligned(as: SIMD8<UInt32>.self)
+        let even = unsafeBitCast(pairs &<< 16, to: SIMD8<Float>.self)
+        let odd = unsafeBitCast(pairs & 0xFFFF_0000, to: SIMD8<Float>.self)
+        return PanelRow(lowHalf: even, highHalf: odd)
+    }
+
+    @inline(__always) static func columns(fromLanes lanes: PanelRow) -> PanelRow {
+        var columns = PanelRow()
+        for j in 0..<8 {
+            columns[2 * j] = lanes[j]
+            columns[2 * j + 1] = lanes[8 + j]
+        }
+        return columns
     }
 }
