@@ -65,11 +65,13 @@ let package = Package(
         .systemLibrary(name: "CSpinPause"),
         // MARK: C header: the int8 × int8 integer dot-product kernel for int8 weights
         .systemLibrary(name: "CInt8Dot"),
+        // MARK: C header: the float32 kernel for CPUs with AVX-512F, chosen at run time
+        .systemLibrary(name: "CFloat512"),
 
         // MARK: Model: GPT-Neo forward pass, checkpoint loading, KV cache, task heads
         .target(
             name: "GPTNeo",
-            dependencies: ["CPrefetch", "CWidening", "CSpinPause", "CInt8Dot"],
+            dependencies: ["CPrefetch", "CWidening", "CSpinPause", "CInt8Dot", "CFloat512"],
             // Optimized even in debug builds: unoptimized SIMD kernels make every test that runs the
             // model (engine, batcher, API) many times slower.
             swiftSettings: hotLoopSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]

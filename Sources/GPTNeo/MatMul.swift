@@ -1,3 +1,4 @@
+import CFloat512
 import CPrefetch
 import Foundation
 
@@ -31,14 +32,20 @@ typealias PanelRow = SIMD16<Float>
 private let tileRows = 6
 
 /// y = x · Wᵀ + bias: x (M, K), W (N, K), bias (N) or nil, y (M, N), row-major.
-/// The one entry point for products with a weight. Parallel over column ranges on `threads`.
+/// The one entry point for products with a weight. Parallel over column ranges on `threads`. Float
+/// products of 8 rows or more run on the AVX-512 code where the CPU has it (FloatKernel.swift); `kernel`
+/// picks the code for tests, which check both against the same definition.
 @_spi(Benchmarks) public func matMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ weight: WeightMatrix,
-                                     _ bias: FloatTensor?, M: Int, threads: Int) {
+                                     _ bias: FloatTensor?, M: Int, threads: Int, kernel: FloatKernel = .inUse) {
     let (N, K) = (weight.outputs, weight.inputs)
     guard M > 0, N > 0 else { return }
     precondition(bias == nil || bias!.count == N, "bias of \(bias!.count) for \(N) outputs")
     let biasPointer = bias?.pointer
     if case .int8Panels = weight.storage { return int8MatMul(y, x, weight, biasPointer, M: M, threads: threads) }
+    if M >= FloatKernel.wideMinimumRows && kernel == .avx512 {
+        precondition(FloatKernel.best == .avx512, "AVX-512 kernel on a CPU without AVX-512F")
+        return wideMatMul(y, x, weight, biasPointer, M: M, threads: threads)
+    }
     let unit = unitPanels(remainingRows: M % tileRows, format: weight.format)
     let units = (weight.panelCount + unit - 1) / unit
     let parts = M * N * K < (1 << 17) ? 1 : min(units, threads * 4)

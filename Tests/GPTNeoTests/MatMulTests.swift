@@ -12,9 +12,10 @@ func randomMatrix(_ count: Int, seed: UInt64) -> [Float] {
 }
 
 /// y = x · Wᵀ + bias through the kernel.
-func product(_ x: [Float], _ weight: WeightMatrix, _ bias: FloatTensor?, M: Int, threads: Int = 2) -> [Float] {
+func product(_ x: [Float], _ weight: WeightMatrix, _ bias: FloatTensor?, M: Int, threads: Int = 2,
+             kernel: FloatKernel = .inUse) -> [Float] {
     var y = [Float](repeating: .nan, count: M * weight.outputs)
-    y.withUnsafeMutableBufferPointer { out in matMul(out.baseAddress!, x, weight, bias, M: M, threads: threads) }
+    y.withUnsafeMutableBufferPointer { out in matMul(out.baseAddress!, x, weight, bias, M: M, threads: threads, kernel: kernel) }
     return y
 }
 
@@ -46,6 +47,16 @@ final class MatMulTests: XCTestCase {
     /// split into column ranges whose last unit of panels is a partial one for most M mod 6, and
     /// (1100, 170) has panels larger than L1 and 11 panels, so the remainder tiles end over 5 or 2.
     func testEveryRowCountComputesTheFMAChainExactly() {
+        everyRowCountComputesTheFMAChainExactly(kernel: .avx2)
+    }
+
+    /// The same with the AVX-512 code for float products of 8 rows or more, on CPUs that have it.
+    func testEveryRowCountComputesTheFMAChainExactlyWithAVX512() throws {
+        try XCTSkipUnless(FloatKernel.best == .avx512, "this CPU has no AVX-512F: the AVX-512 kernel cannot run here")
+        everyRowCountComputesTheFMAChainExactly(kernel: .avx512)
+    }
+
+    func everyRowCountComputesTheFMAChainExactly(kernel: FloatKernel) {
         for format in WeightFormat.allCases {
             for (K, N, withBias) in [(64, 64, true), (37, 11, true), (5, 200, false), (129, 300, true), (1100, 170, false), (768, 1000, true)] {
                 let w = randomMatrix(N * K, seed: 1), biasValues = randomMatrix(N, seed: 2)
@@ -54,8 +65,8 @@ final class MatMulTests: XCTestCase {
                 let x = randomMatrix(64 * K, seed: 3)
                 let expected = documentedProduct(x, weight, withBias ? biasValues : nil, M: 64)
                 for M in 1...64 where K * N < 200_000 || [1, 2, 3, 5, 6, 7, 8, 13, 64].contains(M) {
-                    let y = product(Array(x.prefix(M * K)), weight, bias, M: M, threads: M % 3 + 1)
-                    assertBitwiseEqual(y, Array(expected.prefix(M * N)), "\(format) K \(K) N \(N) M \(M)")
+                    let y = product(Array(x.prefix(M * K)), weight, bias, M: M, threads: M % 3 + 1, kernel: kernel)
+                    assertBitwiseEqual(y, Array(expected.prefix(M * N)), "\(kernel) \(format) K \(K) N \(N) M \(M)")
                 }
             }
         }
