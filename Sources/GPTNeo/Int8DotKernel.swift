@@ -18,7 +18,7 @@ import Foundation
 // MARK: - Instruction set
 
 /// The int8 kernel codes, slowest first; a CPU that runs one runs those before it.
-enum Int8Kernel: String, CaseIterable, Sendable {
+enum Int8Kernel: String, KernelCode {
     case portable, avx2, vnni
 
     var code: gptneo_int8_kernel {
@@ -36,20 +36,10 @@ enum Int8Kernel: String, CaseIterable, Sendable {
     default: .portable
     }
 
-    /// Whether this build and CPU can run it (every code gives the same bits, so any of them will do).
-    var isAvailable: Bool { Int8Kernel.allCases.firstIndex(of: self)! <= Int8Kernel.allCases.firstIndex(of: Int8Kernel.best)! }
+    static let environmentVariable = "GPTNEO_INT8_KERNEL"
 
-    /// The code every int8 product uses, decided once per process: the best, unless the environment
-    /// variable GPTNEO_INT8_KERNEL=portable|avx2|vnni names another (to time one against another).
-    /// Naming one this CPU cannot run stops the process with the reason rather than with SIGILL.
-    static let inUse: Int8Kernel = {
-        guard let name = ProcessInfo.processInfo.environment["GPTNEO_INT8_KERNEL"], !name.isEmpty else { return best }
-        guard let kernel = Int8Kernel(rawValue: name) else {
-            fatalError("GPTNEO_INT8_KERNEL=\(name): expected one of \(allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        guard kernel.isAvailable else { fatalError("GPTNEO_INT8_KERNEL=\(name): this build or CPU runs at most \(best.rawValue)") }
-        return kernel
-    }()
+    /// The code every int8 product uses, decided once per process.
+    static let inUse = chosen()
 }
 
 // MARK: - Product
@@ -75,14 +65,8 @@ func int8MatMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w
             quantizeActivationRow(x + m * K, K: K, K4: K4, into: xq + m * K4, scales: xs + m * blocks, for: kernel)
         }
     }
-    let groups = (weight.panelCount + int8PanelGroup - 1) / int8PanelGroup
-    let parts = M * N * K < (1 << 17) ? 1 : min(groups, threads * 4)
-    // Any split of the column groups gives the same numbers; several parts per thread balance load
-    // on a machine shared with other work.
-    parallelFor(parts, threads: threads) { part in
-        let first = groups * part / parts * int8PanelGroup
-        let last = min(weight.panelCount, groups * (part + 1) / parts * int8PanelGroup)
-        gptneo_int8_multiply_panels(kernel.code, y, M, N, xq, xs, K4, blocks, panels, scales, bias, first, last)
+    forEachPanelRange(weight.panelCount, inGroupsOf: int8PanelGroup, work: M * N * K, threads: threads) { range in
+        gptneo_int8_multiply_panels(kernel.code, y, M, N, xq, xs, K4, blocks, panels, scales, bias, range.lowerBound, range.upperBound)
     }
 }
 

@@ -43,17 +43,11 @@ private let tileRows = 6
     let biasPointer = bias?.pointer
     if case .int8Panels = weight.storage { return int8MatMul(y, x, weight, biasPointer, M: M, threads: threads) }
     if M >= FloatKernel.wideMinimumRows && kernel == .avx512 {
-        precondition(FloatKernel.best == .avx512, "AVX-512 kernel on a CPU without AVX-512F")
+        precondition(kernel.isAvailable, "AVX-512 kernel on a CPU without AVX-512F")
         return wideMatMul(y, x, weight, biasPointer, M: M, threads: threads)
     }
     let unit = unitPanels(remainingRows: M % tileRows, format: weight.format)
-    let units = (weight.panelCount + unit - 1) / unit
-    let parts = M * N * K < (1 << 17) ? 1 : min(units, threads * 4)
-    // Any split of the units gives the same numbers; several parts per thread balance load on a
-    // machine shared with other work.
-    parallelFor(parts, threads: threads) { part in
-        let first = units * part / parts * unit
-        let panels = first..<min(weight.panelCount, units * (part + 1) / parts * unit)
+    forEachPanelRange(weight.panelCount, inGroupsOf: unit, work: M * N * K, threads: threads) { panels in
         switch weight.storage {
         case .float32Panels(let weights):
             multiplyPanels(Float32Panel.self, y, x, weights, biasPointer, rows: M, panels: panels, unit: unit, K: K, N: N)
@@ -66,6 +60,48 @@ private let tileRows = 6
         }
     }
 }
+
+/// Runs `body` on ranges of whole groups of `group` panels (the last group may be short), in parallel on
+/// `threads`: several ranges per thread, which balances load on a machine shared with other work, and one
+/// range in all when the product is too small to be worth waking the threads. Any split gives the same
+/// numbers: each output column is computed whole by whichever range holds it.
+func forEachPanelRange(_ panelCount: Int, inGroupsOf group: Int, work: Int, threads: Int, _ body: (Range<Int>) -> Void) {
+    let groups = (panelCount + group - 1) / group
+    let parts = work < (1 << 17) ? 1 : min(groups, threads * 4)
+    parallelFor(parts, threads: threads) { part in
+        body(groups * part / parts * group..<min(panelCount, groups * (part + 1) / parts * group))
+    }
+}
+
+// MARK: - Kernel codes
+
+/// A family of kernel codes computing the same bits, listed slowest first: a CPU that runs one runs those
+/// before it.
+protocol KernelCode: RawRepresentable<String>, CaseIterable, Equatable, Sendable where AllCases == [Self] {
+    /// The fastest code this build has and this CPU runs.
+    static var best: Self { get }
+    /// The environment variable that names another code, to time one against another.
+    static var environmentVariable: String { get }
+}
+
+extension KernelCode {
+    /// Whether this build and CPU can run it.
+    var isAvailable: Bool { Self.allCases.firstIndex(of: self)! <= Self.allCases.firstIndex(of: Self.best)! }
+
+    /// `best`, unless the environment variable names another code. Naming one this CPU cannot run stops
+    /// the process with the reason rather than with SIGILL.
+    static func chosen() -> Self {
+        let variable = environmentVariable
+        guard let name = ProcessInfo.processInfo.environment[variable], !name.isEmpty else { return best }
+        guard let kernel = Self(rawValue: name) else {
+            fatalError("\(variable)=\(name): expected one of \(allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard kernel.isAvailable else { fatalError("\(variable)=\(name): this build or CPU runs at most \(best.rawValue)") }
+        return kernel
+    }
+}
+
+// MARK: - Float tiles
 
 /// Panels walked together by every row tile: those of the tile for the M mod 6 remaining rows, whose
 /// shape keeps at least 8 FMA chains in flight (2 FMA units × 4 cycles of latency) without spilling
