@@ -22,11 +22,10 @@ AVX512_FLAGS = {"avx512f", "avx512bw", "avx512dq", "avx512vl"}
 
 def sgemm_core_types(cpuinfo="/proc/cpuinfo"):
     """OPENBLAS_CORETYPE values to measure sgemm with: None for OpenBLAS's own CPU detection, and
-    SKYLAKEX, its AVX-512 kernels, where the CPU has AVX-512. The detection only knows the CPU models
-    listed when the library was built: Debian's OpenBLAS 0.3.21 runs its AVX2 (Haswell) kernels on AMD
-    CPUs with AVX-512 at half their FMA rate, which would make the ceiling a fraction of the machine's.
-    COOPERLAKE is not tried: it has the same sgemm kernels and blocking as SKYLAKEX (it adds bfloat16
-    ones), and 0.3.21 does not accept that name anyway."""
+    SKYLAKEX, its AVX-512 kernels, where the CPU has AVX-512. The detection is a table of the CPU models
+    its release knows; where it gives a CPU with AVX-512 AVX2 kernels, at half the FMA rate, the ceiling
+    would be a fraction of the machine's. COOPERLAKE is not tried: it has the same sgemm kernels and
+    blocking as SKYLAKEX (it adds bfloat16 ones), and Debian's 0.3.21 does not accept that name."""
     try:
         with open(cpuinfo) as f:
             flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
