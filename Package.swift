@@ -67,6 +67,8 @@ let package = Package(
         .systemLibrary(name: "CInt8Dot"),
         // MARK: C header: the float32 kernel for CPUs with AVX-512F, chosen at run time
         .systemLibrary(name: "CFloat512"),
+        // MARK: C header: one core's AVX-512 FMA peak, for EngineBenchmark only
+        .systemLibrary(name: "CFMAPeak"),
 
         // MARK: Model: GPT-Neo forward pass, checkpoint loading, KV cache, task heads
         .target(
@@ -136,7 +138,7 @@ let package = Package(
         // MARK: Benchmarks (not tests): swift run -c release EngineBenchmark MODEL_DIR; sgemm is the anchor
         .executableTarget(
             name: "EngineBenchmark",
-            dependencies: ["GPTNeo", "COpenBLAS"],
+            dependencies: ["GPTNeo", "COpenBLAS", "CFMAPeak"],
             path: "Benchmarks/EngineBenchmark",
             exclude: ["make_random_125m.py", "make_accuracy_tokens.py"],
             swiftSettings: hotLoopSettings

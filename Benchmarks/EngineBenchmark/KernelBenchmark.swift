@@ -1,3 +1,4 @@
+import CFMAPeak
 import COpenBLAS
 import Foundation
 @_spi(Benchmarks) import GPTNeo
@@ -74,34 +75,52 @@ func cpuTime(_ calls: Int, _ body: () -> Void) -> Double {
     return (cpuSeconds() - before) / Double(calls)
 }
 
-/// GFLOP/s per CPU-second of one core doing nothing but FMAs from registers: 12 independent chains of
-/// 8 lanes (enough to hide the FMA latency on both FMA units), the most any AVX2 kernel can reach.
-@inline(never) func fmaPeak(seed: Float) -> Double {
+/// GFLOP/s per CPU-second of one core doing nothing but FMAs from registers: `chains(steps)` runs `steps`
+/// FMAs on each of 12 independent chains of `lanes` floats (enough to hide the FMA latency on both FMA
+/// units), the most any kernel of that width can reach. It returns the chains' sum, checked to be finite.
+func fmaPeak(lanes: Int, _ chains: (Int) -> Float) -> Double {
+    let steps = 20_000_000
+    var sum: Float = 0
+    let time = cpuTime(1) { sum = chains(steps) }
+    precondition(sum.isFinite)
+    return Double(steps * 12 * lanes * 2) / time / 1e9
+}
+
+/// The AVX2 chains of fmaPeak, in Swift's 8-lane vectors (the build's target).
+@inline(never) func avx2FMAChains(steps: Int, seed: Float) -> Float {
     var chains = (0..<12).map { SIMD8<Float>(repeating: seed * Float($0)) }
     let (scale, offset) = (SIMD8<Float>(repeating: 1 - seed * 1e-6), SIMD8<Float>(repeating: seed))
-    let steps = 20_000_000
-    let time = cpuTime(1) {
-        chains.withUnsafeMutableBufferPointer { c in
-            var (a0, a1, a2, a3, a4, a5) = (c[0], c[1], c[2], c[3], c[4], c[5])
-            var (a6, a7, a8, a9, a10, a11) = (c[6], c[7], c[8], c[9], c[10], c[11])
-            for _ in 0..<steps {
-                a0 = a0.addingProduct(scale, offset); a1 = a1.addingProduct(scale, offset); a2 = a2.addingProduct(scale, offset)
-                a3 = a3.addingProduct(scale, offset); a4 = a4.addingProduct(scale, offset); a5 = a5.addingProduct(scale, offset)
-                a6 = a6.addingProduct(scale, offset); a7 = a7.addingProduct(scale, offset); a8 = a8.addingProduct(scale, offset)
-                a9 = a9.addingProduct(scale, offset); a10 = a10.addingProduct(scale, offset); a11 = a11.addingProduct(scale, offset)
-            }
-            (c[0], c[1], c[2], c[3], c[4], c[5]) = (a0, a1, a2, a3, a4, a5)
-            (c[6], c[7], c[8], c[9], c[10], c[11]) = (a6, a7, a8, a9, a10, a11)
+    chains.withUnsafeMutableBufferPointer { c in
+        var (a0, a1, a2, a3, a4, a5) = (c[0], c[1], c[2], c[3], c[4], c[5])
+        var (a6, a7, a8, a9, a10, a11) = (c[6], c[7], c[8], c[9], c[10], c[11])
+        for _ in 0..<steps {
+            a0 = a0.addingProduct(scale, offset); a1 = a1.addingProduct(scale, offset); a2 = a2.addingProduct(scale, offset)
+            a3 = a3.addingProduct(scale, offset); a4 = a4.addingProduct(scale, offset); a5 = a5.addingProduct(scale, offset)
+            a6 = a6.addingProduct(scale, offset); a7 = a7.addingProduct(scale, offset); a8 = a8.addingProduct(scale, offset)
+            a9 = a9.addingProduct(scale, offset); a10 = a10.addingProduct(scale, offset); a11 = a11.addingProduct(scale, offset)
         }
+        (c[0], c[1], c[2], c[3], c[4], c[5]) = (a0, a1, a2, a3, a4, a5)
+        (c[6], c[7], c[8], c[9], c[10], c[11]) = (a6, a7, a8, a9, a10, a11)
     }
-    precondition(chains.allSatisfy { $0[0].isFinite })
-    return Double(steps * 12 * 8 * 2) / time / 1e9
+    return chains.reduce(.zero, +).sum()
+}
+
+/// One core's FMA peaks, AVX2 and (where the CPU has it, as the engine's float kernel then uses it) AVX-512.
+func fmaPeaksLine() -> String {
+    func peak(lanes: Int, _ chains: (Int) -> Float) -> String {
+        format(median((0..<5).map { _ in fmaPeak(lanes: lanes, chains) }))
+    }
+    var line = "one core's FMA peak, GFLOP/s per CPU-second (registers only): AVX2 \(peak(lanes: 8) { avx2FMAChains(steps: $0, seed: 0.5) })"
+    if FloatKernel.best == .avx512 {
+        line += ", AVX-512 \(peak(lanes: 16) { gptneo_fma512_chains($0, 0.5) })"
+    }
+    return line
 }
 
 func runKernelBenchmark(threads: Int, weightFormat: WeightFormat) {
-    print("one core's FMA peak: \(format(median((0..<5).map { _ in fmaPeak(seed: 0.5) }))) GFLOP/s per CPU-second (AVX2, no memory)")
+    print(fmaPeaksLine())
     print("matmul GFLOP/s per CPU-second (median, \(threads) thread(s)): baseline = previous kernel, engine = panel kernel with \(weightFormat) weights, "
-          + "sgemm = OpenBLAS")
+          + "sgemm = OpenBLAS with its \(String(cString: openblas_get_corename())) kernels (OPENBLAS_CORETYPE chooses others, e.g. SKYLAKEX)")
     print("| shape | M | baseline | engine | sgemm | engine / baseline | engine / sgemm | engine: weight GB/CPU-s |")
     print("|---|---|---|---|---|---|---|---|")
     // GPTNEO_ROWS=2,8,16 (comma-separated) replaces every shape's row counts.

@@ -201,8 +201,7 @@ def measure_ceilings(arguments, shape, when):
     log(f"machine ceilings ({when}): weight streaming and sgemm")
     measured = ceilings.measure(arguments.ceilings, shape.hidden, shape.intermediate, arguments.threads,
                                 arguments.stream_megabytes)
-    log(f"  streaming {measured['stream']['gb_per_s_best']:.1f} GB/s, sgemm {measured['sgemm_decode']['gflop_per_s_best']:.0f} "
-        f"GFLOP/s (32 rows), {measured['sgemm_prefill']['gflop_per_s_best']:.0f} GFLOP/s (512 rows)")
+    log(f"  {report.ceilings_text(measured)}")
     return measured
 
 
@@ -286,7 +285,7 @@ def main():
              f"{arguments.tokens} new tokens/stream, {arguments.threads} threads\n{cpu}, {started:%Y-%m-%d %H:%M} UTC")
     report.chart(os.path.join(arguments.output, "tokens-per-second.png"), plan, arguments.modes, ours, baselines,
                  rooflines, title)
-    text = report.summary(arguments, shape, cpu, loads, measured, ours, plan) + "\n\n" + table + "\n\n" + \
+    text = report.summary(arguments, cpu, loads, measured, ours, plan) + "\n\n" + table + "\n\n" + \
         report.agreement_line(agreed, plan.latency_streams)
     with open(os.path.join(arguments.output, "table.md"), "w") as f:
         f.write(text + "\n")

@@ -4,29 +4,68 @@ A roofline: a decode step must read every weight once (plus each stream's KV cac
 weight per stream (plus attention), so it takes at least max(bytes / streaming rate, flops / sgemm rate).
 The streaming rate is the best of repeated 2-thread passes over a 500 MB buffer; the sgemm rate is
 OpenBLAS's best at a batched-decode shape (32 rows) for decoding and at a prefill shape (512 rows) for
-prompts. Only what a step needs is counted: the LM head for one row per sequence, local layers' window.
+prompts, over the kernels it has for this CPU (see sgemm_core_types). Only what a step needs is counted:
+the LM head for one row per sequence, local layers' window.
 """
 import json
+import os
+import statistics
 import subprocess
 
 # Bytes a weight takes in memory in each mode (int8's per-channel scales are under 0.2 % and ignored).
 BYTES_PER_WEIGHT = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
 
+# The AVX-512 subsets of Skylake-SP, for which OpenBLAS's SkylakeX kernels are built.
+AVX512_FLAGS = {"avx512f", "avx512bw", "avx512dq", "avx512vl"}
+
+
+def sgemm_core_types(cpuinfo="/proc/cpuinfo"):
+    """OPENBLAS_CORETYPE values to measure sgemm with: None for OpenBLAS's own CPU detection, and
+    SKYLAKEX, its AVX-512 kernels, where the CPU has AVX-512. The detection is a table of the CPU models
+    its release knows; where it gives a CPU with AVX-512 AVX2 kernels, at half the FMA rate, the ceiling
+    would be a fraction of the machine's. COOPERLAKE is not tried: it has the same sgemm kernels and
+    blocking as SKYLAKEX (it adds bfloat16 ones), and Debian's 0.3.21 does not accept that name."""
+    try:
+        with open(cpuinfo) as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return [None, "SKYLAKEX"] if AVX512_FLAGS <= set(flags) else [None]
+
+
 def measure(binary, hidden, intermediate, threads, stream_megabytes):
-    """Runs MachineCeilings; returns its three JSON results."""
-    def run(*arguments):
-        output = subprocess.run([binary, *map(str, arguments)], check=True, capture_output=True, text=True).stdout
+    """Runs MachineCeilings; returns its three JSON results. Each sgemm shape is run once per core type
+    (a fresh process each: OpenBLAS reads OPENBLAS_CORETYPE once, when it loads) and the fastest kept,
+    with every core type's best under "gflop_per_s_by_core"."""
+    def run(*arguments, core_type=None):
+        environment = {key: value for key, value in os.environ.items() if key != "OPENBLAS_CORETYPE"}
+        if core_type:
+            environment["OPENBLAS_CORETYPE"] = core_type
+        output = subprocess.run([binary, *map(str, arguments)], check=True, capture_output=True, text=True,
+                                env=environment).stdout
         return json.loads(output.strip().splitlines()[-1])
+
+    def sgemm(rows, seconds):
+        runs = [run("sgemm", rows, hidden, intermediate, threads, seconds, core_type=core_type)
+                for core_type in sgemm_core_types()]
+        fastest = dict(max(runs, key=lambda result: result["gflop_per_s_best"]))
+        fastest["gflop_per_s_by_core"] = {result["openblas_core"]: result["gflop_per_s_best"] for result in runs}
+        return fastest
+
     return {"stream": run("stream", stream_megabytes, threads, 3),
-            "sgemm_decode": run("sgemm", 32, hidden, intermediate, threads, 2),
-            "sgemm_prefill": run("sgemm", 512, hidden, intermediate, threads, 3)}
+            "sgemm_decode": sgemm(32, 2), "sgemm_prefill": sgemm(512, 3)}
 
 
 def best(runs):
-    """Each ceiling's best measurement over several runs of measure()."""
+    """Each ceiling's best measurement over several runs of measure(). The streaming one also carries the
+    median of the runs' medians ("gb_per_s_median_of_runs"): the machine's bandwidth moves with other
+    tenants between minutes, and the best says what it can do, not what a run had."""
     key = {"stream": "gb_per_s_best", "sgemm_decode": "gflop_per_s_best", "sgemm_prefill": "gflop_per_s_best"}
-    return {name: max((run[name] for run in runs), key=lambda m: m[field]) for name, field in key.items()}
+    chosen = {name: dict(max((run[name] for run in runs), key=lambda m: m[field])) for name, field in key.items()}
+    chosen["stream"]["gb_per_s_median_of_runs"] = statistics.median(run["stream"]["gb_per_s_median"] for run in runs)
+    chosen["stream"]["runs"] = len(runs)
+    return chosen
 
 
 class Shape:

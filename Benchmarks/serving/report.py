@@ -153,14 +153,26 @@ def chart(path, plan, modes, ours, baselines, rooflines, title):
     plt.close(figure)
 
 
-def summary(arguments, shape, cpu, loads, measured, ours, plan):
+def ceilings_text(measured):
+    """The ceilings of one measure() (ceilings.py) or of best() over a run's measurements: the streaming
+    rate's best pass beside its median, since the machine's bandwidth moves with other tenants, and the
+    OpenBLAS kernels that gave each sgemm rate."""
+    stream = measured["stream"]
+    if "runs" in stream:
+        median = f"{stream['gb_per_s_median_of_runs']:.1f} GB/s median of the {stream['runs']} measurements"
+    else:
+        median = f"{stream['gb_per_s_median']:.1f} GB/s median"
+    sgemm = ", ".join(f"{m['gflop_per_s_best']:.0f} GFLOP/s ({m['m']}×{m['k']}×{m['n']}, OpenBLAS's {m['openblas_core']} kernels)"
+                      for m in (measured["sgemm_decode"], measured["sgemm_prefill"]))
+    return f"weight streaming {stream['gb_per_s_best']:.1f} GB/s (best pass; {median}), sgemm {sgemm}"
+
+
+def summary(arguments, cpu, loads, measured, ours, plan):
     """The paragraph above the table: the workload, the machine, its ceilings and its load."""
     text = (f"GPT-Neo {arguments.size} random, {arguments.prompt_tokens}-token prompts, {arguments.tokens} new tokens "
             f"per stream, greedy, {arguments.threads} threads per engine"
             f"{f', median of {arguments.rounds} interleaved rounds' if getattr(arguments, 'rounds', 1) > 1 else ''}; {cpu}; load average {loads['start']:.1f} → "
-            f"{loads['end']:.1f}. Ceilings: weight streaming {measured['stream']['gb_per_s_best']:.1f} GB/s, sgemm "
-            f"{measured['sgemm_decode']['gflop_per_s_best']:.0f} GFLOP/s (32×{shape.hidden}×{shape.intermediate}), "
-            f"{measured['sgemm_prefill']['gflop_per_s_best']:.0f} GFLOP/s (512×{shape.hidden}×{shape.intermediate}).")
+            f"{loads['end']:.1f}. Ceilings: {ceilings_text(measured)}.")
     client = [f"{1000 * run_for(result, max(plan.streams))['client_cpu_seconds'] / run_for(result, max(plan.streams))['tokens']:.2f}"
               f" ({mode})" for mode, result in ours.items() if isinstance(result, dict)]
     if client:

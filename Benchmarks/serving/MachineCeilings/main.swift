@@ -7,7 +7,9 @@ import Foundation
 //       allowed CPU and reading its own contiguous slice, as a decode step streams the weights.
 //   MachineCeilings sgemm M K N [THREADS=2] [SECONDS=2]
 //       OpenBLAS cblas_sgemm with its own THREADS threads, y (M, N) = x (M, K) · wᵀ with w (N, K)
-//       row-major: the layout of a linear layer's weight, so the shape is that of a real layer.
+//       row-major: the layout of a linear layer's weight, so the shape is that of a real layer. Also
+//       reports the core type whose kernels OpenBLAS loaded ("Haswell", "SkylakeX", …): its own CPU
+//       detection, or OPENBLAS_CORETYPE when that is set (read once, when the library loads).
 // Both report the best and the median of the repetitions: a shared machine only ever slows a run down.
 
 // MARK: - Timing
@@ -153,7 +155,7 @@ func measureSgemm(M: Int, K: Int, N: Int, threads: Int, seconds: Double) {
     }
     emit(["kind": "sgemm", "m": M, "k": K, "n": N, "threads": threads, "gflop_per_s_best": rates.max()!,
           "gflop_per_s_median": median(rates), "repetitions": rates.count, "library": "OpenBLAS",
-          "openblas_threads": Int(openblas_get_num_threads())])
+          "openblas_core": String(cString: openblas_get_corename()), "openblas_threads": Int(openblas_get_num_threads())])
 }
 
 // MARK: - Main

@@ -1,0 +1,87 @@
+"""Tests of ceilings.py's choices, with a stand-in for the MachineCeilings binary (no OpenBLAS run):
+python3 -m unittest discover -s Benchmarks/serving -p 'test_*.py' (scripts/test.sh runs it)."""
+import os
+import stat
+import sys
+import tempfile
+import unittest
+from unittest import mock
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ceilings  # noqa: E402
+
+# Answers as MachineCeilings does, one JSON line; the sgemm rate depends on the kernels OPENBLAS_CORETYPE
+# selects: "Haswell" by its own detection, SkylakeX when forced, and any other forced value reported as such.
+FAKE_MACHINE_CEILINGS = """
+import json, os, sys
+forced = os.environ.get("OPENBLAS_CORETYPE")
+core = "Haswell" if forced is None else {"SKYLAKEX": "SkylakeX"}.get(forced, "forced " + forced)
+if sys.argv[1] == "stream":
+    print(json.dumps({"kind": "stream", "gb_per_s_best": 80.0, "gb_per_s_median": 50.0}))
+else:
+    rows = int(sys.argv[2])
+    rate = {("Haswell", 32): 240.0, ("Haswell", 512): 250.0, ("SkylakeX", 32): 230.0, ("SkylakeX", 512): 480.0}.get((core, rows), 1.0)
+    print(json.dumps({"kind": "sgemm", "m": rows, "k": int(sys.argv[3]), "n": int(sys.argv[4]),
+                      "gflop_per_s_best": rate, "gflop_per_s_median": rate / 2, "openblas_core": core}))
+"""
+
+
+class SgemmCoreTypesTests(unittest.TestCase):
+    def core_types(self, flags):
+        with tempfile.NamedTemporaryFile("w", suffix="cpuinfo") as cpuinfo:
+            cpuinfo.write(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+            cpuinfo.flush()
+            return ceilings.sgemm_core_types(cpuinfo.name)
+
+    def test_avx512_cpu_also_tries_openblas_skylakex_kernels(self):
+        self.assertEqual(self.core_types("fpu sse avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl avx512_bf16"),
+                         [None, "SKYLAKEX"])
+
+    def test_cpu_without_every_skylake_subset_keeps_openblas_detection_only(self):
+        self.assertEqual(self.core_types("fpu sse avx2 fma"), [None])
+        self.assertEqual(self.core_types("fpu sse avx2 fma avx512f avx512cd"), [None])
+
+    def test_unreadable_cpuinfo_keeps_openblas_detection_only(self):
+        self.assertEqual(ceilings.sgemm_core_types("/nonexistent/cpuinfo"), [None])
+
+
+class MeasureTests(unittest.TestCase):
+    def setUp(self):
+        directory = tempfile.TemporaryDirectory()
+        self.addCleanup(directory.cleanup)
+        self.binary = os.path.join(directory.name, "MachineCeilings")
+        with open(self.binary, "w") as f:
+            f.write(f"#!{sys.executable}\n{FAKE_MACHINE_CEILINGS}")
+        os.chmod(self.binary, os.stat(self.binary).st_mode | stat.S_IXUSR)
+
+    def test_each_shape_keeps_its_fastest_kernels_and_records_all(self):
+        # OPENBLAS_CORETYPE of the benchmark's own environment must not replace OpenBLAS's detection.
+        with mock.patch.object(ceilings, "sgemm_core_types", return_value=[None, "SKYLAKEX"]), \
+                mock.patch.dict(os.environ, {"OPENBLAS_CORETYPE": "Sandybridge"}):
+            measured = ceilings.measure(self.binary, 768, 3072, 2, 100)
+        decode, prefill = measured["sgemm_decode"], measured["sgemm_prefill"]
+        self.assertEqual((decode["m"], decode["openblas_core"], decode["gflop_per_s_best"]), (32, "Haswell", 240.0))
+        self.assertEqual((prefill["m"], prefill["openblas_core"], prefill["gflop_per_s_best"]), (512, "SkylakeX", 480.0))
+        self.assertEqual(prefill["gflop_per_s_by_core"], {"Haswell": 250.0, "SkylakeX": 480.0})
+        self.assertEqual(measured["stream"]["gb_per_s_best"], 80.0)
+
+
+class BestTests(unittest.TestCase):
+    def test_keeps_each_best_and_the_streaming_median_over_the_runs(self):
+        def run(stream_best, stream_median, decode, prefill, core):
+            return {"stream": {"gb_per_s_best": stream_best, "gb_per_s_median": stream_median},
+                    "sgemm_decode": {"gflop_per_s_best": decode, "openblas_core": core},
+                    "sgemm_prefill": {"gflop_per_s_best": prefill, "openblas_core": core}}
+        runs = [run(60.0, 48.0, 250.0, 470.0, "SkylakeX"), run(85.0, 80.0, 240.0, 480.0, "Cooperlake"),
+                run(55.0, 52.0, 245.0, 460.0, "SkylakeX")]
+        best = ceilings.best(runs)
+        self.assertEqual(best["stream"]["gb_per_s_best"], 85.0)
+        self.assertEqual(best["stream"]["gb_per_s_median_of_runs"], 52.0)
+        self.assertEqual(best["stream"]["runs"], 3)
+        self.assertEqual((best["sgemm_decode"]["gflop_per_s_best"], best["sgemm_decode"]["openblas_core"]), (250.0, "SkylakeX"))
+        self.assertEqual((best["sgemm_prefill"]["gflop_per_s_best"], best["sgemm_prefill"]["openblas_core"]), (480.0, "Cooperlake"))
+        self.assertNotIn("runs", runs[1]["stream"], "best() must not change the runs it was given")
+
+
+if __name__ == "__main__":
+    unittest.main()
