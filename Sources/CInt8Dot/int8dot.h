@@ -145,19 +145,15 @@ static inline int gptneo_int8_cpu_has_avx_vnni(void) {
 #endif
 }
 
-/// Whether this CPU and OS run AVX512-VNNI with the AVX-512 subsets its code uses: CPUID leaf 7 EBX
-/// bits 16 (F), 30 (BW), 31 (VL) and ECX bit 11 (VNNI), and the OS saving the AVX-512 state (XCR0
-/// bits 1, 2 and 5-7).
-static inline int gptneo_int8_cpu_has_avx512_vnni(void) {
+/// Whether this CPU has the AVX-512 subsets the AVX512-VNNI code uses beside AVX512F: CPUID leaf 7
+/// EBX bits 30 (BW) and 31 (VL), ECX bit 11 (VNNI). That the CPU has AVX512F and the OS saves the
+/// AVX-512 state is gptneo_cpu_has_avx512f's check (Sources/CFloat512/float512.h); the code needs both.
+static inline int gptneo_int8_cpu_has_avx512_vnni_subsets(void) {
 #if defined(__x86_64__) || defined(__i386__)
     unsigned eax, ebx, ecx, edx;
-    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & bit_OSXSAVE)) return 0;
-    unsigned xcr0, xcr0High;
-    __asm__ volatile("xgetbv" : "=a"(xcr0), "=d"(xcr0High) : "c"(0));
-    if ((xcr0 & 0xE6) != 0xE6 || __get_cpuid_max(0, 0) < 7) return 0;
+    if (__get_cpuid_max(0, 0) < 7) return 0;
     __cpuid_count(7, 0, eax, ebx, ecx, edx);
-    const unsigned subsets = (1u << 16) | (1u << 30) | (1u << 31);
-    return (ebx & subsets) == subsets && ((ecx >> 11) & 1);
+    return (ebx >> 30) == 3 && ((ecx >> 11) & 1);
 #else
     return 0;
 #endif
@@ -198,19 +194,12 @@ static inline int gptneo_int8_cpu_has_avx512_vnni(void) {
 
 #include "int8wide.inc"
 
-/// Whether this build has `kernel`'s code and this CPU runs it.
-static inline int gptneo_int8_kernel_runs(gptneo_int8_kernel kernel) {
-    switch (kernel) {
-    case GPTNEO_INT8_PORTABLE: case GPTNEO_INT8_AVX2: return 1;
-    case GPTNEO_INT8_VNNI: return gptneo_int8_cpu_has_avx_vnni();
-    case GPTNEO_INT8_VNNI512: return gptneo_int8_cpu_has_avx512_vnni();
-    }
-    return 0;
-}
+/// Whether this build has `kernel`'s code (the CPU may lack its instructions).
+static inline int gptneo_int8_kernel_built(gptneo_int8_kernel kernel) { (void)kernel; return 1; }
 
 #else
 
-static inline int gptneo_int8_kernel_runs(gptneo_int8_kernel kernel) { return kernel == GPTNEO_INT8_PORTABLE; }
+static inline int gptneo_int8_kernel_built(gptneo_int8_kernel kernel) { return kernel == GPTNEO_INT8_PORTABLE; }
 
 #endif
 
@@ -241,7 +230,7 @@ static inline void gptneo_int8_tile_portable(
 
 
 /// All M rows of y against panels [first, last) with `kernel`'s code, which must be one this build
-/// has and this CPU runs (gptneo_int8_kernel_runs): every kernel gives the same bits.
+/// has and this CPU runs (Int8Kernel.isAvailable): every kernel gives the same bits.
 /// xq (M, K4) and xs (M, blocks) are the quantized activations, w the panels, wscale and bias per output.
 static inline void gptneo_int8_multiply_panels(gptneo_int8_kernel kernel, float *y, long M, long N, const int8_t *xq, const float *xs,
                                                long K4, long blocks, const int8_t *w, const float *wscale, const float *bias,

@@ -1,3 +1,4 @@
+import CFloat512
 import CInt8Dot
 import Foundation
 
@@ -31,7 +32,14 @@ enum Int8Kernel: String, KernelCode {
         }
     }
 
-    var isAvailable: Bool { gptneo_int8_kernel_runs(code) != 0 }
+    var isAvailable: Bool {
+        guard gptneo_int8_kernel_built(code) != 0 else { return false }
+        switch self {
+        case .portable, .avx2: return true
+        case .vnni: return gptneo_int8_cpu_has_avx_vnni() != 0
+        case .avx512vnni: return gptneo_cpu_has_avx512f() != 0 && gptneo_int8_cpu_has_avx512_vnni_subsets() != 0
+        }
+    }
 
     /// The fastest code this build has and this CPU runs.
     static let best = allCases.last(where: \.isAvailable)!
