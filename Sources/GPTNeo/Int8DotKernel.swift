@@ -32,7 +32,13 @@ enum Int8Kernel: String, KernelCode {
         }
     }
 
-    var isAvailable: Bool {
+    var isAvailable: Bool { Self.runnable.contains(self) }
+
+    /// The codes this build and CPU run, found once: every product checks, and CPUID is slow (in a
+    /// virtual machine, a trap to the hypervisor).
+    private static let runnable = allCases.filter(\.runsHere)
+
+    private var runsHere: Bool {
         guard gptneo_int8_kernel_built(code) != 0 else { return false }
         switch self {
         case .portable, .avx2: return true
