@@ -40,8 +40,9 @@
 #define GPTNEO_INT8_PREFETCH 128
 /// Output columns per panel.
 #define GPTNEO_INT8_PANEL 16
-/// Most blocks per row for which the AVX-VNNI code keeps a panel's 128·Σw on the stack (K ≤ 16384:
-/// 32 KB, little beside a thread's stack; every GPT-Neo size fits).
+/// Most blocks per row for which the VNNI codes keep a panel's 128·Σw on the stack (K ≤ 16384:
+/// 32 KB per panel, 64 KB for the 512-bit tiles' two, little beside a thread's stack; every GPT-Neo
+/// size fits).
 #define GPTNEO_INT8_OFFSET_BLOCKS 512
 
 /// The instruction sets the int8 kernel has code for.
