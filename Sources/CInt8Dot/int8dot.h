@@ -20,10 +20,11 @@
 // acc = fma(float(S_b), xscale_b, acc). Every tile, row count and thread computes exactly this, so a
 // row's result never depends on the other rows.
 //
-// Three codes compute it and give the same bits: AVX2, AVX-VNNI (both in int8kernel.inc, which this
-// header compiles once for each) and portable C for builds without AVX2. The build targets AVX2; the
-// AVX-VNNI code is compiled beside it by target attribute and chosen at run time, when the CPU has it
-// (Int8DotKernel.swift decides once per process).
+// Four codes compute it and give the same bits: AVX2, AVX-VNNI (both in int8kernel.inc, which this
+// header compiles once for each), AVX512-VNNI (512-bit tiles for 8 rows or more in int8wide.inc, and
+// int8kernel.inc's ymm tiles once more, EVEX-encoded, for fewer) and portable C for builds without
+// AVX2. The build targets AVX2; the VNNI codes are compiled beside it by target attribute and chosen
+// at run time, when the CPU has them (Int8DotKernel.swift decides once per process).
 //
 // Weight layout: panels of 16 output columns; in a panel, for each group of 4 consecutive k, the 16
 // columns × 4 bytes (column j's bytes k..k+3 at 4j): one 32-byte load holds 8 columns × 4 k, the
@@ -39,8 +40,9 @@
 #define GPTNEO_INT8_PREFETCH 128
 /// Output columns per panel.
 #define GPTNEO_INT8_PANEL 16
-/// Most blocks per row for which the AVX-VNNI code keeps a panel's 128·Σw on the stack (K ≤ 16384:
-/// 32 KB, little beside a thread's stack; every GPT-Neo size fits).
+/// Most blocks per row for which the VNNI codes keep a panel's 128·Σw on the stack (K ≤ 16384:
+/// 32 KB per panel, 64 KB for the 512-bit tiles' two, little beside a thread's stack; every GPT-Neo
+/// size fits).
 #define GPTNEO_INT8_OFFSET_BLOCKS 512
 
 /// The instruction sets the int8 kernel has code for.
@@ -48,15 +50,25 @@ typedef enum {
     GPTNEO_INT8_PORTABLE = 0,  ///< plain C (a build without AVX2)
     GPTNEO_INT8_AVX2 = 1,      ///< VPMADDUBSW + VPMADDWD + VPADDD
     GPTNEO_INT8_VNNI = 2,      ///< AVX-VNNI: VPDPBUSD (ymm, VEX-encoded)
+    GPTNEO_INT8_VNNI512 = 3,   ///< AVX512-VNNI: VPDPBUSD on zmm for 8 rows or more, on ymm (EVEX-encoded) for fewer
 } gptneo_int8_kernel;
+
+/// Rows from which the AVX512-VNNI code takes its 512-bit tiles (int8wide.inc). Fewer rows are limited
+/// by how fast the weights stream in, not by the dot products: the 4-row ymm tiles, tuned for that, stay.
+#define GPTNEO_INT8_WIDE_ROWS 8
+/// The 512-bit tiles' most rows (≤ 8) and panels (≤ 3). Measured on one core (Zen 5, 768 inputs, from
+/// L2 and from memory, M = 8…512): 6 × 2, 5 × 2 and 4 × 3 within noise of each other and ~4 % above
+/// 4 × 2; 8 × 1 10-15 % below (more broadcasts per product); 8 × 2 spills registers.
+#define GPTNEO_INT8_WIDE_TILE_ROWS 6
+#define GPTNEO_INT8_WIDE_TILE_PANELS 2
 
 /// One activation row quantized: q[0..<K4] (zero past K), scales[0..<⌈K/32⌉]. Per block:
 /// scale = max|x| / 127, q = x · (127 / max|x|) rounded to nearest even (0 for an all-zero block),
 /// within ±127 (NaN → 0; a NaN is not a block's largest magnitude).
-/// For `kernel` GPTNEO_INT8_VNNI each byte holds q + 128 as an unsigned byte (q with its top bit
+/// For `kernel` GPTNEO_INT8_VNNI and GPTNEO_INT8_VNNI512 each byte holds q + 128 as an unsigned byte (q with its top bit
 /// flipped), the operand VPDPBUSD takes; for the others q itself.
 static inline void gptneo_int8_quantize_row(gptneo_int8_kernel kernel, const float *x, long K, long K4, int8_t *q, float *scales) {
-    const uint8_t offset = kernel == GPTNEO_INT8_VNNI ? 0x80 : 0;
+    const uint8_t offset = kernel == GPTNEO_INT8_VNNI || kernel == GPTNEO_INT8_VNNI512 ? 0x80 : 0;
     for (long k0 = 0, b = 0; k0 < K; k0 += GPTNEO_INT8_BLOCK, b++) {
         long k1 = k0 + GPTNEO_INT8_BLOCK < K ? k0 + GPTNEO_INT8_BLOCK : K;
 #if defined(__AVX2__) && defined(__FMA__)
@@ -134,6 +146,20 @@ static inline int gptneo_int8_cpu_has_avx_vnni(void) {
 #endif
 }
 
+/// Whether this CPU has the AVX-512 subsets the AVX512-VNNI code uses beside AVX512F: CPUID leaf 7
+/// EBX bits 30 (BW) and 31 (VL), ECX bit 11 (VNNI). That the CPU has AVX512F and the OS saves the
+/// AVX-512 state is gptneo_cpu_has_avx512f's check (Sources/CFloat512/float512.h); the code needs both.
+static inline int gptneo_int8_cpu_has_avx512_vnni_subsets(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned eax, ebx, ecx, edx;
+    if (__get_cpuid_max(0, 0) < 7) return 0;
+    __cpuid_count(7, 0, eax, ebx, ecx, edx);
+    return (ebx >> 30) == 3 && ((ecx >> 11) & 1);
+#else
+    return 0;
+#endif
+}
+
 #if defined(__AVX2__) && defined(__FMA__)
 
 // Loops over rows and registers unrolled, so that the accumulator arrays live in registers.
@@ -150,19 +176,31 @@ static inline int gptneo_int8_cpu_has_avx_vnni(void) {
 #define GPTNEO_INT8_NAME(name) gptneo_int8_##name##_vnni
 #define GPTNEO_INT8_TARGET "avx2,fma,avxvnni"
 #define GPTNEO_INT8_VNNI 1
+#define GPTNEO_INT8_DPBUSD _mm256_dpbusd_avx_epi32
+#include "int8kernel.inc"
+#undef GPTNEO_INT8_NAME
+#undef GPTNEO_INT8_TARGET
+#undef GPTNEO_INT8_DPBUSD
+
+// The same ymm tiles for CPUs with AVX512-VNNI, which may lack the VEX form (AVX-VNNI).
+#define GPTNEO_INT8_WIDE_TARGET "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni"
+#define GPTNEO_INT8_NAME(name) gptneo_int8_##name##_vnni_evex
+#define GPTNEO_INT8_TARGET GPTNEO_INT8_WIDE_TARGET
+#define GPTNEO_INT8_DPBUSD _mm256_dpbusd_epi32
 #include "int8kernel.inc"
 #undef GPTNEO_INT8_NAME
 #undef GPTNEO_INT8_TARGET
 #undef GPTNEO_INT8_VNNI
+#undef GPTNEO_INT8_DPBUSD
 
-/// The fastest code this CPU runs.
-static inline gptneo_int8_kernel gptneo_int8_best_kernel(void) {
-    return gptneo_int8_cpu_has_avx_vnni() ? GPTNEO_INT8_VNNI : GPTNEO_INT8_AVX2;
-}
+#include "int8wide.inc"
+
+/// Whether this build has `kernel`'s code (the CPU may lack its instructions).
+static inline int gptneo_int8_kernel_built(gptneo_int8_kernel kernel) { (void)kernel; return 1; }
 
 #else
 
-static inline gptneo_int8_kernel gptneo_int8_best_kernel(void) { return GPTNEO_INT8_PORTABLE; }
+static inline int gptneo_int8_kernel_built(gptneo_int8_kernel kernel) { return kernel == GPTNEO_INT8_PORTABLE; }
 
 #endif
 
@@ -193,12 +231,17 @@ static inline void gptneo_int8_tile_portable(
 
 
 /// All M rows of y against panels [first, last) with `kernel`'s code, which must be one this build
-/// has and this CPU runs (gptneo_int8_best_kernel or slower): every kernel gives the same bits.
+/// has and this CPU runs (Int8Kernel.isAvailable): every kernel gives the same bits.
 /// xq (M, K4) and xs (M, blocks) are the quantized activations, w the panels, wscale and bias per output.
 static inline void gptneo_int8_multiply_panels(gptneo_int8_kernel kernel, float *y, long M, long N, const int8_t *xq, const float *xs,
                                                long K4, long blocks, const int8_t *w, const float *wscale, const float *bias,
                                                long first, long last) {
 #if defined(__AVX2__) && defined(__FMA__)
+    if (kernel == GPTNEO_INT8_VNNI512) {
+        // Rows longer than the stack's blocks of −128·Σw (K > 16384) take the ymm tiles, which add them up inline.
+        if (M >= GPTNEO_INT8_WIDE_ROWS && blocks <= GPTNEO_INT8_OFFSET_BLOCKS) return gptneo_int8_wide_panels(y, M, N, xq, xs, K4, blocks, w, wscale, bias, first, last);
+        return gptneo_int8_multiply_panels_vnni_evex(y, M, N, xq, xs, K4, blocks, w, wscale, bias, first, last);
+    }
     if (kernel == GPTNEO_INT8_VNNI) return gptneo_int8_multiply_panels_vnni(y, M, N, xq, xs, K4, blocks, w, wscale, bias, first, last);
     if (kernel == GPTNEO_INT8_AVX2) return gptneo_int8_multiply_panels_avx2(y, M, N, xq, xs, K4, blocks, w, wscale, bias, first, last);
 #endif

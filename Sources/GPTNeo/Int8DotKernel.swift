@@ -1,3 +1,4 @@
+import CFloat512
 import CInt8Dot
 import Foundation
 
@@ -5,8 +6,8 @@ import Foundation
 // activations and ONNX Runtime's dynamically quantized MatMulInteger does: each activation row is
 // quantized to int8 per block of 32 consecutive k with one float scale per block, a pure function of
 // that row (so a row's result never depends on the other rows or on how a prompt was chunked); each
-// block's dot product with a weight column is an exact int32 (VPDPBUSD where the CPU has AVX-VNNI,
-// else VPMADDUBSW + VPMADDWD); the blocks are summed in float by one FMA chain in block order, × the
+// block's dot product with a weight column is an exact int32 (VPDPBUSD where the CPU has AVX-VNNI or
+// AVX512-VNNI, in 512-bit registers for 8 rows or more; else VPMADDUBSW + VPMADDWD); the blocks are summed in float by one FMA chain in block order, × the
 // column's weight scale, + bias. The arithmetic, the weight layout and the tiles are in
 // Sources/CInt8Dot/int8dot.h; this file quantizes the rows, picks the instruction set and splits the
 // columns over threads.
@@ -17,24 +18,37 @@ import Foundation
 
 // MARK: - Instruction set
 
-/// The int8 kernel codes, slowest first; a CPU that runs one runs those before it.
+/// The int8 kernel codes, slowest first. A CPU may run a later one and not an earlier: AVX512-VNNI CPUs
+/// without AVX-VNNI (the VEX form) are common, so each code's availability is its own CPUID check.
 enum Int8Kernel: String, KernelCode {
-    case portable, avx2, vnni
+    case portable, avx2, vnni, avx512vnni
 
     var code: gptneo_int8_kernel {
         switch self {
         case .portable: GPTNEO_INT8_PORTABLE
         case .avx2: GPTNEO_INT8_AVX2
         case .vnni: GPTNEO_INT8_VNNI
+        case .avx512vnni: GPTNEO_INT8_VNNI512
+        }
+    }
+
+    var isAvailable: Bool { Self.runnable.contains(self) }
+
+    /// The codes this build and CPU run, found once: every product checks, and CPUID is slow (in a
+    /// virtual machine, a trap to the hypervisor).
+    private static let runnable = allCases.filter(\.runsHere)
+
+    private var runsHere: Bool {
+        guard gptneo_int8_kernel_built(code) != 0 else { return false }
+        switch self {
+        case .portable, .avx2: return true
+        case .vnni: return gptneo_int8_cpu_has_avx_vnni() != 0
+        case .avx512vnni: return gptneo_cpu_has_avx512f() != 0 && gptneo_int8_cpu_has_avx512_vnni_subsets() != 0
         }
     }
 
     /// The fastest code this build has and this CPU runs.
-    static let best: Int8Kernel = switch gptneo_int8_best_kernel() {
-    case GPTNEO_INT8_VNNI: .vnni
-    case GPTNEO_INT8_AVX2: .avx2
-    default: .portable
-    }
+    static let best = allCases.last(where: \.isAvailable)!
 
     static let environmentVariable = "GPTNEO_INT8_KERNEL"
 
@@ -50,7 +64,7 @@ private let int8PanelGroup = 6
 /// y = x · Wᵀ + bias for int8 W: x (M, K), bias (N) or nil, y (M, N), row-major.
 func int8MatMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ weight: WeightMatrix,
                 _ bias: UnsafePointer<Float>?, M: Int, threads: Int, kernel: Int8Kernel = .inUse) {
-    precondition(kernel.isAvailable, "int8 kernel \(kernel.rawValue) on a CPU that runs at most \(Int8Kernel.best.rawValue)")
+    precondition(kernel.isAvailable, "int8 kernel \(kernel.rawValue) on a CPU (or build) that does not run it")
     guard case .int8Panels(let panels, let scales) = weight.storage else { preconditionFailure("int8MatMul of \(weight.format) weights") }
     let (N, K, K4) = (weight.outputs, weight.inputs, weight.paddedInputs)
     let blocks = (K + Int(GPTNEO_INT8_BLOCK) - 1) / Int(GPTNEO_INT8_BLOCK)

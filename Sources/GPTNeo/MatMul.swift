@@ -75,17 +75,18 @@ func forEachPanelRange(_ panelCount: Int, inGroupsOf group: Int, work: Int, thre
 
 // MARK: - Kernel codes
 
-/// A family of kernel codes computing the same bits, listed slowest first: a CPU that runs one runs those
-/// before it.
+/// A family of kernel codes computing the same bits, listed slowest first.
 protocol KernelCode: RawRepresentable<String>, CaseIterable, Equatable, Sendable where AllCases == [Self] {
     /// The fastest code this build has and this CPU runs.
     static var best: Self { get }
     /// The environment variable that names another code, to time one against another.
     static var environmentVariable: String { get }
+    /// Whether this build and CPU can run it; by default, where a CPU that runs one code runs those
+    /// before it, every code up to `best`.
+    var isAvailable: Bool { get }
 }
 
 extension KernelCode {
-    /// Whether this build and CPU can run it.
     var isAvailable: Bool { Self.allCases.firstIndex(of: self)! <= Self.allCases.firstIndex(of: Self.best)! }
 
     /// `best`, unless the environment variable names another code. Naming one this CPU cannot run stops
@@ -96,7 +97,7 @@ extension KernelCode {
         guard let kernel = Self(rawValue: name) else {
             fatalError("\(variable)=\(name): expected one of \(allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard kernel.isAvailable else { fatalError("\(variable)=\(name): this build or CPU runs at most \(best.rawValue)") }
+        guard kernel.isAvailable else { fatalError("\(variable)=\(name): this build or CPU does not run it (its fastest code: \(best.rawValue))") }
         return kernel
     }
 }

@@ -68,11 +68,13 @@ final class Int8DotKernelTests: XCTestCase {
         }
         XCTAssertEqual(q[0..<32].map { abs(Int($0)) }.max(), 127, "the largest magnitude maps to ±127")
         XCTAssertTrue(q.allSatisfy { $0 >= -127 && $0 <= 127 }, "never -128, even for a NaN input: \(q)")
-        // The AVX-VNNI code reads them as unsigned bytes offset by 128; the scales are the same.
-        var offset = [Int8](repeating: 99, count: K4), offsetScales = [Float](repeating: .nan, count: 3)
-        quantizeActivationRow(x, K: K, K4: K4, into: &offset, scales: &offsetScales, for: .vnni)
-        XCTAssertEqual(offset.map { Int(UInt8(bitPattern: $0)) }, q.map { Int($0) + 128 })
-        XCTAssertEqual(offsetScales.map(\.bitPattern), scales.map(\.bitPattern))
+        // The VNNI codes read them as unsigned bytes offset by 128; the scales are the same.
+        for kernel in [Int8Kernel.vnni, .avx512vnni] {
+            var offset = [Int8](repeating: 99, count: K4), offsetScales = [Float](repeating: .nan, count: 3)
+            quantizeActivationRow(x, K: K, K4: K4, into: &offset, scales: &offsetScales, for: kernel)
+            XCTAssertEqual(offset.map { Int(UInt8(bitPattern: $0)) }, q.map { Int($0) + 128 }, "\(kernel)")
+            XCTAssertEqual(offsetScales.map(\.bitPattern), scales.map(\.bitPattern), "\(kernel)")
+        }
     }
 
     /// Whole blocks are quantized eight lanes at a time and partial ones one value at a time: both as
@@ -114,15 +116,16 @@ final class Int8DotKernelTests: XCTestCase {
         assertBitwiseEqual(y, int8Reference(signs.map { $0 * 2 }, weight, nil, M: 1), "reference")
     }
 
-    /// Each instruction set's code alone computes the definition's bits, for every tile shape (row
-    /// counts 1…9 and 33 cover the 4-row tiles and every remainder, 70 columns a partial panel,
-    /// K = 301 a partial 4-k group and a partial block, and one row length longer than
-    /// GPTNEO_INT8_OFFSET_BLOCKS), with and without bias, at 1 and 2 threads;
-    /// extreme operands (±127 · ±127 everywhere) included. So the code chosen at run time cannot
-    /// change a result.
+    /// Each instruction set's code alone computes the definition's bits, for every tile shape: every row
+    /// count 1…64 (the ymm codes' 4-row tiles and remainders; the AVX512-VNNI code's ymm tiles below 8
+    /// rows and its 512-bit tiles, whole and split, from 8), K = 301 (a partial 4-k group and a partial
+    /// block), 198 columns (13 panels, the last partial: column ranges of whole pairs of panels and of one
+    /// panel), with and without bias, at 1 and 2 threads; rows of exactly GPTNEO_INT8_OFFSET_BLOCKS blocks
+    /// and longer (the longest the 512-bit tiles take, and past it); extreme operands (±127 · ±127
+    /// everywhere) included. So the code chosen at run time cannot change a result.
     func assertKernelComputesTheDefinition(_ kernel: Int8Kernel, file: StaticString = #filePath, line: UInt = #line) throws {
         guard kernel.isAvailable else {
-            throw XCTSkip("this CPU (or build) has no \(kernel.rawValue) code to run: it runs at most \(Int8Kernel.best.rawValue)")
+            throw XCTSkip("this CPU (or build) has no \(kernel.rawValue) code to run (its fastest: \(Int8Kernel.best.rawValue))")
         }
         func run(_ x: [Float], _ weight: WeightMatrix, _ bias: [Float]?, M: Int, threads: Int) -> [Float] {
             var y = [Float](repeating: .nan, count: M * weight.outputs)
@@ -137,33 +140,36 @@ final class Int8DotKernelTests: XCTestCase {
             }
             return y
         }
-        let (K, N) = (301, 70)
-        let weight = WeightMatrix(FloatTensor(shape: [N, K], values: randomMatrix(N * K, seed: 31)), format: .int8, threads: 2)
-        let bias = randomMatrix(N, seed: 32), x = randomMatrix(33 * K, seed: 33)
-        for M in [1, 2, 3, 4, 5, 6, 7, 8, 9, 33] {
-            let rows = Array(x.prefix(M * K))
-            for threads in [1, 2] {
-                assertBitwiseEqual(run(rows, weight, bias, M: M, threads: threads), int8Reference(rows, weight, bias, M: M),
-                                   "\(kernel.rawValue) M \(M) threads \(threads)", file: file, line: line)
+        /// The first M rows of x through the kernel against the first M rows of the definition's `expected`.
+        func check(_ x: [Float], _ weight: WeightMatrix, _ bias: [Float]?, rowCounts: [Int], threads: [Int], expected: [Float], _ what: String) {
+            let (K, N) = (weight.inputs, weight.outputs)
+            for M in rowCounts {
+                for threadCount in threads {
+                    assertBitwiseEqual(run(Array(x.prefix(M * K)), weight, bias, M: M, threads: threadCount), Array(expected.prefix(M * N)),
+                                       "\(kernel.rawValue) \(what) M \(M) threads \(threadCount)", file: file, line: line)
+                }
             }
-            assertBitwiseEqual(run(rows, weight, nil, M: M, threads: 2), int8Reference(rows, weight, nil, M: M),
-                               "\(kernel.rawValue) M \(M) without bias", file: file, line: line)
         }
-        // Rows longer than the blocks the AVX-VNNI code keeps on the stack (GPTNEO_INT8_OFFSET_BLOCKS).
-        let longK = Int(GPTNEO_INT8_OFFSET_BLOCKS) * int8ActivationBlock + 40
-        let long = WeightMatrix(FloatTensor(shape: [20, longK], values: randomMatrix(20 * longK, seed: 34)), format: .int8, threads: 2)
-        let longRows = randomMatrix(5 * longK, seed: 35)
-        assertBitwiseEqual(run(longRows, long, nil, M: 5, threads: 2), int8Reference(longRows, long, nil, M: 5),
-                           "\(kernel.rawValue) K \(longK)", file: file, line: line)
+        let (K, N) = (301, 198)
+        let weight = WeightMatrix(FloatTensor(shape: [N, K], values: randomMatrix(N * K, seed: 31)), format: .int8, threads: 2)
+        let bias = randomMatrix(N, seed: 32), x = randomMatrix(64 * K, seed: 33)
+        check(x, weight, bias, rowCounts: Array(1...64), threads: [1, 2], expected: int8Reference(x, weight, bias, M: 64), "K \(K) N \(N)")
+        check(x, weight, nil, rowCounts: Array(1...64), threads: [2], expected: int8Reference(x, weight, nil, M: 64), "K \(K) N \(N) without bias")
+        // Rows of GPTNEO_INT8_OFFSET_BLOCKS blocks (the AVX-VNNI codes keep −128·Σw on the stack up to it)
+        // and longer.
+        for longK in [Int(GPTNEO_INT8_OFFSET_BLOCKS) * int8ActivationBlock - 6, Int(GPTNEO_INT8_OFFSET_BLOCKS) * int8ActivationBlock + 40] {
+            let long = WeightMatrix(FloatTensor(shape: [20, longK], values: randomMatrix(20 * longK, seed: 34)), format: .int8, threads: 2)
+            let longRows = randomMatrix(9 * longK, seed: 35)
+            check(longRows, long, nil, rowCounts: [5, 9], threads: [2], expected: int8Reference(longRows, long, nil, M: 9), "K \(longK)")
+        }
         let signs: [Float] = (0..<K).map { $0 % 3 == 0 ? -1 : 1 }
         let extreme = WeightMatrix(FloatTensor(shape: [N, K], values: (0..<(N * K)).map { signs[$0 % K] * ($0 / K % 2 == 0 ? 1 : -1) }),
                                    format: .int8, threads: 1)
-        for M in [1, 5] {
-            let rows = Array(Array(repeating: signs, count: M).joined())
-            assertBitwiseEqual(run(rows, extreme, nil, M: M, threads: 1), int8Reference(rows, extreme, nil, M: M),
-                               "\(kernel.rawValue) extremes M \(M)", file: file, line: line)
-        }
+        let extremeRows = Array(Array(repeating: signs, count: 13).joined())
+        check(extremeRows, extreme, nil, rowCounts: [1, 5, 8, 13], threads: [1], expected: int8Reference(extremeRows, extreme, nil, M: 13), "extremes")
     }
+
+    func testAVX512VNNICodeComputesTheDefinition() throws { try assertKernelComputesTheDefinition(.avx512vnni) }
 
     func testAVXVNNICodeComputesTheDefinition() throws { try assertKernelComputesTheDefinition(.vnni) }
 
@@ -172,14 +178,24 @@ final class Int8DotKernelTests: XCTestCase {
     func testPortableCodeComputesTheDefinition() throws { try assertKernelComputesTheDefinition(.portable) }
 
     /// The process uses the fastest code this machine runs (unless GPTNEO_INT8_KERNEL names another), and
-    /// on a CPU reporting AVX-VNNI that is the AVX-VNNI code.
-    func testTheFastestAvailableCodeIsUsed() {
+    /// each VNNI code is available exactly where /proc/cpuinfo lists its instructions: the AVX512-VNNI
+    /// code where it lists them, whether or not it lists AVX-VNNI.
+    func testTheFastestAvailableCodeIsUsed() throws {
         if ProcessInfo.processInfo.environment["GPTNEO_INT8_KERNEL"] == nil { XCTAssertEqual(Int8Kernel.inUse, Int8Kernel.best) }
-        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        if cpuinfo.split(separator: "\n").contains(where: { $0.hasPrefix("flags") && $0.split(separator: " ").contains("avx_vnni") }) {
-            XCTAssertEqual(Int8Kernel.best, .vnni, "/proc/cpuinfo lists avx_vnni")
-        }
         XCTAssertTrue(Int8Kernel.best.isAvailable && Int8Kernel.portable.isAvailable)
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        guard let flagLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else {
+            throw XCTSkip("no /proc/cpuinfo flags to compare with")
+        }
+        let flags = Set(flagLine.split(separator: " ").map(String.init))
+        let hasAVX512VNNI = flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512_vnni"])
+        XCTAssertEqual(Int8Kernel.avx512vnni.isAvailable, hasAVX512VNNI, "/proc/cpuinfo: avx512f, bw, vl, vnni \(hasAVX512VNNI)")
+        XCTAssertEqual(Int8Kernel.vnni.isAvailable, flags.contains("avx_vnni"), "/proc/cpuinfo: avx_vnni \(flags.contains("avx_vnni"))")
+        if hasAVX512VNNI {
+            XCTAssertEqual(Int8Kernel.best, .avx512vnni)
+        } else if flags.contains("avx_vnni") {
+            XCTAssertEqual(Int8Kernel.best, .vnni)
+        }
     }
 
     /// The definition is the product of the quantized operands: close to it computed in Double.
