@@ -159,10 +159,21 @@ final class PipelineStageTests: XCTestCase {
         XCTAssertEqual(tokenizer.decode(tokenizer.encode("a<|endoftext|>b")), "a<|endoftext|>b")
     }
 
+    func testTokenByteTableKeepsEveryTokenAndTellsUnusedIdsFromEmptyOnes() {
+        let tokens: [[UInt8]?] = [[0x41], nil, [], [0xC3, 0xA9, 0x20], nil]
+        let table = TokenByteTable(tokens)
+        XCTAssertEqual(table.count, 5)
+        for (id, token) in tokens.enumerated() {
+            XCTAssertEqual(table.bytes(of: id).map(Array.init), token, "id \(id)")
+        }
+        XCTAssertNil(table.bytes(of: -1))
+        XCTAssertNil(table.bytes(of: 5))
+    }
+
     func testNonSpecialAddedTokensAreAlwaysMatchedAndStripsAbsorbWhitespace() throws {
         let base = Fixtures.gpt2.vocabulary
         var idOfBytes: [[UInt8]: Int32] = [:]
-        for (id, bytes) in base.tokenBytes.enumerated() where bytes != nil && id < 50256 { idOfBytes[bytes!] = Int32(id) }
+        for id in 0..<min(base.tokenBytes.count, 50256) { if let bytes = base.bytes(of: id) { idOfBytes[Array(bytes)] = Int32(id) } }
         let added = [
             AddedToken(content: "<|endoftext|>", id: 50256, special: true),
             AddedToken(content: "[MASK]", id: 50257, special: false, leftStrip: true, rightStrip: false),
