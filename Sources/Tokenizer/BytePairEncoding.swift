@@ -33,16 +33,35 @@ struct MergeTable: MergeLookup, Sendable {
     private let rights: [Int32]
     private let merges: [Merge]
 
+    /// Placed group by group straight from the dictionary (a counting sort), each group then sorted by
+    /// right id: no copy of the whole table is made, which loading would leave behind as free heap.
     init(_ table: [BytePair: Merge]) {
         // A negative id never occurs in a piece, so such a merge could never apply.
-        let entries = table.filter { $0.key.left >= 0 }
-            .sorted { ($0.key.left, $0.key.right) < ($1.key.left, $1.key.right) }
-        var rowStarts = [Int32](repeating: 0, count: Int(entries.last?.key.left ?? -1) + 2)
-        for entry in entries { rowStarts[Int(entry.key.left) + 1] += 1 }
+        let largestLeft = table.keys.reduce(Int32(-1)) { max($0, $1.left) }
+        var rowStarts = [Int32](repeating: 0, count: Int(largestLeft) + 2)
+        for pair in table.keys where pair.left >= 0 { rowStarts[Int(pair.left) + 1] += 1 }
         for row in rowStarts.indices.dropFirst() { rowStarts[row] += rowStarts[row - 1] }
+        var nextSlot = rowStarts
+        var rights = [Int32](repeating: 0, count: Int(rowStarts[rowStarts.count - 1]))
+        var merges = [Merge](repeating: Merge(rank: 0, result: 0), count: rights.count)
+        for (pair, merge) in table where pair.left >= 0 {
+            let slot = Int(nextSlot[Int(pair.left)])
+            nextSlot[Int(pair.left)] += 1
+            rights[slot] = pair.right
+            merges[slot] = merge
+        }
+        for row in 0..<(rowStarts.count - 1) {
+            let group = Int(rowStarts[row])..<Int(rowStarts[row + 1])
+            guard group.count > 1 else { continue }
+            let sorted = group.map { (rights[$0], merges[$0]) }.sorted { $0.0 < $1.0 }
+            for (offset, entry) in sorted.enumerated() {
+                rights[group.lowerBound + offset] = entry.0
+                merges[group.lowerBound + offset] = entry.1
+            }
+        }
         self.rowStarts = rowStarts
-        rights = entries.map(\.key.right)
-        merges = entries.map(\.value)
+        self.rights = rights
+        self.merges = merges
     }
 
     var count: Int { merges.count }
