@@ -69,6 +69,8 @@ let package = Package(
         .systemLibrary(name: "CFloat512"),
         // MARK: C header: one core's AVX-512 FMA peak, for EngineBenchmark only
         .systemLibrary(name: "CFMAPeak"),
+        // MARK: C header: glibc's malloc_trim, to return the heap pages loading leaves free
+        .systemLibrary(name: "CMalloc"),
 
         // MARK: Model: GPT-Neo forward pass, checkpoint loading, KV cache, task heads
         .target(
@@ -117,7 +119,7 @@ let package = Package(
         .executableTarget(
             name: "gptneo-server",
             dependencies: [
-                "InferenceAPI", "Batcher", "GPTNeo", "Tokenizer", "HTTPServer",
+                "InferenceAPI", "Batcher", "GPTNeo", "Tokenizer", "HTTPServer", "CMalloc",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

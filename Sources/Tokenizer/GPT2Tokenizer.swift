@@ -89,7 +89,7 @@ public final class GPT2Tokenizer: Sendable {
     public var endOfTextTokenID: Int? { vocabulary.endOfTextTokenID }
 
     /// The raw bytes a token stands for, or nil for an id outside the vocabulary.
-    public func bytes(of id: Int) -> [UInt8]? { vocabulary.bytes(of: id) }
+    public func bytes(of id: Int) -> [UInt8]? { vocabulary.bytes(of: id).map(Array.init) }
 
     // MARK: - Encoding
 

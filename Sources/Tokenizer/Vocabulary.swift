@@ -44,8 +44,8 @@ final class Vocabulary: Sendable {
     /// Far above any BPE vocabulary in use (GPT-2: 50,257; the largest tiktoken files: ~200,000).
     static let maximumVocabularySize = 4_000_000
 
-    /// The bytes each id stands for (nil for ids the files leave unused).
-    let tokenBytes: [[UInt8]?]
+    /// The bytes each id stands for.
+    let tokenBytes: TokenByteTable
     /// Byte length of each model (BPE) token by id, for offsets. Kept apart from `tokenBytes`: an added
     /// token may reuse a model id with other content, which must not change how BPE output is measured.
     let modelTokenLengths: [Int32]
@@ -106,7 +106,7 @@ final class Vocabulary: Sendable {
         var modelTokenLengths = [Int32](repeating: 0, count: tokenBytes.count)
         for (bytes, id) in idOfBytes { modelTokenLengths[Int(id)] = Int32(bytes.count) }
         self.modelTokenLengths = modelTokenLengths
-        self.tokenBytes = tokenBytes
+        self.tokenBytes = TokenByteTable(tokenBytes)
         self.byteTokenIDs = byteTokenIDs
         self.encoder = BytePairEncoder(merges: merges)
         // Longest first, so that when two added tokens match at one place the longer wins (HF matches
@@ -151,8 +151,42 @@ final class Vocabulary: Sendable {
 
     /// The bytes of `id`, or nil for an id outside the vocabulary.
     @inline(__always)
-    func bytes(of id: Int) -> [UInt8]? {
-        guard id >= 0, id < tokenBytes.count else { return nil }
-        return tokenBytes[id]
+    func bytes(of id: Int) -> ArraySlice<UInt8>? { tokenBytes.bytes(of: id) }
+}
+
+// MARK: - Token bytes
+
+/// Every token's bytes in one buffer, with each id's offsets: 0.6 MB for GPT-2's 50,257 tokens, where an
+/// array per token (a heap object of 32 bytes of header and allocator rounding for 6 bytes on average)
+/// took 2.8 MB that stay resident for the life of the server.
+struct TokenByteTable: Sendable {
+    private let storage: [UInt8]
+    /// The bytes of id i are storage[offsets[i]..<offsets[i + 1]].
+    private let offsets: [Int]
+    /// False for ids the files leave unused.
+    private let known: [Bool]
+
+    init(_ tokens: [[UInt8]?]) {
+        var storage: [UInt8] = []
+        storage.reserveCapacity(tokens.reduce(0) { $0 + ($1?.count ?? 0) })
+        var offsets = [0]
+        offsets.reserveCapacity(tokens.count + 1)
+        for token in tokens {
+            if let token { storage += token }
+            offsets.append(storage.count)
+        }
+        self.storage = storage
+        self.offsets = offsets
+        known = tokens.map { $0 != nil }
+    }
+
+    /// Number of ids, used or not.
+    var count: Int { known.count }
+
+    /// The bytes of `id`; nil outside the table and for unused ids.
+    @inline(__always)
+    func bytes(of id: Int) -> ArraySlice<UInt8>? {
+        guard id >= 0, id < known.count, known[id] else { return nil }
+        return storage[offsets[id]..<offsets[id + 1]]
     }
 }

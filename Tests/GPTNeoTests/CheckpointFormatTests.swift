@@ -55,14 +55,14 @@ final class CheckpointFormatTests: XCTestCase {
         let fc = try XCTUnwrap(checkpoint.stored("h.0.mlp.c_fc.weight"))
         XCTAssertEqual(fc.strides, [1, 128])
         XCTAssertFalse(fc.isContiguous)
-        // The gathered copy equals the safetensors copy; contiguous F32 tensors point into the mapping.
+        // The gathered copy equals the safetensors copy; contiguous F32 elements point into the mapping.
         let safetensors = try Self.load("f32").checkpoint
         assertBitwiseEqual(try checkpoint.tensor("h.0.mlp.c_fc.weight", shape: [128, 32]).array,
                            try safetensors.tensor("h.0.mlp.c_fc.weight", shape: [128, 32]).array, "strided copy")
         let file = try PyTorchFile(path: Self.directory.appendingPathComponent("bin/pytorch_model.bin").path)
-        let wte = try file.floatTensor("transformer.wte.weight")
-        XCTAssertTrue((file.file.base..<(file.file.base + file.file.size)).contains(UnsafeRawPointer(wte.pointer)),
-                      "a contiguous F32 tensor is read in place")
+        let wte = try file.elements("transformer.wte.weight")
+        XCTAssertTrue((file.file.base..<(file.file.base + file.file.size)).contains(wte.first),
+                      "a contiguous F32 tensor's elements are read in place")
         // lm_head.weight shares wte's storage, as in 2021 checkpoints; the mask buffers are BOOL and skipped.
         XCTAssertEqual(file.tensors["lm_head.weight"]?.byteOffset, file.tensors["transformer.wte.weight"]?.byteOffset)
         XCTAssertEqual(file.tensors["transformer.h.0.attn.attention.bias"]?.dtype, .bool)

@@ -112,6 +112,28 @@ final class CheckpointRepackTests: XCTestCase {
         #endif
     }
 
+    /// A small float32 vector (LayerNorm, bias) is copied (and its pages released): read in place, each
+    /// would keep a 64 KiB window of the file resident. A large table (the position embeddings) stays in
+    /// place, resident only where read.
+    func testSmallFloat32TensorsAreCopiedAndLargeOnesReadInPlace() throws {
+        #if os(Linux)
+        let (rows, columns) = (512, 1024)  // 2 MiB of F32
+        let temporary = try TemporaryCheckpoint()
+        defer { temporary.remove() }
+        let bias = randomMatrix(768, seed: 7), table = randomMatrix(rows * columns, seed: 8)
+        try temporary.write("v.safetensors", safetensorsBytes([.f32("bias", shape: [768], values: bias),
+                                                              .f32("table", shape: [rows, columns], values: table)]))
+        let path = temporary.directory.appendingPathComponent("v.safetensors").path
+        let file = try SafeTensorsFile(path: path)
+        let mapped = UInt(bitPattern: file.file.base)..<(UInt(bitPattern: file.file.base) + UInt(file.file.size))
+        let small = try file.floatTensor("bias"), large = try file.floatTensor("table")
+        XCTAssertEqual(small.array, bias)
+        XCTAssertEqual(large.array, table)
+        XCTAssertFalse(mapped.contains(UInt(bitPattern: small.pointer)), "the vector was not copied")
+        XCTAssertTrue(mapped.contains(UInt(bitPattern: large.pointer)), "the table was copied")
+        #endif
+    }
+
     /// `weightBytes` (what /v1/models and /metrics report) counts, from the config alone: each matrix once
     /// (the tied LM head is wte) in whole panels of 16 outputs at the format's element size, int8 scales,
     /// and the float32 vectors and position table.

@@ -78,6 +78,16 @@ final class WiringTests: XCTestCase {
         func append(_ line: String) { lock.withLock { lines.append(line) } }
     }
 
+    func testLogTimestampsAreISO8601InUTCWithMilliseconds() throws {
+        XCTAssertEqual(ServerLogHandler.utcTimestamp(timespec(tv_sec: 0, tv_nsec: 0)), "1970-01-01T00:00:00.000Z")
+        XCTAssertEqual(ServerLogHandler.utcTimestamp(timespec(tv_sec: 1_796_131_569, tv_nsec: 906_999_999)), "2026-12-01T13:26:09.906Z")
+        XCTAssertEqual(ServerLogHandler.utcTimestamp(timespec(tv_sec: 253_402_300_799, tv_nsec: 5_000_000)), "9999-12-31T23:59:59.005Z")
+        // Foundation's parser reads it back as the same instant (to the millisecond).
+        let now = ServerLogHandler.currentTime()
+        let parsed = try Date(ServerLogHandler.utcTimestamp(now), strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true))
+        XCTAssertEqual(parsed.timeIntervalSince1970, Double(now.tv_sec) + Double(now.tv_nsec / 1_000_000) / 1000, accuracy: 1e-6)
+    }
+
     func testJSONLogLinesCarryTimeLevelMessageAndTheAccessLogFields() throws {
         let lines = Lines()
         let control = LogControl(level: .info, format: .json, write: { lines.append($0) })

@@ -97,10 +97,11 @@ final class PipelineStageTests: XCTestCase {
             let length = Int(generator.next() % 30) + 1
             words.append((0..<length).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] })
         }
+        let merges = vocabulary.encoder.merges.dictionary
         for word in words {
             let ids = word.map { vocabulary.byteTokenIDs[Int($0)] }
             let got = vocabulary.encoder.encode(ids)
-            let expected = referenceBPE(ids, merges: vocabulary.encoder.merges)
+            let expected = referenceBPE(ids, merges: merges)
             if got != expected { return XCTFail("\(word): heap \(got), reference \(expected)") }
         }
     }
@@ -159,16 +160,49 @@ final class PipelineStageTests: XCTestCase {
         XCTAssertEqual(tokenizer.decode(tokenizer.encode("a<|endoftext|>b")), "a<|endoftext|>b")
     }
 
+    func testMergeTableFindsEveryMergeAndNothingElse() {
+        var source: [BytePair: Merge] = [:]
+        var generator = SplitMix64(seed: 5)
+        for rank in 0..<3000 {
+            // Few left ids, so that groups are long; some pairs repeat and keep their first merge.
+            let pair = BytePair(left: Int32(generator.next() % 40), right: Int32(generator.next() % 5000))
+            if source[pair] == nil { source[pair] = Merge(rank: Int32(rank), result: Int32(10_000 + rank)) }
+        }
+        let table = MergeTable(source)
+        XCTAssertEqual(table.count, source.count)
+        for (pair, merge) in source {
+            XCTAssertEqual(table.merge(of: pair)?.rank, merge.rank, "\(pair)")
+            XCTAssertEqual(table.merge(of: pair)?.result, merge.result, "\(pair)")
+        }
+        for _ in 0..<3000 {
+            let pair = BytePair(left: Int32(generator.next() % 60) - 10, right: Int32(generator.next() % 5000))
+            if source[pair] == nil { XCTAssertNil(table.merge(of: pair), "\(pair)") }
+        }
+        XCTAssertEqual(table.dictionary.mapValues { [$0.rank, $0.result] }, source.mapValues { [$0.rank, $0.result] })
+        XCTAssertNil(MergeTable([:]).merge(of: BytePair(left: 0, right: 0)))
+    }
+
+    func testTokenByteTableKeepsEveryTokenAndTellsUnusedIdsFromEmptyOnes() {
+        let tokens: [[UInt8]?] = [[0x41], nil, [], [0xC3, 0xA9, 0x20], nil]
+        let table = TokenByteTable(tokens)
+        XCTAssertEqual(table.count, 5)
+        for (id, token) in tokens.enumerated() {
+            XCTAssertEqual(table.bytes(of: id).map(Array.init), token, "id \(id)")
+        }
+        XCTAssertNil(table.bytes(of: -1))
+        XCTAssertNil(table.bytes(of: 5))
+    }
+
     func testNonSpecialAddedTokensAreAlwaysMatchedAndStripsAbsorbWhitespace() throws {
         let base = Fixtures.gpt2.vocabulary
         var idOfBytes: [[UInt8]: Int32] = [:]
-        for (id, bytes) in base.tokenBytes.enumerated() where bytes != nil && id < 50256 { idOfBytes[bytes!] = Int32(id) }
+        for id in 0..<min(base.tokenBytes.count, 50256) { if let bytes = base.bytes(of: id) { idOfBytes[Array(bytes)] = Int32(id) } }
         let added = [
             AddedToken(content: "<|endoftext|>", id: 50256, special: true),
             AddedToken(content: "[MASK]", id: 50257, special: false, leftStrip: true, rightStrip: false),
             AddedToken(content: "[MASK2]", id: 50258, special: false),
         ]
-        let vocabulary = try Vocabulary(path: "test", idOfBytes: idOfBytes, merges: base.encoder.merges, addedTokens: added)
+        let vocabulary = try Vocabulary(path: "test", idOfBytes: idOfBytes, merges: base.encoder.merges.dictionary, addedTokens: added)
         let tokenizer = GPT2Tokenizer(vocabulary: vocabulary)
         XCTAssertEqual(tokenizer.vocabularySize, 50259)
         let tokens = tokenizer.encodeWithOffsets("a  [MASK] b[MASK2]")

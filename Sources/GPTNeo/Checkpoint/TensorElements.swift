@@ -39,12 +39,19 @@ public struct TensorElements: @unchecked Sendable {
 
     // MARK: Reading
 
-    /// The tensor as F32. Contiguous, 4-byte aligned F32 data is used in place (no copy); everything else
-    /// (F16, BF16, unaligned or strided F32) is converted into a new buffer, after which the file's pages
-    /// are released.
+    /// Below this size an F32 tensor is copied rather than used in place: the kernel maps file pages 64 KiB
+    /// at a time around each access, so a few KiB of LayerNorm or bias read in place keep up to 64 KiB of
+    /// the file resident (about 3 MiB for the 125M model's vectors), where a copy costs its own size.
+    static let inPlaceMinimumBytes = 1 << 20
+
+    /// The tensor as F32. Contiguous, 4-byte aligned F32 data of at least `inPlaceMinimumBytes` is used in
+    /// place (no copy; only the rows a request reads become resident, as for the position table);
+    /// everything else (small, F16, BF16, unaligned or strided) is converted into a new buffer, after which
+    /// the file's pages are released.
     func floatTensor() -> FloatTensor {
         let (source, dtype, count) = (first, stored.dtype, stored.elementCount)
-        if dtype == .f32, stored.isContiguous, Int(bitPattern: source) % MemoryLayout<Float>.alignment == 0 {
+        if dtype == .f32, stored.isContiguous, Int(bitPattern: source) % MemoryLayout<Float>.alignment == 0,
+           count * MemoryLayout<Float>.size >= Self.inPlaceMinimumBytes {
             let floats = source.assumingMemoryBound(to: Float.self)
             return FloatTensor(shape: shape, borrowing: UnsafeBufferPointer(start: floats, count: count), owner: owner)
         }

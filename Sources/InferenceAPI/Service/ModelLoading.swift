@@ -22,8 +22,10 @@ extension ServingContext {
         let tokenizer: GPT2Tokenizer
         let samplingDefaults: SamplingDefaults
         do {
-            model = try GPTNeoModel.load(directory: directory, threads: configuration.threads, settings: weights)
+            // The tokenizer first: a broken one fails before the long weight load, and the heap its loading
+            // frees is reused by the weights' allocations instead of staying free (and resident) after load.
             tokenizer = try GPT2Tokenizer.load(directory: directory)
+            model = try GPTNeoModel.load(directory: directory, threads: configuration.threads, settings: weights)
             samplingDefaults = try SamplingDefaults.load(directory: directory)
         } catch {
             throw ModelLoadingError(directory: directory.path, reason: "\(error)")

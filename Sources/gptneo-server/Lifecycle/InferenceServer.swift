@@ -95,6 +95,8 @@ struct InferenceServer: Service {
             await server.shutdown()
             throw error
         }
+        // Before the warm-up, so that the code it runs (the code serving runs) is resident at readiness.
+        StartupPages.release()
         do {
             try await service.start(with: context)
         } catch {

@@ -80,11 +80,32 @@ struct ServerLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    /// `now` as ISO 8601 in UTC with milliseconds (truncated), "2026-12-01T13:32:13.906Z". Formatted by
+    /// hand: Foundation's ISO 8601 style looks up the current time zone through ICU, which maps 3 MB of
+    /// ICU code and tables into a process that has no other use for them.
+    static func utcTimestamp(_ now: timespec = currentTime()) -> String {
+        var seconds = now.tv_sec, fields = tm()
+        gmtime_r(&seconds, &fields)
+        func digits(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return digits(fields.tm_year + 1900, 4) + "-" + digits(fields.tm_mon + 1, 2) + "-" + digits(fields.tm_mday, 2) + "T"
+            + digits(fields.tm_hour, 2) + ":" + digits(fields.tm_min, 2) + ":" + digits(fields.tm_sec, 2) + "."
+            + digits(Int32(now.tv_nsec / 1_000_000), 3) + "Z"
+    }
+
+    static func currentTime() -> timespec {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return now
+    }
+
     func log(event: LogEvent) {
         var all = metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { $1 } }
         if let extra = event.metadata { all.merge(extra) { $1 } }
-        let time = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+        let time = Self.utcTimestamp()
         switch control.format {
         case .text:
             var line = "\(time) \(event.level) \(label): \(event.message)"
