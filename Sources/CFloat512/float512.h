@@ -40,8 +40,7 @@ static inline int gptneo_cpu_has_avx512f(void) {
 #define GPTNEO_F512_ROWS 8
 /// The most bytes of a pair of panels that row tiles walk together: half of a 1 MiB L2.
 #define GPTNEO_F512_PAIR_BYTES (512L * 1024)
-// PREFETCHW (prfchw) is on every CPU with AVX-512F.
-#define GPTNEO_F512_TARGET __attribute__((target("avx512f,prfchw"), always_inline)) static inline
+#define GPTNEO_F512_TARGET __attribute__((target("avx512f"), always_inline)) static inline
 
 /// Stored weight formats (the element of a panel row).
 #define GPTNEO_F512_FLOAT32 0
@@ -59,16 +58,10 @@ GPTNEO_F512_TARGET __m512 gptneo_f512_row(const int F, const void *panel, long k
 /// y[m ..< m+R, panels p, p+1 (P of them)] for R ≤ 8 rows, P ≤ 2 panels, over k = k0 ..< k1: from 0 if k0
 /// is 0, else continuing the chains' partial sums that y holds; + bias once k1 is K. Prefetches `stride`
 /// bytes of `next` per k step (what the pair computes next, spread over its row tiles) when `next` is
-/// set, and the output lines of the `nextRows` rows after its own, for writing.
+/// set.
 GPTNEO_F512_TARGET void gptneo_f512_tile(const int F, const int R, const int P, float *y, const float *x, const void *w,
                                          const float *bias, long m, long panel, long K, long N, long k0, long k1,
-                                         const char *next, long stride, int nextRows) {
-    // The next tile's output lines, requested a tile ahead: where N is a multiple of 1024 (c_fc's 3072
-    // columns) a tile's 8 output rows are a multiple of 4 KiB apart, so their lines share L1 and L2
-    // sets and a tile's stores missed both; waiting for them took ~10 % of that product's time at 512
-    // rows. A tile's length ahead (thousands of cycles), the lines are at least in L2 when written.
-    for (int r = 0; r < nextRows; r++)
-        for (int p = 0; p < P; p++) __builtin_prefetch(y + (m + GPTNEO_F512_ROWS + r) * N + (panel + p) * 16, 1, 3);
+                                         const char *next, long stride) {
     __m512 acc[GPTNEO_F512_ROWS][2];
     _Pragma("clang loop unroll(full)")
     for (int r = 0; r < GPTNEO_F512_ROWS; r++) {
@@ -112,10 +105,10 @@ GPTNEO_F512_TARGET void gptneo_f512_tile(const int F, const int R, const int P, 
 /// The rows' tile for R = 1 … 8 left-over rows, each its own unrolled copy.
 GPTNEO_F512_TARGET void gptneo_f512_tile_rows(const int F, int R, int P, float *y, const float *x, const void *w,
                                               const float *bias, long m, long panel, long K, long N, long k0, long k1,
-                                              const char *next, long stride, int nextRows) {
+                                              const char *next, long stride) {
 #define GPTNEO_F512_CASE(r) case r: \
-        if (P > 1) gptneo_f512_tile(F, r, 2, y, x, w, bias, m, panel, K, N, k0, k1, next, stride, nextRows); \
-        else gptneo_f512_tile(F, r, 1, y, x, w, bias, m, panel, K, N, k0, k1, next, stride, nextRows); \
+        if (P > 1) gptneo_f512_tile(F, r, 2, y, x, w, bias, m, panel, K, N, k0, k1, next, stride); \
+        else gptneo_f512_tile(F, r, 1, y, x, w, bias, m, panel, K, N, k0, k1, next, stride); \
         break;
     switch (R) {
         GPTNEO_F512_CASE(1) GPTNEO_F512_CASE(2) GPTNEO_F512_CASE(3) GPTNEO_F512_CASE(4)
@@ -153,19 +146,18 @@ GPTNEO_F512_TARGET void gptneo_f512_panels(const int F, float *y, const float *x
             for (long t = 0; t < rowTiles; t++) {
                 const long m = t * GPTNEO_F512_ROWS;
                 const long rows = M - m < GPTNEO_F512_ROWS ? M - m : GPTNEO_F512_ROWS;
-                const long nextRows = M - m - rows < GPTNEO_F512_ROWS ? M - m - rows : GPTNEO_F512_ROWS;
                 // The block's slice of the first panel, then of the second (K rows further on).
                 const long offset = t * (k1 - k0) * stride;
                 const char *next = nextPanels == 0 || stride > 64 ? NULL
                     : offset < slice ? nextFirst + offset : nextFirst + K * rowBytes + offset - slice;
-                gptneo_f512_tile_rows(F, (int)rows, P, y, x, w, bias, m, panel, K, N, k0, k1, next, stride, (int)nextRows);
+                gptneo_f512_tile_rows(F, (int)rows, P, y, x, w, bias, m, panel, K, N, k0, k1, next, stride);
             }
         }
     }
 }
 
 /// gptneo_f512_panels for weights stored in `format` (GPTNEO_F512_FLOAT32, _FLOAT16 or _BFLOAT16).
-__attribute__((target("avx512f,prfchw"))) static inline void
+__attribute__((target("avx512f"))) static inline void
 gptneo_f512_multiply_panels(int format, float *y, const float *x, const void *w, const float *bias,
                             long M, long K, long N, long first, long last) {
     switch (format) {
