@@ -59,9 +59,12 @@ GPTNEO_F512_TARGET __m512 gptneo_f512_row(const int F, const void *panel, long k
 /// is 0, else continuing the chains' partial sums that y holds; + bias once k1 is K. Prefetches `stride`
 /// bytes of `next` per k step (what the pair computes next, spread over its row tiles) when `next` is
 /// set.
-GPTNEO_F512_TARGET void gptneo_f512_tile(const int F, const int R, const int P, float *y, const float *x, const void *w,
-                                         const float *bias, long m, long panel, long K, long N, long k0, long k1,
-                                         const char *next, long stride) {
+GPTNEO_F512_TARGET void gptneo_f512_tile(const int F, const int R, const int P, const int blocked, float *y, const float *x,
+                                         const void *w, const float *bias, long m, long panel, long K, long N, long k0,
+                                         long k1, const char *next, long stride) {
+    // Unblocked (a constant once inlined), the loop is the plain one over 0 ..< K: the decode steps'
+    // products (8-64 rows, weights from memory) lost 1-5 % to the general bounds.
+    if (!blocked) { k0 = 0; k1 = K; }
     __m512 acc[GPTNEO_F512_ROWS][2];
     _Pragma("clang loop unroll(full)")
     for (int r = 0; r < GPTNEO_F512_ROWS; r++) {
@@ -103,12 +106,12 @@ GPTNEO_F512_TARGET void gptneo_f512_tile(const int F, const int R, const int P, 
 }
 
 /// The rows' tile for R = 1 … 8 left-over rows, each its own unrolled copy.
-GPTNEO_F512_TARGET void gptneo_f512_tile_rows(const int F, int R, int P, float *y, const float *x, const void *w,
+GPTNEO_F512_TARGET void gptneo_f512_tile_rows(const int F, const int blocked, int R, int P, float *y, const float *x, const void *w,
                                               const float *bias, long m, long panel, long K, long N, long k0, long k1,
                                               const char *next, long stride) {
 #define GPTNEO_F512_CASE(r) case r: \
-        if (P > 1) gptneo_f512_tile(F, r, 2, y, x, w, bias, m, panel, K, N, k0, k1, next, stride); \
-        else gptneo_f512_tile(F, r, 1, y, x, w, bias, m, panel, K, N, k0, k1, next, stride); \
+        if (P > 1) gptneo_f512_tile(F, r, 2, blocked, y, x, w, bias, m, panel, K, N, k0, k1, next, stride); \
+        else gptneo_f512_tile(F, r, 1, blocked, y, x, w, bias, m, panel, K, N, k0, k1, next, stride); \
         break;
     switch (R) {
         GPTNEO_F512_CASE(1) GPTNEO_F512_CASE(2) GPTNEO_F512_CASE(3) GPTNEO_F512_CASE(4)
@@ -150,7 +153,8 @@ GPTNEO_F512_TARGET void gptneo_f512_panels(const int F, float *y, const float *x
                 const long offset = t * (k1 - k0) * stride;
                 const char *next = nextPanels == 0 || stride > 64 ? NULL
                     : offset < slice ? nextFirst + offset : nextFirst + K * rowBytes + offset - slice;
-                gptneo_f512_tile_rows(F, (int)rows, P, y, x, w, bias, m, panel, K, N, k0, k1, next, stride);
+                if (blocks > 1) gptneo_f512_tile_rows(F, 1, (int)rows, P, y, x, w, bias, m, panel, K, N, k0, k1, next, stride);
+                else gptneo_f512_tile_rows(F, 0, (int)rows, P, y, x, w, bias, m, panel, K, N, 0, K, next, stride);
             }
         }
     }
