@@ -16,6 +16,8 @@
 // The arithmetic is the AVX2 kernel's exactly: y[m, n] = one FMA chain over k = 0 … K-1 starting from 0,
 // acc = fma(x[m, k], w[n, k], acc), then + bias[n] (one rounded add). A lane of a 512-bit FMA rounds as a
 // lane of a 256-bit one, so both paths give the same bits for every element, whatever tile computes it.
+// A chain split into blocks of k (very long K) is still that chain: its float32 partial sum is stored in
+// y and loaded back unchanged, and the bias added after the last block only.
 
 /// Whether this CPU and OS run AVX-512F: CPUID leaf 7 EBX bit 16, and the OS saving the AVX-512 state
 /// (XCR0 bits 1, 2 and 5-7).
@@ -36,6 +38,8 @@ static inline int gptneo_cpu_has_avx512f(void) {
 #if defined(__x86_64__)
 
 #define GPTNEO_F512_ROWS 8
+/// The most bytes of a pair of panels that row tiles walk together: half of a 1 MiB L2.
+#define GPTNEO_F512_PAIR_BYTES (512L * 1024)
 #define GPTNEO_F512_TARGET __attribute__((target("avx512f"), always_inline)) static inline
 
 /// Stored weight formats (the element of a panel row).
@@ -51,20 +55,31 @@ GPTNEO_F512_TARGET __m512 gptneo_f512_row(const int F, const void *panel, long k
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16));
 }
 
-/// y[m ..< m+R, panels p, p+1 (P of them)] for R ≤ 8 rows, P ≤ 2 panels; prefetches `stride` bytes of
-/// `next` per k step (the next pair of panels, spread over the pair's row tiles) when `next` is set.
-GPTNEO_F512_TARGET void gptneo_f512_tile(const int F, const int R, const int P, float *y, const float *x, const void *w,
-                                         const float *bias, long m, long panel, long K, long N,
-                                         const char *next, long stride) {
+/// y[m ..< m+R, panels p, p+1 (P of them)] for R ≤ 8 rows, P ≤ 2 panels, over k = k0 ..< k1: from 0 if k0
+/// is 0, else continuing the chains' partial sums that y holds; + bias once k1 is K. Prefetches `stride`
+/// bytes of `next` per k step (what the pair computes next, spread over its row tiles) when `next` is
+/// set.
+GPTNEO_F512_TARGET void gptneo_f512_tile(const int F, const int R, const int P, const int blocked, float *y, const float *x,
+                                         const void *w, const float *bias, long m, long panel, long K, long N, long k0,
+                                         long k1, const char *next, long stride) {
+    // Unblocked (a constant once inlined), the loop is the plain one over 0 ..< K: the decode steps'
+    // products (8-64 rows, weights from memory) lost 1-5 % to the general bounds.
+    if (!blocked) { k0 = 0; k1 = K; }
     __m512 acc[GPTNEO_F512_ROWS][2];
     _Pragma("clang loop unroll(full)")
-    for (int r = 0; r < GPTNEO_F512_ROWS; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
+    for (int r = 0; r < GPTNEO_F512_ROWS; r++) {
+        for (int p = 0; p < 2; p++) {
+            const long n0 = (panel + p) * 16;
+            const __mmask16 mask = n0 + 16 <= N ? (__mmask16)0xFFFF : (__mmask16)((1u << (N - n0)) - 1);
+            acc[r][p] = k0 > 0 && r < R && p < P ? _mm512_maskz_loadu_ps(mask, y + (m + r) * N + n0) : _mm512_setzero_ps();
+        }
+    }
     const long size = F == GPTNEO_F512_FLOAT32 ? 4 : 2;
     const char *w0 = (const char *)w + panel * K * 16 * size;
     const char *w1 = P > 1 ? w0 + K * 16 * size : w0;
     const float *x0 = x + m * K;
-    for (long k = 0; k < K; k++) {
-        if (next) _mm_prefetch(next + k * stride, _MM_HINT_T0);
+    for (long k = k0; k < k1; k++) {
+        if (next) _mm_prefetch(next + (k - k0) * stride, _MM_HINT_T0);
         __m512 v0 = gptneo_f512_row(F, w0, k);
         __m512 v1 = P > 1 ? gptneo_f512_row(F, w1, k) : v0;
         _Pragma("clang loop unroll(full)")
@@ -84,19 +99,19 @@ GPTNEO_F512_TARGET void gptneo_f512_tile(const int F, const int R, const int P, 
             float *out = y + (m + r) * N + n0;
             __mmask16 mask = n0 + 16 <= N ? (__mmask16)0xFFFF : (__mmask16)((1u << (N - n0)) - 1);
             __m512 value = acc[r][p];
-            if (bias) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(mask, bias + n0));
+            if (bias && k1 == K) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(mask, bias + n0));
             _mm512_mask_storeu_ps(out, mask, value);
         }
     }
 }
 
 /// The rows' tile for R = 1 … 8 left-over rows, each its own unrolled copy.
-GPTNEO_F512_TARGET void gptneo_f512_tile_rows(const int F, int R, int P, float *y, const float *x, const void *w,
-                                              const float *bias, long m, long panel, long K, long N, const char *next,
-                                              long stride) {
+GPTNEO_F512_TARGET void gptneo_f512_tile_rows(const int F, const int blocked, int R, int P, float *y, const float *x, const void *w,
+                                              const float *bias, long m, long panel, long K, long N, long k0, long k1,
+                                              const char *next, long stride) {
 #define GPTNEO_F512_CASE(r) case r: \
-        if (P > 1) gptneo_f512_tile(F, r, 2, y, x, w, bias, m, panel, K, N, next, stride); \
-        else gptneo_f512_tile(F, r, 1, y, x, w, bias, m, panel, K, N, next, stride); \
+        if (P > 1) gptneo_f512_tile(F, r, 2, blocked, y, x, w, bias, m, panel, K, N, k0, k1, next, stride); \
+        else gptneo_f512_tile(F, r, 1, blocked, y, x, w, bias, m, panel, K, N, k0, k1, next, stride); \
         break;
     switch (R) {
         GPTNEO_F512_CASE(1) GPTNEO_F512_CASE(2) GPTNEO_F512_CASE(3) GPTNEO_F512_CASE(4)
@@ -106,21 +121,41 @@ GPTNEO_F512_TARGET void gptneo_f512_tile_rows(const int F, int R, int P, float *
 }
 
 /// y[:, 16·first ..< min(N, 16·last)] = x · panels + bias for all M rows: panels two at a time, every
-/// row tile of a pair while it is in cache, and the pair's tiles together prefetching the next pair.
+/// row tile of a pair while it is in cache, and the pair's tiles together prefetching what comes next.
+/// Where a pair of panels would fill more than half of L2 (K above 4096 for float32, 8192 for 16-bit
+/// weights; the 1.3B model's c_proj has K = 8192), in blocks of k that do not, each row tile carrying
+/// its chains' partial sums through y from block to block: otherwise every tile re-read the pair from L3
+/// (~10 % of that product's time at 512 rows).
 GPTNEO_F512_TARGET void gptneo_f512_panels(const int F, float *y, const float *x, const void *w, const float *bias,
                                            long M, long K, long N, long first, long last) {
     const long size = F == GPTNEO_F512_FLOAT32 ? 4 : 2;
+    const long rowBytes = 16 * size;
+    const long blocks = (2 * K * rowBytes + GPTNEO_F512_PAIR_BYTES - 1) / GPTNEO_F512_PAIR_BYTES;
+    const long blockSteps = (K + blocks - 1) / blocks;
     const long rowTiles = (M + GPTNEO_F512_ROWS - 1) / GPTNEO_F512_ROWS;
     for (long panel = first; panel < last; panel += 2) {
         const int P = last - panel >= 2 ? 2 : 1;
-        const long nextPanels = last - panel - P >= 2 ? 2 : last - panel - P;
-        // Bytes of the next pair per k step, shared out among this pair's row tiles.
-        const long stride = (nextPanels * 16 * size + rowTiles - 1) / rowTiles;
-        const char *next = nextPanels > 0 && stride <= 64 ? (const char *)w + (panel + P) * K * 16 * size : NULL;
-        for (long t = 0; t < rowTiles; t++) {
-            const long m = t * GPTNEO_F512_ROWS;
-            const long rows = M - m < GPTNEO_F512_ROWS ? M - m : GPTNEO_F512_ROWS;
-            gptneo_f512_tile_rows(F, (int)rows, P, y, x, w, bias, m, panel, K, N, next ? next + t * K * stride : NULL, stride);
+        for (long k0 = 0; k0 < K; k0 += blockSteps) {
+            const long k1 = K - k0 < blockSteps ? K : k0 + blockSteps;
+            // Next: this pair's next block, else the next pair's first; nextK0 ..< nextK1 of nextPanels panels.
+            const long nextPanel = k1 < K ? panel : panel + P;
+            const long nextPanels = k1 < K ? P : last - nextPanel >= 2 ? 2 : last - nextPanel;
+            const long nextK0 = k1 < K ? k1 : 0;
+            const long nextK1 = nextK0 + blockSteps < K ? nextK0 + blockSteps : K;
+            const long slice = (nextK1 - nextK0) * rowBytes;
+            // Bytes of the next block per k step, shared out among this block's row tiles.
+            const long stride = (nextPanels * slice + rowTiles * (k1 - k0) - 1) / (rowTiles * (k1 - k0));
+            const char *nextFirst = (const char *)w + (nextPanel * K + nextK0) * rowBytes;
+            for (long t = 0; t < rowTiles; t++) {
+                const long m = t * GPTNEO_F512_ROWS;
+                const long rows = M - m < GPTNEO_F512_ROWS ? M - m : GPTNEO_F512_ROWS;
+                // The block's slice of the first panel, then of the second (K rows further on).
+                const long offset = t * (k1 - k0) * stride;
+                const char *next = nextPanels == 0 || stride > 64 ? NULL
+                    : offset < slice ? nextFirst + offset : nextFirst + K * rowBytes + offset - slice;
+                if (blocks > 1) gptneo_f512_tile_rows(F, 1, (int)rows, P, y, x, w, bias, m, panel, K, N, k0, k1, next, stride);
+                else gptneo_f512_tile_rows(F, 0, (int)rows, P, y, x, w, bias, m, panel, K, N, 0, K, next, stride);
+            }
         }
     }
 }

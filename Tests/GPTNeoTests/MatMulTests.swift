@@ -72,6 +72,28 @@ final class MatMulTests: XCTestCase {
         }
     }
 
+    /// Where K is so long that a pair of panels outgrows half of L2 (K above 4096 float32 or 8192 16-bit
+    /// weights), the AVX-512 code walks k in blocks, carrying each chain's partial sum through y: still
+    /// exactly the one chain from k = 0 and the bias added once. K = 4100 splits float32 in two blocks,
+    /// 8200 in three unequal ones (and 16-bit in two); N leaves a partial last panel; the row counts
+    /// give several row tiles and a partial last one, each thread count a different column split.
+    func testKBlockedProductsComputeTheFMAChainExactly() throws {
+        try XCTSkipUnless(FloatKernel.best == .avx512, "this CPU has no AVX-512F: the AVX-512 kernel cannot run here")
+        for format in WeightFormat.allCases where format != .int8 {
+            for (K, N) in [(4100, 40), (8200, 21)] {
+                let weight = WeightMatrix(FloatTensor(shape: [N, K], values: randomMatrix(N * K, seed: 8)), format: format, threads: 2)
+                let biasValues = randomMatrix(N, seed: 9)
+                let x = randomMatrix(24 * K, seed: 10)
+                let expected = documentedProduct(x, weight, biasValues, M: 24)
+                for M in [8, 17, 24] {
+                    let y = product(Array(x.prefix(M * K)), weight, FloatTensor(shape: [N], values: biasValues), M: M,
+                                    threads: M % 3 + 1, kernel: .avx512)
+                    assertBitwiseEqual(y, Array(expected.prefix(M * N)), "\(format) K \(K) N \(N) M \(M)")
+                }
+            }
+        }
+    }
+
     /// And the FMA chain is the product: close to a Double reference.
     func testMatchesDoubleReference() {
         let (M, K, N) = (9, 200, 70)
