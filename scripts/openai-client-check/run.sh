@@ -55,7 +55,9 @@ mkdir -p "$work/bad-checkpoint" && echo '{' >"$work/bad-checkpoint/config.json"
 expect_startup_failure "cannot load the model" --model "$work/bad-checkpoint" --port 0
 expect_startup_failure "Address already in use" --port "$port"
 # A pytorch_model.bin whose pickle calls os.system: refused by name, and the payload never runs.
+# A usable tokenizer beside it: the tokenizer loads first, and the check is about the weights.
 mkdir -p "$work/malicious" && cp Tests/Fixtures/checkpoints/bin/config.json "$work/malicious/"
+cp Tests/Fixtures/tiny-gpt-neo/vocab.json Tests/Fixtures/tiny-gpt-neo/merges.txt "$work/malicious/"
 "$python" - "$work/malicious/pytorch_model.bin" "$work/pwned" <<'PY'
 import sys, zipfile
 payload = ("cos\nsystem\n(Vtouch %s\ntR." % sys.argv[2]).encode()
