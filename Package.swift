@@ -67,6 +67,8 @@ let package = Package(
         .systemLibrary(name: "CInt8Dot"),
         // MARK: C header: the float32 kernel for CPUs with AVX-512F, chosen at run time
         .systemLibrary(name: "CFloat512"),
+        // MARK: C header: the prefill's attention kernels for CPUs with AVX-512F, chosen at run time
+        .systemLibrary(name: "CAttention512"),
         // MARK: C header: one core's AVX-512 FMA peak, for EngineBenchmark only
         .systemLibrary(name: "CFMAPeak"),
         // MARK: C header: glibc's malloc_trim, to return the heap pages loading leaves free
@@ -75,7 +77,7 @@ let package = Package(
         // MARK: Model: GPT-Neo forward pass, checkpoint loading, KV cache, task heads
         .target(
             name: "GPTNeo",
-            dependencies: ["CPrefetch", "CWidening", "CSpinPause", "CInt8Dot", "CFloat512"],
+            dependencies: ["CPrefetch", "CWidening", "CSpinPause", "CInt8Dot", "CFloat512", "CAttention512"],
             // Optimized even in debug builds: unoptimized SIMD kernels make every test that runs the
             // model (engine, batcher, API) many times slower.
             swiftSettings: hotLoopSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]

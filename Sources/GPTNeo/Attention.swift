@@ -1,3 +1,4 @@
+import CAttention512
 import Foundation
 
 // GPTNeoSelfAttention._attn of modeling_gpt_neo.py for one sequence, one head: scores q·k with NO
@@ -11,6 +12,8 @@ import Foundation
 // element one FMA chain over the keys in ascending position. Decode rows are attended one at a time,
 // prefill rows four at a time (each key loaded once for four queries, the four softmaxes side by side
 // in SIMD lanes), with the same arithmetic for every value: a row's bits do not depend on its group.
+// Where the float products run on AVX-512F (FloatKernel), the groups' scores and weighted values take
+// the same arithmetic in 512-bit registers (AttentionWideKernels.swift).
 //
 // Memory: one head's keys and values are read as contiguous runs, from the cache's blocks (laid out
 // head by head, KVCache.swift) and from the chunk's rows rearranged head by head (AttentionTasks.swift),
@@ -46,13 +49,14 @@ struct HeadKeysAndValues {
 
 // MARK: - One head
 
-/// Attention of one head for the chunk rows `queryRows` of one item.
-/// q: stacked rows of queries, one every `queryStride` floats; out: stacked (rows, C); scores: scratch
-/// of attentionQueryGroup × (start + length) floats.
+/// Attention of one head for the chunk rows `queryRows` of one item, on `kernel`'s code (the same bits
+/// on every code). q: stacked rows of queries, one every `queryStride` floats; out: stacked (rows, C);
+/// scores: scratch of attentionQueryGroup × (start + length) floats.
 func attendHead(_ keysAndValues: HeadKeysAndValues, queryRows: Range<Int>, item: AttentionItem, head: Int,
                 kind: GPTNeoConfig.AttentionKind, window: Int, q: UnsafePointer<Float>, queryStride: Int,
-                out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>, C: Int) {
+                out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>, C: Int, kernel: FloatKernel = .inUse) {
     let headDim = keysAndValues.headDim
+    let wide = kernel.attendsWide(headDim: headDim)
     @inline(__always) func firstKey(_ position: Int) -> Int { kind == .global ? 0 : max(0, position - window + 1) }
     @inline(__always) func query(_ t: Int) -> UnsafePointer<Float> { q + (item.firstRow + t) * queryStride + head * headDim }
     @inline(__always) func output(_ t: Int) -> UnsafeMutablePointer<Float> { out + (item.firstRow + t) * C + head * headDim }
@@ -73,19 +77,31 @@ func attendHead(_ keysAndValues: HeadKeysAndValues, queryRows: Range<Int>, item:
             let union = firstKey(position)..<(position + rows)
             // Lanes past `rows` repeat the last row (computed, never used).
             @inline(__always) func lane(_ index: Int) -> Int { min(index, rows - 1) }
-            scoreKeys(query(t + lane(0)), query(t + lane(1)), query(t + lane(2)), query(t + lane(3)), keysAndValues,
-                      union, into: scores, prefetch: cold)
+            @inline(__always) func own(_ index: Int) -> Range<Int> { firstKey(position + lane(index))..<(position + lane(index) + 1) }
+            if wide {
+                wideScoreKeys(query(t + lane(0)), query(t + lane(1)), query(t + lane(2)), query(t + lane(3)), keysAndValues,
+                              union, into: scores, prefetch: cold)
+            } else {
+                scoreKeys(query(t + lane(0)), query(t + lane(1)), query(t + lane(2)), query(t + lane(3)), keysAndValues,
+                          union, into: scores, prefetch: cold)
+            }
             for index in 0..<attentionQueryGroup {
-                let own = firstKey(position + lane(index))..<(position + lane(index) + 1)
-                for j in union.lowerBound..<own.lowerBound { scores[(j - union.lowerBound) * attentionQueryGroup + index] = -.infinity }
-                for j in own.upperBound..<union.upperBound { scores[(j - union.lowerBound) * attentionQueryGroup + index] = -.infinity }
+                for j in union.lowerBound..<own(index).lowerBound { scores[(j - union.lowerBound) * attentionQueryGroup + index] = -.infinity }
+                for j in own(index).upperBound..<union.upperBound { scores[(j - union.lowerBound) * attentionQueryGroup + index] = -.infinity }
             }
             softmaxInPlace(groupScores: scores, keyCount: union.count)
-            for lane in 0..<rows {
-                let own = firstKey(position + lane)..<(position + lane + 1)
-                weightedValues(output(t + lane), keysAndValues, own,
-                               probabilities: scores + (own.lowerBound - union.lowerBound) * attentionQueryGroup + lane,
-                               stride: attentionQueryGroup, prefetch: cold && lane == 0)
+            if wide {
+                var lanes = gptneo_attention512_rows()
+                lanes.outputs = (output(t + lane(0)), output(t + lane(1)), output(t + lane(2)), output(t + lane(3)))
+                lanes.first = (own(0).lowerBound, own(1).lowerBound, own(2).lowerBound, own(3).lowerBound)
+                lanes.end = (own(0).upperBound, own(1).upperBound, own(2).upperBound, own(3).upperBound)
+                wideWeightedValues(lanes, rowCount: rows, keysAndValues, union, probabilities: scores, prefetch: cold)
+            } else {
+                for lane in 0..<rows {
+                    weightedValues(output(t + lane), keysAndValues, own(lane),
+                                   probabilities: scores + (own(lane).lowerBound - union.lowerBound) * attentionQueryGroup + lane,
+                                   stride: attentionQueryGroup, prefetch: cold && lane == 0)
+                }
             }
         }
         t += rows

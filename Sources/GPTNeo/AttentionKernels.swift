@@ -21,7 +21,7 @@ func scoreKeys(_ query: UnsafePointer<Float>, _ keysAndValues: HeadKeysAndValues
 /// Calls `body` for each run of contiguous keys among `keys`, in ascending position, with its offset
 /// from `keys.lowerBound` and what to prefetch while reading it (count vectors of head_dim floats):
 /// with `prefetch`, the next run's keys, and after the last run the first run's values.
-@inline(__always) private func forEachKeyRun(
+@inline(__always) func forEachKeyRun(
     _ keysAndValues: HeadKeysAndValues, _ keys: Range<Int>, prefetch: Bool,
     _ body: (_ run: UnsafePointer<Float>, _ count: Int, _ offset: Int, _ prefetch: UnsafePointer<Float>, _ prefetchCount: Int) -> Void
 ) {
@@ -188,12 +188,25 @@ func softmaxInPlace(groupScores scores: UnsafeMutablePointer<Float>, keyCount: I
     var rowMaxima = maxima.lowHalf.replacing(with: maxima.highHalf, where: maxima.highHalf .> maxima.lowHalf)
     if i < keyCount { rowMaxima = rowMaxima.replacing(with: loadRow(i), where: loadRow(i) .> rowMaxima) }
     let shift = Vector(lowHalf: rowMaxima, highHalf: rowMaxima)
-    i = 0
-    while i + 2 <= keyCount { storeVector(expApproximation(loadVector(scores + i * 4) - shift), scores + i * 4); i += 2 }
-    if i < keyCount { storeRow(expApproximation(Vector(lowHalf: loadRow(i), highHalf: loadRow(i)) - shift).lowHalf, i) }
+    // The sums' chains of adds, one key after another, overlap the next keys' exp.
     var totals = Row()
-    for i in 0..<keyCount { totals += loadRow(i) }
-    for i in 0..<keyCount { storeRow(loadRow(i) / totals, i) }
+    i = 0
+    while i + 2 <= keyCount {
+        let exponentials = expApproximation(loadVector(scores + i * 4) - shift)
+        storeVector(exponentials, scores + i * 4)
+        totals += exponentials.lowHalf
+        totals += exponentials.highHalf
+        i += 2
+    }
+    if i < keyCount {
+        let exponentials = expApproximation(Vector(lowHalf: loadRow(i), highHalf: loadRow(i)) - shift).lowHalf
+        storeRow(exponentials, i)
+        totals += exponentials
+    }
+    let divisors = Vector(lowHalf: totals, highHalf: totals)
+    i = 0
+    while i + 2 <= keyCount { storeVector(loadVector(scores + i * 4) / divisors, scores + i * 4); i += 2 }
+    if i < keyCount { storeRow(loadRow(i) / totals, i) }
 }
 
 // MARK: - Weighted values
