@@ -7,10 +7,10 @@ import Foundation
 // quantized to int8 per block of 32 consecutive k with one float scale per block, a pure function of
 // that row (so a row's result never depends on the other rows or on how a prompt was chunked); each
 // block's dot product with a weight column is an exact int32 (VPDPBUSD where the CPU has AVX-VNNI or
-// AVX512-VNNI, in 512-bit registers for 8 rows or more; else VPMADDUBSW + VPMADDWD); the blocks are summed in float by one FMA chain in block order, × the
-// column's weight scale, + bias. The arithmetic, the weight layout and the tiles are in
-// Sources/CInt8Dot/int8dot.h; this file quantizes the rows, picks the instruction set and splits the
-// columns over threads.
+// AVX512-VNNI, in 512-bit registers for 8 rows or more; else VPMADDUBSW + VPMADDWD); the blocks are
+// summed in float by one FMA chain in block order, × the column's weight scale, + bias. The
+// arithmetic, the weight layout and the tiles are in Sources/CInt8Dot/int8dot.h; this file quantizes
+// the rows, picks the instruction set and splits the columns over threads.
 //
 // Why integers: widening int8 weights to floats costs two instructions per 8 weights on the vector
 // ports before the FMA itself, so int8 ran no faster than float32 once compute-bound (many streams);
