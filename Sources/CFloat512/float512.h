@@ -11,7 +11,7 @@
 // columns, one panel row = 16 weights = one 512-bit register once widened) multiplied with AVX-512F, for
 // CPUs that have it; chosen at run time, since the build targets AVX2. 16-bit rows are widened exactly, as
 // in the AVX2 tiles (VCVTPH2PS; bfloat16 zero-extended and shifted into a float's upper half). Each 512-bit FMA does the work of two AVX2 ones, and the 32 registers hold
-// tiles of 8 rows × 2 panels (16 accumulators).
+// tiles of up to 8 rows × 2 panels (16 accumulators).
 //
 // The arithmetic is the AVX2 kernel's exactly: y[m, n] = one FMA chain over k = 0 … K-1 starting from 0,
 // acc = fma(x[m, k], w[n, k], acc), then + bias[n] (one rounded add). A lane of a 512-bit FMA rounds as a
@@ -122,6 +122,10 @@ GPTNEO_F512_TARGET void gptneo_f512_tile_rows(const int F, const int blocked, in
 
 /// y[:, 16·first ..< min(N, 16·last)] = x · panels + bias for all M rows: panels two at a time, every
 /// row tile of a pair while it is in cache, and the pair's tiles together prefetching what comes next.
+/// A single row tile (M ≤ 8: a decode step of up to 8 sequences, every weight read once from memory)
+/// walks one panel at a time instead, prefetching the next panel line for line as it reads its own: a
+/// pair's tile would have to prefetch two lines per step, which the hardware prefetcher, left alone
+/// with the pair's two streams, did worse (8 sequences: 8-19 % longer steps, alternated in one run).
 /// Where a pair of panels would fill more than half of L2 (K above 4096 for float32, 8192 for 16-bit
 /// weights; the 1.3B model's c_proj has K = 8192), in blocks of k that do not, each row tile carrying
 /// its chains' partial sums through y from block to block: otherwise every tile re-read the pair from L3
@@ -130,16 +134,17 @@ GPTNEO_F512_TARGET void gptneo_f512_panels(const int F, float *y, const float *x
                                            long M, long K, long N, long first, long last) {
     const long size = F == GPTNEO_F512_FLOAT32 ? 4 : 2;
     const long rowBytes = 16 * size;
-    const long blocks = (2 * K * rowBytes + GPTNEO_F512_PAIR_BYTES - 1) / GPTNEO_F512_PAIR_BYTES;
-    const long blockSteps = (K + blocks - 1) / blocks;
     const long rowTiles = (M + GPTNEO_F512_ROWS - 1) / GPTNEO_F512_ROWS;
-    for (long panel = first; panel < last; panel += 2) {
-        const int P = last - panel >= 2 ? 2 : 1;
+    const long group = rowTiles == 1 ? 1 : 2;
+    const long blocks = (group * K * rowBytes + GPTNEO_F512_PAIR_BYTES - 1) / GPTNEO_F512_PAIR_BYTES;
+    const long blockSteps = (K + blocks - 1) / blocks;
+    for (long panel = first; panel < last; panel += group) {
+        const int P = last - panel >= group ? (int)group : 1;
         for (long k0 = 0; k0 < K; k0 += blockSteps) {
             const long k1 = K - k0 < blockSteps ? K : k0 + blockSteps;
-            // Next: this pair's next block, else the next pair's first; nextK0 ..< nextK1 of nextPanels panels.
+            // Next: this group's next block, else the next group's first; nextK0 ..< nextK1 of nextPanels panels.
             const long nextPanel = k1 < K ? panel : panel + P;
-            const long nextPanels = k1 < K ? P : last - nextPanel >= 2 ? 2 : last - nextPanel;
+            const long nextPanels = k1 < K ? P : last - nextPanel >= group ? group : last - nextPanel;
             const long nextK0 = k1 < K ? k1 : 0;
             const long nextK1 = nextK0 + blockSteps < K ? nextK0 + blockSteps : K;
             const long slice = (nextK1 - nextK0) * rowBytes;

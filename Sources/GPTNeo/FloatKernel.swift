@@ -3,15 +3,18 @@ import Foundation
 
 // Float products (float32, float16, bfloat16 weights) on CPUs with AVX-512F: the same panels and the same
 // FMA chain per output element as the AVX2 tiles in MatMul.swift, in 512-bit registers (Sources/CFloat512/float512.h). Where the product
-// is compute-bound (several rows per weight) a 512-bit FMA does twice the work of a 256-bit one; for a few
-// rows the weight stream from memory limits both, and the AVX2 path with its tuned prefetch stays.
+// is compute-bound (several rows per weight) a 512-bit FMA does twice the work of a 256-bit one. Where the
+// weight stream from memory limits it (a decode step of 2-8 sequences), one tile of all rows walking one
+// panel at a time, prefetching the next, streams better than the AVX2 tiles, whose remainder rows walk
+// several panels: 7-8 sequences' steps 21-32 % shorter, 2-6 within noise (alternated in one run). One
+// row keeps the AVX2 tile over six panels (OneRowTile.swift), tuned for streaming.
 
 /// The codes float products and the prefill's attention (AttentionWideKernels.swift) run on, slowest first.
 @_spi(Benchmarks) public enum FloatKernel: String, KernelCode {
     case avx2, avx512
 
     /// Rows from which float products take the AVX-512 code where the CPU has it.
-    static let wideMinimumRows = 8
+    static let wideMinimumRows = 2
 
     /// AVX-512F if this CPU and OS run it.
     public static let best: FloatKernel = gptneo_cpu_has_avx512f() != 0 ? .avx512 : .avx2

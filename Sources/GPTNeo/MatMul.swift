@@ -33,7 +33,7 @@ private let tileRows = 6
 
 /// y = x · Wᵀ + bias: x (M, K), W (N, K), bias (N) or nil, y (M, N), row-major.
 /// The one entry point for products with a weight. Parallel over column ranges on `threads`. Float
-/// products of 8 rows or more run on the AVX-512 code where the CPU has it (FloatKernel.swift); `kernel`
+/// products of 2 rows or more run on the AVX-512 code where the CPU has it (FloatKernel.swift); `kernel`
 /// picks the code for tests, which check both against the same definition.
 @_spi(Benchmarks) public func matMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ weight: WeightMatrix,
                                      _ bias: FloatTensor?, M: Int, threads: Int, kernel: FloatKernel = .inUse) {

@@ -50,7 +50,7 @@ final class MatMulTests: XCTestCase {
         everyRowCountComputesTheFMAChainExactly(kernel: .avx2)
     }
 
-    /// The same with the AVX-512 code for float products of 8 rows or more, on CPUs that have it.
+    /// The same with the AVX-512 code for float products of 2 rows or more, on CPUs that have it.
     func testEveryRowCountComputesTheFMAChainExactlyWithAVX512() throws {
         try XCTSkipUnless(FloatKernel.best == .avx512, "this CPU has no AVX-512F: the AVX-512 kernel cannot run here")
         everyRowCountComputesTheFMAChainExactly(kernel: .avx512)
