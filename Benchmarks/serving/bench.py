@@ -109,11 +109,17 @@ def make_engines(arguments, options, models, plan, plan_path, shape):
     return engines, unsupported
 
 
-def run_engines(engines, streams, rounds, interleave, loads, between_rounds):
+# Stream counts up to this one are limited by the weight stream from memory: their runs are bracketed
+# by a measurement of the bandwidth of the moment (report.rounds_text shows them).
+MEMORY_BOUND_STREAMS = 8
+
+
+def run_engines(engines, streams, rounds, interleave, loads, between_rounds, bandwidth_now):
     """Runs every engine through load, one timed run per stream count, prefill and finish; returns the
     failures by engine name. Interleaved (all engines loaded at once, each stream count run by every engine
     back to back), a change in the machine's load hits all engines alike; the 1.3B shape does not fit in
-    memory three times over, so it runs one engine after the other."""
+    memory three times over, so it runs one engine after the other. A run of a memory-bound stream count
+    carries the streaming bandwidth measured just before and just after it ("stream_gb_per_s")."""
     failures = {}
 
     def step(engine, what, *arguments):
@@ -124,7 +130,11 @@ def run_engines(engines, streams, rounds, interleave, loads, between_rounds):
         others = [other.pid for other in engines if other is not engine and other.pid]
         before = [process_cpu_seconds(pid) for pid in others]
         try:
+            bracketed = what == "run" and arguments[0] <= MEMORY_BOUND_STREAMS
+            before_bandwidth = bandwidth_now() if bracketed else None
             value = getattr(engine, what)(*arguments)
+            if bracketed:
+                value["stream_gb_per_s"] = [before_bandwidth, bandwidth_now()]
             if what == "run":
                 idle = sum(process_cpu_seconds(pid) for pid in others) - sum(before)
                 value["others_cpu_seconds"] = idle
@@ -254,7 +264,8 @@ def main():
     for mode, why in ours.items():
         log(f"gptneo-server ({mode}): {why}")
     failures = run_engines(engines, plan.streams, arguments.rounds, interleave=arguments.size == "125m", loads=loads,
-                           between_rounds=lambda: ceiling_runs.append(measure_ceilings(arguments, shape, "between rounds")))
+                           between_rounds=lambda: ceiling_runs.append(measure_ceilings(arguments, shape, "between rounds")),
+                           bandwidth_now=lambda: ceilings.bandwidth_now(arguments.ceilings, arguments.threads))
     for engine in engines:
         if engine.name.startswith("gptneo-server "):
             mode = engine.name.split(" ", 1)[1]
@@ -287,6 +298,9 @@ def main():
                  rooflines, title)
     text = report.summary(arguments, cpu, loads, measured, ours, plan) + "\n\n" + table + "\n\n" + \
         report.agreement_line(agreed, plan.latency_streams)
+    by_round = report.rounds_text(plan, table_modes, ours, baselines)
+    if by_round:
+        text += "\n\n" + by_round
     with open(os.path.join(arguments.output, "table.md"), "w") as f:
         f.write(text + "\n")
     with open(os.path.join(arguments.output, "results.json"), "w") as f:

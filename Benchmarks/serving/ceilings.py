@@ -57,6 +57,15 @@ def measure(binary, hidden, intermediate, threads, stream_megabytes):
             "sgemm_decode": sgemm(32, 2), "sgemm_prefill": sgemm(512, 3)}
 
 
+def bandwidth_now(binary, threads, megabytes=500, seconds=0.3):
+    """The streaming rate of this moment (best pass of a short measurement, GB/s). The host's bandwidth
+    moves between minutes (on the reference machine between about 50 and 80 GB/s), and the weight stream
+    sets the speed of few-stream decoding, so each such run is measured between two of these."""
+    output = subprocess.run([binary, "stream", str(megabytes), str(threads), str(seconds)], check=True,
+                            capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])["gb_per_s_best"]
+
+
 def best(runs):
     """Each ceiling's best measurement over several runs of measure(). The streaming one also carries the
     median of the runs' medians ("gb_per_s_median_of_runs"): the machine's bandwidth moves with other

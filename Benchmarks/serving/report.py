@@ -181,6 +181,36 @@ def summary(arguments, cpu, loads, measured, ours, plan):
     return text
 
 
+def rounds_text(plan, modes, ours, baselines):
+    """Each memory-bound run by round, ours beside ONNX Runtime's, with the streaming bandwidth measured
+    just before and after each run: on a host whose bandwidth moves between minutes, a round's ratio may
+    compare runs made at different rates, and this shows which did. Empty if no run carries a measurement."""
+    def runs(result, streams):
+        return [run for run in result["runs"] if run["streams"] == streams]
+
+    def described(run):
+        before, after = run["stream_gb_per_s"]
+        return f"{run['tokens'] / run['seconds']:.1f} tokens/s ({before:.0f}→{after:.0f} GB/s)"
+
+    lines = []
+    for mode in modes:
+        if not isinstance(ours[mode], dict) or not baselines[mode].get("onnxruntime"):
+            continue
+        for streams in plan.streams:
+            pairs = [(a, b) for a, b in zip(runs(ours[mode], streams), runs(baselines[mode]["onnxruntime"], streams))
+                     if "stream_gb_per_s" in a and "stream_gb_per_s" in b]
+            if not pairs:
+                continue
+            rounds = "; ".join(f"round {index}: ours {described(a)}, ORT {described(b)}, "
+                               f"{(a['tokens'] / a['seconds']) / (b['tokens'] / b['seconds']):.2f}×"
+                               for index, (a, b) in enumerate(pairs, 1))
+            lines.append(f"- {mode}, {streams} stream{'s' if streams > 1 else ''}: {rounds}.")
+    if not lines:
+        return ""
+    return ("Memory-bound runs by round, with the weight-streaming bandwidth measured just before → just after each "
+            "(ORT's model as in the table):\n" + "\n".join(lines))
+
+
 def agreement_line(counts, streams):
     return f"Greedy outputs identical to ONNX Runtime's (first streams of the {streams}-stream run): " + ", ".join(
         f"{name} {value['identical']}/{value['compared']}" for name, value in counts.items())

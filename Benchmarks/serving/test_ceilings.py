@@ -65,6 +65,9 @@ class MeasureTests(unittest.TestCase):
         self.assertEqual(prefill["gflop_per_s_by_core"], {"Haswell": 250.0, "SkylakeX": 480.0})
         self.assertEqual(measured["stream"]["gb_per_s_best"], 80.0)
 
+    def test_bandwidth_of_the_moment_is_the_short_measurement_best_pass(self):
+        self.assertEqual(ceilings.bandwidth_now(self.binary, 2), 80.0)
+
 
 class BestTests(unittest.TestCase):
     def test_keeps_each_best_and_the_streaming_median_over_the_runs(self):

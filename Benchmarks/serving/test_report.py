@@ -1,0 +1,44 @@
+"""Tests of report.py's by-round lines: python3 -m unittest discover -s Benchmarks/serving -p 'test_*.py'
+(scripts/test.sh runs it)."""
+import os
+import sys
+import types
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import report  # noqa: E402
+
+
+def run(streams, tokens_per_second, bandwidth=None):
+    value = {"streams": streams, "tokens": 64 * streams, "seconds": 64 * streams / tokens_per_second}
+    if bandwidth:
+        value["stream_gb_per_s"] = list(bandwidth)
+    return value
+
+
+class RoundsTextTests(unittest.TestCase):
+    plan = types.SimpleNamespace(streams=[1, 8, 32])
+
+    def test_each_memory_bound_round_pairs_ours_with_ort_and_both_bandwidths(self):
+        ours = {"float32": {"runs": [run(1, 120.0, (80.2, 79.6)), run(8, 600.0, (50.0, 51.0)), run(32, 900.0),
+                                     run(1, 90.0, (49.0, 50.4)), run(8, 560.0, (52.0, 50.0)), run(32, 950.0)]}}
+        ort = {"runs": [run(1, 60.0, (48.0, 49.0)), run(8, 400.0, (50.0, 50.0)), run(32, 600.0),
+                        run(1, 66.0, (81.0, 80.0)), run(8, 380.0, (50.0, 49.0)), run(32, 610.0)]}
+        text = report.rounds_text(self.plan, ["float32"], ours, {"float32": {"onnxruntime": ort}})
+        lines = text.splitlines()
+        self.assertEqual(len(lines), 3, text)
+        self.assertEqual(lines[1], "- float32, 1 stream: round 1: ours 120.0 tokens/s (80→80 GB/s), ORT 60.0 tokens/s "
+                                   "(48→49 GB/s), 2.00×; round 2: ours 90.0 tokens/s (49→50 GB/s), ORT 66.0 tokens/s "
+                                   "(81→80 GB/s), 1.36×.")
+        self.assertTrue(lines[2].startswith("- float32, 8 streams: round 1: ours 600.0 tokens/s (50→51 GB/s)"), lines[2])
+        self.assertNotIn("32 streams", text, "compute-bound runs carry no bandwidth and get no line")
+
+    def test_nothing_without_measurements_or_without_our_result(self):
+        ours = {"float32": {"runs": [run(1, 120.0)]}, "int8": "failed: it stopped"}
+        baselines = {"float32": {"onnxruntime": {"runs": [run(1, 60.0)]}},
+                     "int8": {"onnxruntime": {"runs": [run(1, 60.0, (50.0, 50.0))]}}}
+        self.assertEqual(report.rounds_text(self.plan, ["float32", "int8"], ours, baselines), "")
+
+
+if __name__ == "__main__":
+    unittest.main()
