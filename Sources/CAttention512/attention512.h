@@ -105,13 +105,19 @@ gptneo_attention512_score_keys(const float *query0, const float *query1, const f
 /// register holding two keys' eight chains (the query's block in both halves); keys past n repeat the last
 /// (computed, never stored).
 GPTNEO_A512_INLINE void gptneo_a512_score_sixteen_keys(const float *query, const float *first, long n, long headDim,
-                                                       float *scores) {
+                                                       float *scores, const float *prefetch, long prefetchFloats) {
     // a[p]: keys (2p, 2p + 1).
     __m512 a[8];
     _Pragma("clang loop unroll(full)")
     for (int p = 0; p < 8; p++) a[p] = _mm512_setzero_ps();
     for (long b = 0; b < headDim / 8; b++) {
         const __m512 q = gptneo_a512_both_halves(query + 8 * b);
+        // The prefetches spread over the blocks (eight lines each): a burst of them all would fill the
+        // queue of outstanding misses and stall the loads.
+        _Pragma("clang loop unroll(full)")
+        for (int line = 0; line < 8; line++) {
+            if (128 * b + 16 * line < prefetchFloats) _mm_prefetch((const char *)(prefetch + 128 * b + 16 * line), _MM_HINT_T0);
+        }
         _Pragma("clang loop unroll(full)")
         for (int p = 0; p < 8; p++) {
             const float *k0 = first + (2 * p < n ? 2 * p : n - 1) * headDim + 8 * b;
@@ -130,12 +136,12 @@ GPTNEO_A512_INLINE void gptneo_a512_score_sixteen_keys(const float *query, const
 GPTNEO_A512_INLINE void gptneo_a512_score_keys_one(const float *query, const float *keys, long count, long headDim,
                                                    float *scores, const float *prefetch, long prefetchCount) {
     for (long i = 0; i < count; i += 16) {
-        if (i < prefetchCount) gptneo_a512_prefetch(prefetch + i * headDim, (prefetchCount - i < 16 ? prefetchCount - i : 16) * headDim);
+        const long prefetchFloats = i < prefetchCount ? (prefetchCount - i < 16 ? prefetchCount - i : 16) * headDim : 0;
         // A whole group's keys sit at constant offsets from its first (no per-key bounds).
         if (count - i >= 16) {
-            gptneo_a512_score_sixteen_keys(query, keys + i * headDim, 16, headDim, scores + i);
+            gptneo_a512_score_sixteen_keys(query, keys + i * headDim, 16, headDim, scores + i, prefetch + i * headDim, prefetchFloats);
         } else {
-            gptneo_a512_score_sixteen_keys(query, keys + i * headDim, count - i, headDim, scores + i);
+            gptneo_a512_score_sixteen_keys(query, keys + i * headDim, count - i, headDim, scores + i, prefetch + i * headDim, prefetchFloats);
         }
     }
 }

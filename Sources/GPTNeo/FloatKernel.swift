@@ -6,7 +6,7 @@ import Foundation
 // is compute-bound (several rows per weight) a 512-bit FMA does twice the work of a 256-bit one; for a few
 // rows the weight stream from memory limits both, and the AVX2 path with its tuned prefetch stays.
 
-/// The codes float products and the prefill's attention (AttentionWideKernels.swift) run on, slowest first.
+/// The codes float products and attention (AttentionWideKernels.swift) run on, slowest first.
 @_spi(Benchmarks) public enum FloatKernel: String, KernelCode {
     case avx2, avx512
 
