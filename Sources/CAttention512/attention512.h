@@ -103,7 +103,7 @@ gptneo_attention512_score_keys(const float *query0, const float *query1, const f
 
 /// scores[0 ..< n] = query · key_j for the n (1 … 16) keys stored one after another from `first`, each
 /// register holding two keys' eight chains (the query's block in both halves); keys past n repeat the last
-/// (computed, never stored).
+/// (computed, never stored). Prefetches the first `prefetchFloats` (at most 16 × headDim) from `prefetch`.
 GPTNEO_A512_INLINE void gptneo_a512_score_sixteen_keys(const float *query, const float *first, long n, long headDim,
                                                        float *scores, const float *prefetch, long prefetchFloats) {
     // a[p]: keys (2p, 2p + 1).
