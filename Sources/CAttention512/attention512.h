@@ -4,14 +4,15 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-// The prefill's attention kernels for four queries at a time (Sources/GPTNeo/AttentionKernels.swift) with
+// The attention kernels (Sources/GPTNeo/AttentionKernels.swift: one query, or four at a time) with
 // AVX-512F, for CPUs that have it; chosen at run time with the float products (FloatKernel.swift), since the
 // build targets AVX2. Every value gets the AVX2 kernels' arithmetic exactly, only more independent values
 // share a register:
 // - a score query · key is eight FMA chains, lane l over the elements l, l + 8, l + 16, … of head_dim,
 //   summed ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)). Here one 512-bit register holds the eight
 //   chains of two queries with one key (the queries' blocks side by side, the key's block broadcast to
-//   both halves), and the same tree of adds reduces 16 scores (4 keys × 4 queries) at once.
+//   both halves) or of one query with two keys, and the same tree of adds reduces 16 scores (4 keys × 4
+//   queries, or 16 keys) at once.
 // - an output element of the probability-weighted values is one FMA chain over its query's keys in
 //   ascending position, from 0. Here 16 columns share a register, and four queries read each value once;
 //   a key outside a query's own range is skipped (no FMA), not multiplied by its zero probability.
@@ -42,6 +43,17 @@ GPTNEO_A512_INLINE __m512 gptneo_a512_pairs(__m512 x, __m512 y) {
     return _mm512_add_ps(_mm512_shuffle_ps(x, y, 0x88), _mm512_shuffle_ps(x, y, 0xDD));
 }
 
+/// The sum tree of eight registers of two chains each (chains c0…c15 in register order, two per register),
+/// then its first `count` of the 16 sums stored in chain order: the tree leaves lane 4·r + m with chain
+/// r + 4·m.
+GPTNEO_A512_INLINE void gptneo_a512_store_sums(float *sums, long count, __m512 a0, __m512 a1, __m512 a2, __m512 a3,
+                                              __m512 a4, __m512 a5, __m512 a6, __m512 a7) {
+    const __m512 tree = gptneo_a512_pairs(gptneo_a512_quarters(gptneo_a512_halves(a0, a1), gptneo_a512_halves(a2, a3)),
+                                          gptneo_a512_quarters(gptneo_a512_halves(a4, a5), gptneo_a512_halves(a6, a7)));
+    const __m512i chainOrder = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    _mm512_mask_storeu_ps(sums, (__mmask16)((1u << count) - 1), _mm512_permutexvar_ps(chainOrder, tree));
+}
+
 /// Prefetches the cache lines of `count` floats from `address`.
 GPTNEO_A512_INLINE void gptneo_a512_prefetch(const float *address, long count) {
     for (long offset = 0; offset < count; offset += 16) _mm_prefetch((const char *)(address + offset), _MM_HINT_T0);
@@ -63,8 +75,6 @@ gptneo_attention512_score_keys(const float *query0, const float *query1, const f
         queries23[b] = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(query2 + 8 * b))),
                                                            _mm256_castps_pd(_mm256_loadu_ps(query3 + 8 * b)), 1));
     }
-    // After the sum tree lane 4·r + k holds key k with query r; scores are stored key by key.
-    const __m512i keyMajor = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     for (long i = 0; i < count; i += 4) {
         const long n = count - i < 4 ? count - i : 4;
         // Keys past the end repeat the last one (computed, never stored).
@@ -87,10 +97,63 @@ gptneo_attention512_score_keys(const float *query0, const float *query1, const f
             a30 = _mm512_fmadd_ps(q01, key, a30); a31 = _mm512_fmadd_ps(q23, key, a31);
         }
         // halves: per 128-bit lane r, key k's four sums with query r; quarters: keys (0, 1) and (2, 3).
-        const __m512 sums = gptneo_a512_pairs(
-            gptneo_a512_quarters(gptneo_a512_halves(a00, a01), gptneo_a512_halves(a10, a11)),
-            gptneo_a512_quarters(gptneo_a512_halves(a20, a21), gptneo_a512_halves(a30, a31)));
-        _mm512_mask_storeu_ps(scores + i * 4, (__mmask16)((1u << (4 * n)) - 1), _mm512_permutexvar_ps(keyMajor, sums));
+        gptneo_a512_store_sums(scores + i * 4, 4 * n, a00, a01, a10, a11, a20, a21, a30, a31);
+    }
+}
+
+/// scores[0 ..< n] = query · key_j for the n (1 … 16) keys stored one after another from `first`, each
+/// register holding two keys' eight chains (the query's block in both halves); keys past n repeat the last
+/// (computed, never stored). Prefetches the first `prefetchFloats` (at most 16 × headDim) from `prefetch`.
+GPTNEO_A512_INLINE void gptneo_a512_score_sixteen_keys(const float *query, const float *first, long n, long headDim,
+                                                       float *scores, const float *prefetch, long prefetchFloats) {
+    // a[p]: keys (2p, 2p + 1).
+    __m512 a[8];
+    _Pragma("clang loop unroll(full)")
+    for (int p = 0; p < 8; p++) a[p] = _mm512_setzero_ps();
+    for (long b = 0; b < headDim / 8; b++) {
+        const __m512 q = gptneo_a512_both_halves(query + 8 * b);
+        // The prefetches spread over the blocks (eight lines each): a burst of them all would fill the
+        // queue of outstanding misses and stall the loads.
+        _Pragma("clang loop unroll(full)")
+        for (int line = 0; line < 8; line++) {
+            if (128 * b + 16 * line < prefetchFloats) _mm_prefetch((const char *)(prefetch + 128 * b + 16 * line), _MM_HINT_T0);
+        }
+        _Pragma("clang loop unroll(full)")
+        for (int p = 0; p < 8; p++) {
+            const float *k0 = first + (2 * p < n ? 2 * p : n - 1) * headDim + 8 * b;
+            const float *k1 = first + (2 * p + 1 < n ? 2 * p + 1 : n - 1) * headDim + 8 * b;
+            const __m512 pair = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(k0))),
+                                                                    _mm256_castps_pd(_mm256_loadu_ps(k1)), 1));
+            a[p] = _mm512_fmadd_ps(q, pair, a[p]);
+        }
+    }
+    // halves: per 128-bit lane r, key r's four sums (of keys 0…3, 4…7, …); quarters: keys r and 4 + r.
+    gptneo_a512_store_sums(scores, n, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+}
+
+/// scores[i] = query · key_i for `count` keys stored one after another (count × headDim floats; headDim a
+/// multiple of 8), sixteen keys at a time. Prefetches `prefetchCount` vectors of headDim floats from `prefetch`.
+GPTNEO_A512_INLINE void gptneo_a512_score_keys_one(const float *query, const float *keys, long count, long headDim,
+                                                   float *scores, const float *prefetch, long prefetchCount) {
+    for (long i = 0; i < count; i += 16) {
+        const long prefetchFloats = i < prefetchCount ? (prefetchCount - i < 16 ? prefetchCount - i : 16) * headDim : 0;
+        // A whole group's keys sit at constant offsets from its first (no per-key bounds).
+        if (count - i >= 16) {
+            gptneo_a512_score_sixteen_keys(query, keys + i * headDim, 16, headDim, scores + i, prefetch + i * headDim, prefetchFloats);
+        } else {
+            gptneo_a512_score_sixteen_keys(query, keys + i * headDim, count - i, headDim, scores + i, prefetch + i * headDim, prefetchFloats);
+        }
+    }
+}
+
+/// gptneo_a512_score_keys_one with GPT-Neo's head sizes as constants: the keys' offsets in the addresses.
+__attribute__((target("avx512f"))) static inline void
+gptneo_attention512_score_keys_one(const float *query, const float *keys, long count, long headDim, float *scores,
+                                   const float *prefetch, long prefetchCount) {
+    switch (headDim) {
+    case 64: gptneo_a512_score_keys_one(query, keys, count, 64, scores, prefetch, prefetchCount); break;
+    case 128: gptneo_a512_score_keys_one(query, keys, count, 128, scores, prefetch, prefetchCount); break;
+    default: gptneo_a512_score_keys_one(query, keys, count, headDim, scores, prefetch, prefetchCount); break;
     }
 }
 

@@ -12,8 +12,8 @@ import Foundation
 // element one FMA chain over the keys in ascending position. Decode rows are attended one at a time,
 // prefill rows four at a time (each key loaded once for four queries, the four softmaxes side by side
 // in SIMD lanes), with the same arithmetic for every value: a row's bits do not depend on its group.
-// Where the float products run on AVX-512F (FloatKernel), the groups' scores and weighted values take
-// the same arithmetic in 512-bit registers (AttentionWideKernels.swift).
+// Where the float products run on AVX-512F (FloatKernel), the scores, and the groups' weighted values,
+// take the same arithmetic in 512-bit registers (AttentionWideKernels.swift).
 //
 // Memory: one head's keys and values are read as contiguous runs, from the cache's blocks (laid out
 // head by head, KVCache.swift) and from the chunk's rows rearranged head by head (AttentionTasks.swift),
@@ -68,8 +68,14 @@ func attendHead(_ keysAndValues: HeadKeysAndValues, queryRows: Range<Int>, item:
         let position = item.start + t
         if rows == 1 {
             let keys = firstKey(position)..<(position + 1)
-            scoreKeys(query(t), keysAndValues, keys, into: scores, prefetch: cold)
+            if wide {
+                wideScoreKeys(query(t), keysAndValues, keys, into: scores, prefetch: cold)
+            } else {
+                scoreKeys(query(t), keysAndValues, keys, into: scores, prefetch: cold)
+            }
             softmaxInPlace(scores, count: keys.count)
+            // Reading the values, not the FMAs, bounds one query's weighted sum: in 512-bit registers it
+            // measured no faster, so the AVX2 kernel serves every code.
             weightedValues(output(t), keysAndValues, keys, probabilities: scores, stride: 1, prefetch: cold)
         } else {
             // Scores of the union of the rows' keys, (keys, 4); each row's keys outside its own range

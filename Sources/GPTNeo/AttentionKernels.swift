@@ -166,9 +166,21 @@ func softmaxInPlace(_ scores: UnsafeMutablePointer<Float>, count: Int) {
     var maxScore = -Float.infinity
     for lane in 0..<vectorWidth { maxScore = max(maxScore, maxima[lane]) }
     while i < count { maxScore = max(maxScore, scores[i]); i += 1 }
-    expOfScaledDifference(scores, count: count, shift: maxScore, scale: 1, into: scores)
+    // The sum's chain of adds, one key after another, overlaps the next keys' exp.
+    let shift = Vector(repeating: maxScore)
     var total: Float = 0
-    for i in 0..<count { total += scores[i] }
+    i = 0
+    while i + vectorWidth <= count {
+        let exponentials = expApproximation(loadVector(scores + i) - shift)
+        storeVector(exponentials, scores + i)
+        for lane in 0..<vectorWidth { total += exponentials[lane] }
+        i += vectorWidth
+    }
+    if i < count {
+        let exponentials = expApproximation(loadPartial(scores + i, count - i) - shift)
+        storePartial(exponentials, scores + i, count - i)
+        for lane in 0..<(count - i) { total += exponentials[lane] }
+    }
     for i in 0..<count { scores[i] = scores[i] / total }
 }
 

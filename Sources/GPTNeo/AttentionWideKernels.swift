@@ -1,16 +1,27 @@
 import CAttention512
 import Foundation
 
-// The prefill's attention kernels (four queries at a time) on CPUs with AVX-512F, chosen with the float
-// products (FloatKernel.swift): the same arithmetic for every score and every output element as the AVX2
-// kernels in AttentionKernels.swift, with twice the values per register (Sources/CAttention512). A
-// 512-token prefill of the 125M model spends ~13 % of its time scoring keys and weighting values.
+// The attention kernels on CPUs with AVX-512F, chosen with the float products (FloatKernel.swift): the
+// same arithmetic for every score and every output element as the AVX2 kernels in AttentionKernels.swift,
+// with twice the values per register (Sources/CAttention512): the prefill's scores and weighted values
+// for four queries at a time, and a decode query's scores, whose sum tree then reduces 16 keys per
+// register instead of one. A 512-token prefill of the 125M model spends ~13 % of its time scoring keys
+// and weighting values.
 
 extension FloatKernel {
     /// Whether attention with heads of `headDim` floats runs the AVX-512 kernels: head_dim a multiple of
     /// 64 (64 or 128 in every GPT-Neo) and small enough for the packed queries.
     func attendsWide(headDim: Int) -> Bool {
         self == .avx512 && headDim % 64 == 0 && headDim <= Int(GPTNEO_A512_MAX_HEAD_DIM)
+    }
+}
+
+/// scores[j - keys.lowerBound] = query · key(j) for j in `keys`, as the one-query `scoreKeys`.
+func wideScoreKeys(_ query: UnsafePointer<Float>, _ keysAndValues: HeadKeysAndValues, _ keys: Range<Int>,
+                   into scores: UnsafeMutablePointer<Float>, prefetch: Bool) {
+    let headDim = keysAndValues.headDim
+    forEachKeyRun(keysAndValues, keys, prefetch: prefetch) { run, count, offset, prefetchBase, prefetchCount in
+        gptneo_attention512_score_keys_one(query, run, count, headDim, scores + offset, prefetchBase, prefetchCount)
     }
 }
 

@@ -9,7 +9,7 @@ import Foundation
 // several panels: 7-8 sequences' steps 21-32 % shorter, 2-6 within noise (alternated in one run). One
 // row keeps the AVX2 tile over six panels (OneRowTile.swift), tuned for streaming.
 
-/// The codes float products and the prefill's attention (AttentionWideKernels.swift) run on, slowest first.
+/// The codes float products and attention (AttentionWideKernels.swift) run on, slowest first.
 @_spi(Benchmarks) public enum FloatKernel: String, KernelCode {
     case avx2, avx512
 

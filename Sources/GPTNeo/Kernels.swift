@@ -197,10 +197,9 @@ func geluNewInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, N: Int) {
 }
 
 /// out[i] = exp((values[i] - shift) · scale) for i in 0..<count, with `expApproximation`; exactly 0
-/// where the argument is below -87.3 (`out` may be `values`; scale 1 leaves the difference exact). The
-/// attention softmax's exp(score - max), and the sampler's unnormalized probabilities exp((logit - max) / T),
-/// eight lanes at a time (a Double `exp` per vocabulary entry costs as much as a decode step's matmul
-/// at a few dozen streams).
+/// where the argument is below -87.3 (`out` may be `values`). The sampler's unnormalized probabilities
+/// exp((logit - max) / T), eight lanes at a time (a Double `exp` per vocabulary entry costs as much as a
+/// decode step's matmul at a few dozen streams).
 public func expOfScaledDifference(_ values: UnsafePointer<Float>, count: Int, shift: Float, scale: Float,
                                   into out: UnsafeMutablePointer<Float>) {
     let (shiftVector, scaleVector) = (Vector(repeating: shift), Vector(repeating: scale))

@@ -7,7 +7,8 @@ import XCTest
 /// with zeros) summed ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)); the softmax takes
 /// `expApproximation` of score − max, sums in ascending position and divides; an output element is one
 /// FMA chain over the row's keys in ascending position. Keys come from cache blocks, a local layer's
-/// ring and the chunk's rows; the rows from tasks of several sizes (groups of four, left-over rows).
+/// ring and the chunk's rows; the rows from tasks of several sizes (groups of four, left-over rows, and
+/// one row at a time as in decode, whose scores the AVX-512 code takes 16 keys per register).
 final class AttentionKernelTests: XCTestCase {
     func testAVX2KernelsComputeTheDefinition() {
         assertAttentionComputesTheDefinition(kernel: .avx2)
@@ -15,18 +16,22 @@ final class AttentionKernelTests: XCTestCase {
 
     func testAVX512KernelsComputeTheDefinition() throws {
         try XCTSkipUnless(FloatKernel.best == .avx512, "this CPU has no AVX-512F: the AVX-512 kernels cannot run here")
-        XCTAssertTrue(FloatKernel.avx512.attendsWide(headDim: 64) && FloatKernel.avx512.attendsWide(headDim: 128))
+        XCTAssertTrue([64, 128, 192].allSatisfy { FloatKernel.avx512.attendsWide(headDim: $0) })
         assertAttentionComputesTheDefinition(kernel: .avx512)
     }
 
     func assertAttentionComputesTheDefinition(kernel: FloatKernel, file: StaticString = #filePath, line: UInt = #line) {
         let (heads, head, window) = (2, 1, 24)
         // (layer kind, positions already cached, chunk length): a prefill, chunks after cached
-        // positions (several blocks of 32, a ring that wrapped), a decode step.
+        // positions (several blocks of 32, a ring that wrapped), decode steps (up to ten blocks, a ring
+        // wrapped many times).
         let cases: [(GPTNeoConfig.AttentionKind, Int, Int)] = [
             (.global, 0, 45), (.global, 70, 29), (.local, 0, 70), (.local, 50, 23), (.global, 70, 1), (.local, 61, 1),
+            (.global, 317, 1), (.local, 317, 1),
         ]
-        for headDim in [64, 128, 40, 36] {
+        // 64 and 128 as in GPT-Neo; 192 takes the AVX-512 code with a head size it has no special case
+        // for; 40 and 36 the AVX2 code's tails on either code.
+        for headDim in [64, 128, 192, 40, 36] {
             let C = heads * headDim
             for (kind, start, length) in cases {
                 let end = start + length
