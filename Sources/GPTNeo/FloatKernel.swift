@@ -6,8 +6,8 @@ import Foundation
 // is compute-bound (several rows per weight) a 512-bit FMA does twice the work of a 256-bit one. Where the
 // weight stream from memory limits it (a decode step of 2-8 sequences), one tile of all rows walking one
 // panel at a time, prefetching the next, streams better than the AVX2 tiles, whose remainder rows walk
-// several panels: 7-8 sequences' steps 21-32 % shorter, 2-6 within noise (alternated in one run). One
-// row keeps the AVX2 tile over six panels (OneRowTile.swift), tuned for streaming.
+// several panels: a decode step of 7 sequences 21 % shorter, of 8 10 %, of 2-6 within 2 % (alternated in
+// one run at ~50 GB/s). One row keeps the AVX2 tile over six panels (OneRowTile.swift), tuned for streaming.
 
 /// The codes float products and attention (AttentionWideKernels.swift) run on, slowest first.
 @_spi(Benchmarks) public enum FloatKernel: String, KernelCode {
