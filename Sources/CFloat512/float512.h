@@ -38,8 +38,10 @@ static inline int gptneo_cpu_has_avx512f(void) {
 #if defined(__x86_64__)
 
 #define GPTNEO_F512_ROWS 8
-/// The most bytes of a pair of panels that row tiles walk together: half of a 1 MiB L2.
-#define GPTNEO_F512_PAIR_BYTES (512L * 1024)
+/// The most bytes of a pair of panels that row tiles walk together: a quarter of a 1 MiB L2, which then
+/// also holds the next pair's prefetch and the row tiles' x (for a decode batch of 32 rows, the 125M
+/// model's c_proj: 196 KB of each, against 384 KB of each in one block, over L2 with the pair).
+#define GPTNEO_F512_PAIR_BYTES (256L * 1024)
 #define GPTNEO_F512_TARGET __attribute__((target("avx512f"), always_inline)) static inline
 
 /// Stored weight formats (the element of a panel row).
@@ -126,10 +128,11 @@ GPTNEO_F512_TARGET void gptneo_f512_tile_rows(const int F, const int blocked, in
 /// walks one panel at a time instead, prefetching the next panel line for line as it reads its own: a
 /// pair's tile would have to prefetch two lines per step, which the hardware prefetcher, left alone
 /// with the pair's two streams, did worse (8 sequences: 8-19 % longer steps, alternated in one run).
-/// Where a pair of panels would fill more than half of L2 (K above 4096 for float32, 8192 for 16-bit
-/// weights; the 1.3B model's c_proj has K = 8192), in blocks of k that do not, each row tile carrying
-/// its chains' partial sums through y from block to block: otherwise every tile re-read the pair from L3
-/// (~10 % of that product's time at 512 rows).
+/// Where a pair of panels would fill more than a quarter of L2 (K above 2048 for float32, 4096 for
+/// 16-bit weights: the MLP's second product, c_proj, in every GPT-Neo), in blocks of k that do not, each
+/// row tile carrying its chains' partial sums through y from block to block: otherwise tiles re-read the
+/// pair from L3 (~10 % of the 1.3B c_proj's time at 512 rows; decode steps of 32 sequences 3 % longer
+/// for the 125M model, of 8 for the 1.3B, with blocks of half an L2; alternated in one run).
 GPTNEO_F512_TARGET void gptneo_f512_panels(const int F, float *y, const float *x, const void *w, const float *bias,
                                            long M, long K, long N, long first, long last) {
     const long size = F == GPTNEO_F512_FLOAT32 ? 4 : 2;

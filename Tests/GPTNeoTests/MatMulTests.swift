@@ -72,10 +72,10 @@ final class MatMulTests: XCTestCase {
         }
     }
 
-    /// Where K is so long that a pair of panels outgrows half of L2 (K above 4096 float32 or 8192 16-bit
+    /// Where K is so long that a pair of panels outgrows a quarter of L2 (K above 2048 float32 or 4096 16-bit
     /// weights), the AVX-512 code walks k in blocks, carrying each chain's partial sum through y: still
-    /// exactly the one chain from k = 0 and the bias added once. K = 4100 splits float32 in two blocks,
-    /// 8200 in three unequal ones (and 16-bit in two); N leaves a partial last panel; the row counts
+    /// exactly the one chain from k = 0 and the bias added once. K = 4100 and 8200 split into 2 to 5
+    /// blocks by format and row count (8 rows walk one panel at a time), some with a shorter last one; N leaves a partial last panel; the row counts
     /// give several row tiles and a partial last one, each thread count a different column split.
     func testKBlockedProductsComputeTheFMAChainExactly() throws {
         try XCTSkipUnless(FloatKernel.best == .avx512, "this CPU has no AVX-512F: the AVX-512 kernel cannot run here")
