@@ -298,7 +298,10 @@ def main():
                  rooflines, title)
     text = report.summary(arguments, cpu, loads, measured, ours, plan) + "\n\n" + table + "\n\n" + \
         report.agreement_line(agreed, plan.latency_streams)
-    by_round = report.rounds_text(plan, table_modes, ours, baselines)
+    def bound_at(mode, streams, gb_per_s):
+        moment = dict(measured, stream=dict(measured["stream"], gb_per_s_best=gb_per_s))
+        return ceilings.Roofline(shape, moment, mode).generation_tokens_per_second(streams, len(plan.prompts[0]), plan.new_tokens)
+    by_round = report.rounds_text(plan, table_modes, ours, baselines, bound=bound_at)
     if by_round:
         text += "\n\n" + by_round
     with open(os.path.join(arguments.output, "table.md"), "w") as f:

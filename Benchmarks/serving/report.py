@@ -181,16 +181,20 @@ def summary(arguments, cpu, loads, measured, ours, plan):
     return text
 
 
-def rounds_text(plan, modes, ours, baselines):
+def rounds_text(plan, modes, ours, baselines, bound=None):
     """Each memory-bound run by round, ours beside ONNX Runtime's, with the streaming bandwidth measured
     just before and after each run: on a host whose bandwidth moves between minutes, a round's ratio may
-    compare runs made at different rates, and this shows which did. Empty if no run carries a measurement."""
+    compare runs made at different rates, and this shows which did. With `bound(mode, streams, gb_per_s)`,
+    the roofline's tokens/s at a given bandwidth, our runs also show their share of the roofline at the
+    lower of their two measurements. Empty if no run carries a measurement."""
     def runs(result, streams):
         return [run for run in result["runs"] if run["streams"] == streams]
 
-    def described(run):
+    def described(run, mode=None):
         before, after = run["stream_gb_per_s"]
-        return f"{run['tokens'] / run['seconds']:.1f} tokens/s ({before:.0f}→{after:.0f} GB/s)"
+        rate = run["tokens"] / run["seconds"]
+        share = f", {100 * rate / bound(mode, run['streams'], min(before, after)):.0f} % of its roofline" if bound and mode else ""
+        return f"{rate:.1f} tokens/s ({before:.0f}→{after:.0f} GB/s{share})"
 
     lines = []
     for mode in modes:
@@ -201,7 +205,7 @@ def rounds_text(plan, modes, ours, baselines):
                      if "stream_gb_per_s" in a and "stream_gb_per_s" in b]
             if not pairs:
                 continue
-            rounds = "; ".join(f"round {index}: ours {described(a)}, ORT {described(b)}, "
+            rounds = "; ".join(f"round {index}: ours {described(a, mode)}, ORT {described(b)}, "
                                f"{(a['tokens'] / a['seconds']) / (b['tokens'] / b['seconds']):.2f}×"
                                for index, (a, b) in enumerate(pairs, 1))
             lines.append(f"- {mode}, {streams} stream{'s' if streams > 1 else ''}: {rounds}.")

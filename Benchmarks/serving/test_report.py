@@ -33,6 +33,18 @@ class RoundsTextTests(unittest.TestCase):
         self.assertTrue(lines[2].startswith("- float32, 8 streams: round 1: ours 600.0 tokens/s (50→51 GB/s)"), lines[2])
         self.assertNotIn("32 streams", text, "compute-bound runs carry no bandwidth and get no line")
 
+    def test_our_runs_show_their_share_of_the_roofline_at_their_lower_bandwidth(self):
+        ours = {"float32": {"runs": [run(1, 90.0, (50.0, 45.0))]}}
+        ort = {"runs": [run(1, 60.0, (50.0, 50.0))]}
+        asked = []
+
+        def bound(mode, streams, gb_per_s):
+            asked.append((mode, streams, gb_per_s))
+            return 2 * gb_per_s  # tokens/s of a 500 MB model, roughly
+        text = report.rounds_text(self.plan, ["float32"], ours, {"float32": {"onnxruntime": ort}}, bound=bound)
+        self.assertIn("ours 90.0 tokens/s (50→45 GB/s, 100 % of its roofline), ORT 60.0 tokens/s (50→50 GB/s), 1.50×", text)
+        self.assertEqual(asked, [("float32", 1, 45.0)])
+
     def test_nothing_without_measurements_or_without_our_result(self):
         ours = {"float32": {"runs": [run(1, 120.0)]}, "int8": "failed: it stopped"}
         baselines = {"float32": {"onnxruntime": {"runs": [run(1, 60.0)]}},
