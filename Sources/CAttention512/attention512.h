@@ -27,6 +27,12 @@ GPTNEO_A512_INLINE __m512 gptneo_a512_both_halves(const float *p) {
     return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(p))));
 }
 
+/// Eight floats at `low` in the lower half of a register, eight at `high` in the upper.
+GPTNEO_A512_INLINE __m512 gptneo_a512_side_by_side(const float *low, const float *high) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(low))),
+                                               _mm256_castps_pd(_mm256_loadu_ps(high)), 1));
+}
+
 /// The first step of the sum tree for two registers of two chains each: lanes (a.low + a.high of each
 /// 8-lane half), as four sums of four per 128-bit lane: (a's first, a's second, b's first, b's second).
 GPTNEO_A512_INLINE __m512 gptneo_a512_halves(__m512 a, __m512 b) {
@@ -70,10 +76,8 @@ gptneo_attention512_score_keys(const float *query0, const float *query1, const f
     // Block b of queries (0, 1) and of queries (2, 3), side by side.
     __m512 queries01[GPTNEO_A512_MAX_HEAD_DIM / 8], queries23[GPTNEO_A512_MAX_HEAD_DIM / 8];
     for (long b = 0; b < blocks; b++) {
-        queries01[b] = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(query0 + 8 * b))),
-                                                           _mm256_castps_pd(_mm256_loadu_ps(query1 + 8 * b)), 1));
-        queries23[b] = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(query2 + 8 * b))),
-                                                           _mm256_castps_pd(_mm256_loadu_ps(query3 + 8 * b)), 1));
+        queries01[b] = gptneo_a512_side_by_side(query0 + 8 * b, query1 + 8 * b);
+        queries23[b] = gptneo_a512_side_by_side(query2 + 8 * b, query3 + 8 * b);
     }
     for (long i = 0; i < count; i += 4) {
         const long n = count - i < 4 ? count - i : 4;
@@ -122,9 +126,7 @@ GPTNEO_A512_INLINE void gptneo_a512_score_sixteen_keys(const float *query, const
         for (int p = 0; p < 8; p++) {
             const float *k0 = first + (2 * p < n ? 2 * p : n - 1) * headDim + 8 * b;
             const float *k1 = first + (2 * p + 1 < n ? 2 * p + 1 : n - 1) * headDim + 8 * b;
-            const __m512 pair = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(k0))),
-                                                                    _mm256_castps_pd(_mm256_loadu_ps(k1)), 1));
-            a[p] = _mm512_fmadd_ps(q, pair, a[p]);
+            a[p] = _mm512_fmadd_ps(q, gptneo_a512_side_by_side(k0, k1), a[p]);
         }
     }
     // halves: per 128-bit lane r, key r's four sums (of keys 0…3, 4…7, …); quarters: keys r and 4 + r.
