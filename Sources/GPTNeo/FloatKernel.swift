@@ -7,14 +7,18 @@ import Foundation
 // weight stream from memory limits it (a decode step of 2-8 sequences), one tile of all rows walking one
 // panel at a time, prefetching the next, streams better than the AVX2 tiles, whose remainder rows walk
 // several panels: a decode step of 7 sequences 21 % shorter, of 8 10 %, of 2-6 within 2 % (alternated in
-// one run at ~50 GB/s). One row keeps the AVX2 tile over six panels (OneRowTile.swift), tuned for streaming.
+// one run at ~50 GB/s). One row of 16-bit weights takes that tile too, where widening 16 weights is one
+// instruction instead of two: a decode step of one sequence 5 % shorter in bfloat16, 2-3 % in float16
+// (alternated in one run at ~50 GB/s). One row of float32 weights keeps the AVX2 tile over six panels
+// (OneRowTile.swift), tuned for streaming, which the 512-bit tile did not beat (4 % slower at ~50 GB/s,
+// 3-5 % faster at ~80).
 
 /// The codes float products and attention (AttentionWideKernels.swift) run on, slowest first.
 @_spi(Benchmarks) public enum FloatKernel: String, KernelCode {
     case avx2, avx512
 
-    /// Rows from which float products take the AVX-512 code where the CPU has it.
-    static let wideMinimumRows = 2
+    /// Rows from which float products of weights in `format` take the AVX-512 code where the CPU has it.
+    static func wideMinimumRows(_ format: WeightFormat) -> Int { format == .float32 ? 2 : 1 }
 
     /// AVX-512F if this CPU and OS run it.
     public static let best: FloatKernel = gptneo_cpu_has_avx512f() != 0 ? .avx512 : .avx2

@@ -33,7 +33,7 @@ private let tileRows = 6
 
 /// y = x · Wᵀ + bias: x (M, K), W (N, K), bias (N) or nil, y (M, N), row-major.
 /// The one entry point for products with a weight. Parallel over column ranges on `threads`. Float
-/// products of 2 rows or more run on the AVX-512 code where the CPU has it (FloatKernel.swift); `kernel`
+/// products (but one row of float32 weights) run on the AVX-512 code where the CPU has it (FloatKernel.swift); `kernel`
 /// picks the code for tests, which check both against the same definition.
 @_spi(Benchmarks) public func matMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ weight: WeightMatrix,
                                      _ bias: FloatTensor?, M: Int, threads: Int, kernel: FloatKernel = .inUse) {
@@ -42,7 +42,7 @@ private let tileRows = 6
     precondition(bias == nil || bias!.count == N, "bias of \(bias!.count) for \(N) outputs")
     let biasPointer = bias?.pointer
     if case .int8Panels = weight.storage { return int8MatMul(y, x, weight, biasPointer, M: M, threads: threads) }
-    if M >= FloatKernel.wideMinimumRows && kernel == .avx512 {
+    if M >= FloatKernel.wideMinimumRows(weight.format) && kernel == .avx512 {
         precondition(kernel.isAvailable, "AVX-512 kernel on a CPU without AVX-512F")
         return wideMatMul(y, x, weight, biasPointer, M: M, threads: threads)
     }

@@ -50,7 +50,7 @@ final class MatMulTests: XCTestCase {
         everyRowCountComputesTheFMAChainExactly(kernel: .avx2)
     }
 
-    /// The same with the AVX-512 code for float products of 2 rows or more, on CPUs that have it.
+    /// The same with the AVX-512 code for float products (but one row of float32), on CPUs that have it.
     func testEveryRowCountComputesTheFMAChainExactlyWithAVX512() throws {
         try XCTSkipUnless(FloatKernel.best == .avx512, "this CPU has no AVX-512F: the AVX-512 kernel cannot run here")
         everyRowCountComputesTheFMAChainExactly(kernel: .avx512)
@@ -75,7 +75,7 @@ final class MatMulTests: XCTestCase {
     /// Where K is so long that a pair of panels outgrows a quarter of L2 (K above 2048 float32 or 4096 16-bit
     /// weights), the AVX-512 code walks k in blocks, carrying each chain's partial sum through y: still
     /// exactly the one chain from k = 0 and the bias added once. K = 4100 and 8200 split into 2 to 5
-    /// blocks by format and row count (8 rows walk one panel at a time), some with a shorter last one; N leaves a partial last panel; the row counts
+    /// blocks by format and row count (1 row of 16-bit weights and 8 rows walk one panel at a time), some with a shorter last one; N leaves a partial last panel; the row counts
     /// give several row tiles and a partial last one, each thread count a different column split.
     func testKBlockedProductsComputeTheFMAChainExactly() throws {
         try XCTSkipUnless(FloatKernel.best == .avx512, "this CPU has no AVX-512F: the AVX-512 kernel cannot run here")
@@ -85,7 +85,7 @@ final class MatMulTests: XCTestCase {
                 let biasValues = randomMatrix(N, seed: 9)
                 let x = randomMatrix(24 * K, seed: 10)
                 let expected = documentedProduct(x, weight, biasValues, M: 24)
-                for M in [8, 17, 24] {
+                for M in [1, 8, 17, 24] {
                     let y = product(Array(x.prefix(M * K)), weight, FloatTensor(shape: [N], values: biasValues), M: M,
                                     threads: M % 3 + 1, kernel: .avx512)
                     assertBitwiseEqual(y, Array(expected.prefix(M * N)), "\(format) K \(K) N \(N) M \(M)")
