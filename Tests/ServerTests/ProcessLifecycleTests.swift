@@ -17,9 +17,11 @@ final class ProcessLifecycleTests: XCTestCase {
         let server = try ServerProcess(arguments: ["--drain-delay-seconds", "1.5", "--shutdown-grace-seconds", "60"])
         try server.waitUntilReady()
         let output = try temporaryDirectory().appendingPathComponent("stream.txt")
-        // ~150 bytes per event at 15 kB/s: a 300-token stream takes ~3 s to read, so it is in flight at SIGTERM.
+        // As long a stream as the tiny model's 512 positions allow, so that it is still in flight at SIGTERM:
+        // curl's --limit-rate holds the reader back little (7.88 read 77 kB at "8 kB/s" in 1.8 s), so the
+        // stream lasts about as long as its generation, and 300 tokens once ended before the check below.
         let stream = try server.startSlowStream(
-            json: #"{"prompt": "Hello", "max_tokens": 300, "ignore_eos": true, "temperature": 0, "stream": true, "stream_options": {"include_usage": true}}"#,
+            json: #"{"prompt": "Hello", "max_tokens": 500, "ignore_eos": true, "temperature": 0, "stream": true, "stream_options": {"include_usage": true}}"#,
             bytesPerSecond: 15_000, output: output)
         defer { if stream.isRunning { stream.terminate() } }
         try server.waitFor("the first streamed event", timeout: 30) {
@@ -35,7 +37,7 @@ final class ProcessLifecycleTests: XCTestCase {
         stream.waitUntilExit()
         let streamed = try String(contentsOf: output, encoding: .utf8)
         XCTAssertTrue(streamed.hasSuffix("data: [DONE]\n\n"), "stream cut short: …\(streamed.suffix(300))")
-        XCTAssertTrue(streamed.contains(#""completion_tokens":300"#), "usage missing or short: …\(streamed.suffix(300))")
+        XCTAssertTrue(streamed.contains(#""completion_tokens":500"#), "usage missing or short: …\(streamed.suffix(300))")
         XCTAssertEqual(server.waitForExit(timeout: 30), 0, server.log)
         XCTAssertTrue(server.log.contains("drained: exiting"), server.log)
     }
