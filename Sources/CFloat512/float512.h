@@ -128,9 +128,9 @@ GPTNEO_F512_TARGET void gptneo_f512_tile_rows(const int F, const int blocked, in
 /// walks one panel at a time instead, prefetching the next panel line for line as it reads its own: a
 /// pair's tile would have to prefetch two lines per step, which the hardware prefetcher, left alone
 /// with the pair's two streams, did worse (8 sequences: 8-19 % longer steps, alternated in one run).
-/// But one row of 16-bit weights walks the pair: a lone panel is a single FMA chain, whose 4-cycle
-/// latency lets a core consume at most 16 weights of 2 bytes per 4 cycles, ~30 GB/s, about what memory
-/// gives a core in its fast state (one sequence's decode step 8-12 % shorter in float16 at 62-67 GB/s,
+/// But one row walks the pair (only 16-bit weights come here with one row: FloatKernel.swift): a lone
+/// panel is a single FMA chain, whose 4-cycle latency lets a core consume at most 16 weights of 2 bytes
+/// per 4 cycles, ~30 GB/s, about what memory gives a core in its fast state (one sequence's decode step 8-12 % shorter in float16 at 62-67 GB/s,
 /// the same at ~48, alternated in one run).
 /// Where a pair of panels would fill more than a quarter of L2 (K above 2048 for float32, 4096 for
 /// 16-bit weights: the MLP's second product, c_proj, in every GPT-Neo), in blocks of k that do not, each
@@ -142,7 +142,7 @@ GPTNEO_F512_TARGET void gptneo_f512_panels(const int F, float *y, const float *x
     const long size = F == GPTNEO_F512_FLOAT32 ? 4 : 2;
     const long rowBytes = 16 * size;
     const long rowTiles = (M + GPTNEO_F512_ROWS - 1) / GPTNEO_F512_ROWS;
-    const long group = rowTiles == 1 && !(F != GPTNEO_F512_FLOAT32 && M == 1) ? 1 : 2;
+    const long group = rowTiles == 1 && M > 1 ? 1 : 2;
     const long blocks = (group * K * rowBytes + GPTNEO_F512_PAIR_BYTES - 1) / GPTNEO_F512_PAIR_BYTES;
     const long blockSteps = (K + blocks - 1) / blocks;
     for (long panel = first; panel < last; panel += group) {

@@ -104,7 +104,8 @@ final class ServerProcess {
         return Reply(status: status, body: String(output.dropLast(String(status).count + 1)))
     }
 
-    /// A streamed completion read by curl at `bytesPerSecond` into `output`, so it stays in flight.
+    /// A streamed completion read by curl into `output`, asked to read at `bytesPerSecond` (curl 7.88
+    /// holds a stream back little: a stream stays in flight about as long as its generation).
     func startSlowStream(json: String, bytesPerSecond: Int, output: URL) throws -> Process {
         let curl = Process()
         curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
