@@ -65,21 +65,30 @@ extension HTTP2Connection {
         flush()
     }
 
-    /// Called by the body writer (through `queue`): queues one piece as its own DATA frame and
-    /// flushes; suspends the writer while the stream holds more than `maxPendingStreamBytes`
-    /// (the client's flow-control window, or its reading, decides how fast that drains).
-    func streamWrite(stream: Int32, _ bytes: [UInt8], _ continuation: CheckedContinuation<Void, any Error>) {
+    /// Called by the body writer (synchronously on `queue`): queues one piece as its own DATA frame
+    /// and flushes; says whether the writer must wait because the stream holds more than
+    /// `maxPendingStreamBytes` (the client's flow-control window, or its reading, decides how fast
+    /// that drains).
+    func streamWrite(stream: Int32, _ bytes: [UInt8]) -> StreamWriteOutcome {
         assertOnQueue()
-        guard !isClosed, exchanges[stream] != nil, let queued = session.appendBody(stream: stream, bytes) else {
+        guard !isClosed, exchanges[stream] != nil, let queued = session.appendBody(stream: stream, bytes) else { return .failed }
+        exchanges[stream]?.record.bodyBytes += bytes.count
+        flush()
+        return queued > configuration.maxPendingStreamBytes ? .mustWait : .sent
+    }
+
+    /// Called by the body writer (through `queue`) after `.mustWait`: suspends it until the stream's
+    /// backlog drains, or resumes it now if that happened in between.
+    func waitForStreamDrain(stream: Int32, _ continuation: CheckedContinuation<Void, any Error>) {
+        assertOnQueue()
+        guard !isClosed, exchanges[stream] != nil else {
             return continuation.resume(throwing: HTTPServerError.clientDisconnected)
         }
-        exchanges[stream]?.record.bodyBytes += bytes.count
-        if queued > configuration.maxPendingStreamBytes {
+        if (session.streams[stream]?.queuedBytes ?? 0) > configuration.maxPendingStreamBytes {
             exchanges[stream]?.writerWaiter = continuation
         } else {
             continuation.resume()
         }
-        flush()
     }
 
     func streamFinished(stream: Int32, _ failure: (any Error)?) {
@@ -121,8 +130,8 @@ struct HTTP2BodyWriter: HTTPBodyWriter {
     func write(_ bytes: [UInt8]) async throws {
         try Task.checkCancellation()
         guard !bytes.isEmpty else { return }
-        try await withCheckedThrowingContinuation { continuation in
-            connection.queue.async { connection.streamWrite(stream: stream, bytes, continuation) }
-        }
+        try await connection.queue.writeStreamPiece(
+            { connection.streamWrite(stream: stream, bytes) },
+            wait: { continuation in connection.waitForStreamDrain(stream: stream, continuation) })
     }
 }

@@ -11,18 +11,26 @@ import Darwin
 extension HTTPConnection {
     // MARK: Streams
 
-    /// Called by the body writer (through `queue`): frames and flushes one piece, and suspends the
-    /// writer while more than `maxPendingStreamBytes` wait unsent.
-    func streamWrite(_ bytes: [UInt8], _ continuation: CheckedContinuation<Void, any Error>) {
+    /// Called by the body writer (synchronously on `queue`): frames and flushes one piece, and says
+    /// whether the writer must wait because more than `maxPendingStreamBytes` are left unsent.
+    func streamWrite(_ bytes: [UInt8]) -> StreamWriteOutcome {
         assertOnQueue()
-        guard case .open = lifecycle, var flight = current, flight.isStream else {
-            return continuation.resume(throwing: HTTPServerError.clientDisconnected)
-        }
+        guard case .open = lifecycle, var flight = current, flight.isStream else { return .failed }
         if flight.chunked { appendChunk(to: &outbound, bytes) } else { outbound.append(contentsOf: bytes) }
         flight.bodyBytes += bytes.count
         current = flight
         flush()
-        guard case .open = lifecycle else { return continuation.resume(throwing: HTTPServerError.clientDisconnected) }
+        guard case .open = lifecycle else { return .failed }
+        return pendingBytes > configuration.maxPendingStreamBytes ? .mustWait : .sent
+    }
+
+    /// Called by the body writer (through `queue`) after `.mustWait`: suspends it until the backlog
+    /// drains, or resumes it now if that happened in between.
+    func waitForStreamDrain(_ continuation: CheckedContinuation<Void, any Error>) {
+        assertOnQueue()
+        guard case .open = lifecycle, current?.isStream == true else {
+            return continuation.resume(throwing: HTTPServerError.clientDisconnected)
+        }
         if pendingBytes > configuration.maxPendingStreamBytes {
             drainWaiter = continuation
         } else {
@@ -162,8 +170,8 @@ struct ConnectionBodyWriter: HTTPBodyWriter {
         try Task.checkCancellation()
         // An empty chunk would end a chunked body: nothing to send.
         guard !bytes.isEmpty else { return }
-        try await withCheckedThrowingContinuation { continuation in
-            connection.queue.async { connection.streamWrite(bytes, continuation) }
-        }
+        try await connection.queue.writeStreamPiece(
+            { connection.streamWrite(bytes) },
+            wait: { continuation in connection.waitForStreamDrain(continuation) })
     }
 }
