@@ -19,8 +19,9 @@ import Darwin
 // - Bytes read go through the pure parser; complete requests queue up in order (reading pauses
 //   while 4 wait). One request at a time runs its handler in a Task, whose response hops back
 //   onto the connection's queue to be encoded and sent; a partial send arms the write source.
-// - A stream's producer runs in a Task; each write hops onto the queue, goes out as one chunk at
-//   once, and suspends the producer while more than `maxPendingStreamBytes` wait unsent.
+// - A stream's producer runs in a Task; each write runs on the queue with `sync` (on the producer's
+//   own thread when the queue is free: no hand-off per piece), goes out as one chunk at once, and
+//   suspends the producer while more than `maxPendingStreamBytes` wait unsent.
 // - The registry knows which connections only wait (for a first or next request, or lingering):
 //   at a limit (global, or one client address's) the one waiting longest is closed to make room,
 //   as nginx reuses keep-alive connections; a newcomer is refused with 503 only when none waits.
