@@ -146,13 +146,6 @@ struct ClientGone: Error { var underlying: Error }
 /// (from a stream or from `body`) cancels the rest; leaving early drops every stream.
 func forEachEvent(_ streams: [AsyncThrowingStream<GenerationEvent, Error>],
                   _ body: (Int, GenerationEvent) async throws -> Void) async throws {
-    if streams.count == 1 {
-        // One prompt, nearly every request: read its stream directly. Merging would put a task
-        // between the batcher and the writer, one more thread hand-off per token.
-        for try await event in streams[0] { try await body(0, event) }
-        try Task.checkCancellation()
-        return
-    }
     enum Item: Sendable { case event(Int, GenerationEvent), failed(Error), done }
     let (merged, continuation) = AsyncStream<Item>.makeStream()
     try await withThrowingTaskGroup(of: Void.self) { group in
