@@ -44,6 +44,11 @@ final class FakeBackend: CompletionBackend, @unchecked Sendable {
     var submitError: Error?
     /// Thrown from inside the stream after the first token when set.
     var streamError: Error?
+    /// When set, a stream sends its events but never finishes: only its consumer's leaving ends it.
+    var keepsStreamsOpen = false
+    private var _cancelledStreams = 0
+    /// Streams that ended because their consumer left (dropped or cancelled), as the batcher then cancels the request.
+    var cancelledStreams: Int { lock.withLock { _cancelledStreams } }
     var stats = BatcherStatistics(queuedRequests: 2, runningSequences: 3, kvCacheBytesInUse: 1024, kvCacheBudgetBytes: 4096)
 
     static func letter(choice: Int, step: Int) -> Int { Int(UInt8(ascii: "a")) + (choice + step) % 26 }
@@ -54,7 +59,11 @@ final class FakeBackend: CompletionBackend, @unchecked Sendable {
         lock.withLock { _submitted.append(request) }
         let p = request.parameters
         let streamError = self.streamError
+        let keepsOpen = keepsStreamsOpen
         return AsyncThrowingStream { continuation in
+            continuation.onTermination = { [self] termination in
+                if case .cancelled = termination { lock.withLock { _cancelledStreams += 1 } }
+            }
             if p.echo {
                 let scores: [TokenLogprob?] = request.promptTokens.enumerated().map { i, id in
                     i == 0 ? nil : TokenLogprob(tokenID: id, logprob: -0.5, top: [(tokenID: id, logprob: -0.5)])
@@ -85,6 +94,7 @@ final class FakeBackend: CompletionBackend, @unchecked Sendable {
                 }
                 continuation.yield(.finished(choice: choice, reason: reason, text: ""))
             }
+            if keepsOpen { return }
             continuation.yield(.usage(promptTokens: request.promptTokens.count, completionTokens: completionTokens))
             continuation.finish()
         }

@@ -104,5 +104,55 @@ final class StreamingTests: XCTestCase {
         do { try await produce(writer); XCTFail("the write error was swallowed") } catch { XCTAssertTrue(error is Gone, "\(error)") }
         XCTAssertEqual(writer.writes, 2, "no writes after the client went away")
     }
+
+    /// A client that leaves mid-stream must cancel every prompt's generation, whether its events are
+    /// read directly (one prompt) or merged (several).
+    func testAClientThatGoesAwayCancelsEveryPromptsGeneration() async throws {
+        struct Gone: Error {}
+        final class FailingWriter: HTTPBodyWriter, @unchecked Sendable {
+            func write(_ bytes: [UInt8]) async throws { throw Gone() }
+        }
+        for (prompt, count) in [(#""x""#, 1), (#"["x","y","z"]"#, 3)] {
+            let backend = FakeBackend()
+            let service = try await InferenceService.makeReady(backend: backend)
+            backend.keepsStreamsOpen = true  // after the readiness check, which runs a generation to its end
+            let body = #"{"prompt":\#(prompt),"max_tokens":5,"stream":true}"#
+            let response = await service.handle(.init(method: "POST", target: "/v1/completions", headers: [:],
+                                                      body: Array(body.utf8), requestID: "r"))
+            guard case .stream(let produce) = response.body else { return XCTFail("not streamed") }
+            do { try await produce(FailingWriter()); XCTFail("the write error was swallowed") } catch { XCTAssertTrue(error is Gone, "\(error)") }
+            XCTAssertEqual(backend.submitted.count, count)
+            let deadline = ContinuousClock.now + .seconds(5)
+            while backend.cancelledStreams < count && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            XCTAssertEqual(backend.cancelledStreams, count, "\(count) prompt(s): not every generation was cancelled")
+        }
+    }
+
+    /// A stream that stays open keeps the response open; it ends only when the client leaves.
+    func testTheResponseWaitsForAnOpenGeneration() async throws {
+        final class CountingWriter: HTTPBodyWriter, @unchecked Sendable {
+            let lock = NSLock()
+            var writes = 0
+            func write(_ bytes: [UInt8]) async throws { lock.withLock { writes += 1 } }
+        }
+        let backend = FakeBackend()
+        let service = try await InferenceService.makeReady(backend: backend)
+        backend.keepsStreamsOpen = true
+        let response = await service.handle(.init(method: "POST", target: "/v1/completions", headers: [:],
+                                                  body: Array(#"{"prompt":"x","max_tokens":3,"stream":true}"#.utf8), requestID: "r"))
+        guard case .stream(let produce) = response.body else { return XCTFail("not streamed") }
+        let writer = CountingWriter()
+        let task = Task { try await produce(writer) }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while writer.lock.withLock({ writer.writes }) < 4 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        try await Task.sleep(for: .milliseconds(50))
+        // Three tokens and the finish event; no usage chunk and no [DONE] while the generation runs.
+        XCTAssertEqual(writer.lock.withLock { writer.writes }, 4)
+        task.cancel()
+        _ = await task.result
+        let cancelDeadline = ContinuousClock.now + .seconds(5)
+        while backend.cancelledStreams < 1 && ContinuousClock.now < cancelDeadline { try await Task.sleep(for: .milliseconds(5)) }
+        XCTAssertEqual(backend.cancelledStreams, 1, "cancelling the response did not cancel the generation")
+    }
 }
 
