@@ -130,8 +130,8 @@ GPTNEO_F512_TARGET void gptneo_f512_tile_rows(const int F, const int blocked, in
 /// with the pair's two streams, did worse (8 sequences: 8-19 % longer steps, alternated in one run).
 /// But one row walks the pair (only 16-bit weights come here with one row: FloatKernel.swift): a lone
 /// panel is a single FMA chain, whose 4-cycle latency lets a core consume at most 16 weights of 2 bytes
-/// per 4 cycles, ~30 GB/s, about what memory gives a core in its fast state (one sequence's decode step 8-12 % shorter in float16 at 62-67 GB/s,
-/// the same at ~48, alternated in one run).
+/// per 4 cycles, ~30 GB/s, about what memory gives a core in its fast state (one sequence's decode step
+/// 8-12 % shorter in float16 at 62-67 GB/s, the same at ~48, alternated in one run).
 /// Where a pair of panels would fill more than a quarter of L2 (K above 2048 for float32, 4096 for
 /// 16-bit weights: the MLP's second product, c_proj, in every GPT-Neo), in blocks of k that do not, each
 /// row tile carrying its chains' partial sums through y from block to block: otherwise tiles re-read the

@@ -105,8 +105,8 @@ final class StreamingTests: XCTestCase {
         XCTAssertEqual(writer.writes, 2, "no writes after the client went away")
     }
 
-    /// A client that leaves mid-stream must cancel every prompt's generation, whether its events are
-    /// read directly (one prompt) or merged (several).
+    /// A client that leaves mid-stream must cancel every prompt's generation at once, not when the
+    /// response is released, for one prompt as for several.
     func testAClientThatGoesAwayCancelsEveryPromptsGeneration() async throws {
         struct Gone: Error {}
         final class FailingWriter: HTTPBodyWriter, @unchecked Sendable {
