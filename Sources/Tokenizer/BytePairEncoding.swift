@@ -7,7 +7,7 @@ struct BytePair: Hashable, Sendable {
 }
 
 /// What a merge produces and how early it was learned (lower rank merges first).
-struct Merge: Sendable {
+struct Merge: Equatable, Sendable {
     var rank: Int32
     var result: Int32
 }

@@ -2,6 +2,14 @@ import Foundation
 
 // MARK: - vocab.json + merges.txt (what GPT-2 and EleutherAI's checkpoints ship)
 
+/// What `vocab.json` + `merges.txt` give: each token's bytes -> id, the merges, the id of `<|endoftext|>`.
+struct VocabMergesTables: Equatable {
+    let idOfBytes: [[UInt8]: Int32]
+    let merges: [BytePair: Merge]
+    /// The id of the key spelled `<|endoftext|>`, if the vocabulary has it.
+    let endOfTextID: Int32?
+}
+
 enum VocabMergesLoader {
     /// `vocab.json` maps each token's byte-level spelling to its id; `merges.txt` is an optional
     /// `#version` line, then `left right` per merge in rank order. `<|endoftext|>`, when the vocabulary has
@@ -9,21 +17,32 @@ enum VocabMergesLoader {
     /// come on top, and win for the ids they name.
     static func load(vocabulary vocabularyURL: URL, merges mergesURL: URL, addedTokens: [AddedToken] = []) throws -> Vocabulary {
         let vocabularyData = try readFile(vocabularyURL)
+        // Unreadable here, it is read again by `parse`, after the vocabulary, so that errors come in that order.
+        let mergesData = try? readFile(mergesURL)
+        let tables = try mergesData.flatMap { VocabMergesScanner.scan(vocabulary: vocabularyData, merges: $0) }
+            ?? parse(vocabulary: vocabularyData, at: vocabularyURL, merges: mergesData, at: mergesURL)
+        var added: [AddedToken] = []
+        if let id = tables.endOfTextID, !addedTokens.contains(where: { $0.id == id }) {
+            added.append(AddedToken(content: "<|endoftext|>", id: id, special: true))
+        }
+        added += addedTokens
+        return try Vocabulary(path: vocabularyURL.path, idOfBytes: tables.idOfBytes, merges: tables.merges, addedTokens: added)
+    }
+
+    /// The general reading of the two files (`merges` read from `mergesURL` when nil), which takes any JSON
+    /// and gives the errors; `VocabMergesScanner` gives the same tables for the files it accepts.
+    static func parse(vocabulary: Data, at vocabularyURL: URL, merges: Data?, at mergesURL: URL) throws -> VocabMergesTables {
         let strings: [String: Int]
         do {
-            strings = try JSONDecoder().decode([String: Int].self, from: vocabularyData)
+            strings = try JSONDecoder().decode([String: Int].self, from: vocabulary)
         } catch {
             throw TokenizerError.malformedJSON(path: vocabularyURL.path, reason: "expected {\"token\": id, ...}: \(error)")
         }
         let idOfBytes = try bytesToID(strings, path: vocabularyURL.path)
-        let pairs = try parseMerges(try readFile(mergesURL), path: mergesURL.path)
-        let merges = try Vocabulary.mergeTable(path: mergesURL.path, pairs: pairs, idOfBytes: idOfBytes)
-        var added: [AddedToken] = []
-        if let id = strings["<|endoftext|>"], !addedTokens.contains(where: { $0.id == Int32(id) }) {
-            added.append(AddedToken(content: "<|endoftext|>", id: Int32(id), special: true))
-        }
-        added += addedTokens
-        return try Vocabulary(path: vocabularyURL.path, idOfBytes: idOfBytes, merges: merges, addedTokens: added)
+        let pairs = try parseMerges(try merges ?? readFile(mergesURL), path: mergesURL.path)
+        return VocabMergesTables(
+            idOfBytes: idOfBytes, merges: try Vocabulary.mergeTable(path: mergesURL.path, pairs: pairs, idOfBytes: idOfBytes),
+            endOfTextID: strings["<|endoftext|>"].map { Int32($0) })
     }
 
     /// Byte-level spellings -> bytes, checking ids fit the Int32 the tables use.
