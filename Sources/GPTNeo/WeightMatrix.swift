@@ -1,3 +1,4 @@
+import CPrefetch
 import Foundation
 
 // The one type for weight matrices: every product with a weight (the linear layers, the LM head)
@@ -159,16 +160,30 @@ extension WeightMatrix {
             case .float32Panels, .int8Panels: return nil
             }
         }
+        let sameFloats: [UnsafePointer<Float>?] = sources.map { source in
+            if case .float32Panels = storage { source.float32Elements() } else { nil }
+        }
         let parts = panelCount * K * panelWidth < (1 << 18) ? 1 : max(1, min(threads, panelCount))
         parallelFor(parts, threads: threads) { part in
             // 16 rows of floats: 640 KB at K = 10240, within the L2 cache the panel is written from.
             let rows = UnsafeMutablePointer<Float>.allocate(capacity: max(1, panelWidth * K))
-            defer { rows.deallocate() }
+            // 16 k × 16 columns of the widest element, for `transposeFullPanel`.
+            let block = UnsafeMutableRawPointer.allocate(byteCount: 16 * panelWidth * MemoryLayout<Float>.stride, alignment: 64)
+            defer {
+                streamFence()
+                rows.deallocate()
+                block.deallocate()
+            }
             for panel in (panelCount * part / parts)..<(panelCount * (part + 1) / parts) {
                 let first = panel * panelWidth, columns = min(panelWidth, outputs - first)
                 let (source, row) = locate(first)
                 if let bits = sameBits[source], locate(first + columns - 1).source == source {
-                    copyPanel(panel, rows: bits + row * K)
+                    copyPanel(panel, rows: bits + row * K, block: block)
+                    continue
+                }
+                if let floats = sameFloats[source], case .float32Panels(let out) = storage, columns == panelWidth,
+                   locate(first + columns - 1).source == source {
+                    transposeFullPanel(floats + row * K, panel: panel, into: out, block: block)
                     continue
                 }
                 for j in 0..<columns {
@@ -181,9 +196,15 @@ extension WeightMatrix {
     }
 
     /// Writes 16-bit panel `panel` from its rows as stored in the file, bit for bit.
-    private func copyPanel(_ panel: Int, rows: UnsafePointer<UInt16>) {
+    private func copyPanel(_ panel: Int, rows: UnsafePointer<UInt16>, block: UnsafeMutableRawPointer) {
         switch storage {
         case .float16Panels(let out), .bfloat16Panels(let out):
+            #if _endian(little)
+            if outputs - panel * panelWidth >= panelWidth {
+                transposeFullPanel(rows, panel: panel, into: out, block: block)
+                return
+            }
+            #endif
             transposeRows(rows, panel: panel, into: out) { bits, _ in UInt16(littleEndian: bits) }
         case .float32Panels, .int8Panels:
             preconditionFailure("only 16-bit panels hold a file's bits")
@@ -204,6 +225,36 @@ extension WeightMatrix {
             let first = panel * panelWidth
             for j in 0..<min(panelWidth, outputs - first) { scales[first + j] = int8Scale(rows + j * inputs, count: inputs) }
             transposeRows(rows, panel: panel, into: out) { value, j in int8Quantized(value, scale: scales[first + j]) }
+        }
+    }
+
+    /// Writes panel `panel` of a format with one k per group from its 16 rows as they are (row j at
+    /// rows + j·K), element for element, as `transposeRows` does with a test per element. Here blocks of
+    /// 16 k are transposed into a buffer in the cache and written out as whole lines that bypass it
+    /// (`streamLine`): an ordinary store would first read each line of the freshly faulted panels from
+    /// memory. The float32 repack of the 125M model went from about half of its load's CPU time to a tenth.
+    @inline(__always)
+    private func transposeFullPanel<Element>(
+        _ rows: UnsafePointer<Element>, panel: Int, into panels: UnsafeMutablePointer<Element>, block: UnsafeMutableRawPointer
+    ) {
+        precondition(kGroup == 1 && outputs - panel * panelWidth >= panelWidth, "a full panel of single k")
+        let K = inputs
+        let out = panels + panel * K * panelWidth
+        let buffer = block.bindMemory(to: Element.self, capacity: 16 * panelWidth)
+        for blockStart in stride(from: 0, to: K, by: 16) {
+            let count = min(16, K - blockStart)
+            for j in 0..<panelWidth {
+                let source = rows + j * K + blockStart
+                prefetchForRead(source + 4 * 16)
+                for k in 0..<count { buffer[k * panelWidth + j] = source[k] }
+            }
+            let target = UnsafeMutableRawPointer(out + blockStart * panelWidth)
+            let bytes = count * panelWidth * MemoryLayout<Element>.stride
+            if Int(bitPattern: target) % 64 == 0, bytes % 64 == 0 {
+                for line in stride(from: 0, to: bytes, by: 64) { streamLine(target + line, block + line) }
+            } else {
+                target.copyMemory(from: block, byteCount: bytes)
+            }
         }
     }
 

@@ -69,6 +69,31 @@ final class CheckpointRepackTests: XCTestCase {
         }
     }
 
+    /// Every element lands where `panelOffset` says, read back one row at a time: float32 panels from
+    /// float32 data, 16-bit panels from 16-bit file data (the blocked transpose of whole panels), for K
+    /// with a partial block of 16 k, an odd K (whose panel lines are not whole) and N with a partial panel.
+    func testEveryElementLandsWherePanelOffsetSays() throws {
+        let temporary = try TemporaryCheckpoint()
+        defer { temporary.remove() }
+        for (N, K) in [(37, 27), (48, 40), (32, 768)] {
+            let values = randomMatrix(N * K, seed: UInt64(N + K)).map { Float(Float16($0)) }  // exact in every format
+            try temporary.write("m\(N)x\(K).safetensors", safetensorsBytes([
+                .f32("f", shape: [N, K], values: values), .f16("h", shape: [N, K], values: values),
+                .bf16("b", shape: [N, K], values: values.map { Float(bitPattern: $0.bitPattern & 0xFFFF_0000) }),
+            ]))
+            let file = try SafeTensorsFile(path: temporary.directory.appendingPathComponent("m\(N)x\(K).safetensors").path)
+            for (name, format) in [("f", WeightFormat.float32), ("h", .float16), ("b", .bfloat16)] {
+                let matrix = WeightMatrix(try file.elements(name), format: format, threads: 2)
+                let expected = format == .bfloat16 ? values.map { Float(bitPattern: $0.bitPattern & 0xFFFF_0000) } : values
+                var row = [Float](repeating: 0, count: K)
+                for n in 0..<N {
+                    _ = row.withUnsafeMutableBufferPointer { matrix.storedRow(n, into: $0.baseAddress!) }
+                    XCTAssertEqual(row, Array(expected[(n * K)..<((n + 1) * K)]), "\(format) \(N)×\(K) row \(n)")
+                }
+            }
+        }
+    }
+
     /// A 16-bit matrix kept in its own dtype holds the file's bits (no rounding through another type).
     func testSixteenBitMatrixKeptInItsDTypeHoldsTheFileBits() throws {
         let model = try CompactWeightTests.load("f16")

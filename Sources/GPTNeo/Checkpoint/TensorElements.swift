@@ -87,6 +87,13 @@ public struct TensorElements: @unchecked Sendable {
         return first.assumingMemoryBound(to: UInt16.self)
     }
 
+    /// The elements, row-major, when the tensor is stored contiguously as F32 and 4-byte aligned; nil
+    /// otherwise.
+    func float32Elements() -> UnsafePointer<Float>? {
+        guard stored.dtype == .f32, stored.isContiguous, Int(bitPattern: first) % MemoryLayout<Float>.alignment == 0 else { return nil }
+        return first.assumingMemoryBound(to: Float.self)
+    }
+
     /// Drops the file's pages under these elements from this process's resident set, once they have been
     /// copied into their in-memory form: otherwise the process holds every weight twice (the copy and
     /// the mapped file). Nothing for elements not in a file.
