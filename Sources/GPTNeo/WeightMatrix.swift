@@ -160,8 +160,8 @@ extension WeightMatrix {
             case .float32Panels, .int8Panels: return nil
             }
         }
-        let sameFloats: [UnsafePointer<Float>?] = sources.map { source in
-            if case .float32Panels = storage { source.float32Elements() } else { nil }
+        let floats: [UnsafePointer<Float>?] = sources.map { source in
+            if case .int8Panels = storage { nil } else { source.float32Elements() }
         }
         let parts = panelCount * K * panelWidth < (1 << 18) ? 1 : max(1, min(threads, panelCount))
         parallelFor(parts, threads: threads) { part in
@@ -181,9 +181,14 @@ extension WeightMatrix {
                     copyPanel(panel, rows: bits + row * K, block: block)
                     continue
                 }
-                if let floats = sameFloats[source], case .float32Panels(let out) = storage, columns == panelWidth,
-                   locate(first + columns - 1).source == source {
-                    transposeFullPanel(floats + row * K, panel: panel, into: out, block: block)
+                if let floats = floats[source], columns == panelWidth, locate(first + columns - 1).source == source {
+                    let rows = floats + row * K
+                    switch storage {
+                    case .float32Panels(let out): transposeFullPanel(rows, panel: panel, into: out, block: block) { $0 }
+                    case .float16Panels(let out): transposeFullPanel(rows, panel: panel, into: out, block: block, float16Bits)
+                    case .bfloat16Panels(let out): transposeFullPanel(rows, panel: panel, into: out, block: block, bfloat16Bits)
+                    case .int8Panels: preconditionFailure("int8 panels group k by 4")
+                    }
                     continue
                 }
                 for j in 0..<columns {
@@ -201,7 +206,7 @@ extension WeightMatrix {
         case .float16Panels(let out), .bfloat16Panels(let out):
             #if _endian(little)
             if outputs - panel * panelWidth >= panelWidth {
-                transposeFullPanel(rows, panel: panel, into: out, block: block)
+                transposeFullPanel(rows, panel: panel, into: out, block: block) { $0 }
                 return
             }
             #endif
@@ -228,28 +233,30 @@ extension WeightMatrix {
         }
     }
 
-    /// Writes panel `panel` of a format with one k per group from its 16 rows as they are (row j at
-    /// rows + j·K), element for element, as `transposeRows` does with a test per element. Here blocks of
-    /// 16 k are transposed into a buffer in the cache and written out as whole lines that bypass it
-    /// (`streamLine`): an ordinary store would first read each line of the freshly faulted panels from
-    /// memory. The float32 repack of the 125M model went from about half of its load's CPU time to a tenth.
+    /// Writes panel `panel` of a format with one k per group from its 16 rows in place (row j at
+    /// rows + j·K), each element through `convert` (float32 kept or narrowed, 16-bit bits kept), as
+    /// `transposeRows` does from a copy of the rows and with a test per element. Here blocks of 16 k are
+    /// transposed into a buffer in the cache and written out as whole lines that bypass it (`streamLine`):
+    /// an ordinary store would first read each line of the freshly faulted panels from memory. The float32
+    /// repack of the 125M model took about half of its CPU time of before.
     @inline(__always)
-    private func transposeFullPanel<Element>(
-        _ rows: UnsafePointer<Element>, panel: Int, into panels: UnsafeMutablePointer<Element>, block: UnsafeMutableRawPointer
+    private func transposeFullPanel<Source, Stored>(
+        _ rows: UnsafePointer<Source>, panel: Int, into panels: UnsafeMutablePointer<Stored>, block: UnsafeMutableRawPointer,
+        _ convert: (Source) -> Stored
     ) {
         precondition(kGroup == 1 && outputs - panel * panelWidth >= panelWidth, "a full panel of single k")
         let K = inputs
         let out = panels + panel * K * panelWidth
-        let buffer = block.bindMemory(to: Element.self, capacity: 16 * panelWidth)
+        let buffer = block.bindMemory(to: Stored.self, capacity: 16 * panelWidth)
         for blockStart in stride(from: 0, to: K, by: 16) {
             let count = min(16, K - blockStart)
             for j in 0..<panelWidth {
                 let source = rows + j * K + blockStart
                 prefetchForRead(source + 4 * 16)
-                for k in 0..<count { buffer[k * panelWidth + j] = source[k] }
+                for k in 0..<count { buffer[k * panelWidth + j] = convert(source[k]) }
             }
             let target = UnsafeMutableRawPointer(out + blockStart * panelWidth)
-            let bytes = count * panelWidth * MemoryLayout<Element>.stride
+            let bytes = count * panelWidth * MemoryLayout<Stored>.stride
             if Int(bitPattern: target) % 64 == 0, bytes % 64 == 0 {
                 for line in stride(from: 0, to: bytes, by: 64) { streamLine(target + line, block + line) }
             } else {

@@ -69,8 +69,9 @@ final class CheckpointRepackTests: XCTestCase {
         }
     }
 
-    /// Every element lands where `panelOffset` says, read back one row at a time: float32 panels from
-    /// float32 data, 16-bit panels from 16-bit file data (the blocked transpose of whole panels), for K
+    /// Every element lands where `panelOffset` says, read back one row at a time: panels of every float
+    /// format from float32 data, 16-bit panels from 16-bit file data (the blocked transpose of whole
+    /// panels), for K
     /// with a partial block of 16 k, an odd K (whose panel lines are not whole) and N with a partial panel.
     func testEveryElementLandsWherePanelOffsetSays() throws {
         let temporary = try TemporaryCheckpoint()
@@ -82,9 +83,11 @@ final class CheckpointRepackTests: XCTestCase {
                 .bf16("b", shape: [N, K], values: values.map { Float(bitPattern: $0.bitPattern & 0xFFFF_0000) }),
             ]))
             let file = try SafeTensorsFile(path: temporary.directory.appendingPathComponent("m\(N)x\(K).safetensors").path)
-            for (name, format) in [("f", WeightFormat.float32), ("h", .float16), ("b", .bfloat16)] {
+            let bfloat16Values = values.map { Float(bitPattern: UInt32(bfloat16Bits($0)) << 16) }
+            for (name, format) in [("f", WeightFormat.float32), ("f", .float16), ("f", .bfloat16), ("h", .float16), ("b", .bfloat16)] {
                 let matrix = WeightMatrix(try file.elements(name), format: format, threads: 2)
-                let expected = format == .bfloat16 ? values.map { Float(bitPattern: $0.bitPattern & 0xFFFF_0000) } : values
+                let expected = name == "b" ? values.map { Float(bitPattern: $0.bitPattern & 0xFFFF_0000) }
+                    : name == "f" && format == .bfloat16 ? bfloat16Values : values
                 var row = [Float](repeating: 0, count: K)
                 for n in 0..<N {
                     _ = row.withUnsafeMutableBufferPointer { matrix.storedRow(n, into: $0.baseAddress!) }
