@@ -155,8 +155,9 @@ def chart(path, plan, modes, ours, baselines, rooflines, title):
 
 def ceilings_text(measured):
     """The ceilings of one measure() (ceilings.py) or of best() over a run's measurements: the streaming
-    rate's best pass beside its median, since the machine's bandwidth moves with other tenants, and the
-    OpenBLAS kernels that gave each sgemm rate."""
+    rate's best pass beside its median, since the machine's bandwidth moves with other tenants, the
+    OpenBLAS kernels that gave each sgemm rate, and the rate of a first write to fresh memory (what a load
+    that copies the weights pays per byte before anything else)."""
     stream = measured["stream"]
     if "runs" in stream:
         median = f"{stream['gb_per_s_median_of_runs']:.1f} GB/s median of the {stream['runs']} measurements"
@@ -164,7 +165,14 @@ def ceilings_text(measured):
         median = f"{stream['gb_per_s_median']:.1f} GB/s median"
     sgemm = ", ".join(f"{m['gflop_per_s_best']:.0f} GFLOP/s ({m['m']}×{m['k']}×{m['n']}, OpenBLAS's {m['openblas_core']} kernels)"
                       for m in (measured["sgemm_decode"], measured["sgemm_prefill"]))
-    return f"weight streaming {stream['gb_per_s_best']:.1f} GB/s (best pass; {median}), sgemm {sgemm}"
+    text = f"weight streaming {stream['gb_per_s_best']:.1f} GB/s (best pass; {median}), sgemm {sgemm}"
+    touch = measured.get("touch")
+    if touch and "runs" in touch:
+        text += (f"; first write to fresh memory {touch['gb_per_s_median']:.2f} GB/s (median; {touch['gb_per_s_min']:.2f}-"
+                 f"{touch['gb_per_s_max']:.2f} over the {touch['runs']} measurements)")
+    elif touch:
+        text += f"; first write to fresh memory {touch['gb_per_s']:.2f} GB/s ({touch['megabytes']} MB in {touch['seconds']:.2f} s)"
+    return text
 
 
 def summary(arguments, cpu, loads, measured, ours, plan):

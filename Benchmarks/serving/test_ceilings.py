@@ -18,6 +18,9 @@ forced = os.environ.get("OPENBLAS_CORETYPE")
 core = "Haswell" if forced is None else {"SKYLAKEX": "SkylakeX"}.get(forced, "forced " + forced)
 if sys.argv[1] == "stream":
     print(json.dumps({"kind": "stream", "gb_per_s_best": 80.0, "gb_per_s_median": 50.0}))
+elif sys.argv[1] == "touch":
+    print(json.dumps({"kind": "touch", "megabytes": int(sys.argv[2]), "threads": int(sys.argv[3]), "seconds": 0.5,
+                      "gb_per_s": int(sys.argv[2]) / 500}))
 else:
     rows = int(sys.argv[2])
     rate = {("Haswell", 32): 240.0, ("Haswell", 512): 250.0, ("SkylakeX", 32): 230.0, ("SkylakeX", 512): 480.0}.get((core, rows), 1.0)
@@ -64,6 +67,7 @@ class MeasureTests(unittest.TestCase):
         self.assertEqual((prefill["m"], prefill["openblas_core"], prefill["gflop_per_s_best"]), (512, "SkylakeX", 480.0))
         self.assertEqual(prefill["gflop_per_s_by_core"], {"Haswell": 250.0, "SkylakeX": 480.0})
         self.assertEqual(measured["stream"]["gb_per_s_best"], 80.0)
+        self.assertEqual((measured["touch"]["megabytes"], measured["touch"]["threads"], measured["touch"]["gb_per_s"]), (100, 2, 0.2))
 
     def test_bandwidth_of_the_moment_is_the_short_measurement_best_pass(self):
         self.assertEqual(ceilings.bandwidth_now(self.binary, 2), 80.0)
@@ -84,6 +88,13 @@ class BestTests(unittest.TestCase):
         self.assertEqual((best["sgemm_decode"]["gflop_per_s_best"], best["sgemm_decode"]["openblas_core"]), (250.0, "SkylakeX"))
         self.assertEqual((best["sgemm_prefill"]["gflop_per_s_best"], best["sgemm_prefill"]["openblas_core"]), (480.0, "Cooperlake"))
         self.assertNotIn("runs", runs[1]["stream"], "best() must not change the runs it was given")
+        self.assertNotIn("touch", best, "runs measured before the first-touch rate was")
+
+    def test_keeps_the_spread_of_the_first_touch_rate(self):
+        runs = [{"stream": {"gb_per_s_best": 80.0, "gb_per_s_median": 50.0}, "touch": {"gb_per_s": rate},
+                 "sgemm_decode": {"gflop_per_s_best": 250.0}, "sgemm_prefill": {"gflop_per_s_best": 480.0}}
+                for rate in (0.3, 2.5, 0.4)]
+        self.assertEqual(ceilings.best(runs)["touch"], {"gb_per_s_median": 0.4, "gb_per_s_min": 0.3, "gb_per_s_max": 2.5, "runs": 3})
 
 
 if __name__ == "__main__":

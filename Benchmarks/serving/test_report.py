@@ -52,5 +52,23 @@ class RoundsTextTests(unittest.TestCase):
         self.assertEqual(report.rounds_text(self.plan, ["float32", "int8"], ours, baselines), "")
 
 
+class CeilingsTextTests(unittest.TestCase):
+    measured = {"stream": {"gb_per_s_best": 80.0, "gb_per_s_median": 50.0},
+                "sgemm_decode": {"gflop_per_s_best": 250.0, "m": 32, "k": 768, "n": 3072, "openblas_core": "SkylakeX"},
+                "sgemm_prefill": {"gflop_per_s_best": 480.0, "m": 512, "k": 768, "n": 3072, "openblas_core": "SkylakeX"}}
+
+    def test_one_measurement_gives_the_first_touch_time_of_its_buffer(self):
+        measured = dict(self.measured, touch={"megabytes": 500, "seconds": 1.25, "gb_per_s": 0.4})
+        self.assertTrue(report.ceilings_text(measured).endswith("; first write to fresh memory 0.40 GB/s (500 MB in 1.25 s)"))
+
+    def test_a_runs_best_gives_the_median_and_spread_of_the_first_touch_rate(self):
+        measured = dict(self.measured, touch={"gb_per_s_median": 0.4, "gb_per_s_min": 0.3, "gb_per_s_max": 2.5, "runs": 3})
+        self.assertTrue(report.ceilings_text(measured).endswith(
+            "; first write to fresh memory 0.40 GB/s (median; 0.30-2.50 over the 3 measurements)"))
+
+    def test_results_without_it_read_as_before(self):
+        self.assertNotIn("fresh memory", report.ceilings_text(self.measured))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -10,7 +10,12 @@ import Foundation
 //       row-major: the layout of a linear layer's weight, so the shape is that of a real layer. Also
 //       reports the core type whose kernels OpenBLAS loaded ("Haswell", "SkylakeX", …): its own CPU
 //       detection, or OPENBLAS_CORETYPE when that is set (read once, when the library loads).
-// Both report the best and the median of the repetitions: a shared machine only ever slows a run down.
+//   MachineCeilings touch [MEGABYTES=500] [THREADS=2]
+//       maps that much fresh anonymous memory and writes one byte per 4 KiB page, THREADS threads on
+//       their own slices, once: what loading pays before writing any weight into memory it allocates
+//       (page faults, the kernel zeroing each page, and under a hypervisor the host backing it).
+// stream and sgemm report the best and the median of the repetitions: a shared machine only ever slows a
+// run down.
 
 // MARK: - Timing
 
@@ -131,6 +136,36 @@ func measureStream(megabytes: Int, threads: Int, seconds: Double) {
           "repetitions": rates.count, "checksum": Double(workers.checksum)])
 }
 
+// MARK: - First touch of fresh memory
+
+func measureTouch(megabytes: Int, threads: Int) {
+    let bytes = megabytes * 1_000_000
+    guard let mapping = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), mapping != MAP_FAILED else {
+        FileHandle.standardError.write(Data("mmap of \(megabytes) MB failed\n".utf8))
+        exit(1)
+    }
+    defer { munmap(mapping, bytes) }
+    let base = mapping.assumingMemoryBound(to: UInt8.self)
+    let page = 4096
+    let group = DispatchGroup()
+    let t0 = now()
+    for index in 0..<threads {
+        let first = bytes * index / threads / page * page, last = bytes * (index + 1) / threads
+        let address = Int(bitPattern: base)  // a pointer is not Sendable; its address is
+        group.enter()
+        Thread {
+            let bytes = UnsafeMutablePointer<UInt8>(bitPattern: address)!
+            var offset = first
+            while offset < last { bytes[offset] = 1; offset += page }
+            group.leave()
+        }.start()
+    }
+    group.wait()
+    let seconds = now() - t0
+    emit(["kind": "touch", "megabytes": megabytes, "threads": threads, "seconds": seconds,
+          "gb_per_s": Double(bytes) / seconds / 1e9])
+}
+
 // MARK: - sgemm
 
 func measureSgemm(M: Int, K: Int, N: Int, threads: Int, seconds: Double) {
@@ -165,10 +200,12 @@ func argument(_ index: Int, _ fallback: Double) -> Double { index < arguments.co
 switch arguments.first {
 case "stream":
     measureStream(megabytes: Int(argument(1, 500)), threads: Int(argument(2, 2)), seconds: argument(3, 3))
+case "touch":
+    measureTouch(megabytes: Int(argument(1, 500)), threads: Int(argument(2, 2)))
 case "sgemm" where arguments.count >= 4:
     measureSgemm(M: Int(argument(1, 32)), K: Int(argument(2, 768)), N: Int(argument(3, 3072)),
                  threads: Int(argument(4, 2)), seconds: argument(5, 2))
 default:
-    FileHandle.standardError.write(Data("usage: MachineCeilings stream [MB] [THREADS] [SECONDS] | sgemm M K N [THREADS] [SECONDS]\n".utf8))
+    FileHandle.standardError.write(Data("usage: MachineCeilings stream [MB] [THREADS] [SECONDS] | touch [MB] [THREADS] | sgemm M K N [THREADS] [SECONDS]\n".utf8))
     exit(2)
 }
