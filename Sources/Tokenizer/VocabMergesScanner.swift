@@ -4,11 +4,11 @@ import Foundation
 
 /// Reads the common form of `vocab.json` + `merges.txt` straight from their bytes. The general path
 /// (JSONDecoder into `[String: Int]`, a String per merge line, an array-keyed dictionary lookup per token)
-/// made loading GPT-2's files take 250-330 ms of every server start; through this one it takes 55-100 ms,
+/// made loading GPT-2's files take 250-330 ms of every server start; through this one it takes 45-90 ms,
 /// most of it building the tables `Vocabulary` keeps (TokenizerBenchmark).
 ///
 /// It accepts only what it can read with exactly the general path's result, and answers nil for anything
-/// else (an escape of U+0300 or above, a duplicate key, a number that is not a plain non-negative integer, a token
+/// else (an escape of U+0300 or above, a duplicate key or two keys for the same bytes, a number that is not a plain non-negative integer, a token
 /// spelled with scalars from U+0300 up, a malformed merge line, a merge of tokens not in the vocabulary):
 /// the caller then takes the general path, which gives the same answer or the same error as before.
 /// The U+0300 bound is what makes byte keys safe: `[String: Int]` compares keys by canonical equivalence,
@@ -32,8 +32,8 @@ enum VocabMergesScanner {
     // MARK: vocab.json
 
     /// A flat JSON object of strings to non-negative integers, each key converted to its token's bytes as
-    /// `ByteLevelTable.bytes(ofVocabularyString:)` does, entered into `table` (two spellings of the same
-    /// bytes keep the lower id, as `VocabMergesLoader.bytesToID`).
+    /// `ByteLevelTable.bytes(ofVocabularyString:)` does, entered into `table`; false for anything else, and
+    /// for bytes that two keys give.
     private static func scanVocabulary(
         _ json: UnsafeBufferPointer<UInt8>, into table: inout ByteStringTable, endOfTextID: inout Int32?
     ) -> Bool {
@@ -51,10 +51,9 @@ enum VocabMergesScanner {
         scalars.reserveCapacity(64)
         var tokenBytes: [UInt8] = []
         tokenBytes.reserveCapacity(256)
-        var seenSpellings = ByteStringTable(expectedCount: 65_536)
         var spelling: [UInt8] = []
         spelling.reserveCapacity(256)
-        let endOfText = Array("<|endoftext|>".utf8)
+        let endOfText = "<|endoftext|>".utf8.map { UInt32($0) }
 
         skipWhitespace()
         guard position < end, json[position] == UInt8(ascii: "{") else { return false }
@@ -75,10 +74,7 @@ enum VocabMergesScanner {
             skipWhitespace()
             guard let id = scanIdentifier(json, from: &position) else { return false }
 
-            // A key given twice: the general path decides what that means.
-            encodeUTF8(scalars, into: &spelling)
-            guard seenSpellings.insert(spelling, id: id) == nil else { return false }
-            if spelling == endOfText { endOfTextID = id }
+            if scalars == endOfText { endOfTextID = id }
             tokenBytes.removeAll(keepingCapacity: true)
             var throughTable = true
             for scalar in scalars {
@@ -89,8 +85,13 @@ enum VocabMergesScanner {
                 }
                 tokenBytes.append(UInt8(ByteLevelTable.byteOfCharacter[value]))
             }
-            if !throughTable { tokenBytes = spelling }
-            if let other = table.insert(tokenBytes, id: id), id < other { table.replaceID(of: tokenBytes, with: id) }
+            if !throughTable {
+                encodeUTF8(scalars, into: &spelling)
+                tokenBytes = spelling
+            }
+            // Bytes met twice: a key given twice, or two spellings of the same bytes (U+0100 and an escaped
+            // NUL both stand for byte 0). Neither occurs in real vocabularies; the general path decides.
+            guard table.insert(tokenBytes, id: id) == nil else { return false }
 
             skipWhitespace()
             guard position < end else { return false }
@@ -330,10 +331,6 @@ struct ByteStringTable {
         storage += key
         slots[slot] = Int32(ids.count)
         return nil
-    }
-
-    mutating func replaceID(of key: [UInt8], with id: Int32) {
-        if let entry = slot(of: key).entry { ids[entry] = id }
     }
 
     func lookup(_ key: [UInt8]) -> Int32? {
