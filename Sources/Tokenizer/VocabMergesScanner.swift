@@ -51,8 +51,6 @@ enum VocabMergesScanner {
         scalars.reserveCapacity(64)
         var tokenBytes: [UInt8] = []
         tokenBytes.reserveCapacity(256)
-        var spelling: [UInt8] = []
-        spelling.reserveCapacity(256)
         let endOfText = "<|endoftext|>".utf8.map { UInt32($0) }
 
         skipWhitespace()
@@ -85,10 +83,7 @@ enum VocabMergesScanner {
                 }
                 tokenBytes.append(UInt8(ByteLevelTable.byteOfCharacter[value]))
             }
-            if !throughTable {
-                encodeUTF8(scalars, into: &spelling)
-                tokenBytes = spelling
-            }
+            if !throughTable { encodeUTF8(scalars, into: &tokenBytes) }
             // Bytes met twice: a key given twice, or two spellings of the same bytes (U+0100 and an escaped
             // NUL both stand for byte 0). Neither occurs in real vocabularies; the general path decides.
             guard table.insert(tokenBytes, id: id) == nil else { return false }
