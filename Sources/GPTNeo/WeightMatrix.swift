@@ -160,7 +160,7 @@ extension WeightMatrix {
             case .float32Panels, .int8Panels: return nil
             }
         }
-        let floats: [UnsafePointer<Float>?] = sources.map { source in
+        let sameFloats: [UnsafePointer<Float>?] = sources.map { source in
             if case .int8Panels = storage { nil } else { source.float32Elements() }
         }
         let parts = panelCount * K * panelWidth < (1 << 18) ? 1 : max(1, min(threads, panelCount))
@@ -181,12 +181,12 @@ extension WeightMatrix {
                     copyPanel(panel, rows: bits + row * K, block: block)
                     continue
                 }
-                if let floats = floats[source], columns == panelWidth, locate(first + columns - 1).source == source {
-                    let rows = floats + row * K
+                if let floats = sameFloats[source], columns == panelWidth, locate(first + columns - 1).source == source {
+                    let panelRows = floats + row * K
                     switch storage {
-                    case .float32Panels(let out): transposeFullPanel(rows, panel: panel, into: out, block: block) { $0 }
-                    case .float16Panels(let out): transposeFullPanel(rows, panel: panel, into: out, block: block, float16Bits)
-                    case .bfloat16Panels(let out): transposeFullPanel(rows, panel: panel, into: out, block: block, bfloat16Bits)
+                    case .float32Panels(let out): transposeFullPanel(panelRows, panel: panel, into: out, block: block) { $0 }
+                    case .float16Panels(let out): transposeFullPanel(panelRows, panel: panel, into: out, block: block, float16Bits)
+                    case .bfloat16Panels(let out): transposeFullPanel(panelRows, panel: panel, into: out, block: block, bfloat16Bits)
                     case .int8Panels: preconditionFailure("int8 panels group k by 4")
                     }
                     continue

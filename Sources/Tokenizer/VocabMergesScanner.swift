@@ -73,17 +73,7 @@ enum VocabMergesScanner {
             guard let id = scanIdentifier(json, from: &position) else { return false }
 
             if scalars == endOfText { endOfTextID = id }
-            tokenBytes.removeAll(keepingCapacity: true)
-            var throughTable = true
-            for scalar in scalars {
-                let value = Int(scalar)
-                guard value < ByteLevelTable.byteOfCharacter.count, ByteLevelTable.byteOfCharacter[value] >= 0 else {
-                    throughTable = false
-                    break
-                }
-                tokenBytes.append(UInt8(ByteLevelTable.byteOfCharacter[value]))
-            }
-            if !throughTable { encodeUTF8(scalars, into: &tokenBytes) }
+            if !bytesThroughTable(scalars, into: &tokenBytes) { encodeUTF8(scalars, into: &tokenBytes) }
             // Bytes met twice: a key given twice, or two spellings of the same bytes (U+0100 and an escaped
             // NUL both stand for byte 0). Neither occurs in real vocabularies; the general path decides.
             guard table.insert(tokenBytes, id: id) == nil else { return false }
@@ -164,7 +154,7 @@ enum VocabMergesScanner {
         }
         let digits = position - start
         guard digits > 0, digits == 1 || json[start] != UInt8(ascii: "0"), value < Int(Int32.max) else { return nil }
-        if position < json.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(json[position]) { return nil }
+        if position < json.count, json[position] == UInt8(ascii: ".") || json[position] | 0x20 == UInt8(ascii: "e") { return nil }
         return Int32(value)
     }
 
@@ -175,6 +165,19 @@ enum VocabMergesScanner {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt32(byte - UInt8(ascii: "A") + 10)
         default: nil
         }
+    }
+
+    /// The bytes the scalars spell through GPT-2's byte table, as `ByteLevelTable.bytes(ofVocabularyString:)`
+    /// reads a spelling whose every scalar is in it; false if one is not (the spelling then stands for its
+    /// own UTF-8).
+    private static func bytesThroughTable(_ scalars: [UInt32], into bytes: inout [UInt8]) -> Bool {
+        bytes.removeAll(keepingCapacity: true)
+        for scalar in scalars {
+            let value = Int(scalar)
+            guard value < ByteLevelTable.byteOfCharacter.count, ByteLevelTable.byteOfCharacter[value] >= 0 else { return false }
+            bytes.append(UInt8(ByteLevelTable.byteOfCharacter[value]))
+        }
+        return true
     }
 
     private static func encodeUTF8(_ scalars: [UInt32], into bytes: inout [UInt8]) {
@@ -202,7 +205,7 @@ enum VocabMergesScanner {
         if end >= 3, text[0] == 0xEF, text[1] == 0xBB, text[2] == 0xBF { position = 3 }
         var lineNumber = 0
         var rank: Int32 = 0
-        var left: [UInt8] = [], right: [UInt8] = [], joined: [UInt8] = []
+        var left: [UInt8] = [], right: [UInt8] = [], joined: [UInt8] = [], scalars: [UInt32] = []
         let version = Array("#version".utf8)
         while position <= end {
             var lineEnd = position
@@ -220,8 +223,8 @@ enum VocabMergesScanner {
             }
             guard let space = line.firstIndex(of: 0x20), space > 0, space < line.count - 1,
                   !line[(space + 1)...].contains(0x20) else { return nil }
-            guard tokenBytes(UnsafeBufferPointer(rebasing: line[..<space]), into: &left),
-                  tokenBytes(UnsafeBufferPointer(rebasing: line[(space + 1)...]), into: &right),
+            guard tokenBytes(UnsafeBufferPointer(rebasing: line[..<space]), into: &left, scalars: &scalars),
+                  tokenBytes(UnsafeBufferPointer(rebasing: line[(space + 1)...]), into: &right, scalars: &scalars),
                   let leftID = table.lookup(left), let rightID = table.lookup(right) else { return nil }
             joined.removeAll(keepingCapacity: true)
             joined += left
@@ -236,32 +239,23 @@ enum VocabMergesScanner {
 
     /// A merge line's token spelling (UTF-8) -> its bytes, as `ByteLevelTable.bytes(ofVocabularyString:)`:
     /// through the table when every scalar is a byte's spelling, else the spelling's own UTF-8. Only one-
-    /// and two-byte sequences are read here.
-    private static func tokenBytes(_ spelling: UnsafeBufferPointer<UInt8>, into bytes: inout [UInt8]) -> Bool {
-        bytes.removeAll(keepingCapacity: true)
+    /// and two-byte sequences are read here; `scalars` is scratch space.
+    private static func tokenBytes(_ spelling: UnsafeBufferPointer<UInt8>, into bytes: inout [UInt8], scalars: inout [UInt32]) -> Bool {
+        scalars.removeAll(keepingCapacity: true)
         var index = 0
-        var throughTable = true
         while index < spelling.count {
             let byte = spelling[index]
-            let scalar: Int
             if byte < 0x80 {
-                scalar = Int(byte)
+                scalars.append(UInt32(byte))
                 index += 1
             } else if (0xC2...0xDF).contains(byte), index + 1 < spelling.count, spelling[index + 1] & 0xC0 == 0x80 {
-                scalar = Int(byte & 0x1F) << 6 | Int(spelling[index + 1] & 0x3F)
+                scalars.append(UInt32(byte & 0x1F) << 6 | UInt32(spelling[index + 1] & 0x3F))
                 index += 2
             } else {
                 return false
             }
-            if throughTable {
-                if scalar < ByteLevelTable.byteOfCharacter.count, ByteLevelTable.byteOfCharacter[scalar] >= 0 {
-                    bytes.append(UInt8(ByteLevelTable.byteOfCharacter[scalar]))
-                } else {
-                    throughTable = false
-                }
-            }
         }
-        if !throughTable { bytes = Array(spelling) }
+        if !bytesThroughTable(scalars, into: &bytes) { bytes = Array(spelling) }
         return true
     }
 }
