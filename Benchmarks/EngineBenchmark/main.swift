@@ -6,7 +6,7 @@ import GPTNeo
 //   [GPTNEO_THREADS=N] swift run -c release EngineBenchmark regions
 //   python Benchmarks/EngineBenchmark/make_random_125m.py /tmp/gpt-neo-125M-random
 //   [GPTNEO_DTYPE=auto|float32|float16|bfloat16] [GPTNEO_QUANTIZATION=none|int8] \
-//     [GPTNEO_STREAMS=1,8,32,64] swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [load|forward|decode|long|all|step]
+//     [GPTNEO_STREAMS=1,8,32,64] [GPTNEO_CHUNK=128] swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [load|forward|decode|long|all|step]
 //   swift run -c release EngineBenchmark MODEL_DIRECTORY contexts [CONTEXTS [STREAMS [STEPS]]]   (default 100,500,1500 32,64 8)
 //   swift run -c release EngineBenchmark MODEL_DIRECTORY digest   (hashes of outputs: compare two builds bitwise)
 //   swift run -c release EngineBenchmark MODEL_DIRECTORY accuracy TOKENS.json   (make_accuracy_tokens.py)
@@ -94,15 +94,21 @@ func tokens(_ count: Int, seed: Int) -> [Int] { (0..<count).map { ($0 * 7919 + s
 if mode == "forward" || mode == "all" {
     let engine = GPTNeoEngine(model: model, threads: threads)
     let input = tokens(512, seed: 1)
+    // GPTNEO_CHUNK=128: the prompt in steps of that many tokens, as the server's prefill chunks.
+    let chunk = environment["GPTNEO_CHUNK"].flatMap { Int($0) } ?? input.count
     var times: [Double] = [], cpu: [Double] = []
     for _ in 0..<6 {
         let cache = engine.makeCache(capacity: 512)
         let cpuBefore = cpuSeconds()
-        times.append(try seconds { _ = try engine.forward([ForwardItem(cache: cache, tokens: input)]) })
+        times.append(try seconds {
+            for start in stride(from: 0, to: input.count, by: chunk) {
+                _ = try engine.forward([ForwardItem(cache: cache, tokens: Array(input[start..<min(input.count, start + chunk)]))])
+            }
+        })
         cpu.append(cpuSeconds() - cpuBefore)
     }
     times.removeFirst(); cpu.removeFirst()  // warm-up: page faults of the mapping, scratch allocation
-    print("forward 512 tokens: median \(format(median(times) * 1000)) ms, min \(format(times.min()! * 1000)) ms wall "
+    print("forward 512 tokens in chunks of \(chunk): median \(format(median(times) * 1000)) ms, min \(format(times.min()! * 1000)) ms wall "
           + "(runs: \(times.map { format($0 * 1000) })); CPU time median \(format(median(cpu) * 1000)) ms")
 }
 

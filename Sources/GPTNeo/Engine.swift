@@ -117,24 +117,39 @@ public final class GPTNeoEngine {
         let eps = config.layerNormEpsilon
         // Each residual add is fused into the LayerNorm that reads its sum (the last one's into ln_f,
         // which only some rows need, so that one stays separate).
+        // The element-wise and per-row passes between products split their rows over the threads when
+        // there are enough of them (a prefill chunk, a large decode batch): one thread alone took ~4 % of
+        // a 128-token chunk's time on GELU and LayerNorm while the other waited.
+        func rowsInParallel(elementsPerRow: Int, _ body: (_ offset: Int, _ rows: Int) -> Void) {
+            forEachRowRange(rows: totalRows, elementsPerRow: elementsPerRow, threads: threads) { range in
+                body(range.lowerBound, range.count)
+            }
+        }
         if let first = weights.blocks.first {
-            layerNorm(buffers.normed, buffers.hidden, first.attnNormWeight.pointer, first.attnNormBias.pointer, eps: eps, rows: totalRows, C: C)
+            rowsInParallel(elementsPerRow: C) { r, rows in
+                layerNorm(buffers.normed + r * C, buffers.hidden + r * C, first.attnNormWeight.pointer, first.attnNormBias.pointer,
+                          eps: eps, rows: rows, C: C)
+            }
         }
         for (layer, block) in weights.blocks.enumerated() {
             linear(buffers.qkv, buffers.normed, block.wqkv, nil)
             attention.run(attentionItems, layer: layer, kind: block.kind, config: config, scratch: buffers,
                           qkv: buffers.qkv, out: buffers.attended)
             linear(buffers.projected, buffers.attended, block.wo, block.bo)
-            addThenLayerNorm(buffers.normed, buffers.hidden, adding: buffers.projected, block.ffnNormWeight.pointer,
-                             block.ffnNormBias.pointer, eps: eps, rows: totalRows, C: C)
+            rowsInParallel(elementsPerRow: C) { r, rows in
+                addThenLayerNorm(buffers.normed + r * C, buffers.hidden + r * C, adding: buffers.projected + r * C,
+                                 block.ffnNormWeight.pointer, block.ffnNormBias.pointer, eps: eps, rows: rows, C: C)
+            }
 
             linear(buffers.inner, buffers.normed, block.ffnUp, block.ffnUpBias)
-            geluNewInPlace(buffers.inner, rows: totalRows, N: I)
+            rowsInParallel(elementsPerRow: I) { r, rows in geluNewInPlace(buffers.inner + r * I, rows: rows, N: I) }
             linear(buffers.projected, buffers.inner, block.ffnDown, block.ffnDownBias)
             if layer + 1 < weights.blocks.count {
                 let next = weights.blocks[layer + 1]
-                addThenLayerNorm(buffers.normed, buffers.hidden, adding: buffers.projected, next.attnNormWeight.pointer,
-                                 next.attnNormBias.pointer, eps: eps, rows: totalRows, C: C)
+                rowsInParallel(elementsPerRow: C) { r, rows in
+                    addThenLayerNorm(buffers.normed + r * C, buffers.hidden + r * C, adding: buffers.projected + r * C,
+                                     next.attnNormWeight.pointer, next.attnNormBias.pointer, eps: eps, rows: rows, C: C)
+                }
             } else {
                 addInPlace(buffers.hidden, buffers.projected, count: totalRows * C)
             }

@@ -107,3 +107,14 @@ func cpuQuota(quotaMicroseconds: String, periodMicroseconds: String) -> Int? {
         WorkerPool.shared(threads: threads).run(iterations, body)
     }
 }
+
+/// Runs `body` on ranges of `rows` (each row `elementsPerRow` floats of element-wise or per-row work) in
+/// parallel on `threads`, two ranges per thread; on the caller alone when there is too little work to be
+/// worth waking the threads (a decode step of a few sequences). Rows are computed independently, so any
+/// split gives the same bits.
+func forEachRowRange(rows: Int, elementsPerRow: Int, threads: Int, _ body: (Range<Int>) -> Void) {
+    let parts = rows * elementsPerRow < (1 << 16) ? 1 : min(rows, threads * 2)
+    parallelFor(parts, threads: threads) { part in
+        body(rows * part / parts..<rows * (part + 1) / parts)
+    }
+}

@@ -26,6 +26,20 @@ final class WorkerPoolTests: XCTestCase {
         }
     }
 
+    /// The engine's row passes (LayerNorm, GELU): every row exactly once, in ranges that do not overlap,
+    /// split or not, for row counts around the threshold and the thread count.
+    func testRowRangesCoverEveryRowOnce() {
+        for threads in [1, 2, 3] {
+            for (rows, elementsPerRow) in [(0, 768), (1, 768), (5, 768), (85, 768), (86, 768), (128, 768), (7, 3072), (21, 3072), (22, 3072), (512, 3072)] {
+                let hits = Mutex([Int](repeating: 0, count: rows))
+                forEachRowRange(rows: rows, elementsPerRow: elementsPerRow, threads: threads) { range in
+                    hits.withLock { for row in range { $0[row] += 1 } }
+                }
+                XCTAssertEqual(hits.withLock { $0 }, [Int](repeating: 1, count: rows), "\(rows) rows of \(elementsPerRow), \(threads) threads")
+            }
+        }
+    }
+
     func testRegionsAfterTheWorkersParkedStillRunEverything() {
         let pool = WorkerPool(threads: 3)
         for _ in 0..<5 {
