@@ -9,7 +9,7 @@ import GPTNeo
 /// Greedy decode steps of every cache at once; wall and CPU seconds per step.
 func timeDecode(_ engine: GPTNeoEngine, caches: [KVCache], steps: Int) throws -> (wall: Double, cpu: Double) {
     var next = [Int](repeating: 50256, count: caches.count)
-    let cpuBefore = cpuSeconds()
+    let clocks = CPUClocks()
     let wall = try seconds {
         for _ in 0..<steps {
             let outputs = try engine.forward(caches.indices.map { ForwardItem(cache: caches[$0], tokens: [next[$0]]) })
@@ -20,7 +20,7 @@ func timeDecode(_ engine: GPTNeoEngine, caches: [KVCache], steps: Int) throws ->
             }
         }
     }
-    return (wall / Double(steps), (cpuSeconds() - cpuBefore) / Double(steps))
+    return (wall / Double(steps), clocks.elapsed() / Double(steps))
 }
 
 /// Decode tokens/s of `streamCounts` streams at each context length in `contexts`.

@@ -70,9 +70,9 @@ func timeKernels(shapes: [(Int, Int)], M: Int, format: WeightFormat, threads: In
 
 /// CPU seconds one call of `body` takes, the mean of `calls`.
 func cpuTime(_ calls: Int, _ body: () -> Void) -> Double {
-    let before = cpuSeconds()
+    let clocks = CPUClocks()
     for _ in 0..<calls { body() }
-    return (cpuSeconds() - before) / Double(calls)
+    return clocks.elapsed() / Double(calls)
 }
 
 /// GFLOP/s per CPU-second of one core doing nothing but FMAs from registers: `chains(steps)` runs `steps`

@@ -20,7 +20,7 @@ func runRegionBenchmark(threads: Int) {
         let count = loaded ? regions / 40 : regions
         var wall: [Double] = [], cpu: [Double] = []
         for _ in 0..<5 {
-            let cpuBefore = cpuSeconds()
+            let clocks = CPUClocks()
             wall.append(sink.withUnsafeMutableBufferPointer { buffer in
                 let pointer = UncheckedPointer(value: buffer.baseAddress!)
                 return seconds {
@@ -31,7 +31,7 @@ func runRegionBenchmark(threads: Int) {
                     }
                 }
             })
-            cpu.append(cpuSeconds() - cpuBefore)
+            cpu.append(clocks.elapsed())
         }
         var line = "parallel region of \(iterations) \(loaded ? "~20 µs" : "empty") iterations on \(threads) threads: "
             + "\(format(median(wall) / Double(count) * 1e6, 2)) µs wall, \(format(median(cpu) / Double(count) * 1e6, 2)) µs CPU per region"

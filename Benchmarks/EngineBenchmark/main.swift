@@ -22,12 +22,42 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
     return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 }
 
-/// CPU seconds (user + system, all threads) used by the process so far: unlike wall time, not inflated
-/// by other processes on a shared machine.
-func cpuSeconds() -> Double {
-    var time = timespec()
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+/// A reading of the CPU time (user + system) of every thread of this process; `elapsed()` is the CPU time
+/// all of them used since: unlike wall time, not inflated by other processes on a shared machine.
+///
+/// Each thread's own clock, not the process clock (CLOCK_PROCESS_CPUTIME_ID): Linux brings a running
+/// thread's clock up to date when it is read, but the process clock adds the other threads' times as of
+/// their last scheduler tick or switch. A pool worker that never stops between regions then lags by up
+/// to a tick: measurements of ~2 ms on 2 threads read as little as half the worker's time, and a kernel
+/// came out at 1.4-1.9× one core's FMA peak per CPU-second (LM head rates that jumped 2× between runs).
+/// The thread list is read outside the measured interval; a thread started within it counts whole.
+struct CPUClocks {
+    private let threads: [pid_t]
+    private let seconds: [Double]
+
+    init() {
+        threads = CPUClocks.threadIDs()
+        seconds = threads.map(CPUClocks.threadSeconds)
+    }
+
+    func elapsed() -> Double {
+        var total = zip(threads, seconds).reduce(0) { $0 + max(0, CPUClocks.threadSeconds($1.0) - $1.1) }
+        let known = Set(threads)
+        for thread in CPUClocks.threadIDs() where !known.contains(thread) { total += CPUClocks.threadSeconds(thread) }
+        return total
+    }
+
+    private static func threadIDs() -> [pid_t] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []).compactMap { pid_t($0) }
+    }
+
+    /// The thread's CPU clock: Linux's per-thread scheduler clock id for `thread` (what
+    /// pthread_getcpuclockid gives for a pthread); 0 for a thread that has exited.
+    private static func threadSeconds(_ thread: pid_t) -> Double {
+        var time = timespec()
+        guard clock_gettime(clockid_t((~thread) << 3 | 6), &time) == 0 else { return 0 }
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
 }
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
@@ -99,13 +129,13 @@ if mode == "forward" || mode == "all" {
     var times: [Double] = [], cpu: [Double] = []
     for _ in 0..<6 {
         let cache = engine.makeCache(capacity: 512)
-        let cpuBefore = cpuSeconds()
+        let clocks = CPUClocks()
         times.append(try seconds {
             for start in stride(from: 0, to: input.count, by: chunk) {
                 _ = try engine.forward([ForwardItem(cache: cache, tokens: Array(input[start..<min(input.count, start + chunk)]))])
             }
         })
-        cpu.append(cpuSeconds() - cpuBefore)
+        cpu.append(clocks.elapsed())
     }
     times.removeFirst(); cpu.removeFirst()  // warm-up: page faults of the mapping, scratch allocation
     print("forward 512 tokens in chunks of \(chunk): median \(format(median(times) * 1000)) ms, min \(format(times.min()! * 1000)) ms wall "
@@ -141,9 +171,9 @@ if mode == "step" {
     _ = try engine.forward([ForwardItem(cache: cache, tokens: tokens(16, seed: 5))])
     try decodeSteps(engine, cache: cache, steps: 1)  // warm-up: scratch and KV blocks
     let steps = 8
-    let cpuBefore = cpuSeconds()
+    let clocks = CPUClocks()
     try decodeSteps(engine, cache: cache, steps: steps)
-    print("decode 1 stream: CPU \(format((cpuSeconds() - cpuBefore) / Double(steps) * 1000, 2)) ms/step over \(steps) steps")
+    print("decode 1 stream: CPU \(format(clocks.elapsed() / Double(steps) * 1000, 2)) ms/step over \(steps) steps")
 }
 
 if mode == "contexts" {
@@ -169,9 +199,9 @@ if mode == "long" || mode == "all" {
     var next = 50256
     var cpu: [Double] = []
     for _ in 0..<24 {
-        let before = cpuSeconds()
+        let clocks = CPUClocks()
         let logits = try engine.forward([ForwardItem(cache: cache, tokens: [next])])[0].logits
-        cpu.append(cpuSeconds() - before)
+        cpu.append(clocks.elapsed())
         next = logits.indices.max { logits[$0] < logits[$1] }!
     }
     print("decode 1 stream at context 1000: CPU \(format(median(cpu) * 1000, 2)) ms/step (median)")
