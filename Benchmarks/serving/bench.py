@@ -306,6 +306,9 @@ def main():
     by_round = report.rounds_text(plan, table_modes, ours, baselines, bound=bound_at)
     if by_round:
         text += "\n\n" + by_round
+    paired = report.paired_ratios_text(plan, table_modes, ours, baselines)
+    if paired:
+        text += "\n\n" + paired
     with open(os.path.join(arguments.output, "table.md"), "w") as f:
         f.write(text + "\n")
     with open(os.path.join(arguments.output, "results.json"), "w") as f:

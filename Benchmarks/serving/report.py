@@ -223,6 +223,34 @@ def rounds_text(plan, modes, ours, baselines, bound=None):
             "(ORT's model as in the table):\n" + "\n".join(lines))
 
 
+def paired_ratios_text(plan, modes, ours, baselines):
+    """Ours over ONNX Runtime round by round at every stream count, and the median of those ratios. The table
+    divides the two engines' median runs, which may come from different rounds; a round runs both engines
+    within minutes of each other, so its ratio compares them at nearly the same state of a host whose speed
+    moves between rounds. Empty with a single round."""
+    def rates(result, streams):
+        return [run["tokens"] / run["seconds"] for run in result["runs"] if run["streams"] == streams]
+
+    lines = []
+    for mode in modes:
+        if not isinstance(ours[mode], dict) or not baselines[mode].get("onnxruntime"):
+            continue
+        parts = []
+        for streams in plan.streams:
+            ratios = [a / b for a, b in zip(rates(ours[mode], streams), rates(baselines[mode]["onnxruntime"], streams))]
+            if len(ratios) < 2:
+                continue
+            middle = sorted(ratios)[(len(ratios) - 1) // 2]
+            parts.append(f"{streams} stream{'s' if streams > 1 else ''} {' / '.join(f'{r:.2f}' for r in ratios)} "
+                         f"(median {middle:.2f}×)")
+        if parts:
+            lines.append(f"- {mode}: " + "; ".join(parts) + ".")
+    if not lines:
+        return ""
+    return ("Ours over ONNX Runtime round by round (the same round's runs; the table divides medians taken over "
+            "all rounds; ORT's model as in the table):\n" + "\n".join(lines))
+
+
 def agreement_line(counts, streams):
     return f"Greedy outputs identical to ONNX Runtime's (first streams of the {streams}-stream run): " + ", ".join(
         f"{name} {value['identical']}/{value['compared']}" for name, value in counts.items())

@@ -72,3 +72,24 @@ class CeilingsTextTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PairedRatiosTextTests(unittest.TestCase):
+    plan = types.SimpleNamespace(streams=[1, 8])
+
+    def test_each_round_divides_its_own_runs_and_the_median_is_of_the_ratios(self):
+        ours = {"float32": {"runs": [run(1, 120.0), run(8, 600.0), run(1, 90.0), run(8, 560.0), run(1, 100.0), run(8, 500.0)]}}
+        ort = {"runs": [run(1, 60.0), run(8, 400.0), run(1, 75.0), run(8, 350.0), run(1, 50.0), run(8, 400.0)]}
+        text = report.paired_ratios_text(self.plan, ["float32"], ours, {"float32": {"onnxruntime": ort}})
+        lines = text.splitlines()
+        self.assertEqual(len(lines), 2, text)
+        # 1 stream: 2.00, 1.20, 2.00 (median 2.00; the medians' ratio would be 100 / 60 = 1.67);
+        # 8 streams: 1.50, 1.60, 1.25.
+        self.assertEqual(lines[1], "- float32: 1 stream 2.00 / 1.20 / 2.00 (median 2.00×); "
+                                   "8 streams 1.50 / 1.60 / 1.25 (median 1.50×).")
+
+    def test_a_single_round_or_no_baseline_gives_nothing(self):
+        one = {"float32": {"runs": [run(1, 120.0), run(8, 600.0)]}}
+        ort = {"runs": [run(1, 60.0), run(8, 400.0)]}
+        self.assertEqual(report.paired_ratios_text(self.plan, ["float32"], one, {"float32": {"onnxruntime": ort}}), "")
+        self.assertEqual(report.paired_ratios_text(self.plan, ["float32"], one, {"float32": {}}), "")
