@@ -70,10 +70,6 @@ class CeilingsTextTests(unittest.TestCase):
         self.assertNotIn("fresh memory", report.ceilings_text(self.measured))
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class PairedRatiosTextTests(unittest.TestCase):
     plan = types.SimpleNamespace(streams=[1, 8])
 
@@ -93,3 +89,7 @@ class PairedRatiosTextTests(unittest.TestCase):
         ort = {"runs": [run(1, 60.0), run(8, 400.0)]}
         self.assertEqual(report.paired_ratios_text(self.plan, ["float32"], one, {"float32": {"onnxruntime": ort}}), "")
         self.assertEqual(report.paired_ratios_text(self.plan, ["float32"], one, {"float32": {}}), "")
+
+
+if __name__ == "__main__":
+    unittest.main()

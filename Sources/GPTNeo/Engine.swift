@@ -126,6 +126,13 @@ public final class GPTNeoEngine {
                 body(range.lowerBound, range.count)
             }
         }
+        /// hidden += projected, then normed = LayerNorm(hidden) with `weight` and `bias`.
+        func addProjectedThenNormalize(_ weight: FloatTensor, _ bias: FloatTensor) {
+            rowsInParallel(elementsPerRow: C) { r, rows in
+                addThenLayerNorm(buffers.normed + r * C, buffers.hidden + r * C, adding: buffers.projected + r * C,
+                                 weight.pointer, bias.pointer, eps: eps, rows: rows, C: C)
+            }
+        }
         if let first = weights.blocks.first {
             rowsInParallel(elementsPerRow: C) { r, rows in
                 layerNorm(buffers.normed + r * C, buffers.hidden + r * C, first.attnNormWeight.pointer, first.attnNormBias.pointer,
@@ -137,20 +144,14 @@ public final class GPTNeoEngine {
             attention.run(attentionItems, layer: layer, kind: block.kind, config: config, scratch: buffers,
                           qkv: buffers.qkv, out: buffers.attended)
             linear(buffers.projected, buffers.attended, block.wo, block.bo)
-            rowsInParallel(elementsPerRow: C) { r, rows in
-                addThenLayerNorm(buffers.normed + r * C, buffers.hidden + r * C, adding: buffers.projected + r * C,
-                                 block.ffnNormWeight.pointer, block.ffnNormBias.pointer, eps: eps, rows: rows, C: C)
-            }
+            addProjectedThenNormalize(block.ffnNormWeight, block.ffnNormBias)
 
             linear(buffers.inner, buffers.normed, block.ffnUp, block.ffnUpBias)
             rowsInParallel(elementsPerRow: I) { r, rows in geluNewInPlace(buffers.inner + r * I, rows: rows, N: I) }
             linear(buffers.projected, buffers.inner, block.ffnDown, block.ffnDownBias)
             if layer + 1 < weights.blocks.count {
                 let next = weights.blocks[layer + 1]
-                rowsInParallel(elementsPerRow: C) { r, rows in
-                    addThenLayerNorm(buffers.normed + r * C, buffers.hidden + r * C, adding: buffers.projected + r * C,
-                                     next.attnNormWeight.pointer, next.attnNormBias.pointer, eps: eps, rows: rows, C: C)
-                }
+                addProjectedThenNormalize(next.attnNormWeight, next.attnNormBias)
             } else {
                 addInPlace(buffers.hidden, buffers.projected, count: totalRows * C)
             }
