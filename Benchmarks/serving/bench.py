@@ -52,6 +52,8 @@ def parse_arguments():
         ("prefill-repeats", 2, 1, "timed prefill runs per round (the median of all rounds' is reported)"),
         ("warmup-tokens", 4, 2, "tokens per stream generated before each timed run, not timed"),
         ("stream-megabytes", 500, 100, "buffer read by the weight-streaming measurement"),
+        ("load-samples", 3, 1, "starts of each gptneo-server mode timed to ready (the median is reported; the first "
+                               "start's, with the engines before it just loaded, is one of them)"),
     ]:
         parser.add_argument(f"--{name}", type=int, help=f"{meaning} (default {full}; {quick} with --quick)")
         QUICK[name.replace("-", "_")] = (full, quick)
@@ -72,6 +74,8 @@ def parse_arguments():
     arguments.streams = sorted({int(n) for n in arguments.streams.split(",")})
     if arguments.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if arguments.load_samples < 1:
+        parser.error("--load-samples must be at least 1")
     if arguments.latency_streams not in arguments.streams:
         parser.error("--latency-streams must be one of --streams")
     return arguments
@@ -114,7 +118,11 @@ def make_engines(arguments, options, models, plan, plan_path, shape):
 MEMORY_BOUND_STREAMS = 8
 
 
-def run_engines(engines, streams, rounds, interleave, loads, between_rounds, bandwidth_now):
+# Seconds between stopping a server and starting it again for another load sample (ServerEngine.reload).
+RELOAD_PAUSE_SECONDS = 3
+
+
+def run_engines(engines, streams, rounds, interleave, loads, between_rounds, bandwidth_now, load_samples=1):
     """Runs every engine through load, one timed run per stream count and prefill per round, and finish; returns the
     failures by engine name. Interleaved (all engines loaded at once, each stream count run by every engine
     back to back), a change in the machine's load hits all engines alike; the 1.3B shape does not fit in
@@ -162,6 +170,12 @@ def run_engines(engines, streams, rounds, interleave, loads, between_rounds, ban
                 step(engine, "prefill")
         for engine in group:
             step(engine, "finish")
+        # Our server's further load samples, after every run, so that no restart changes what the runs met.
+        for _ in range(load_samples - 1):
+            for engine in group:
+                if hasattr(engine, "reload"):
+                    log(f"{engine.name}: another load, load average {load_average():.1f}")
+                    step(engine, "reload", RELOAD_PAUSE_SECONDS)
 
     try:
         if interleave:
@@ -267,7 +281,8 @@ def main():
         log(f"gptneo-server ({mode}): {why}")
     failures = run_engines(engines, plan.streams, arguments.rounds, interleave=arguments.size == "125m", loads=loads,
                            between_rounds=lambda: ceiling_runs.append(measure_ceilings(arguments, shape, "between rounds")),
-                           bandwidth_now=lambda: ceilings.bandwidth_now(arguments.ceilings, arguments.threads))
+                           bandwidth_now=lambda: ceilings.bandwidth_now(arguments.ceilings, arguments.threads),
+                           load_samples=arguments.load_samples)
     for engine in engines:
         if engine.name.startswith("gptneo-server "):
             mode = engine.name.split(" ", 1)[1]
@@ -309,6 +324,9 @@ def main():
     paired = report.paired_ratios_text(plan, table_modes, ours, baselines)
     if paired:
         text += "\n\n" + paired
+    load_samples = report.load_samples_text(table_modes, ours)
+    if load_samples:
+        text += "\n\n" + load_samples
     with open(os.path.join(arguments.output, "table.md"), "w") as f:
         f.write(text + "\n")
     with open(os.path.join(arguments.output, "results.json"), "w") as f:

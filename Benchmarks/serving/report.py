@@ -5,6 +5,7 @@ ours / theirs; times and memory are theirs / ours. "of ceiling" is ours as a sha
 (ceilings.py), or the bound over ours for times and memory.
 """
 import math
+import statistics
 
 from workload import percentile
 
@@ -48,6 +49,7 @@ def metrics(plan, roofline):
         (f"inter-token latency p99, {latency} streams", "ms",
          lambda r: 1000 * percentile(run_for(r, latency)["inter_token_seconds"], 99), False,
          1000 * roofline.decode_step_seconds(latency, prompt_tokens + new_tokens // 2)),
+        # The median of the timed starts when there were several (load_samples_text lists them).
         ("load to ready", "s", lambda r: r["load_to_ready_seconds"], False, None),
         ("resident memory after load", "MB", lambda r: r["rss_after_load_bytes"] / megabyte, False,
          roofline.weight_bytes / megabyte),
@@ -249,6 +251,21 @@ def paired_ratios_text(plan, modes, ours, baselines):
         return ""
     return ("Ours over ONNX Runtime round by round (the same round's runs; the table divides medians taken over "
             "all rounds; ORT's model as in the table):\n" + "\n".join(lines))
+
+
+def load_samples_text(modes, ours):
+    """Every timed start of our server by mode, in order (the first with the engines before it just loaded),
+    and their median, which the table's load row gives. Empty when each mode was started once."""
+    lines = []
+    for mode in modes:
+        samples = ours[mode].get("load_to_ready_seconds_each", []) if isinstance(ours[mode], dict) else []
+        if len(samples) > 1:
+            lines.append(f"- {mode}: {' / '.join(f'{s:.2f}' for s in samples)} s "
+                         f"(median {statistics.median(samples):.2f} s).")
+    if not lines:
+        return ""
+    return ("Load to ready, each start of gptneo-server (the first with the engines before it just loaded, the "
+            "others after all runs, 3 s after stopping it; the table gives the median):\n" + "\n".join(lines))
 
 
 def agreement_line(counts, streams):
