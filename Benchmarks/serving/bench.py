@@ -324,7 +324,7 @@ def main():
     paired = report.paired_ratios_text(plan, table_modes, ours, baselines)
     if paired:
         text += "\n\n" + paired
-    load_samples = report.load_samples_text(table_modes, ours)
+    load_samples = report.load_samples_text(table_modes, ours, RELOAD_PAUSE_SECONDS)
     if load_samples:
         text += "\n\n" + load_samples
     with open(os.path.join(arguments.output, "table.md"), "w") as f:

@@ -253,9 +253,10 @@ def paired_ratios_text(plan, modes, ours, baselines):
             "all rounds; ORT's model as in the table):\n" + "\n".join(lines))
 
 
-def load_samples_text(modes, ours):
-    """Every timed start of our server by mode, in order (the first with the engines before it just loaded),
-    and their median, which the table's load row gives. Empty when each mode was started once."""
+def load_samples_text(modes, ours, pause_seconds):
+    """Every timed start of our server by mode, in order (the first with the engines before it just loaded, the
+    others `pause_seconds` after stopping it), and their median, which the table's load row gives. Empty when
+    each mode was started once."""
     lines = []
     for mode in modes:
         samples = ours[mode].get("load_to_ready_seconds_each", []) if isinstance(ours[mode], dict) else []
@@ -265,7 +266,7 @@ def load_samples_text(modes, ours):
     if not lines:
         return ""
     return ("Load to ready, each start of gptneo-server (the first with the engines before it just loaded, the "
-            "others after all runs, 3 s after stopping it; the table gives the median):\n" + "\n".join(lines))
+            f"others after all runs, {pause_seconds:g} s after stopping it; the table gives the median):\n" + "\n".join(lines))
 
 
 def agreement_line(counts, streams):

@@ -95,14 +95,14 @@ class LoadSamplesTextTests(unittest.TestCase):
     def test_each_start_in_order_and_the_median(self):
         ours = {"float32": {"load_to_ready_seconds_each": [1.234, 0.5, 0.91], "load_to_ready_seconds": 0.91},
                 "int8": {"load_to_ready_seconds_each": [0.6, 0.4], "load_to_ready_seconds": 0.5}}
-        lines = report.load_samples_text(["float32", "int8"], ours).splitlines()
+        lines = report.load_samples_text(["float32", "int8"], ours, 3).splitlines()
         self.assertEqual(lines[1:], ["- float32: 1.23 / 0.50 / 0.91 s (median 0.91 s).",
                                      "- int8: 0.60 / 0.40 s (median 0.50 s)."])
 
     def test_one_start_or_no_result_gives_nothing(self):
         ours = {"float32": {"load_to_ready_seconds_each": [1.2], "load_to_ready_seconds": 1.2},
                 "float16": "not supported by this build", "bfloat16": {"load_to_ready_seconds": 0.7}}
-        self.assertEqual(report.load_samples_text(["float32", "float16", "bfloat16"], ours), "")
+        self.assertEqual(report.load_samples_text(["float32", "float16", "bfloat16"], ours, 3), "")
 
 
 if __name__ == "__main__":
