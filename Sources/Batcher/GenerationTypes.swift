@@ -117,7 +117,9 @@ public struct BatcherConfiguration: Sendable {
     public var maxQueuedRequests: Int = 256
     /// Most sequences in the running decode batch.
     public var maxRunningSequences: Int = 64
-    /// Prefill chunk length in tokens (fixed, so results do not depend on the load).
+    /// Prefill chunk length in tokens: a prompt's share of a step while other sequences decode (with
+    /// none decoding, its chunks go together up to `maxPrefillTokensPerStep`). Chunk boundaries are
+    /// multiples of it, though results do not depend on them.
     public var prefillChunkTokens: Int = 128
     /// Most prompt tokens prefilled in one step (at least one chunk always runs), so that a burst of
     /// long prompts does not stall the running streams.

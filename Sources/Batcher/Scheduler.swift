@@ -7,7 +7,8 @@ import Logging
 // One thread owns the runner (the engine and its scratch memory) and every KV cache. Callers only touch
 // the queue below, under `condition`'s lock; the loop takes work from it between steps. A step is one
 // `forward` call holding one chunk of every prefilling prompt (within a token budget) and one row per
-// running choice, so that a long prompt never stalls the streams already running.
+// running choice, so that a long prompt never stalls the streams already running; with none running,
+// a prompt's chunks go together up to the budget (Step.swift).
 
 final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
     enum LifeState { case running, draining(deadline: ContinuousClock.Instant), stopped }

@@ -1,9 +1,11 @@
 import GPTNeo
 
 // MARK: - What one step runs, and what its outputs mean
-// Chunk boundaries depend only on the request (chunk k is prompt[k*C ..< (k+1)*C]), and every row is
-// computed by the engine independently of its neighbours, so the logits a request sees, and therefore
-// its tokens, are the same whatever else runs. Sampling uses only the request's own state.
+// A prompt is prefilled in whole chunks of C tokens (chunk k is prompt[k*C ..< (k+1)*C]), one per step
+// while other streams decode, several together when none does. Every row is computed by the engine
+// independently of its neighbours and of how its prompt was split (both tested bit for bit in
+// GPTNeoTests' BatchInvarianceTests), so the logits a request sees, and therefore its tokens, are the
+// same whatever else runs. Sampling uses only the request's own state.
 //
 // No padding: the engine packs the items' rows back to back, so prompts of different lengths cost
 // only their own rows and there is nothing to gain from grouping similar lengths. What does matter is
@@ -23,7 +25,8 @@ extension Scheduler {
     typealias Cache = Runner.Cache
 
     /// One row per running choice, then one chunk per prefilling job in admission order while the
-    /// prefill budget lasts (the first chunk always runs, so nothing starves).
+    /// prefill budget lasts (the first chunk always runs, so nothing starves); with no running choice,
+    /// as many whole chunks per job as the budget holds.
     func planStep(_ jobs: [ActiveJob<Cache>]) -> StepPlan<Cache> {
         var plan = StepPlan<Cache>()
         for job in jobs where !job.isDone && !job.isPrefilling {
@@ -33,12 +36,18 @@ extension Scheduler {
                 plan.slots.append((job, .decode(choice: choice)))
             }
         }
+        let (chunk, budget) = (configuration.prefillChunkTokens, configuration.maxPrefillTokensPerStep)
+        // With no stream decoding there is no one a longer step would hold up: a prompt then takes as
+        // many whole chunks as the budget leaves, and its rows share one pass over the weights.
+        let chunksPerJob = plan.items.isEmpty ? max(1, budget / chunk) : 1
         var prefillTokens = 0
         for job in jobs where !job.isDone && job.isPrefilling {
             guard let cache = job.prefillCache else { continue }
             let start = job.prefilledTokens
-            let count = min(configuration.prefillChunkTokens, job.prompt.count - start)
-            if prefillTokens > 0 && prefillTokens + count > configuration.maxPrefillTokensPerStep { break }
+            let remaining = job.prompt.count - start
+            guard prefillTokens == 0 || prefillTokens + min(chunk, remaining) <= budget else { break }
+            let chunks = prefillTokens == 0 ? chunksPerJob : min(chunksPerJob, (budget - prefillTokens) / chunk)
+            let count = min(max(1, chunks) * chunk, remaining)
             prefillTokens += count
             let isLast = start + count == job.prompt.count
             var hiddenRows = OutputRows.none

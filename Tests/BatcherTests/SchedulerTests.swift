@@ -40,12 +40,18 @@ final class SchedulerTests: XCTestCase {
         await batcher.shutdown(gracePeriod: .seconds(1))
     }
 
-    func testPromptIsPrefilledInFixedChunks() async throws {
-        let runner = FakeRunner()
-        let batcher = makeBatcher(runner: runner)
-        _ = try await collect(batcher.submit(request(prompt(40)) { $0.maxTokens = 2 }))
-        XCTAssertEqual(runner.calls, [[16], [16], [8], [1]])
-        await batcher.shutdown(gracePeriod: .seconds(1))
+    /// Alone, a prompt takes as many whole chunks per step as the budget holds: chunk boundaries stay at
+    /// multiples of the chunk length, and a budget that is not a multiple of it is not exceeded.
+    func testALonePromptTakesWholeChunksUpToTheBudget() async throws {
+        for (budget, length, expected) in [(32, 40, [[32], [8], [1]]), (40, 70, [[32], [32], [6], [1]]),
+                                           (8, 40, [[16], [16], [8], [1]]), (512, 40, [[40], [1]])] {
+            let runner = FakeRunner()
+            let batcher = makeBatcher(runner: runner) { $0.maxPrefillTokensPerStep = budget }
+            let result = try await collect(batcher.submit(request(prompt(length)) { $0.maxTokens = 2 }))
+            XCTAssertEqual(runner.calls, expected, "budget \(budget), prompt of \(length)")
+            XCTAssertEqual(result.only.tokens, FakeRunner.greedy(prompt: prompt(length), count: 2))
+            await batcher.shutdown(gracePeriod: .seconds(1))
+        }
     }
 
     func testEchoLogprobsScoreEachPromptTokenFromThePreviousRow() async throws {

@@ -66,7 +66,7 @@ enum SettingsTable {
             .integer("batching.kv_cache_mib", flag: "kv-cache-mib", \.kvCacheMiB, 1...1_048_576,
                      help: "KV cache budget in MiB, shared by the running sequences."),
             .integer("batching.prefill_chunk_tokens", flag: "prefill-chunk-tokens", \.prefillChunkTokens, 1...65536,
-                     help: "Prompt tokens of one sequence processed per step, so long prompts do not stall decoding."),
+                     help: "Prompt tokens of one sequence processed per step while others decode, so long prompts do not stall them; with none decoding, a prompt takes whole chunks up to max_prefill_tokens_per_step."),
             .integer("batching.max_prefill_tokens_per_step", flag: "max-prefill-tokens-per-step", \.maxPrefillTokensPerStep, 1...1_048_576,
                      help: "Prompt tokens of all sequences processed per step."),
 
