@@ -119,4 +119,37 @@ final class MatMulTests: XCTestCase {
             assertBitwiseEqual(row, Array(w[(n * K)..<((n + 1) * K)]), "row \(n)")
         }
     }
+
+    /// The shrinking ranges cover every panel exactly once, start on whole groups, and shrink as they are
+    /// handed out; a small product or one thread takes one range.
+    func testPanelRangesCoverEveryPanelOnceInWholeGroups() {
+        for threads in [1, 2, 3, 4, 8] {
+            for (panelCount, group) in [(1, 2), (3, 2), (7, 6), (8, 1), (48, 6), (48, 2), (144, 6), (192, 2), (3142, 6), (3142, 2), (5, 8)] {
+                let lock = NSLock()
+                var ranges: [Range<Int>] = []
+                forEachPanelRange(panelCount, inGroupsOf: group, work: 1 << 20, threads: threads) { range in
+                    lock.withLock { ranges.append(range) }
+                }
+                ranges.sort { $0.lowerBound < $1.lowerBound }
+                let context = "\(panelCount) panels in groups of \(group), \(threads) threads: \(ranges)"
+                XCTAssertEqual(ranges.first?.lowerBound, 0, context)
+                XCTAssertEqual(ranges.last?.upperBound, panelCount, context)
+                for (range, next) in zip(ranges, ranges.dropFirst()) { XCTAssertEqual(range.upperBound, next.lowerBound, context) }
+                XCTAssert(ranges.allSatisfy { !$0.isEmpty && $0.lowerBound % group == 0 }, context)
+                XCTAssertLessThanOrEqual(ranges.count, threads == 1 ? 1 : threads * 4, context)
+                if threads == 2 && panelCount >= 144 {
+                    // Each thread's first range holds 8/15 of its share, its last 1/15.
+                    let sizes = ranges.map(\.count)
+                    XCTAssertEqual(sizes.count, 8, context)
+                    XCTAssertGreaterThanOrEqual(min(sizes[0], sizes[1]), 4 * max(sizes[6], sizes[7]), context)
+                }
+            }
+        }
+        var calls = 0
+        forEachPanelRange(3142, inGroupsOf: 6, work: 1 << 16, threads: 2) { range in
+            calls += 1
+            XCTAssertEqual(range, 0..<3142)
+        }
+        XCTAssertEqual(calls, 1, "a product under 2^17 multiply-adds runs as one range")
+    }
 }
