@@ -68,14 +68,14 @@ private let tileRows = 6
 ///
 /// The ranges shrink as they are handed out (guided scheduling): each thread's first takes 8/15 of its
 /// share, then 4/15, 2/15 and 1/15. A region ends when its last range does, so the threads finish within
-/// about one of the last, small ranges of each other instead of an eighth of the product. That wait matters most
-/// where the weights stream from memory: one thread alone draws less bandwidth than two. With the engine's
-/// AVX-512 8-row tile over 40 matrices of 9.4 MB, a barrier after each (C harness, 2 threads, 11
-/// alternated rounds, 3 runs): medians 36.4 / 39.5 / 39.2 GB/s against 35.8 / 38.1 / 37.4 for equal eighths.
-/// In the engine the gain is within the host's noise: decode steps with the two splits alternated in one
-/// process (3 runs of 16 pairs of 3 steps), guided over equal per pair, median of each run: 8 streams
-/// 0.99 / 0.97 / 0.98, 32 streams 0.95 / 0.93 / 1.01; 1 and 64 streams 0.97-1.02. One row splits its
-/// 768-column products into 8 groups of 6 panels, too few to split finer.
+/// about one of the last, small ranges of each other instead of an eighth of the product. The wait
+/// matters most where the weights stream from memory: one thread alone draws less bandwidth than two.
+/// With the engine's AVX-512 8-row tile over 40 matrices of 9.4 MB, a barrier after each (C harness, 2
+/// threads, 11 alternated rounds, 3 runs): medians 36.4 / 39.5 / 39.2 GB/s against 35.8 / 38.1 / 37.4
+/// for equal eighths. In the engine the gain is within the host's noise: decode steps with the two
+/// splits alternated in one process (3 runs of 16 pairs of 3 steps), guided over equal per pair, median
+/// of each run: 8 streams 0.99 / 0.97 / 0.98, 32 streams 0.95 / 0.93 / 1.01; 1 and 64 streams
+/// 0.97-1.02. One row splits its 768-column products into 8 groups of 6 panels, too few to split finer.
 func forEachPanelRange(_ panelCount: Int, inGroupsOf group: Int, work: Int, threads: Int, _ body: (Range<Int>) -> Void) {
     let groups = (panelCount + group - 1) / group
     guard work >= (1 << 17), groups > 1, threads > 1 else { return body(0..<panelCount) }
