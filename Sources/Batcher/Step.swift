@@ -39,15 +39,15 @@ extension Scheduler {
         let (chunk, budget) = (configuration.prefillChunkTokens, configuration.maxPrefillTokensPerStep)
         // With no stream decoding there is no one a longer step would hold up: a prompt then takes as
         // many whole chunks as the budget leaves, and its rows share one pass over the weights.
-        let chunksPerJob = plan.items.isEmpty ? max(1, budget / chunk) : 1
+        let chunksPerJob = plan.items.isEmpty ? budget / chunk : 1
         var prefillTokens = 0
         for job in jobs where !job.isDone && job.isPrefilling {
             guard let cache = job.prefillCache else { continue }
             let start = job.prefilledTokens
             let remaining = job.prompt.count - start
             guard prefillTokens == 0 || prefillTokens + min(chunk, remaining) <= budget else { break }
-            let chunks = prefillTokens == 0 ? chunksPerJob : min(chunksPerJob, (budget - prefillTokens) / chunk)
-            let count = min(max(1, chunks) * chunk, remaining)
+            let chunks = max(1, min(chunksPerJob, (budget - prefillTokens) / chunk))
+            let count = min(chunks * chunk, remaining)
             prefillTokens += count
             let isLast = start + count == job.prompt.count
             var hiddenRows = OutputRows.none
