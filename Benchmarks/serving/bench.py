@@ -122,12 +122,15 @@ MEMORY_BOUND_STREAMS = 8
 RELOAD_PAUSE_SECONDS = 3
 
 
-def run_engines(engines, streams, rounds, interleave, loads, between_rounds, bandwidth_now, load_samples=1):
+def run_engines(engines, streams, rounds, interleave, loads, between_rounds, bandwidth_now, load_samples=1,
+                sgemm_now=None):
     """Runs every engine through load, one timed run per stream count and prefill per round, and finish; returns the
     failures by engine name. Interleaved (all engines loaded at once, each stream count run by every engine
     back to back), a change in the machine's load hits all engines alike; the 1.3B shape does not fit in
     memory three times over, so it runs one engine after the other. A run of a memory-bound stream count
-    carries the streaming bandwidth measured just before and just after it ("stream_gb_per_s")."""
+    carries the streaming bandwidth measured just before and just after it ("stream_gb_per_s"); each round's
+    prefill, with `sgemm_now`, the sgemm rate at the prefill shape ("prefill_sgemm_gflop_per_s", one
+    [before, after] pair per round)."""
     failures = {}
 
     def step(engine, what, *arguments):
@@ -140,9 +143,13 @@ def run_engines(engines, streams, rounds, interleave, loads, between_rounds, ban
         try:
             bracketed = what == "run" and arguments[0] <= MEMORY_BOUND_STREAMS
             before_bandwidth = bandwidth_now() if bracketed else None
+            flops_bracketed = what == "prefill" and sgemm_now is not None
+            before_flops = sgemm_now() if flops_bracketed else None
             value = getattr(engine, what)(*arguments)
             if bracketed:
                 value["stream_gb_per_s"] = [before_bandwidth, bandwidth_now()]
+            if flops_bracketed:
+                engine.result.setdefault("prefill_sgemm_gflop_per_s", []).append([before_flops, sgemm_now()])
             if what == "run":
                 idle = sum(process_cpu_seconds(pid) for pid in others) - sum(before)
                 value["others_cpu_seconds"] = idle
@@ -282,7 +289,9 @@ def main():
     failures = run_engines(engines, plan.streams, arguments.rounds, interleave=arguments.size == "125m", loads=loads,
                            between_rounds=lambda: ceiling_runs.append(measure_ceilings(arguments, shape, "between rounds")),
                            bandwidth_now=lambda: ceilings.bandwidth_now(arguments.ceilings, arguments.threads),
-                           load_samples=arguments.load_samples)
+                           load_samples=arguments.load_samples,
+                           sgemm_now=lambda: ceilings.sgemm_now(arguments.ceilings, shape.hidden, shape.intermediate,
+                                                                arguments.threads))
     for engine in engines:
         if engine.name.startswith("gptneo-server "):
             mode = engine.name.split(" ", 1)[1]
@@ -321,6 +330,13 @@ def main():
     by_round = report.rounds_text(plan, table_modes, ours, baselines, bound=bound_at)
     if by_round:
         text += "\n\n" + by_round
+    def prefill_bound_at(mode, gflop_per_s):
+        moment = dict(measured, sgemm_prefill=dict(measured["sgemm_prefill"], gflop_per_s_best=gflop_per_s))
+        tokens = len(plan.prefill_prompt)
+        return tokens / ceilings.Roofline(shape, moment, mode).prefill_seconds(1, tokens)
+    prefill_rounds = report.prefill_rounds_text(plan, table_modes, ours, baselines, bound=prefill_bound_at)
+    if prefill_rounds:
+        text += "\n\n" + prefill_rounds
     paired = report.paired_ratios_text(plan, table_modes, ours, baselines)
     if paired:
         text += "\n\n" + paired

@@ -34,27 +34,33 @@ def sgemm_core_types(cpuinfo="/proc/cpuinfo"):
     return [None, "SKYLAKEX"] if AVX512_FLAGS <= set(flags) else [None]
 
 
+def _run(binary, *arguments, core_type=None):
+    """One MachineCeilings run (its last line of JSON), with OPENBLAS_CORETYPE set to `core_type` or, for
+    None, unset: OpenBLAS's own detection."""
+    environment = {key: value for key, value in os.environ.items() if key != "OPENBLAS_CORETYPE"}
+    if core_type:
+        environment["OPENBLAS_CORETYPE"] = core_type
+    output = subprocess.run([binary, *map(str, arguments)], check=True, capture_output=True, text=True,
+                            env=environment).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def _sgemm(binary, rows, hidden, intermediate, threads, seconds):
+    """The sgemm shape run once per core type (a fresh process each: OpenBLAS reads OPENBLAS_CORETYPE
+    once, when it loads), the fastest kept, with every core type's best under "gflop_per_s_by_core"."""
+    runs = [_run(binary, "sgemm", rows, hidden, intermediate, threads, seconds, core_type=core_type)
+            for core_type in sgemm_core_types()]
+    fastest = dict(max(runs, key=lambda result: result["gflop_per_s_best"]))
+    fastest["gflop_per_s_by_core"] = {result["openblas_core"]: result["gflop_per_s_best"] for result in runs}
+    return fastest
+
+
 def measure(binary, hidden, intermediate, threads, stream_megabytes):
-    """Runs MachineCeilings; returns its four JSON results. Each sgemm shape is run once per core type
-    (a fresh process each: OpenBLAS reads OPENBLAS_CORETYPE once, when it loads) and the fastest kept,
-    with every core type's best under "gflop_per_s_by_core"."""
-    def run(*arguments, core_type=None):
-        environment = {key: value for key, value in os.environ.items() if key != "OPENBLAS_CORETYPE"}
-        if core_type:
-            environment["OPENBLAS_CORETYPE"] = core_type
-        output = subprocess.run([binary, *map(str, arguments)], check=True, capture_output=True, text=True,
-                                env=environment).stdout
-        return json.loads(output.strip().splitlines()[-1])
-
-    def sgemm(rows, seconds):
-        runs = [run("sgemm", rows, hidden, intermediate, threads, seconds, core_type=core_type)
-                for core_type in sgemm_core_types()]
-        fastest = dict(max(runs, key=lambda result: result["gflop_per_s_best"]))
-        fastest["gflop_per_s_by_core"] = {result["openblas_core"]: result["gflop_per_s_best"] for result in runs}
-        return fastest
-
-    return {"stream": run("stream", stream_megabytes, threads, 3), "touch": run("touch", stream_megabytes, threads),
-            "sgemm_decode": sgemm(32, 2), "sgemm_prefill": sgemm(512, 3)}
+    """Runs MachineCeilings; returns its four JSON results, each sgemm shape with its fastest kernels."""
+    return {"stream": _run(binary, "stream", stream_megabytes, threads, 3),
+            "touch": _run(binary, "touch", stream_megabytes, threads),
+            "sgemm_decode": _sgemm(binary, 32, hidden, intermediate, threads, 2),
+            "sgemm_prefill": _sgemm(binary, 512, hidden, intermediate, threads, 3)}
 
 
 def bandwidth_now(binary, threads, megabytes=500, seconds=0.3):
@@ -64,6 +70,13 @@ def bandwidth_now(binary, threads, megabytes=500, seconds=0.3):
     output = subprocess.run([binary, "stream", str(megabytes), str(threads), str(seconds)], check=True,
                             capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])["gb_per_s_best"]
+
+
+def sgemm_now(binary, hidden, intermediate, threads, seconds=0.3):
+    """OpenBLAS's sgemm rate of this moment at the prefill shape (512 rows; best of a short measurement
+    with its fastest kernels, GFLOP/s). Like the bandwidth, the FMA rate the host gives two threads moves
+    between minutes, so each prefill measurement is taken between two of these."""
+    return _sgemm(binary, 512, hidden, intermediate, threads, seconds)["gflop_per_s_best"]
 
 
 def best(runs):

@@ -225,6 +225,43 @@ def rounds_text(plan, modes, ours, baselines, bound=None):
             "(ORT's model as in the table):\n" + "\n".join(lines))
 
 
+def prefill_rounds_text(plan, modes, ours, baselines, bound):
+    """Each round's prefill, ours beside ONNX Runtime's, with OpenBLAS's sgemm rate at the prefill shape
+    measured just before and just after each engine's prefill, and each one's share of the roofline at the
+    mean of its two measurements (`bound(mode, gflop_per_s)`: the roofline's prefill tokens/s at that rate).
+    The table's ceiling is the best sgemm rate of the whole run, while a prefill runs at the rate of its
+    minute; this shows both. A round's tokens/s is of the median of its timed prefills. Empty if no
+    prefill carries a measurement."""
+    def rounds(result):
+        seconds, rates = result.get("prefill_seconds", []), result.get("prefill_sgemm_gflop_per_s", [])
+        per_round = plan.prefill_repeats
+        return [(len(plan.prefill_prompt) / statistics.median(seconds[i * per_round:(i + 1) * per_round]), rate)
+                for i, rate in enumerate(rates) if len(seconds) >= (i + 1) * per_round]
+
+    def share(mode, tokens_per_second, rate):
+        return tokens_per_second / bound(mode, sum(rate) / 2)
+
+    lines = []
+    for mode in modes:
+        ort = baselines[mode].get("onnxruntime")
+        if not isinstance(ours[mode], dict) or not ort:
+            continue
+        pairs = list(zip(rounds(ours[mode]), rounds(ort)))
+        if not pairs:
+            continue
+        described = "; ".join(
+            f"round {index}: ours {a:.0f} tokens/s ({ra[0]:.0f}→{ra[1]:.0f} GFLOP/s, {100 * share(mode, a, ra):.0f} %), "
+            f"ORT {b:.0f} tokens/s ({rb[0]:.0f}→{rb[1]:.0f} GFLOP/s, {100 * share(mode, b, rb):.0f} %)"
+            for index, ((a, ra), (b, rb)) in enumerate(pairs, 1))
+        ours_median = statistics.median(share(mode, a, ra) for (a, ra), _ in pairs)
+        ort_median = statistics.median(share(mode, b, rb) for _, (b, rb) in pairs)
+        lines.append(f"- {mode}: {described}; median share ours {100 * ours_median:.0f} %, ORT {100 * ort_median:.0f} %.")
+    if not lines:
+        return ""
+    return ("Prefill by round, with OpenBLAS's sgemm rate (512 rows) measured just before → just after each engine's "
+            "prefill, and its share of the roofline at the mean of the two (ORT's model as in the table):\n" + "\n".join(lines))
+
+
 def paired_ratios_text(plan, modes, ours, baselines):
     """Ours over ONNX Runtime round by round at every stream count, and the median of those ratios. The table
     divides the two engines' median runs, which may come from different rounds; a round runs both engines

@@ -72,6 +72,12 @@ class MeasureTests(unittest.TestCase):
     def test_bandwidth_of_the_moment_is_the_short_measurement_best_pass(self):
         self.assertEqual(ceilings.bandwidth_now(self.binary, 2), 80.0)
 
+    def test_sgemm_of_the_moment_is_the_prefill_shape_with_its_fastest_kernels(self):
+        with mock.patch.object(ceilings, "sgemm_core_types", return_value=[None, "SKYLAKEX"]):
+            self.assertEqual(ceilings.sgemm_now(self.binary, 768, 3072, 2), 480.0)
+        with mock.patch.object(ceilings, "sgemm_core_types", return_value=[None]):
+            self.assertEqual(ceilings.sgemm_now(self.binary, 768, 3072, 2), 250.0)
+
 
 class BestTests(unittest.TestCase):
     def test_keeps_each_best_and_the_streaming_median_over_the_runs(self):

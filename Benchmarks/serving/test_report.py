@@ -52,6 +52,40 @@ class RoundsTextTests(unittest.TestCase):
         self.assertEqual(report.rounds_text(self.plan, ["float32", "int8"], ours, baselines), "")
 
 
+class PrefillRoundsTextTests(unittest.TestCase):
+    plan = types.SimpleNamespace(prefill_repeats=2, prefill_prompt=[0] * 512)
+
+    def test_each_round_gives_its_median_prefill_and_its_share_at_the_mean_sgemm_rate(self):
+        # Round 1: ours 0.25 and 0.27 s (median 0.26 s, 1969 tokens/s) at 400→420 GFLOP/s; round 2: 0.5 s.
+        ours = {"float32": {"prefill_seconds": [0.25, 0.27, 0.5, 0.5], "prefill_sgemm_gflop_per_s": [[400.0, 420.0], [200.0, 200.0]]}}
+        ort = {"prefill_seconds": [0.4, 0.4, 0.8, 0.8], "prefill_sgemm_gflop_per_s": [[380.0, 380.0], [190.0, 210.0]]}
+        asked = []
+
+        def bound(mode, gflop_per_s):
+            asked.append((mode, gflop_per_s))
+            return 6 * gflop_per_s  # tokens/s of a prefill at that rate
+        text = report.prefill_rounds_text(self.plan, ["float32"], ours, {"float32": {"onnxruntime": ort}}, bound)
+        lines = text.splitlines()
+        self.assertEqual(len(lines), 2, text)
+        self.assertEqual(lines[1], "- float32: round 1: ours 1969 tokens/s (400→420 GFLOP/s, 80 %), ORT 1280 tokens/s "
+                                   "(380→380 GFLOP/s, 56 %); round 2: ours 1024 tokens/s (200→200 GFLOP/s, 85 %), "
+                                   "ORT 640 tokens/s (190→210 GFLOP/s, 53 %); median share ours 83 %, ORT 55 %.")
+        self.assertIn(("float32", 410.0), asked)
+
+    def test_a_round_without_its_timed_prefills_is_left_out(self):
+        ours = {"float32": {"prefill_seconds": [0.25, 0.27, 0.5], "prefill_sgemm_gflop_per_s": [[400.0, 420.0], [200.0, 200.0]]}}
+        ort = {"prefill_seconds": [0.4, 0.4, 0.8, 0.8], "prefill_sgemm_gflop_per_s": [[380.0, 380.0], [190.0, 210.0]]}
+        text = report.prefill_rounds_text(self.plan, ["float32"], ours, {"float32": {"onnxruntime": ort}}, lambda m, g: 6 * g)
+        self.assertIn("round 1:", text)
+        self.assertNotIn("round 2:", text)
+
+    def test_nothing_without_measurements_baseline_or_result(self):
+        ours = {"float32": {"prefill_seconds": [0.25, 0.27]}, "int8": "failed: it stopped"}
+        baselines = {"float32": {"onnxruntime": {"prefill_seconds": [0.4, 0.4]}},
+                     "int8": {"onnxruntime": {"prefill_seconds": [0.4, 0.4], "prefill_sgemm_gflop_per_s": [[1.0, 1.0]]}}}
+        self.assertEqual(report.prefill_rounds_text(self.plan, ["float32", "int8"], ours, baselines, lambda m, g: g), "")
+
+
 class CeilingsTextTests(unittest.TestCase):
     measured = {"stream": {"gb_per_s_best": 80.0, "gb_per_s_median": 50.0},
                 "sgemm_decode": {"gflop_per_s_best": 250.0, "m": 32, "k": 768, "n": 3072, "openblas_core": "SkylakeX"},
