@@ -51,6 +51,18 @@ final class ProcessLifecycleTests: XCTestCase {
         XCTAssertTrue(server.log.contains("shutdown requested while loading") || server.log.contains("drained: exiting"), server.log)
     }
 
+    func testLoadingLineNamesTheThreadCount() throws {
+        let chosen = try ServerProcess(arguments: ["--log-level", "info", "--threads", "3"])
+        try chosen.waitForLog(#/loading the model from .* threads=3\n/#, timeout: 30)
+        chosen.signal(SIGTERM)
+        XCTAssertEqual(chosen.waitForExit(timeout: 30), 0, chosen.log)
+
+        let defaulted = try ServerProcess(arguments: ["--log-level", "info"])
+        try defaulted.waitForLog(#/loading the model from .* threads=\d+ \(the CPUs this process may use\)/#, timeout: 30)
+        defaulted.signal(SIGTERM)
+        XCTAssertEqual(defaulted.waitForExit(timeout: 30), 0, defaulted.log)
+    }
+
     // MARK: Key rotation
 
     /// As the kubelet updates a mounted Secret: the files are symlinks into `..data`, itself a

@@ -82,7 +82,9 @@ struct InferenceServer: Service {
         let service = self.service
         let port: Int
         do { port = try server.start() } catch { throw StartupError.cannotListen("\(error)") }
-        logger.info("loading the model from \(modelDirectory.path)")
+        // The thread count is worth a line: by default it follows the CPU affinity and cgroup quota, which
+        // an operator sizing a container wants to see applied.
+        logger.info("loading the model from \(modelDirectory.path) threads=\(batcherConfiguration.threads)\(options.threads == nil ? " (the CPUs this process may use)" : "")")
 
         let context: ServingContext
         do {
