@@ -1,5 +1,5 @@
 import Foundation
-import GPTNeo
+@_spi(Benchmarks) import GPTNeo
 
 // Engine benchmark (not a test). Usage, release build:
 //   [GPTNEO_THREADS=N] [GPTNEO_DTYPE=...] [GPTNEO_QUANTIZATION=...] [GPTNEO_ROWS=1,8,16] swift run -c release EngineBenchmark kernels
@@ -205,4 +205,28 @@ if mode == "long" || mode == "all" {
         next = logits.indices.max { logits[$0] < logits[$1] }!
     }
     print("decode 1 stream at context 1000: CPU \(format(median(cpu) * 1000, 2)) ms/step (median)")
+}
+
+if mode == "pairbytes" {
+    // 512-token forwards alternated between two sizes of the pair of panels that row tiles of many rows
+    // walk together (FloatKernel.swift), in one process: GPTNEO_PAIR_KIB=256,512.
+    let sizes = (environment["GPTNEO_PAIR_KIB"] ?? "256,512").split(separator: ",").compactMap { Int($0) }
+    let pairs = environment["GPTNEO_PAIRS"].flatMap { Int($0) } ?? 12
+    let engine = GPTNeoEngine(model: model, threads: threads)
+    let input = tokens(512, seed: 1)
+    func forwardSeconds(_ kib: Int) throws -> Double {
+        wideManyRowsPairBytes = kib << 10
+        let cache = engine.makeCache(capacity: 512)
+        return try seconds { _ = try engine.forward([ForwardItem(cache: cache, tokens: input)]) }
+    }
+    for kib in sizes { _ = try forwardSeconds(kib) }
+    var times = sizes.map { _ in [Double]() }
+    for pair in 0..<pairs {
+        for index in (pair % 2 == 0 ? Array(sizes.indices) : sizes.indices.reversed()) { times[index].append(try forwardSeconds(sizes[index])) }
+    }
+    for (index, kib) in sizes.enumerated() {
+        let ratios = zip(times[0], times[index]).map { $0 / $1 }
+        print("forward 512 tokens, pairs of \(kib) KiB: median \(format(median(times[index]) * 1000)) ms; "
+              + "first size / this, per pair: \(ratios.map { format($0, 3) }) (median \(format(median(ratios), 3)))")
+    }
 }

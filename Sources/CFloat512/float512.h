@@ -38,10 +38,6 @@ static inline int gptneo_cpu_has_avx512f(void) {
 #if defined(__x86_64__)
 
 #define GPTNEO_F512_ROWS 8
-/// The most bytes of a pair of panels that row tiles walk together: a quarter of a 1 MiB L2, which then
-/// also holds the next pair's prefetch and the row tiles' x (for a decode batch of 32 rows, the 125M
-/// model's c_proj: 196 KB of each, against 384 KB of each in one block, over L2 with the pair).
-#define GPTNEO_F512_PAIR_BYTES (256L * 1024)
 #define GPTNEO_F512_TARGET __attribute__((target("avx512f"), always_inline)) static inline
 
 /// Stored weight formats (the element of a panel row).
@@ -132,18 +128,18 @@ GPTNEO_F512_TARGET void gptneo_f512_tile_rows(const int F, const int blocked, in
 /// panel is a single FMA chain, whose 4-cycle latency lets a core consume at most 16 weights of 2 bytes
 /// per 4 cycles, ~30 GB/s, about what memory gives a core in its fast state (one sequence's decode step
 /// 8-12 % shorter in float16 at 62-67 GB/s, the same at ~48, alternated in one run).
-/// Where a pair of panels would fill more than a quarter of L2 (K above 2048 for float32, 4096 for
-/// 16-bit weights: the MLP's second product, c_proj, in every GPT-Neo), in blocks of k that do not, each
-/// row tile carrying its chains' partial sums through y from block to block: otherwise tiles re-read the
-/// pair from L3 (~10 % of the 1.3B c_proj's time at 512 rows; decode steps of 32 sequences 3 % longer
-/// for the 125M model, of 8 for the 1.3B, with blocks of half an L2; alternated in one run).
+/// Where a pair of panels would fill more than `pairBytes` (FloatKernel.swift's `widePairBytes`), in blocks
+/// of k that do not, each row tile carrying its chains' partial sums through y from block to block:
+/// otherwise tiles re-read the pair from L3 (~10 % of the 1.3B c_proj's time at 512 rows, unblocked
+/// against blocks of a quarter of L2; decode steps of 32 sequences 3 % longer for the 125M model, of 8
+/// for the 1.3B, with blocks of half an L2 instead of a quarter; alternated in one run).
 GPTNEO_F512_TARGET void gptneo_f512_panels(const int F, float *y, const float *x, const void *w, const float *bias,
-                                           long M, long K, long N, long first, long last) {
+                                           long M, long K, long N, long first, long last, long pairBytes) {
     const long size = F == GPTNEO_F512_FLOAT32 ? 4 : 2;
     const long rowBytes = 16 * size;
     const long rowTiles = (M + GPTNEO_F512_ROWS - 1) / GPTNEO_F512_ROWS;
     const long group = rowTiles == 1 && M > 1 ? 1 : 2;
-    const long blocks = (group * K * rowBytes + GPTNEO_F512_PAIR_BYTES - 1) / GPTNEO_F512_PAIR_BYTES;
+    const long blocks = (group * K * rowBytes + pairBytes - 1) / pairBytes;
     const long blockSteps = (K + blocks - 1) / blocks;
     for (long panel = first; panel < last; panel += group) {
         const int P = last - panel >= group ? (int)group : 1;
@@ -172,14 +168,15 @@ GPTNEO_F512_TARGET void gptneo_f512_panels(const int F, float *y, const float *x
     }
 }
 
-/// gptneo_f512_panels for weights stored in `format` (GPTNEO_F512_FLOAT32, _FLOAT16 or _BFLOAT16).
+/// gptneo_f512_panels for weights stored in `format` (GPTNEO_F512_FLOAT32, _FLOAT16 or _BFLOAT16), with a
+/// pair of panels in blocks of k of at most `pairBytes` (FloatKernel.swift chooses it).
 __attribute__((target("avx512f"))) static inline void
 gptneo_f512_multiply_panels(int format, float *y, const float *x, const void *w, const float *bias,
-                            long M, long K, long N, long first, long last) {
+                            long M, long K, long N, long first, long last, long pairBytes) {
     switch (format) {
-    case GPTNEO_F512_FLOAT16: gptneo_f512_panels(GPTNEO_F512_FLOAT16, y, x, w, bias, M, K, N, first, last); break;
-    case GPTNEO_F512_BFLOAT16: gptneo_f512_panels(GPTNEO_F512_BFLOAT16, y, x, w, bias, M, K, N, first, last); break;
-    default: gptneo_f512_panels(GPTNEO_F512_FLOAT32, y, x, w, bias, M, K, N, first, last); break;
+    case GPTNEO_F512_FLOAT16: gptneo_f512_panels(GPTNEO_F512_FLOAT16, y, x, w, bias, M, K, N, first, last, pairBytes); break;
+    case GPTNEO_F512_BFLOAT16: gptneo_f512_panels(GPTNEO_F512_BFLOAT16, y, x, w, bias, M, K, N, first, last, pairBytes); break;
+    default: gptneo_f512_panels(GPTNEO_F512_FLOAT32, y, x, w, bias, M, K, N, first, last, pairBytes); break;
     }
 }
 

@@ -72,23 +72,30 @@ final class MatMulTests: XCTestCase {
         }
     }
 
-    /// Where K is so long that a pair of panels outgrows a quarter of L2 (K above 2048 float32 or 4096 16-bit
-    /// weights), the AVX-512 code walks k in blocks, carrying each chain's partial sum through y: still
+    /// Where K is so long that a pair of panels outgrows `widePairBytes` (a quarter of L2 up to 64 rows,
+    /// half beyond), the AVX-512 code walks k in blocks, carrying each chain's partial sum through y: still
     /// exactly the one chain from k = 0 and the bias added once. K = 4100 and 8200 split into 2 to 5
-    /// blocks by format and row count (1 row of 16-bit weights and 8 rows walk one panel at a time), some with a shorter last one; N leaves a partial last panel; the row counts
-    /// give several row tiles and a partial last one, each thread count a different column split.
+    /// blocks by format and row count (1 row of 16-bit weights and 8 rows walk one panel at a time), some
+    /// with a shorter last one; N leaves a partial last panel; the row counts give several row tiles and a
+    /// partial last one, each thread count a different column split. Past 64 rows, every block size gives
+    /// the same bits, down to blocks of a few hundred k and up to none.
     func testKBlockedProductsComputeTheFMAChainExactly() throws {
         try XCTSkipUnless(FloatKernel.best == .avx512, "this CPU has no AVX-512F: the AVX-512 kernel cannot run here")
+        let manyRowsPairBytes = wideManyRowsPairBytes
+        defer { wideManyRowsPairBytes = manyRowsPairBytes }
         for format in WeightFormat.allCases where format != .int8 {
             for (K, N) in [(4100, 40), (8200, 21)] {
                 let weight = WeightMatrix(FloatTensor(shape: [N, K], values: randomMatrix(N * K, seed: 8)), format: format, threads: 2)
                 let biasValues = randomMatrix(N, seed: 9)
-                let x = randomMatrix(24 * K, seed: 10)
-                let expected = documentedProduct(x, weight, biasValues, M: 24)
-                for M in [1, 8, 17, 24] {
-                    let y = product(Array(x.prefix(M * K)), weight, FloatTensor(shape: [N], values: biasValues), M: M,
-                                    threads: M % 3 + 1, kernel: .avx512)
-                    assertBitwiseEqual(y, Array(expected.prefix(M * N)), "\(format) K \(K) N \(N) M \(M)")
+                let x = randomMatrix(80 * K, seed: 10)
+                let expected = documentedProduct(x, weight, biasValues, M: 80)
+                for M in [1, 8, 17, 24, 65, 80] {
+                    for pairBytes in M > 64 ? [manyRowsPairBytes, 48 << 10, 8 << 20] : [manyRowsPairBytes] {
+                        wideManyRowsPairBytes = pairBytes
+                        let y = product(Array(x.prefix(M * K)), weight, FloatTensor(shape: [N], values: biasValues), M: M,
+                                        threads: M % 3 + 1, kernel: .avx512)
+                        assertBitwiseEqual(y, Array(expected.prefix(M * N)), "\(format) K \(K) N \(N) M \(M)\(M > 64 ? " pairs of \(pairBytes) bytes" : "")")
+                    }
                 }
             }
         }
