@@ -69,6 +69,8 @@ let package = Package(
         .systemLibrary(name: "CFloat512"),
         // MARK: C header: the prefill's attention kernels for CPUs with AVX-512F, chosen at run time
         .systemLibrary(name: "CAttention512"),
+        // MARK: C header: gelu_new with AVX-512F, the Swift code's arithmetic lane for lane
+        .systemLibrary(name: "CActivation512"),
         // MARK: C header: one core's AVX-512 FMA peak, for EngineBenchmark only
         .systemLibrary(name: "CFMAPeak"),
         // MARK: C header: glibc's malloc_trim, to return the heap pages loading leaves free
@@ -77,7 +79,7 @@ let package = Package(
         // MARK: Model: GPT-Neo forward pass, checkpoint loading, KV cache, task heads
         .target(
             name: "GPTNeo",
-            dependencies: ["CPrefetch", "CWidening", "CSpinPause", "CInt8Dot", "CFloat512", "CAttention512"],
+            dependencies: ["CPrefetch", "CWidening", "CSpinPause", "CInt8Dot", "CFloat512", "CAttention512", "CActivation512"],
             // Optimized even in debug builds: unoptimized SIMD kernels make every test that runs the
             // model (engine, batcher, API) many times slower.
             swiftSettings: hotLoopSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]

@@ -1,3 +1,4 @@
+import CActivation512
 import Foundation
 
 // Element-wise and per-row kernels. Each works one row at a time in a fixed order, and the last
@@ -152,11 +153,21 @@ func addBias(_ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, row
     return result.replacing(with: input, where: small)
 }
 
-/// gelu_new(x) = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), in place over (rows, N), per row.
-func geluNewInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, N: Int) {
+/// √(2/π) as gelu_new uses it.
+let geluSqrtTwoOverPi = Float((2.0 / Double.pi).squareRoot())
+
+/// gelu_new(x) = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), in place over (rows, N), per row. The
+/// arithmetic is lane-wise, so the AVX-512 code (Sources/CActivation512) gives the same bits 16 lanes at
+/// a time: a pass over 512 × 3072 values took 0.72-0.84 ms on one thread against 1.59-2.37 (the pass was
+/// 2.5 % of a 512-token prefill's samples).
+func geluNewInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, N: Int, kernel: FloatKernel = .inUse) {
+    if kernel == .avx512 {
+        gptneo_gelu_new512(x, rows * N, geluSqrtTwoOverPi)
+        return
+    }
     let full = N / vectorWidth * vectorWidth
     let tail = N - full
-    let sqrtTwoOverPi = Vector(repeating: Float((2.0 / Double.pi).squareRoot()))
+    let sqrtTwoOverPi = Vector(repeating: geluSqrtTwoOverPi)
     @inline(__always) func gelu(_ v: Vector) -> Vector {
         let inner = sqrtTwoOverPi * (v + Vector(repeating: 0.044715) * (v * v * v))
         return Vector(repeating: 0.5) * v * (Vector(repeating: 1) + tanhApproximation(inner))

@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import GPTNeo
+@_spi(Benchmarks) @testable import GPTNeo
 
 final class KernelTests: XCTestCase {
     func testTanhApproximationIsAccurate() {
@@ -12,6 +12,31 @@ final class KernelTests: XCTestCase {
             x += 0.0009765625 * 0.37
         }
         XCTAssertLessThan(worst, 5e-7, "max |tanh error| (a few ulp of 1)")
+    }
+
+    /// The AVX-512 gelu_new (Sources/CActivation512) gives the AVX2 Swift code's bits for every input: a
+    /// sweep of all float bit patterns (both signs, zeros, subnormals, infinities, NaNs) in steps of 4099,
+    /// a dense run over -12…12 (tanh's clamp at ±7.9 and the tiny-input cut at ±0.0004 inside), and the
+    /// edges themselves; rows of a length that leaves partial vectors in both codes.
+    func testGeluOnAVX512GivesTheSwiftCodesBits() throws {
+        try XCTSkipUnless(FloatKernel.best == .avx512, "this CPU has no AVX-512F: the AVX-512 code cannot run here")
+        var inputs: [Float] = stride(from: UInt64(0), through: UInt64(UInt32.max), by: 4099).map { Float(bitPattern: UInt32($0)) }
+        inputs += stride(from: Float(-12), through: 12, by: 0.0001)
+        for edge: Float in [0.0004, 7.9, 7.90531110763549805, 60, 1e-3, 1e-30, .leastNonzeroMagnitude, .greatestFiniteMagnitude, .infinity, 0] {
+            inputs += [edge, -edge, edge.nextUp, edge.nextDown, -edge.nextUp, -edge.nextDown]
+        }
+        let N = 1000 + 13, rows = inputs.count / N
+        inputs = Array(inputs.prefix(rows * N))
+        var wide = inputs, narrow = inputs
+        wide.withUnsafeMutableBufferPointer { geluNewInPlace($0.baseAddress!, rows: rows, N: N, kernel: .avx512) }
+        narrow.withUnsafeMutableBufferPointer { geluNewInPlace($0.baseAddress!, rows: rows, N: N, kernel: .avx2) }
+        var differing = 0
+        for i in inputs.indices where wide[i].bitPattern != narrow[i].bitPattern && !(wide[i].isNaN && narrow[i].isNaN) {
+            if differing < 5 { XCTFail("gelu_new(\(inputs[i]) = bits \(inputs[i].bitPattern)): AVX-512 \(wide[i]), AVX2 \(narrow[i])") }
+            differing += 1
+        }
+        XCTAssertEqual(differing, 0, "of \(inputs.count) inputs")
+        XCTAssertGreaterThan(wide.filter { $0 != 0 && !$0.isNaN }.count, inputs.count / 3, "the sweep reaches the function's interesting range")
     }
 
     func testExpApproximationIsAccurate() {
