@@ -53,9 +53,9 @@ func wideMatMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w
 /// of k (float512.h). Up to 64 rows (decode steps, weights streamed from memory), a quarter of a 1 MiB
 /// L2, which then also holds the next pair's prefetch and the rows' x (for a decode batch of 32 rows, the
 /// 125M model's c_proj: 196 KB of each, against 384 KB of each in one block, over L2 with the pair).
-/// With more rows (prefill), half: a row tile's x then streams through L2 once per pair, and the 125M
-/// model's c_proj (a 384 KB pair) runs unsplit. Its 512-row product ran 14-29 % faster so in a C harness
-/// (4 runs of 9 alternated rounds), and a 512-token forward 1-3.5 % faster (medians of the ratios of 12,
-/// 24 and 24 alternated pairs in one process; the 1.3B model's, whose c_proj goes from 4 blocks to 2,
-/// 0.9 %, 8 pairs).
+/// With more rows (prefill), half, so that the 125M model's c_proj (a 384 KB pair) runs unsplit: its
+/// 512-row product unsplit ran 14-29 % faster than in two blocks in a C harness (4 runs of 9 alternated
+/// rounds), and a 512-token forward 1-3.5 % faster (medians of the ratios of 12, 24 and 24 pairs
+/// alternated in one process; the 1.3B model's forward, whose c_proj goes from 4 blocks to 2, 0.9 %, 8
+/// pairs).
 func widePairBytes(rows: Int) -> Int { rows <= 64 ? 256 << 10 : wideManyRowsPairBytes }
