@@ -10,7 +10,7 @@
 // the same order, each multiply and add rounded on its own (Swift fuses none, and neither do separate
 // intrinsics), lane by lane, so 16 lanes give the bits 8 do. The constants are the Swift code's Float
 // literals, which Swift reads through an 80-bit float on x86: the long double literals below take the same
-// path. MatMulTests compares the two codes over a sweep of all float bit patterns.
+// path. KernelTests compares the two codes over a sweep of all float bit patterns.
 
 #define GPTNEO_G512_INLINE __attribute__((target("avx512f"), always_inline)) static inline
 
