@@ -1,4 +1,5 @@
 import CAttention512
+import CPrefetch
 import Foundation
 
 // GPTNeoSelfAttention._attn of modeling_gpt_neo.py for one sequence, one head: scores q·k with NO
@@ -66,6 +67,12 @@ func attendHead(_ keysAndValues: HeadKeysAndValues, queryRows: Range<Int>, item:
     while t < queryRows.upperBound {
         let rows = min(attentionQueryGroup, queryRows.upperBound - t)
         let position = item.start + t
+        // The next group's queries, rows of the stacked q, k, v written long before: their loads at the
+        // start of the scores otherwise wait on memory.
+        for next in (t + rows)..<min(t + rows + attentionQueryGroup, queryRows.upperBound) {
+            var offset = 0
+            while offset < headDim { prefetchForRead(query(next) + offset); offset += 16 }
+        }
         if rows == 1 {
             let keys = firstKey(position)..<(position + 1)
             if wide {
