@@ -15,7 +15,6 @@ import platform
 import signal
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -119,11 +118,8 @@ def make_engines(arguments, options, models, plan, plan_path, shape):
 MEMORY_BOUND_STREAMS = 8
 
 
-# Seconds of quiet before every start of an engine, the first ones and our server's reloads alike
-# (ServerEngine.reload). Memory freed by the process before (an engine's load, the streaming ceiling's
-# buffer) goes back to the host about 2 s later, and that work takes the two cores from a start within
-# it: ours took 1.26 s one second after 8 GB were freed, 0.73 s ten seconds after, 0.40 s undisturbed.
-LOAD_PAUSE_SECONDS = 3
+# Seconds between stopping a server and starting it again for another load sample (ServerEngine.reload).
+RELOAD_PAUSE_SECONDS = 3
 
 
 def run_engines(engines, streams, rounds, interleave, loads, between_rounds, bandwidth_now, load_samples=1,
@@ -166,7 +162,6 @@ def run_engines(engines, streams, rounds, interleave, loads, between_rounds, ban
 
     def all_steps(group):
         for engine in group:
-            time.sleep(LOAD_PAUSE_SECONDS)
             log(f"{engine.name}: load, load average {load_average():.1f}")
             loads[engine.name] = load_average()
             step(engine, "start")
@@ -187,7 +182,7 @@ def run_engines(engines, streams, rounds, interleave, loads, between_rounds, ban
             for engine in group:
                 if hasattr(engine, "reload"):
                     log(f"{engine.name}: another load, load average {load_average():.1f}")
-                    step(engine, "reload", LOAD_PAUSE_SECONDS)
+                    step(engine, "reload", RELOAD_PAUSE_SECONDS)
 
     try:
         if interleave:
@@ -345,7 +340,7 @@ def main():
     paired = report.paired_ratios_text(plan, table_modes, ours, baselines)
     if paired:
         text += "\n\n" + paired
-    load_samples = report.load_samples_text(table_modes, ours, LOAD_PAUSE_SECONDS)
+    load_samples = report.load_samples_text(table_modes, ours, RELOAD_PAUSE_SECONDS)
     if load_samples:
         text += "\n\n" + load_samples
     with open(os.path.join(arguments.output, "table.md"), "w") as f:

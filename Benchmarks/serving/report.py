@@ -291,9 +291,9 @@ def paired_ratios_text(plan, modes, ours, baselines):
 
 
 def load_samples_text(modes, ours, pause_seconds):
-    """Every timed start of our server by mode, in order (the first after the engines before it loaded, the
-    others after all runs; each `pause_seconds` after the process before it), and their median, which the
-    table's load row gives. Empty when each mode was started once."""
+    """Every timed start of our server by mode, in order (the first with the engines before it just loaded, the
+    others `pause_seconds` after stopping it), and their median, which the table's load row gives. Empty when
+    each mode was started once."""
     lines = []
     for mode in modes:
         samples = ours[mode].get("load_to_ready_seconds_each", []) if isinstance(ours[mode], dict) else []
@@ -302,9 +302,8 @@ def load_samples_text(modes, ours, pause_seconds):
                          f"(median {statistics.median(samples):.2f} s).")
     if not lines:
         return ""
-    return ("Load to ready, each start of gptneo-server (the first after the engines before it loaded, the others "
-            f"after all runs; each {pause_seconds:g} s after the process before it; the table gives the median):\n"
-            + "\n".join(lines))
+    return ("Load to ready, each start of gptneo-server (the first with the engines before it just loaded, the "
+            f"others after all runs, {pause_seconds:g} s after stopping it; the table gives the median):\n" + "\n".join(lines))
 
 
 def agreement_line(counts, streams):
