@@ -83,9 +83,12 @@ public final class GPTNeoEngine {
         let C = config.hiddenSize
 
         for item in items { item.cache.reserve(positions: item.cache.count + item.tokens.count) }
-        // Every item's rows stacked in item order.
-        placed.removeAll(keepingCapacity: true)
-        attentionItems.removeAll(keepingCapacity: true)
+        // Every item's rows stacked in item order. Emptied again on the way out: a cache whose request
+        // has ended must not outlive it here until the next call.
+        defer {
+            placed.removeAll(keepingCapacity: true)
+            attentionItems.removeAll(keepingCapacity: true)
+        }
         var totalRows = 0
         for item in items {
             let placement = AttentionItem(cache: item.cache, firstRow: totalRows, length: item.tokens.count, start: item.cache.count)
