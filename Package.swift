@@ -79,7 +79,7 @@ let package = Package(
         // MARK: Model: GPT-Neo forward pass, checkpoint loading, KV cache, task heads
         .target(
             name: "GPTNeo",
-            dependencies: ["CPrefetch", "CWidening", "CSpinPause", "CInt8Dot", "CFloat512", "CAttention512", "CActivation512"],
+            dependencies: ["CPrefetch", "CWidening", "CSpinPause", "CInt8Dot", "CFloat512", "CAttention512", "CActivation512", "CMalloc"],
             // Optimized even in debug builds: unoptimized SIMD kernels make every test that runs the
             // model (engine, batcher, API) many times slower.
             swiftSettings: hotLoopSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]

@@ -40,11 +40,17 @@ protocol ModelRunner: AnyObject, SendableMetatype {
     var threads: Int { get }
     /// Runs body(i) for i in 0..<iterations on up to `threads` threads, returning when all are done.
     func parallelFor(_ iterations: Int, _ body: (Int) -> Void)
+    /// Lets ended caches leave up to `bytes` of their memory for the next ones.
+    func keepFreedCacheMemory(upTo bytes: Int)
+    /// Gives the memory kept from ended caches back, beyond a small reserve (the batcher is idle).
+    func releaseKeptCacheMemory()
 }
 
 extension ModelRunner {
     var threads: Int { 1 }
     func parallelFor(_ iterations: Int, _ body: (Int) -> Void) { for i in 0..<iterations { body(i) } }
+    func keepFreedCacheMemory(upTo bytes: Int) {}
+    func releaseKeptCacheMemory() {}
 }
 
 // MARK: - The real engine
@@ -65,6 +71,8 @@ final class EngineRunner: ModelRunner {
 
     var threads: Int { engine.threads }
     func parallelFor(_ iterations: Int, _ body: (Int) -> Void) { GPTNeo.parallelFor(iterations, threads: engine.threads, body) }
+    func keepFreedCacheMemory(upTo bytes: Int) { KVCache.keptFreedBlockBytes = bytes }
+    func releaseKeptCacheMemory() { KVCache.releaseKeptFreedBlocks() }
 
     func cacheByteSize(capacity: Int) -> Int { KVCache.byteSize(config: config, capacity: capacity) }
     func makeCache(capacity: Int) -> KVCache { KVCache(config: config, capacity: capacity) }

@@ -25,6 +25,8 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
     private var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
     private var reservedBytes = 0
     private var snapshot: BatcherStatistics
+    /// Whether steps have run since the memory kept from ended caches was last given back.
+    private var keptCacheMemoryToRelease = false
 
     // MARK: Owned by the loop thread
     let runner: Runner
@@ -49,6 +51,7 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
     }
 
     func start() {
+        runner.keepFreedCacheMemory(upTo: configuration.kvCacheBudgetBytes)
         let thread = Thread { [self] in
             // Named from inside: on Linux a name set before start() never reaches the OS thread, which
             // then shows up in top and /proc under its creator's Dispatch name.
@@ -181,6 +184,7 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
                 }
             }
             if !active.isEmpty {
+                keptCacheMemoryToRelease = true
                 condition.unlock()
                 return true
             }
@@ -192,7 +196,18 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
                 for waiter in waiters { waiter.resume() }
                 return false
             }
-            condition.wait()
+            if keptCacheMemoryToRelease {
+                // Busy again within the delay (a client's next request), the memory is reused as it is.
+                let deadline = Date(timeIntervalSinceNow: configuration.idleSecondsBeforeReleasingCacheMemory)
+                if !condition.wait(until: deadline), waiting.isEmpty, cancelledIDs.isEmpty, active.isEmpty {
+                    keptCacheMemoryToRelease = false
+                    condition.unlock()
+                    runner.releaseKeptCacheMemory()
+                    condition.lock()
+                }
+            } else {
+                condition.wait()
+            }
         }
     }
 

@@ -37,6 +37,15 @@ final class FakeRunner: ModelRunner, @unchecked Sendable {
 
     init(stepDelay: TimeInterval = 0) { self.stepDelay = stepDelay }
 
+    private var recordedKeptLimits: [Int] = []
+    private var recordedReleases = 0
+    /// The limits `keepFreedCacheMemory` was given, in order.
+    var keptMemoryLimits: [Int] { lock.withLock { recordedKeptLimits } }
+    /// How often `releaseKeptCacheMemory` was called.
+    var memoryReleases: Int { lock.withLock { recordedReleases } }
+    func keepFreedCacheMemory(upTo bytes: Int) { lock.withLock { recordedKeptLimits.append(bytes) } }
+    func releaseKeptCacheMemory() { lock.withLock { recordedReleases += 1 } }
+
     func cacheByteSize(capacity: Int) -> Int { capacity * 1000 }
     func makeCache(capacity: Int) -> FakeCache { FakeCache(capacity: capacity) }
     func copy(_ cache: FakeCache, capacity: Int) -> FakeCache {

@@ -25,6 +25,32 @@ final class SchedulerTests: XCTestCase {
         }
     }
 
+    /// Ended requests' cache memory is kept up to the KV budget while requests follow one another, and
+    /// given back once, after the batcher has been idle for the configured delay.
+    func testCacheMemoryIsKeptWhileBusyAndGivenBackOnceIdle() async throws {
+        let runner = FakeRunner()
+        let batcher = makeBatcher(runner: runner) {
+            $0.kvCacheBudgetBytes = 1_234_567
+            $0.idleSecondsBeforeReleasingCacheMemory = 1
+        }
+        XCTAssertEqual(runner.keptMemoryLimits, [1_234_567])
+        XCTAssertEqual(runner.memoryReleases, 0, "nothing to give back before any work")
+        for salt in 0..<3 {
+            _ = try await collect(batcher.submit(request(prompt(5, salt: salt)) { $0.maxTokens = 3 }))
+        }
+        XCTAssertEqual(runner.memoryReleases, 0, "requests one after another keep the memory")
+        let deadline = Date(timeIntervalSinceNow: 10)
+        while runner.memoryReleases == 0 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        XCTAssertEqual(runner.memoryReleases, 1)
+        try await Task.sleep(for: .milliseconds(1500))
+        XCTAssertEqual(runner.memoryReleases, 1, "no second release without work in between")
+        _ = try await collect(batcher.submit(request(prompt(4)) { $0.maxTokens = 2 }))
+        while runner.memoryReleases == 1 && Date() < deadline + 5 { try await Task.sleep(for: .milliseconds(20)) }
+        XCTAssertEqual(runner.memoryReleases, 2, "work again, then idle again: released again")
+        XCTAssertEqual(runner.keptMemoryLimits, [1_234_567])
+        await batcher.shutdown(gracePeriod: .seconds(1))
+    }
+
     func testGreedyMatchesTheModelComputedDirectly() async throws {
         let batcher = makeBatcher()
         for length in [1, 5, 16, 17, 70] {

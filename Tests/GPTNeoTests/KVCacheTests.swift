@@ -37,6 +37,51 @@ final class KVCacheTests: XCTestCase {
         XCTAssertLessThan(cache.byteSize, KVCache.byteSize(config: config, capacity: 2048) / 10)
     }
 
+    /// Freed blocks are kept up to the limit and handed out again; lowering the limit or trimming frees
+    /// the excess.
+    func testFreedBlocksAreKeptUpToTheLimitAndReused() {
+        let pool = KVBlockPool()
+        let floats = 4096, bytes = 4096 * 4
+        pool.retainedBytesLimit = 10 * bytes
+        let blocks = (0..<12).map { _ in pool.take(floats: floats) }
+        for block in blocks { pool.give(block, floats: floats) }
+        XCTAssertEqual(pool.keptBytes, 10 * bytes, "the two past the limit are freed")
+        let kept = Set(blocks.prefix(10))
+        let again = pool.take(floats: floats)
+        XCTAssertTrue(kept.contains(again), "a kept block is handed out again")
+        XCTAssertEqual(pool.keptBytes, 9 * bytes)
+        let otherSize = pool.take(floats: 2 * floats)
+        XCTAssertEqual(pool.keptBytes, 9 * bytes, "blocks of another size are not taken for it")
+        pool.give(again, floats: floats)
+        pool.give(otherSize, floats: 2 * floats)
+        XCTAssertEqual(pool.keptBytes, 10 * bytes, "at the limit: the larger block is freed")
+        pool.retainedBytesLimit = 3 * bytes
+        XCTAssertEqual(pool.keptBytes, 3 * bytes, "a lower limit frees the excess")
+        pool.trim(keeping: 0)
+        XCTAssertEqual(pool.keptBytes, 0)
+    }
+
+    /// A server's setting reaches the process-wide pool, and an idle release keeps at most 64 MiB.
+    func testTheSharedPoolFollowsTheSettingAndTheRelease() throws {
+        let engine = GPTNeoEngine(model: model)
+        let tokens = Shared.expected.cases.last!.tokens
+        let saved = KVCache.keptFreedBlockBytes
+        defer { KVCache.keptFreedBlockBytes = saved }
+        KVCache.keptFreedBlockBytes = 1 << 30
+        XCTAssertEqual(KVCache.keptFreedBlockBytes, 1 << 30)
+        var cache: KVCache? = engine.makeCache(capacity: tokens.count)
+        _ = try engine.forward([ForwardItem(cache: cache!, tokens: tokens, logitRows: .none)])
+        let held = cache!.byteSize
+        let before = KVCache.keptFreedBlockBytesNow
+        cache = nil
+        XCTAssertEqual(KVCache.keptFreedBlockBytesNow, before + held, "every block of the ended cache is kept (\(before), \(held))")
+        KVCache.releaseKeptFreedBlocks()
+        XCTAssertLessThanOrEqual(KVCache.keptFreedBlockBytesNow, 64 << 20)
+        XCTAssertEqual(KVCache.keptFreedBlockBytes, 1 << 30, "the release keeps the setting")
+        KVCache.keptFreedBlockBytes = 0
+        XCTAssertEqual(KVCache.keptFreedBlockBytesNow, 0)
+    }
+
     /// A copy continues exactly like the original (n > 1 choices from one prefilled prompt).
     func testCopyContinuesIdentically() throws {
         let engine = GPTNeoEngine(model: model)
