@@ -124,6 +124,10 @@ public struct BatcherConfiguration: Sendable {
     /// Most prompt tokens prefilled in one step (at least one chunk always runs), so that a burst of
     /// long prompts does not stall the running streams.
     public var maxPrefillTokensPerStep: Int = 512
+    /// How long a request arriving at an idle batcher waits for others before the first step: a burst
+    /// then shares one prefill, instead of its first request running alone and the others in the
+    /// next step while it waits. Zero: the first step starts at once.
+    public var admissionWindow: Duration = .milliseconds(3)
     /// What one request may ask for.
     public var limits = GenerationLimits()
     /// Threads of the engine's parallel loops.

@@ -167,6 +167,16 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
                 cancelled.formUnion(active.map(\.id))
                 shutdownError = true
             }
+            // An idle batcher lets a burst gather before its first step (configuration.admissionWindow).
+            if active.isEmpty, cancelled.isEmpty, case .running = lifeState, let first = waiting.first {
+                let deadline = first.arrival + configuration.admissionWindow
+                if ContinuousClock.now < deadline {
+                    let remaining = ContinuousClock.now.duration(to: deadline)
+                    _ = condition.wait(until: Date(timeIntervalSinceNow: Double(remaining.components.seconds)
+                                                       + Double(remaining.components.attoseconds) * 1e-18))
+                    continue
+                }
+            }
             let admitted = admit()
             if !cancelled.isEmpty || !admitted.isEmpty {
                 // Cache allocation and the callers' completion handlers run outside the lock.

@@ -16,6 +16,8 @@ struct PendingJob: Sendable {
     let reservedBytes: Int
     /// Sequences it will run (its `n`, 1 for encode).
     let sequences: Int
+    /// When it was queued.
+    var arrival = ContinuousClock.now
 
     var promptTokens: [Int] {
         switch kind {

@@ -51,6 +51,45 @@ final class SchedulerTests: XCTestCase {
         await batcher.shutdown(gracePeriod: .seconds(1))
     }
 
+    /// Requests arriving at an idle batcher within the admission window share its first step; without
+    /// a window the first one runs alone.
+    func testABurstAtAnIdleBatcherSharesItsFirstStep() async throws {
+        for (window, expectedFirstCall) in [(Duration.milliseconds(1000), [5, 6, 7]), (.zero, [5])] {
+            let runner = FakeRunner()
+            let batcher = makeBatcher(runner: runner) { $0.admissionWindow = window }
+            var streams: [AsyncThrowingStream<GenerationEvent, Error>] = []
+            for (salt, length) in [5, 6, 7].enumerated() {
+                if salt > 0 { try await Task.sleep(for: .milliseconds(100)) }
+                streams.append(try batcher.submit(request(prompt(length, salt: salt)) { $0.maxTokens = 2 }))
+            }
+            for (salt, stream) in streams.enumerated() {
+                let result = try await collect(stream)
+                XCTAssertEqual(result.only.tokens, FakeRunner.greedy(prompt: prompt([5, 6, 7][salt], salt: salt), count: 2))
+            }
+            XCTAssertEqual(runner.calls.first, expectedFirstCall, "window \(window)")
+            await batcher.shutdown(gracePeriod: .seconds(1))
+        }
+    }
+
+    /// The window only gathers a burst at an idle batcher: a request arriving while others decode
+    /// joins the next step.
+    func testTheWindowDoesNotDelayArrivalsWhileBusy() async throws {
+        let runner = FakeRunner(stepDelay: 0.0125)
+        let batcher = makeBatcher(runner: runner) { $0.admissionWindow = .seconds(2) }
+        let started = ContinuousClock.now
+        _ = try await collect(batcher.submit(request(prompt(5)) { $0.maxTokens = 3 }))
+        XCTAssertGreaterThanOrEqual(ContinuousClock.now - started, .milliseconds(1950),
+                                    "a lone request at an idle batcher waits out the window")
+        // 240 steps of 12.5 ms after its own window: busy from about 2 s to 5 s from now.
+        let long = try batcher.submit(request(prompt(5, salt: 1)) { $0.maxTokens = 240 })
+        try await Task.sleep(for: .milliseconds(2500))
+        let joined = ContinuousClock.now
+        _ = try await collect(batcher.submit(request(prompt(6, salt: 2)) { $0.maxTokens = 2 }))
+        XCTAssertLessThan(ContinuousClock.now - joined, .seconds(1), "no window while the batcher is busy")
+        _ = try await collect(long)
+        await batcher.shutdown(gracePeriod: .seconds(1))
+    }
+
     func testGreedyMatchesTheModelComputedDirectly() async throws {
         let batcher = makeBatcher()
         for length in [1, 5, 16, 17, 70] {

@@ -151,6 +151,7 @@ struct InferenceServer: Service {
         batcher.kvCacheBudgetBytes = options.kvCacheMiB << 20
         batcher.prefillChunkTokens = options.prefillChunkTokens
         batcher.maxPrefillTokensPerStep = options.maxPrefillTokensPerStep
+        batcher.admissionWindow = .milliseconds(options.admissionWindowMilliseconds)
         batcher.limits = service.configuration.limits.generation
         if let threads = options.threads { batcher.threads = threads }
         return batcher

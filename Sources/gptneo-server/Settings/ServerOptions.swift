@@ -57,6 +57,7 @@ struct ServerOptions: Sendable, Equatable {
     var kvCacheMiB = 2048
     var prefillChunkTokens = 128
     var maxPrefillTokensPerStep = 512
+    var admissionWindowMilliseconds = 3
 
     // MARK: auth
     var apiKeys: [String] = []

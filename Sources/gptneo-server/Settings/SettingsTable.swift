@@ -69,6 +69,8 @@ enum SettingsTable {
                      help: "Prompt tokens of one sequence processed per step while others decode, so long prompts do not stall them; with none decoding, a prompt takes whole chunks up to max_prefill_tokens_per_step."),
             .integer("batching.max_prefill_tokens_per_step", flag: "max-prefill-tokens-per-step", \.maxPrefillTokensPerStep, 1...1_048_576,
                      help: "Prompt tokens of all sequences processed per step."),
+            .integer("batching.admission_window_ms", flag: "admission-window-ms", \.admissionWindowMilliseconds, 0...1000,
+                     help: "Milliseconds a request arriving at an idle server waits for others, so that a burst shares its first step; 0 starts at once."),
 
             // MARK: auth
             .list("auth.api_keys", flag: "api-key", environment: "GPTNEO_API_KEYS", \.apiKeys, secret: true, reloadable: true,
