@@ -134,7 +134,7 @@ public struct BatcherConfiguration: Sendable {
     public var threads: Int = availableCPUCount()
     /// Memory of ended requests' KV caches is kept for the next ones (up to the budget), and given back
     /// once the batcher has had nothing to do for this long.
-    public var idleSecondsBeforeReleasingCacheMemory: Double = 10
+    public var idleBeforeReleasingCacheMemory: Duration = .seconds(10)
     public init() {}
 }
 

@@ -171,9 +171,7 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
             if active.isEmpty, cancelled.isEmpty, case .running = lifeState, let first = waiting.first {
                 let deadline = first.arrival + configuration.admissionWindow
                 if ContinuousClock.now < deadline {
-                    let remaining = ContinuousClock.now.duration(to: deadline)
-                    _ = condition.wait(until: Date(timeIntervalSinceNow: Double(remaining.components.seconds)
-                                                       + Double(remaining.components.attoseconds) * 1e-18))
+                    _ = condition.wait(until: dateAfter(ContinuousClock.now.duration(to: deadline)))
                     continue
                 }
             }
@@ -208,8 +206,8 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
             }
             if keptCacheMemoryToRelease {
                 // Busy again within the delay (a client's next request), the memory is reused as it is.
-                let deadline = Date(timeIntervalSinceNow: configuration.idleSecondsBeforeReleasingCacheMemory)
-                if !condition.wait(until: deadline), waiting.isEmpty, cancelledIDs.isEmpty, active.isEmpty {
+                if !condition.wait(until: dateAfter(configuration.idleBeforeReleasingCacheMemory)), waiting.isEmpty,
+                   cancelledIDs.isEmpty, active.isEmpty {
                     keptCacheMemoryToRelease = false
                     condition.unlock()
                     runner.releaseKeptCacheMemory()
@@ -302,4 +300,9 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
         condition.unlock()
         for job in ended { job.deliverOutcome() }
     }
+}
+
+/// The wall-clock moment `duration` from now, for `NSCondition.wait(until:)`.
+private func dateAfter(_ duration: Duration) -> Date {
+    Date(timeIntervalSinceNow: Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18)
 }

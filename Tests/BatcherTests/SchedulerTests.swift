@@ -31,7 +31,7 @@ final class SchedulerTests: XCTestCase {
         let runner = FakeRunner()
         let batcher = makeBatcher(runner: runner) {
             $0.kvCacheBudgetBytes = 1_234_567
-            $0.idleSecondsBeforeReleasingCacheMemory = 1
+            $0.idleBeforeReleasingCacheMemory = .seconds(1)
         }
         XCTAssertEqual(runner.keptMemoryLimits, [1_234_567])
         XCTAssertEqual(runner.memoryReleases, 0, "nothing to give back before any work")
