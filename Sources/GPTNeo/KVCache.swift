@@ -181,7 +181,7 @@ public final class KVCache: @unchecked Sendable {
 /// that, blocks are freed.
 final class KVBlockPool: @unchecked Sendable {
     static let shared = KVBlockPool()
-    /// The limit when no owner has set one, and what `release()` keeps.
+    /// The limit when no owner has set one, and what `KVCache.releaseKeptFreedBlocks()` keeps.
     static let defaultRetainedBytes = 64 << 20
 
     private let lock = NSLock()
