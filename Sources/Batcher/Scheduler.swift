@@ -207,7 +207,7 @@ final class Scheduler<Runner: ModelRunner>: @unchecked Sendable {
             if keptCacheMemoryToRelease {
                 // Busy again within the delay (a client's next request), the memory is reused as it is.
                 if !condition.wait(until: dateAfter(configuration.idleBeforeReleasingCacheMemory)), waiting.isEmpty,
-                   cancelledIDs.isEmpty, active.isEmpty {
+                   cancelledIDs.isEmpty {
                     keptCacheMemoryToRelease = false
                     condition.unlock()
                     runner.releaseKeptCacheMemory()

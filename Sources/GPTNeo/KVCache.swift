@@ -177,22 +177,22 @@ public final class KVCache: @unchecked Sendable {
 // MARK: - Block pool
 
 /// Freed KV blocks, by size, for the next cache: no allocation or page faults for a new request while
-/// earlier ones have ended. Keeps at most `retainedBytesLimit` (`KVCache.keptFreedBlockBytes`); beyond
+/// earlier ones have ended. Keeps at most `keptBytesLimit` (`KVCache.keptFreedBlockBytes`); beyond
 /// that, blocks are freed.
 final class KVBlockPool: @unchecked Sendable {
     static let shared = KVBlockPool()
     /// The limit when no owner has set one, and what `KVCache.releaseKeptFreedBlocks()` keeps.
-    static let defaultRetainedBytes = 64 << 20
+    static let defaultKeptBytes = 64 << 20
 
     private let lock = NSLock()
     private var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
-    private var retainedBytes = 0
-    private var limit = KVBlockPool.defaultRetainedBytes
+    private var kept = 0
+    private var limit = KVBlockPool.defaultKeptBytes
 
     /// Bytes of the blocks kept now.
-    var keptBytes: Int { lock.withLock { retainedBytes } }
+    var keptBytes: Int { lock.withLock { kept } }
 
-    var retainedBytesLimit: Int {
+    var keptBytesLimit: Int {
         get { lock.withLock { limit } }
         set {
             lock.withLock { limit = max(0, newValue) }
@@ -203,7 +203,7 @@ final class KVBlockPool: @unchecked Sendable {
     func take(floats: Int) -> UnsafeMutablePointer<Float> {
         lock.lock()
         if let block = free[floats]?.popLast() {
-            retainedBytes -= floats * MemoryLayout<Float>.size
+            kept -= floats * MemoryLayout<Float>.size
             lock.unlock()
             return block
         }
@@ -214,9 +214,9 @@ final class KVBlockPool: @unchecked Sendable {
     func give(_ block: UnsafeMutablePointer<Float>, floats: Int) {
         let bytes = floats * MemoryLayout<Float>.size
         lock.lock()
-        if retainedBytes + bytes <= limit {
+        if kept + bytes <= limit {
             free[floats, default: []].append(block)
-            retainedBytes += bytes
+            kept += bytes
             lock.unlock()
         } else {
             lock.unlock()
@@ -229,10 +229,10 @@ final class KVBlockPool: @unchecked Sendable {
     func trim(keeping bytes: Int) {
         var freed: [UnsafeMutablePointer<Float>] = []
         lock.withLock {
-            for size in free.keys.sorted() {
-                while retainedBytes > bytes, let block = free[size]?.popLast() {
+            for size in free.keys {
+                while kept > bytes, let block = free[size]?.popLast() {
                     freed.append(block)
-                    retainedBytes -= size * MemoryLayout<Float>.size
+                    kept -= size * MemoryLayout<Float>.size
                 }
             }
         }
@@ -251,17 +251,14 @@ extension KVCache {
     /// streams. Blocks in use and kept never exceed the most ever in use at once. Lowering it frees
     /// the excess.
     public static var keptFreedBlockBytes: Int {
-        get { KVBlockPool.shared.retainedBytesLimit }
-        set { KVBlockPool.shared.retainedBytesLimit = newValue }
+        get { KVBlockPool.shared.keptBytesLimit }
+        set { KVBlockPool.shared.keptBytesLimit = newValue }
     }
 
     /// Frees the kept blocks beyond the default 64 MiB, for an idle server to give its peak back.
     public static func releaseKeptFreedBlocks() {
-        KVBlockPool.shared.trim(keeping: KVBlockPool.defaultRetainedBytes)
+        KVBlockPool.shared.trim(keeping: KVBlockPool.defaultKeptBytes)
     }
-
-    /// Bytes of freed blocks kept at this moment.
-    public static var keptFreedBlockBytesNow: Int { KVBlockPool.shared.keptBytes }
 }
 
 extension GPTNeoConfig {

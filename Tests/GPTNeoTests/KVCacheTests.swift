@@ -42,7 +42,7 @@ final class KVCacheTests: XCTestCase {
     func testFreedBlocksAreKeptUpToTheLimitAndReused() {
         let pool = KVBlockPool()
         let floats = 4096, bytes = 4096 * 4
-        pool.retainedBytesLimit = 10 * bytes
+        pool.keptBytesLimit = 10 * bytes
         let blocks = (0..<12).map { _ in pool.take(floats: floats) }
         for block in blocks { pool.give(block, floats: floats) }
         XCTAssertEqual(pool.keptBytes, 10 * bytes, "the two past the limit are freed")
@@ -55,7 +55,7 @@ final class KVCacheTests: XCTestCase {
         pool.give(again, floats: floats)
         pool.give(otherSize, floats: 2 * floats)
         XCTAssertEqual(pool.keptBytes, 10 * bytes, "at the limit: the larger block is freed")
-        pool.retainedBytesLimit = 3 * bytes
+        pool.keptBytesLimit = 3 * bytes
         XCTAssertEqual(pool.keptBytes, 3 * bytes, "a lower limit frees the excess")
         pool.trim(keeping: 0)
         XCTAssertEqual(pool.keptBytes, 0)
@@ -72,14 +72,14 @@ final class KVCacheTests: XCTestCase {
         var cache: KVCache? = engine.makeCache(capacity: tokens.count)
         _ = try engine.forward([ForwardItem(cache: cache!, tokens: tokens, logitRows: .none)])
         let held = cache!.byteSize
-        let before = KVCache.keptFreedBlockBytesNow
+        let before = KVBlockPool.shared.keptBytes
         cache = nil
-        XCTAssertEqual(KVCache.keptFreedBlockBytesNow, before + held, "every block of the ended cache is kept (\(before), \(held))")
+        XCTAssertEqual(KVBlockPool.shared.keptBytes, before + held, "every block of the ended cache is kept (\(before), \(held))")
         KVCache.releaseKeptFreedBlocks()
-        XCTAssertLessThanOrEqual(KVCache.keptFreedBlockBytesNow, 64 << 20)
+        XCTAssertLessThanOrEqual(KVBlockPool.shared.keptBytes, 64 << 20)
         XCTAssertEqual(KVCache.keptFreedBlockBytes, 1 << 30, "the release keeps the setting")
         KVCache.keptFreedBlockBytes = 0
-        XCTAssertEqual(KVCache.keptFreedBlockBytesNow, 0)
+        XCTAssertEqual(KVBlockPool.shared.keptBytes, 0)
     }
 
     /// A copy continues exactly like the original (n > 1 choices from one prefilled prompt).
