@@ -133,8 +133,9 @@ public struct BatcherConfiguration: Sendable {
     /// Threads of the engine's parallel loops.
     public var threads: Int = availableCPUCount()
     /// Memory of ended requests' KV caches is kept for the next ones (up to the budget), and given back
-    /// once the batcher has had nothing to do for this long.
-    public var idleBeforeReleasingCacheMemory: Duration = .seconds(10)
+    /// once the batcher has had nothing to do for this long. Minutes rather than seconds, as a model's
+    /// keep-alive in Ollama: memory given back must be faulted in again, page by page, by the next burst.
+    public var idleBeforeReleasingCacheMemory: Duration = .seconds(300)
     public init() {}
 }
 

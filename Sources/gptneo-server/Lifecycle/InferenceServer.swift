@@ -152,6 +152,7 @@ struct InferenceServer: Service {
         batcher.prefillChunkTokens = options.prefillChunkTokens
         batcher.maxPrefillTokensPerStep = options.maxPrefillTokensPerStep
         batcher.admissionWindow = .milliseconds(options.admissionWindowMilliseconds)
+        batcher.idleBeforeReleasingCacheMemory = .milliseconds(Int(options.kvCacheKeepIdleSeconds * 1000))
         batcher.limits = service.configuration.limits.generation
         if let threads = options.threads { batcher.threads = threads }
         return batcher

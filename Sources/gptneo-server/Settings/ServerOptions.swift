@@ -58,6 +58,7 @@ struct ServerOptions: Sendable, Equatable {
     var prefillChunkTokens = 128
     var maxPrefillTokensPerStep = 512
     var admissionWindowMilliseconds = 3
+    var kvCacheKeepIdleSeconds = 300.0
 
     // MARK: auth
     var apiKeys: [String] = []

@@ -71,6 +71,8 @@ enum SettingsTable {
                      help: "Prompt tokens of all sequences processed per step."),
             .integer("batching.admission_window_ms", flag: "admission-window-ms", \.admissionWindowMilliseconds, 0...1000,
                      help: "Milliseconds a request arriving at an idle server waits for others, so that a burst shares its first step; 0 starts at once."),
+            .seconds("batching.kv_cache_keep_idle_seconds", flag: "kv-cache-keep-idle-seconds", \.kvCacheKeepIdleSeconds, 1...86400,
+                     help: "KV cache memory of ended requests is kept for the next ones, up to the budget, and given back to the system after this long with nothing to do."),
 
             // MARK: auth
             .list("auth.api_keys", flag: "api-key", environment: "GPTNEO_API_KEYS", \.apiKeys, secret: true, reloadable: true,
