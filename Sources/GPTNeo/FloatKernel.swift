@@ -52,10 +52,16 @@ func wideMatMul(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w
 /// The most bytes of a pair of panels that row tiles walk together before the pair is split into blocks
 /// of k (float512.h). Up to 64 rows (decode steps, weights streamed from memory), a quarter of a 1 MiB
 /// L2, which then also holds the next pair's prefetch and the rows' x (for a decode batch of 32 rows, the
-/// 125M model's c_proj: 196 KB of each, against 384 KB of each in one block, over L2 with the pair).
+/// 125M model's c_proj: 196 KB of each, against 384 KB of each in one block, over L2 with the pair);
+/// past 32 rows, proportionally less, so that the rows' x over a block stays within about a quarter too
+/// (64 rows: c_proj in 3 blocks, 262 KB of x and 131 KB of the pair each, where 2 blocks held 393 and
+/// 196 KB). Decode steps of 64 sequences at 64 positions (`EngineBenchmark contexts`), 4 passes
+/// alternated: 1.13-1.21× the tokens/s of 2 blocks (48 sequences, 3 blocks against 2: 0.94-1.18×);
+/// served, 64 streams × 64 tokens, 4 rounds alternated: 1.00-1.14× (median 1.06). The blocks carry each
+/// chain's partial sum through y, so the bits are the same.
 /// With more rows (prefill), half, so that the 125M model's c_proj (a 384 KB pair) runs unsplit: its
 /// 512-row product unsplit ran 14-29 % faster than in two blocks in a C harness (4 runs of 9 alternated
 /// rounds), and a 512-token forward 1-3.5 % faster (medians of the ratios of 12, 24 and 24 pairs
 /// alternated in one process; the 1.3B model's forward, whose c_proj goes from 4 blocks to 2, 0.9 %, 8
 /// pairs).
-func widePairBytes(rows: Int) -> Int { rows <= 64 ? 256 << 10 : wideManyRowsPairBytes }
+func widePairBytes(rows: Int) -> Int { rows <= 64 ? (256 << 10) * 32 / max(rows, 32) : wideManyRowsPairBytes }

@@ -72,10 +72,11 @@ final class MatMulTests: XCTestCase {
         }
     }
 
-    /// Where K is so long that a pair of panels outgrows `widePairBytes` (a quarter of L2 up to 64 rows,
-    /// half beyond), the AVX-512 code walks k in blocks, carrying each chain's partial sum through y: still
-    /// exactly the one chain from k = 0 and the bias added once. K = 4100 and 8200 split into 2 to 5
-    /// blocks by format and row count (1 row of 16-bit weights and 8 rows walk one panel at a time), some
+    /// Where K is so long that a pair of panels outgrows `widePairBytes` (a quarter of L2 up to 32 rows,
+    /// proportionally less up to 64, half beyond), the AVX-512 code walks k in blocks, carrying each
+    /// chain's partial sum through y: still exactly the one chain from k = 0 and the bias added once.
+    /// K = 4100 and 8200 split into 1 to 9 blocks by format and row count (1 row of 16-bit weights and 8
+    /// rows walk one panel at a time), some
     /// with a shorter last one; N leaves a partial last panel; the row counts give several row tiles and a
     /// partial last one, each thread count a different column split. Past 64 rows, every block size gives
     /// the same bits, down to blocks of a few hundred k and up to none.
@@ -89,7 +90,7 @@ final class MatMulTests: XCTestCase {
                 let biasValues = randomMatrix(N, seed: 9)
                 let x = randomMatrix(80 * K, seed: 10)
                 let expected = documentedProduct(x, weight, biasValues, M: 80)
-                for M in [1, 8, 17, 24, 65, 80] {
+                for M in [1, 8, 17, 24, 45, 64, 65, 80] {
                     for pairBytes in M > 64 ? [manyRowsPairBytes, 48 << 10, 8 << 20] : [manyRowsPairBytes] {
                         wideManyRowsPairBytes = pairBytes
                         let y = product(Array(x.prefix(M * K)), weight, FloatTensor(shape: [N], values: biasValues), M: M,
