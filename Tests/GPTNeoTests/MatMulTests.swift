@@ -76,10 +76,10 @@ final class MatMulTests: XCTestCase {
     /// proportionally less up to 64, half beyond), the AVX-512 code walks k in blocks, carrying each
     /// chain's partial sum through y: still exactly the one chain from k = 0 and the bias added once.
     /// K = 4100 and 8200 split into 1 to 9 blocks by format and row count (1 row of 16-bit weights and 8
-    /// rows walk one panel at a time), some
-    /// with a shorter last one; N leaves a partial last panel; the row counts give several row tiles and a
-    /// partial last one, each thread count a different column split. Past 64 rows, every block size gives
-    /// the same bits, down to blocks of a few hundred k and up to none.
+    /// rows walk one panel at a time), some with a shorter last one; N leaves a partial last panel; the
+    /// row counts give several row tiles and a partial last one, each thread count a different column
+    /// split. Past 64 rows, every block size gives the same bits, down to blocks of a few hundred k and up
+    /// to none.
     func testKBlockedProductsComputeTheFMAChainExactly() throws {
         try XCTSkipUnless(FloatKernel.best == .avx512, "this CPU has no AVX-512F: the AVX-512 kernel cannot run here")
         let manyRowsPairBytes = wideManyRowsPairBytes
