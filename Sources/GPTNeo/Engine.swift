@@ -25,8 +25,13 @@ public struct ForwardItem {
     public var hiddenRows: OutputRows
     /// Rows whose LM-head logits are returned.
     public var logitRows: OutputRows
-    public init(cache: KVCache, tokens: [Int], hiddenRows: OutputRows = .none, logitRows: OutputRows = .last) {
+    /// The caller needs of the last row's logits only the index of the first largest (a greedy step with
+    /// nothing else to report): the engine may then return that index in `argmax` instead of the logits.
+    public var argmaxOnly: Bool
+    public init(cache: KVCache, tokens: [Int], hiddenRows: OutputRows = .none, logitRows: OutputRows = .last,
+                argmaxOnly: Bool = false) {
         self.cache = cache; self.tokens = tokens; self.hiddenRows = hiddenRows; self.logitRows = logitRows
+        self.argmaxOnly = argmaxOnly
     }
 }
 
@@ -34,6 +39,9 @@ public struct ForwardItem {
 public struct ForwardOutput: Sendable {
     public var hidden: [Float]
     public var logits: [Float]
+    /// For an `argmaxOnly` item, the first index of the largest of its last row's logits when the
+    /// engine found it without computing them all (then `logits` is empty); else empty.
+    public var argmax: [Int] = []
 }
 
 extension OutputRows {

@@ -33,24 +33,50 @@ extension GPTNeoEngine {
         }
         guard logitRowCount > 0 else { return outputs }
 
-        // Gather the logit rows, one product, then hand each item its rows.
+        // Items that need only their one row's argmax, where the LM head has a guide: their rows go after
+        // all others and take `greedyArgmax` (GreedyArgmax.swift), the others one product.
+        let lmHead = weights.lmHead
+        let guide = weights.lmHeadGuide
+        let argmaxItems = guide == nil ? [] : items.indices.filter { index in
+            items[index].argmaxOnly && items[index].logitRows.rows(length: placed[index].length).count == 1
+        }
+        let isArgmaxItem = { (index: Int) in argmaxItems.contains(index) }
+
+        // Gather the logit rows, the products, then hand each item its rows.
         scratch.reserveLogits(rows: logitRowCount, config: config)
         let gathered = scratch.gathered
         let logitBuffer = scratch.logits
         var row = 0
-        for (index, item) in items.enumerated() {
-            let logitRows = item.logitRows.rows(length: placed[index].length)
-            (gathered + row * C).update(from: buffers.normed + (placed[index].firstRow + logitRows.lowerBound) * C,
-                                        count: logitRows.count * C)
-            row += logitRows.count
+        for pass in [false, true] {
+            for (index, item) in items.enumerated() where isArgmaxItem(index) == pass {
+                let logitRows = item.logitRows.rows(length: placed[index].length)
+                (gathered + row * C).update(from: buffers.normed + (placed[index].firstRow + logitRows.lowerBound) * C,
+                                            count: logitRows.count * C)
+                row += logitRows.count
+            }
         }
-        matMul(logitBuffer, gathered, weights.lmHead, nil, M: logitRowCount, threads: threads)
+        let fullRows = logitRowCount - argmaxItems.count
+        matMul(logitBuffer, gathered, lmHead, nil, M: fullRows, threads: threads)
+        let argmaxes = guide.map {
+            greedyArgmax(gathered + fullRows * C, lmHead, guide: $0, M: argmaxItems.count, scratch: logitBuffer + fullRows * V, threads: threads)
+        } ?? []
         row = 0
-        for (index, item) in items.enumerated() {
+        for (index, item) in items.enumerated() where !isArgmaxItem(index) {
             let logitRows = item.logitRows.rows(length: placed[index].length)
             guard !logitRows.isEmpty else { continue }
             outputs[index].logits = Array(UnsafeBufferPointer(start: logitBuffer + row * V, count: logitRows.count * V))
             row += logitRows.count
+        }
+        for (position, index) in argmaxItems.enumerated() {
+            if let argmax = argmaxes[position] {
+                outputs[index].argmax = [argmax]
+            } else {
+                // Undecided: the row's logits after all.
+                let logits = logitBuffer + row * V
+                matMul(logits, gathered + row * C, lmHead, nil, M: 1, threads: threads)
+                outputs[index].logits = Array(UnsafeBufferPointer(start: logits, count: V))
+            }
+            row += 1
         }
         return outputs
     }

@@ -32,6 +32,9 @@ struct ModelWeights: Sendable {
     let finalNormBias: FloatTensor      // transformer.ln_f.bias (C)
     /// lm_head.weight (V, C): `wte` itself when tied (every published GPT-Neo).
     let lmHead: WeightMatrix
+    /// An int8 copy of a float32 LM head, through which greedy steps find the argmax reading a quarter
+    /// of its bytes (GreedyArgmax.swift); nil for other formats.
+    let lmHeadGuide: ArgmaxGuide?
 }
 
 // MARK: - Model
@@ -65,7 +68,7 @@ public final class GPTNeoModel: Sendable {
     }
 
     /// Bytes of every weight the forward pass keeps: the matrices in their format (a tied LM head
-    /// counted once) and the float32 vectors and position table.
+    /// counted once), the float32 vectors and position table, and a float32 LM head's argmax guide.
     public var weightBytes: Int {
         var matrices = [weights.tokenEmbedding, weights.lmHead]
         var vectors = [weights.positionEmbedding, weights.finalNormWeight, weights.finalNormBias]
@@ -76,6 +79,7 @@ public final class GPTNeoModel: Sendable {
         }
         let unique = Dictionary(matrices.map { (ObjectIdentifier($0), $0.byteSize) }, uniquingKeysWith: { first, _ in first })
         return unique.values.reduce(0, +) + vectors.reduce(0) { $0 + $1.count * MemoryLayout<Float>.size }
+            + (weights.lmHeadGuide?.byteSize ?? 0)
     }
 
     private static func loadWeights(config: GPTNeoConfig, checkpoint: Checkpoint, format: WeightFormat, threads: Int) throws -> ModelWeights {
@@ -86,7 +90,8 @@ public final class GPTNeoModel: Sendable {
             WeightMatrix(reader.elements("transformer." + name, shape: shape), format: format, threads: threads)
         }
 
-        let tokenEmbedding = matrix("wte.weight", [vocab, hidden])
+        let tokenEmbeddingSource = reader.elements("transformer.wte.weight", shape: [vocab, hidden])
+        let tokenEmbedding = WeightMatrix(tokenEmbeddingSource, format: format, threads: threads)
         let positionEmbedding = t("wpe.weight", [config.maxPositionEmbeddings, hidden])
         var blocks: [BlockWeights] = []
         for (layer, kind) in config.attentionLayers.enumerated() {
@@ -111,11 +116,15 @@ public final class GPTNeoModel: Sendable {
         let finalNormBias = t("ln_f.bias", [hidden])
         // transformers ties lm_head to wte whenever tie_word_embeddings is set, whatever the file holds.
         var lmHead = tokenEmbedding
+        var lmHeadSource = tokenEmbeddingSource
         if !config.tieWordEmbeddings, checkpoint.contains("lm_head.weight") {
-            lmHead = WeightMatrix(reader.elements("lm_head.weight", shape: [vocab, hidden]), format: format, threads: threads)
+            lmHeadSource = reader.elements("lm_head.weight", shape: [vocab, hidden])
+            lmHead = WeightMatrix(lmHeadSource, format: format, threads: threads)
         }
         try reader.finish()
+        let lmHeadGuide = format == .float32 ? ArgmaxGuide(for: lmHead, source: lmHeadSource, threads: threads) : nil
         return ModelWeights(tokenEmbedding: tokenEmbedding, positionEmbedding: positionEmbedding, blocks: blocks,
-                            finalNormWeight: finalNormWeight, finalNormBias: finalNormBias, lmHead: lmHead)
+                            finalNormWeight: finalNormWeight, finalNormBias: finalNormBias, lmHead: lmHead,
+                            lmHeadGuide: lmHeadGuide)
     }
 }

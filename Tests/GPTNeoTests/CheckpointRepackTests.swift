@@ -164,7 +164,7 @@ final class CheckpointRepackTests: XCTestCase {
 
     /// `weightBytes` (what /v1/models and /metrics report) counts, from the config alone: each matrix once
     /// (the tied LM head is wte) in whole panels of 16 outputs at the format's element size, int8 scales,
-    /// and the float32 vectors and position table.
+    /// the float32 vectors and position table, and a float32 LM head's argmax guide.
     func testWeightBytesCountEveryKeptByteOnce() throws {
         for layout in ["f32", "f16"] {
             for settings in Self.settings {
@@ -177,7 +177,11 @@ final class CheckpointRepackTests: XCTestCase {
                 }
                 let (C, I) = (c.hiddenSize, c.intermediateSize)
                 let perLayer = matrix(3 * C, C) + matrix(C, C) + matrix(I, C) + matrix(C, I) + 4 * (6 * C + I)
-                let expected = matrix(c.vocabSize, C) + 4 * c.maxPositionEmbeddings * C + c.numLayers * perLayer + 4 * 2 * C
+                // A float32 LM head's argmax guide: an int8 copy (k in groups of 4, a scale per padded row) and
+                // three norms per row.
+                let paddedVocab = (c.vocabSize + panelWidth - 1) / panelWidth * panelWidth
+                let guide = format == .float32 ? paddedVocab * ((C + 3) / 4 * 4 + 4) + 3 * 4 * c.vocabSize : 0
+                let expected = matrix(c.vocabSize, C) + 4 * c.maxPositionEmbeddings * C + c.numLayers * perLayer + 4 * 2 * C + guide
                 XCTAssertEqual(model.weightBytes, expected, "\(layout) as \(format)")
             }
         }
@@ -207,7 +211,7 @@ final class CheckpointRepackTests: XCTestCase {
         }
         XCTAssertTrue(w.lmHead === w.tokenEmbedding, "the fixtures tie the LM head")
         let weights = ModelWeights(tokenEmbedding: widened[0], positionEmbedding: w.positionEmbedding, blocks: blocks,
-                                   finalNormWeight: w.finalNormWeight, finalNormBias: w.finalNormBias, lmHead: widened[0])
+                                   finalNormWeight: w.finalNormWeight, finalNormBias: w.finalNormBias, lmHead: widened[0], lmHeadGuide: nil)
         return GPTNeoModel(config: model.config, directory: model.directory, checkpoint: model.checkpoint, weights: weights,
                            format: model.weightFormat)
     }
