@@ -18,12 +18,16 @@ struct RunnerItem<Cache> {
     var tokens: [Int]
     var hiddenRows: OutputRows
     var logitRows: OutputRows
+    /// Only the last row's argmax is needed (a plain greedy step): see `ForwardItem.argmaxOnly`.
+    var argmaxOnly = false
 }
 
-/// What one item got back (mirrors `ForwardOutput`): rows × hiddenSize, rows × vocabularySize.
+/// What one item got back (mirrors `ForwardOutput`): rows × hiddenSize, rows × vocabularySize, or for an
+/// `argmaxOnly` item possibly the argmax instead of the logits.
 struct RunnerOutput {
     var hidden: [Float]
     var logits: [Float]
+    var argmax: [Int] = []
 }
 
 /// A forward pass over many sequences with per-sequence caches. Not thread-safe: the scheduling loop
@@ -80,8 +84,8 @@ final class EngineRunner: ModelRunner {
 
     func forward(_ items: [RunnerItem<KVCache>]) throws -> [RunnerOutput] {
         try engine.forward(items.map {
-            ForwardItem(cache: $0.cache, tokens: $0.tokens, hiddenRows: $0.hiddenRows, logitRows: $0.logitRows)
-        }).map { RunnerOutput(hidden: $0.hidden, logits: $0.logits) }
+            ForwardItem(cache: $0.cache, tokens: $0.tokens, hiddenRows: $0.hiddenRows, logitRows: $0.logitRows, argmaxOnly: $0.argmaxOnly)
+        }).map { RunnerOutput(hidden: $0.hidden, logits: $0.logits, argmax: $0.argmax) }
     }
 }
 

@@ -53,6 +53,10 @@ struct TokenSampler {
         repetitionPenalty != 1 || presencePenalty != 0 || frequencyPenalty != 0 || !logitBias.isEmpty
     }
 
+    /// Whether `sample` is the first index of the largest raw logit, whatever the history: greedy with
+    /// nothing changing the logits.
+    var isPlainArgmax: Bool { temperature == 0 && !modifiesLogits }
+
     /// The next token for a row of raw logits.
     mutating func sample(logits raw: UnsafeBufferPointer<Float>, history: TokenHistory, scratch: SamplingScratch) -> Int {
         let logits: UnsafeBufferPointer<Float>

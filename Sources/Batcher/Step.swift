@@ -32,7 +32,8 @@ extension Scheduler {
         for job in jobs where !job.isDone && !job.isPrefilling {
             for choice in job.choices {
                 guard let cache = choice.cache, let token = choice.pendingInput else { continue }
-                plan.items.append(RunnerItem(cache: cache, tokens: [token], hiddenRows: .none, logitRows: .last))
+                plan.items.append(RunnerItem(cache: cache, tokens: [token], hiddenRows: .none, logitRows: .last,
+                                             argmaxOnly: job.parameters?.logprobs == nil && choice.sampler.isPlainArgmax))
                 plan.slots.append((job, .decode(choice: choice)))
             }
         }
@@ -89,6 +90,11 @@ extension Scheduler {
                     let index = decodeRows[position]
                     let (job, slot) = plan.slots[index]
                     guard case let .decode(choice) = slot, let parameters = job.parameters else { continue }
+                    // What `sample` would draw from the full row (`argmaxOnly` was asked for this choice).
+                    if let token = outputs[index].argmax.first {
+                        results[index] = SampledToken(token: token, logprob: nil)
+                        continue
+                    }
                     results[index] = outputs[index].logits.withUnsafeBufferPointer { logits in
                         let row = UnsafeBufferPointer(rebasing: logits[0..<vocabulary])
                         let token = choice.sampler.sample(logits: row, history: choice.history, scratch: samplingScratch[worker])

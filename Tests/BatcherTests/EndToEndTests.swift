@@ -45,7 +45,15 @@ final class EndToEndTests: XCTestCase {
 
     /// The engine fixture's 64-token continuations (EOS not stopping), all three requests at once.
     func testConcurrentGreedyContinuationsEqualTransformersGenerate() async throws {
-        let batcher = TinyModel.batcher { $0.prefillChunkTokens = 4 }
+        try await assertGreedyContinuations(TinyModel.batcher { $0.prefillChunkTokens = 4 })
+    }
+
+    /// The same in float32, where greedy steps find each token through the LM head's int8 guide.
+    func testGreedyContinuationsThroughTheArgmaxGuideEqualTransformersGenerate() async throws {
+        try await assertGreedyContinuations(TinyModel.batcher(model: TinyModel.float32Model) { $0.prefillChunkTokens = 4 })
+    }
+
+    private func assertGreedyContinuations(_ batcher: Batcher) async throws {
         let generations = Fixtures.engineExpected.generations
         XCTAssertEqual(generations.count, 3)
         let streams = try generations.map { reference in

@@ -35,7 +35,16 @@ final class FakeRunner: ModelRunner, @unchecked Sendable {
     /// Token counts of the items of every forward call so far.
     var calls: [[Int]] { lock.withLock { recordedCalls } }
 
-    init(stepDelay: TimeInterval = 0) { self.stepDelay = stepDelay }
+    /// Whether items asking only for their argmax get it instead of their logits, as the engine may answer.
+    let answersArgmaxOnly: Bool
+    private var recordedArgmaxFlags: [[Bool]] = []
+    /// `argmaxOnly` of the items of every forward call so far.
+    var argmaxFlags: [[Bool]] { lock.withLock { recordedArgmaxFlags } }
+
+    init(stepDelay: TimeInterval = 0, answersArgmaxOnly: Bool = false) {
+        self.stepDelay = stepDelay
+        self.answersArgmaxOnly = answersArgmaxOnly
+    }
 
     private var recordedKeptLimits: [Int] = []
     private var recordedReleases = 0
@@ -56,7 +65,10 @@ final class FakeRunner: ModelRunner, @unchecked Sendable {
 
     func forward(_ items: [RunnerItem<FakeCache>]) throws -> [RunnerOutput] {
         if stepDelay > 0 { Thread.sleep(forTimeInterval: stepDelay) }
-        lock.withLock { recordedCalls.append(items.map(\.tokens.count)) }
+        lock.withLock {
+            recordedCalls.append(items.map(\.tokens.count))
+            recordedArgmaxFlags.append(items.map(\.argmaxOnly))
+        }
         return try items.map { item in
             guard item.cache.prefixHashes.count + item.tokens.count <= item.cache.capacity else { throw FakeError() }
             var hashes: [UInt64] = []
@@ -71,8 +83,14 @@ final class FakeRunner: ModelRunner, @unchecked Sendable {
                 case .all: return hashes[...]
                 }
             }
-            return RunnerOutput(hidden: rows(item.hiddenRows).flatMap(FakeRunner.hidden),
-                                 logits: rows(item.logitRows).flatMap(FakeRunner.logits))
+            let logits = rows(item.logitRows).flatMap(FakeRunner.logits)
+            if answersArgmaxOnly && item.argmaxOnly && item.logitRows != .none {
+                // The last row's first largest logit, and no logits: what the engine's guided path returns.
+                let row = logits.suffix(FakeRunner.vocabularySize)
+                let best = row.firstIndex(of: row.max()!)! - row.startIndex
+                return RunnerOutput(hidden: rows(item.hiddenRows).flatMap(FakeRunner.hidden), logits: [], argmax: [best])
+            }
+            return RunnerOutput(hidden: rows(item.hiddenRows).flatMap(FakeRunner.hidden), logits: logits)
         }
     }
 
