@@ -40,36 +40,70 @@ final class ArgmaxGuide: @unchecked Sendable {
     init(for weight: WeightMatrix, source: TensorElements, threads: Int) {
         precondition(weight.format == .float32, "an argmax guide is for float32 weights")
         approximation = WeightMatrix(source, format: .int8, threads: threads)
+        guard case .int8Panels(_, let scales) = approximation.storage else { preconditionFailure("an int8 copy") }
         let (N, K) = (weight.outputs, weight.inputs)
         rowNorms = .allocate(capacity: max(1, 3 * N))
         let norms = rowNorms
-        let approximation = approximation
-        let parts = max(1, min(threads * 4, N))
+        // Row by row from the source, read in order (the panels hold a row's weights 64 bytes apart): each
+        // weight as the float32 panels hold it, and as the int8 copy does, quantized again with its row's
+        // scale by the function that quantized it (`int8Quantized`, WeightStorage.swift).
+        let contiguous = source.float32Elements()
+        let parts = N * K < (1 << 18) ? 1 : max(1, min(threads * 4, N))
         parallelFor(parts, threads: threads) { part in
-            let exact = UnsafeMutablePointer<Float>.allocate(capacity: K)
-            let quantized = UnsafeMutablePointer<Float>.allocate(capacity: K)
-            defer { exact.deallocate(); quantized.deallocate() }
+            let widened = UnsafeMutablePointer<Float>.allocate(capacity: max(1, K))
+            defer { widened.deallocate() }
             for n in (N * part / parts)..<(N * (part + 1) / parts) {
-                weight.copyRow(n, into: exact)
-                let scale = Double(approximation.storedRow(n, into: quantized))
-                var error = 0.0, approximate = 0.0, whole = 0.0
-                for k in 0..<K {
-                    let w = Double(exact[k]), q = scale * Double(quantized[k])  // exact: 24 × 8 bits
-                    error += (w - q) * (w - q)
-                    approximate += q * q
-                    whole += w * w
+                let row: UnsafePointer<Float>
+                if let contiguous {
+                    row = contiguous + n * K
+                } else {
+                    source.widenRows(n..<(n + 1), into: widened)
+                    row = UnsafePointer(widened)
                 }
-                norms[3 * n] = Float(error.squareRoot()).nextUp
-                norms[3 * n + 1] = Float(approximate.squareRoot()).nextUp
-                norms[3 * n + 2] = Float(whole.squareRoot()).nextUp
+                let (error, approximate, whole) = squaredNorms(row, K: K, scale: scales[n])
+                // Each a sum of K rounded squares (and e_k one FMA): within (1 + γ_{K+2}) of its value.
+                let widening = 1 + 2 * Double(K + 2) * 0x1p-24
+                norms[3 * n] = Float((Double(error) * widening).squareRoot()).nextUp
+                norms[3 * n + 1] = Float((Double(approximate) * widening).squareRoot()).nextUp
+                norms[3 * n + 2] = Float((Double(whole) * widening).squareRoot()).nextUp
             }
         }
+        source.releasePages()
     }
 
     deinit { rowNorms.deallocate() }
 
     /// Bytes of the int8 copy, its scales and the norms.
     var byteSize: Int { approximation.byteSize + 3 * approximation.outputs * MemoryLayout<Float>.size }
+}
+
+/// Σ (w − ŵ)², Σ ŵ², Σ w² over a row w of K weights, ŵ = scale · q with q as `int8Quantized` rounds
+/// w / scale (to nearest, ties away from zero, within ±127; 0 for a zero scale), 16 lanes at a time.
+@inline(__always) private func squaredNorms(_ row: UnsafePointer<Float>, K: Int, scale: Float) -> (Float, Float, Float) {
+    typealias Lanes = SIMD16<Float>
+    var error = Lanes(), approximate = Lanes(), whole = Lanes()
+    let scales = Lanes(repeating: scale)
+    let limit = Lanes(repeating: 127)
+    @inline(__always) func add(_ w: Lanes) {
+        var q = scale > 0 ? (w / scales).rounded(.toNearestOrAwayFromZero) : Lanes()
+        q = q.replacing(with: limit, where: q .> limit).replacing(with: -limit, where: q .< -limit)
+        let quantized = q * scales
+        let difference = w.addingProduct(-q, scales)  // one rounding
+        error = error.addingProduct(difference, difference)
+        approximate = approximate.addingProduct(quantized, quantized)
+        whole = whole.addingProduct(w, w)
+    }
+    var k = 0
+    while k + 16 <= K {
+        add(UnsafeRawPointer(row + k).loadUnaligned(as: Lanes.self))
+        k += 16
+    }
+    if k < K {
+        var tail = Lanes()
+        for i in 0..<(K - k) { tail[i] = row[k + i] }
+        add(tail)
+    }
+    return (error.sum(), approximate.sum(), whole.sum())
 }
 
 /// k per activation scale of the int8 kernel.
