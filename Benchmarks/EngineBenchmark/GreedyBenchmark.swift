@@ -8,25 +8,31 @@ import Foundation
 func runGreedyBenchmark(_ engine: GPTNeoEngine, streamCounts: [Int], steps: Int) throws {
     // Variants: 0 and 1 full logits (the same path twice: how far alternated steps of one path drift),
     // 2 argmax only.
-    let engines = [engine, engine, engine]
     let names = ["full logits", "full logits again", "argmax only"]
+    let variants = names.indices
+    let V = engine.model.config.vocabSize
+    /// The first index of the largest logit of an output's last row.
+    func fullArgmax(_ output: ForwardOutput) -> Int {
+        let row = output.logits[(output.logits.count - V)...]
+        return row.firstIndex(of: row.max()!)! - row.startIndex
+    }
     for streams in streamCounts {
-        let caches = engines.map { variantEngine in (0..<streams).map { _ in variantEngine.makeCache(capacity: 32 + steps + 2) } }
-        var next = [[Int]](repeating: [], count: engines.count)
-        for variant in engines.indices {
-            let outputs = try engines[variant].forward(caches[variant].enumerated().map { stream, cache in
-                ForwardItem(cache: cache, tokens: (0..<16).map { (stream * 7919 + $0 * 104_729) % 50257 })
+        let caches = variants.map { _ in (0..<streams).map { _ in engine.makeCache(capacity: 32 + steps + 2) } }
+        var next = [[Int]](repeating: [], count: variants.count)
+        for variant in variants {
+            let outputs = try engine.forward(caches[variant].enumerated().map { stream, cache in
+                ForwardItem(cache: cache, tokens: (0..<16).map { (stream * 7919 + $0 * 104_729) % V })
             })
             next[variant] = outputs.map(fullArgmax)
         }
-        var times = [[Double]](repeating: [], count: engines.count)
+        var times = [[Double]](repeating: [], count: variants.count)
         var decided = 0
         for step in 0...steps {
-            for order in engines.indices {
-                let variant = (step + order) % engines.count
+            for order in variants {
+                let variant = (step + order) % variants.count
                 var outputs: [ForwardOutput] = []
                 let wall = try seconds {
-                    outputs = try engines[variant].forward(caches[variant].indices.map {
+                    outputs = try engine.forward(caches[variant].indices.map {
                         ForwardItem(cache: caches[variant][$0], tokens: [next[variant][$0]], argmaxOnly: variant == 2)
                     })
                 }
@@ -37,17 +43,9 @@ func runGreedyBenchmark(_ engine: GPTNeoEngine, streamCounts: [Int], steps: Int)
             guard next[0] == next[1], next[1] == next[2] else { fatalError("greedy: tokens differ at step \(step) with \(streams) streams") }
         }
         let medians = times.map { median($0) * 1000 }
-        let ratios = (1..<engines.count).map { variant in median(zip(times[0], times[variant]).map { $0 / $1 }) }
+        let ratios = (1..<variants.count).map { variant in median(zip(times[0], times[variant]).map { $0 / $1 }) }
         print("greedy \(streams) stream(s), ms/step: " + names.indices.map { "\(names[$0]) \(format(medians[$0], 2))" }.joined(separator: ", ")
               + "; speed over full logits, median of \(steps) alternated steps: full again \(format(ratios[0], 3))×, argmax only "
               + "\(format(ratios[1], 3))×; \(decided) of \(streams * (steps + 1)) argmax rows decided by the bound; tokens identical")
     }
-}
-
-/// The first index of the largest logit of an output's last row.
-private func fullArgmax(_ output: ForwardOutput) -> Int {
-    let V = 50257
-    let row = output.logits[(output.logits.count - V)...]
-    let largest = row.max()!
-    return row.firstIndex(of: largest)! - row.startIndex
 }

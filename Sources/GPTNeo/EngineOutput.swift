@@ -37,23 +37,21 @@ extension GPTNeoEngine {
         // all others and take `greedyArgmax` (GreedyArgmax.swift), the others one product.
         let lmHead = weights.lmHead
         let guide = weights.lmHeadGuide
-        let argmaxItems = guide == nil ? [] : items.indices.filter { index in
-            items[index].argmaxOnly && items[index].logitRows.rows(length: placed[index].length).count == 1
+        let takesArgmax = items.indices.map { index in
+            guide != nil && items[index].argmaxOnly && items[index].logitRows.rows(length: placed[index].length).count == 1
         }
-        let isArgmaxItem = { (index: Int) in argmaxItems.contains(index) }
+        let argmaxItems = items.indices.filter { takesArgmax[$0] }
 
         // Gather the logit rows, the products, then hand each item its rows.
         scratch.reserveLogits(rows: logitRowCount, config: config)
         let gathered = scratch.gathered
         let logitBuffer = scratch.logits
         var row = 0
-        for pass in [false, true] {
-            for (index, item) in items.enumerated() where isArgmaxItem(index) == pass {
-                let logitRows = item.logitRows.rows(length: placed[index].length)
-                (gathered + row * C).update(from: buffers.normed + (placed[index].firstRow + logitRows.lowerBound) * C,
-                                            count: logitRows.count * C)
-                row += logitRows.count
-            }
+        for index in items.indices.filter({ !takesArgmax[$0] }) + argmaxItems {
+            let logitRows = items[index].logitRows.rows(length: placed[index].length)
+            (gathered + row * C).update(from: buffers.normed + (placed[index].firstRow + logitRows.lowerBound) * C,
+                                        count: logitRows.count * C)
+            row += logitRows.count
         }
         let fullRows = logitRowCount - argmaxItems.count
         matMul(logitBuffer, gathered, lmHead, nil, M: fullRows, threads: threads)
@@ -61,7 +59,7 @@ extension GPTNeoEngine {
             greedyArgmax(gathered + fullRows * C, lmHead, guide: $0, M: argmaxItems.count, scratch: logitBuffer + fullRows * V, threads: threads)
         } ?? []
         row = 0
-        for (index, item) in items.enumerated() where !isArgmaxItem(index) {
+        for (index, item) in items.enumerated() where !takesArgmax[index] {
             let logitRows = item.logitRows.rows(length: placed[index].length)
             guard !logitRows.isEmpty else { continue }
             outputs[index].logits = Array(UnsafeBufferPointer(start: logitBuffer + row * V, count: logitRows.count * V))

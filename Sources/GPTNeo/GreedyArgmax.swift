@@ -19,8 +19,7 @@ import Foundation
 //   |L_n − Â_n| ≤ ‖x‖·‖e_n‖ + ‖x − x̂‖·‖ŵ_n‖
 //   |Â_n − a_n| ≤ γ_{B+2}·‖x̂‖·‖ŵ_n‖                   (B FMAs and one product)
 // so |l_n − a_n| ≤ B_n := ‖x‖·E_n + (‖x − x̂‖ + γ_{B+2}·‖x̂‖)·Ŵ_n + γ_K·‖x‖·W_n + 2⁻¹⁰⁰, with the row norms
-// E_n = ‖e_n‖, Ŵ_n = ‖ŵ_n‖, W_n = ‖w_n‖ computed at load in Double and rounded up to Floats (the 2⁻¹⁰⁰
-// covers underflow). With L = max_m (a_m − B_m), every n with a_n + B_n < L has l_n < L ≤ l_m for the m
+// E_n = ‖e_n‖, Ŵ_n = ‖ŵ_n‖, W_n = ‖w_n‖ computed at load and rounded up (the 2⁻¹⁰⁰ covers underflow). With L = max_m (a_m − B_m), every n with a_n + B_n < L has l_n < L ≤ l_m for the m
 // reaching L: it can neither be the largest nor tie with it. The rest are the candidates.
 //
 // The bound is applied in Float arithmetic, widened to cover its own rounding: the coefficients are
@@ -49,6 +48,8 @@ final class ArgmaxGuide: @unchecked Sendable {
         // scale by the function that quantized it (`int8Quantized`, WeightStorage.swift).
         let contiguous = source.float32Elements()
         let parts = N * K < (1 << 18) ? 1 : max(1, min(threads * 4, N))
+        // Each a sum of K rounded squares (and e_k one FMA): within (1 + γ_{K+2}) of its value.
+        let widening = 1 + 2 * Double(K + 2) * 0x1p-24
         parallelFor(parts, threads: threads) { part in
             let widened = UnsafeMutablePointer<Float>.allocate(capacity: max(1, K))
             defer { widened.deallocate() }
@@ -61,8 +62,6 @@ final class ArgmaxGuide: @unchecked Sendable {
                     row = UnsafePointer(widened)
                 }
                 let (error, approximate, whole) = squaredNorms(row, K: K, scale: scales[n])
-                // Each a sum of K rounded squares (and e_k one FMA): within (1 + γ_{K+2}) of its value.
-                let widening = 1 + 2 * Double(K + 2) * 0x1p-24
                 norms[3 * n] = Float((Double(error) * widening).squareRoot()).nextUp
                 norms[3 * n + 1] = Float((Double(approximate) * widening).squareRoot()).nextUp
                 norms[3 * n + 2] = Float((Double(whole) * widening).squareRoot()).nextUp
