@@ -101,17 +101,26 @@ final class WorkerPoolTests: XCTestCase {
         XCTAssertLessThan(processCPUSeconds() - before, 0.05, "CPU used in 0.5 s of idleness")
     }
 
+    /// Counts the process's threads named as workers, so that threads other tests leave starting or
+    /// ending (Dispatch's) do not count.
     func testDeinitEndsTheWorkers() {
-        let before = threadCount()
+        let before = workerThreadCount()
         var pool: WorkerPool? = WorkerPool(threads: 4)
-        XCTAssertEqual(threadCount(), before + 3)
         _ = counts(pool!, iterations: 8, regions: 3)
+        // Each worker names itself when it starts: wait for all three names.
+        let deadline = Date().addingTimeInterval(5)
+        while workerThreadCount() < before + 3, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        XCTAssertEqual(workerThreadCount(), before + 3)
         pool = nil
-        XCTAssertEqual(threadCount(), before, "workers joined by deinit")
+        XCTAssertEqual(workerThreadCount(), before, "workers joined by deinit")
     }
 
-    private func threadCount() -> Int {
-        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 0
+    private func workerThreadCount() -> Int {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tasks.filter { task in
+            let name = (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)) ?? ""
+            return name.hasPrefix("gptneo-worker")
+        }.count
     }
 
     private func processCPUSeconds() -> Double {
