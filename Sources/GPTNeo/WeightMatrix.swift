@@ -40,7 +40,7 @@ public final class WeightMatrix: @unchecked Sendable {
         case int8Panels(UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>)
     }
     let storage: Storage
-    private let allocation: UnsafeMutableRawPointer
+    private let memory: LargePageBuffer
 
     /// Repacks a tensor of shape (N, K) into `format`, splitting the work over `threads`.
     public convenience init(_ tensor: FloatTensor, format: WeightFormat = .float32, threads: Int) {
@@ -82,7 +82,8 @@ public final class WeightMatrix: @unchecked Sendable {
         let scaleBytes = format == .int8 ? panelCount * panelWidth * MemoryLayout<Float>.size : 0
         // The scales follow the panels, at a 64-byte boundary.
         let panelBytes = (elements * format.elementBytes + 63) / 64 * 64
-        allocation = UnsafeMutableRawPointer.allocate(byteCount: max(64, panelBytes + scaleBytes), alignment: 64)
+        memory = LargePageBuffer(byteCount: panelBytes + scaleBytes, threads: threads)
+        let allocation = memory.start
         switch format {
         case .float32: storage = .float32Panels(allocation.bindMemory(to: Float.self, capacity: elements))
         case .float16: storage = .float16Panels(allocation.bindMemory(to: UInt16.self, capacity: elements))
@@ -96,7 +97,7 @@ public final class WeightMatrix: @unchecked Sendable {
         for source in sources { source.releasePages() }
     }
 
-    deinit { allocation.deallocate() }
+    deinit { memory.deallocate() }
 
     /// Row n of W (an embedding lookup), as the kernel computes with it: out[k] = W[n, k] for k in 0..<K
     /// (for int8, q · scale).
