@@ -9,6 +9,7 @@ import Foundation
 //     [GPTNEO_STREAMS=1,8,32,64] [GPTNEO_CHUNK=128] swift run -c release EngineBenchmark /tmp/gpt-neo-125M-random [load|forward|decode|long|all|step]
 //   swift run -c release EngineBenchmark MODEL_DIRECTORY contexts [CONTEXTS [STREAMS [STEPS]]]   (default 100,500,1500 32,64 8)
 //   [GPTNEO_STREAMS=…] [GPTNEO_STEPS=24] swift run -c release EngineBenchmark MODEL_DIRECTORY greedy   (argmax-only steps against full logits)
+//   [GPTNEO_STREAMS=…] [GPTNEO_STEPS=24] swift run -c release EngineBenchmark MODEL_DIRECTORY pages   (weights in 2 MiB pages against 4 KiB pages)
 //   swift run -c release EngineBenchmark MODEL_DIRECTORY digest   (hashes of outputs: compare two builds bitwise)
 //   swift run -c release EngineBenchmark MODEL_DIRECTORY accuracy TOKENS.json   (make_accuracy_tokens.py)
 // Reports: matmul GFLOP/s per shape against the previous kernel and sgemm (KernelBenchmark.swift); one
@@ -170,6 +171,13 @@ if mode == "greedy" {
     let engine = GPTNeoEngine(model: model, threads: threads)
     let streamCounts = environment["GPTNEO_STREAMS"].map { $0.split(separator: ",").compactMap { Int($0) } } ?? [1, 2, 4, 8, 16, 32, 64]
     try runGreedyBenchmark(engine, streamCounts: streamCounts, steps: Int(environment["GPTNEO_STEPS"] ?? "") ?? 24)
+}
+
+if mode == "pages" {
+    let streamCounts = environment["GPTNEO_STREAMS"].map { $0.split(separator: ",").compactMap { Int($0) } } ?? [1, 8, 32, 64]
+    try runPagesBenchmark(directory: URL(fileURLWithPath: arguments[1]), settings: WeightSettings(dtype: dtype, quantization: quantization),
+                          threads: threads, streamCounts: streamCounts, steps: Int(environment["GPTNEO_STEPS"] ?? "") ?? 24,
+                          tokens: { tokens($0, seed: $1) })
 }
 
 if mode == "step" {
