@@ -5,17 +5,21 @@ import Foundation
 // returning full logits, alternated step by step in one process, on copies of the same streams. The tokens
 // must agree at every step (the argmax path is exact); the run stops if they do not.
 
+/// The greedy token of an output: its argmax where the engine gave one, else the first index of the largest
+/// logit of its last row.
+func greedyToken(_ output: ForwardOutput, vocabularySize V: Int) -> Int {
+    if let token = output.argmax.first { return token }
+    let row = output.logits[(output.logits.count - V)...]
+    return row.firstIndex(of: row.max()!)! - row.startIndex
+}
+
 func runGreedyBenchmark(_ engine: GPTNeoEngine, streamCounts: [Int], steps: Int) throws {
     // Variants: 0 and 1 full logits (the same path twice: how far alternated steps of one path drift),
     // 2 argmax only.
     let names = ["full logits", "full logits again", "argmax only"]
     let variants = names.indices
     let V = engine.model.config.vocabSize
-    /// The first index of the largest logit of an output's last row.
-    func fullArgmax(_ output: ForwardOutput) -> Int {
-        let row = output.logits[(output.logits.count - V)...]
-        return row.firstIndex(of: row.max()!)! - row.startIndex
-    }
+    let tokenOf = { greedyToken($0, vocabularySize: V) }
     for streams in streamCounts {
         let caches = variants.map { _ in (0..<streams).map { _ in engine.makeCache(capacity: 32 + steps + 2) } }
         var next = [[Int]](repeating: [], count: variants.count)
@@ -23,7 +27,7 @@ func runGreedyBenchmark(_ engine: GPTNeoEngine, streamCounts: [Int], steps: Int)
             let outputs = try engine.forward(caches[variant].enumerated().map { stream, cache in
                 ForwardItem(cache: cache, tokens: (0..<16).map { (stream * 7919 + $0 * 104_729) % V })
             })
-            next[variant] = outputs.map(fullArgmax)
+            next[variant] = outputs.map(tokenOf)
         }
         var times = [[Double]](repeating: [], count: variants.count)
         var decided = 0
@@ -38,7 +42,7 @@ func runGreedyBenchmark(_ engine: GPTNeoEngine, streamCounts: [Int], steps: Int)
                 }
                 if step > 0 { times[variant].append(wall) }  // step 0: warm-up
                 if variant == 2 { decided += outputs.filter { !$0.argmax.isEmpty }.count }
-                next[variant] = outputs.map { $0.argmax.first ?? fullArgmax($0) }
+                next[variant] = outputs.map(tokenOf)
             }
             guard next[0] == next[1], next[1] == next[2] else { fatalError("greedy: tokens differ at step \(step) with \(streams) streams") }
         }

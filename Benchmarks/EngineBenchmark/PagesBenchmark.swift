@@ -52,16 +52,9 @@ func runPagesBenchmark(directory: URL, settings: WeightSettings, threads: Int, s
             let caches = engines.map { engine in (0..<streams).map { _ in engine.makeCache(capacity: 16 + steps + 2) } }
             var next: [[Int]] = [[], []]
             var times: [[Double]] = [[], []]
-            func argmax(_ output: ForwardOutput) -> Int {
-                if let first = output.argmax.first { return first }
-                return output.logits.withUnsafeBufferPointer { row in
-                    var best = row.count - engines[0].model.config.vocabSize
-                    for v in best..<row.count where row[v] > row[best] { best = v }
-                    return best - (row.count - engines[0].model.config.vocabSize)
-                }
-            }
+            let tokenOf = { greedyToken($0, vocabularySize: engines[0].model.config.vocabSize) }
             for variant in 0..<2 {
-                next[variant] = try engines[variant].forward(caches[variant].enumerated().map { ForwardItem(cache: $1, tokens: tokens(16, $0)) }).map(argmax)
+                next[variant] = try engines[variant].forward(caches[variant].enumerated().map { ForwardItem(cache: $1, tokens: tokens(16, $0)) }).map(tokenOf)
             }
             for step in 0...steps {
                 var logits: [[Float]] = [[], []]
@@ -74,7 +67,7 @@ func runPagesBenchmark(directory: URL, settings: WeightSettings, threads: Int, s
                         })
                     }
                     if step > 0 { times[variant].append(wall) }
-                    next[variant] = outputs.map(argmax)
+                    next[variant] = outputs.map(tokenOf)
                     logits[variant] = outputs.flatMap(\.logits)
                 }
                 guard next[0] == next[1], logits[0] == logits[1] else { fatalError("pages: outputs differ at step \(step)") }
