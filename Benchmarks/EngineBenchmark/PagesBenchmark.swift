@@ -1,8 +1,8 @@
 import Foundation
 @_spi(Benchmarks) import GPTNeo
 
-// Mode `pages`: the same model loaded with weights in 2 MiB pages (the default) and in 4 KiB pages
-// (`HugePages.enabled = false`), loads and then decode steps and prefills alternated in one process,
+// Mode `pages`: the same model loaded with weights in 2 MiB pages (`WeightSettings.hugePages`) and in
+// 4 KiB pages (the default), loads and then decode steps and prefills alternated in one process,
 // outputs compared bitwise (the pages hold the same numbers; only address translation differs).
 
 /// AnonHugePages of /proc/self/smaps_rollup in MB: anonymous memory this process has in huge pages.
@@ -21,13 +21,15 @@ func runPagesBenchmark(directory: URL, settings: WeightSettings, threads: Int, s
         for order in 0..<2 {
             let variant = (round + order) % 2
             models[variant] = nil
-            HugePages.enabled = variant == 0
+            var variantSettings = settings
+            variantSettings.hugePages = variant == 0
             let before = anonymousHugePageMegabytes()
-            loads[variant].append(try seconds { models[variant] = try GPTNeoModel.load(directory: directory, threads: threads, settings: settings) })
+            loads[variant].append(try seconds {
+                models[variant] = try GPTNeoModel.load(directory: directory, threads: threads, settings: variantSettings)
+            })
             if round == 3 { print("\(names[variant]): \(format(anonymousHugePageMegabytes() - before)) MB of the model in huge pages") }
         }
     }
-    HugePages.enabled = true
     print("load, median of 4 alternated: " + names.indices.map { "\(names[$0]) \(format(median(loads[$0]), 3)) s \(loads[$0].map { format($0, 3) })" }.joined(separator: ", "))
     let engines = models.map { GPTNeoEngine(model: $0!, threads: threads) }
 

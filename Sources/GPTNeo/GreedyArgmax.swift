@@ -36,9 +36,9 @@ final class ArgmaxGuide: @unchecked Sendable {
     let rowNorms: UnsafeMutablePointer<Float>
 
     /// The guide for `weight` (float32), quantizing `source`, the tensor `weight` was made from.
-    init(for weight: WeightMatrix, source: TensorElements, threads: Int) {
+    init(for weight: WeightMatrix, source: TensorElements, threads: Int, hugePages: Bool = false) {
         precondition(weight.format == .float32, "an argmax guide is for float32 weights")
-        approximation = WeightMatrix(source, format: .int8, threads: threads)
+        approximation = WeightMatrix(source, format: .int8, threads: threads, hugePages: hugePages)
         guard case .int8Panels(_, let scales) = approximation.storage else { preconditionFailure("an int8 copy") }
         let (N, K) = (weight.outputs, weight.inputs)
         rowNorms = .allocate(capacity: max(1, 3 * N))

@@ -58,7 +58,8 @@ public final class GPTNeoModel: Sendable {
         let config = try GPTNeoConfig.load(contentsOf: directory.appendingPathComponent("config.json"))
         let checkpoint = try Checkpoint(directory: directory)
         let format = settings.format(stored: checkpoint.stored("transformer.wte.weight")?.dtype)
-        let weights = try loadWeights(config: config, checkpoint: checkpoint, format: format, threads: threads)
+        let weights = try loadWeights(config: config, checkpoint: checkpoint, format: format, threads: threads,
+                                      hugePages: settings.hugePages)
         return GPTNeoModel(config: config, directory: directory, checkpoint: checkpoint, weights: weights, format: format)
     }
 
@@ -82,16 +83,17 @@ public final class GPTNeoModel: Sendable {
             + (weights.lmHeadGuide?.byteSize ?? 0)
     }
 
-    private static func loadWeights(config: GPTNeoConfig, checkpoint: Checkpoint, format: WeightFormat, threads: Int) throws -> ModelWeights {
+    private static func loadWeights(config: GPTNeoConfig, checkpoint: Checkpoint, format: WeightFormat, threads: Int,
+                                    hugePages: Bool) throws -> ModelWeights {
         let reader = checkpoint.reader()
         let (vocab, hidden, inner) = (config.vocabSize, config.hiddenSize, config.intermediateSize)
         func t(_ name: String, _ shape: [Int]) -> FloatTensor { reader.tensor("transformer." + name, shape: shape) }
         func matrix(_ name: String, _ shape: [Int]) -> WeightMatrix {
-            WeightMatrix(reader.elements("transformer." + name, shape: shape), format: format, threads: threads)
+            WeightMatrix(reader.elements("transformer." + name, shape: shape), format: format, threads: threads, hugePages: hugePages)
         }
 
         let tokenEmbeddingSource = reader.elements("transformer.wte.weight", shape: [vocab, hidden])
-        let tokenEmbedding = WeightMatrix(tokenEmbeddingSource, format: format, threads: threads)
+        let tokenEmbedding = WeightMatrix(tokenEmbeddingSource, format: format, threads: threads, hugePages: hugePages)
         let positionEmbedding = t("wpe.weight", [config.maxPositionEmbeddings, hidden])
         var blocks: [BlockWeights] = []
         for (layer, kind) in config.attentionLayers.enumerated() {
@@ -101,7 +103,7 @@ public final class GPTNeoModel: Sendable {
                 attnNormBias: t(p + "ln_1.bias", [hidden]),
                 wqkv: WeightMatrix(stacking: ["q_proj", "k_proj", "v_proj"].map {
                     reader.elements("transformer." + p + "attn.attention.\($0).weight", shape: [hidden, hidden])
-                }, format: format, threads: threads),
+                }, format: format, threads: threads, hugePages: hugePages),
                 wo: matrix(p + "attn.attention.out_proj.weight", [hidden, hidden]),
                 bo: t(p + "attn.attention.out_proj.bias", [hidden]),
                 ffnNormWeight: t(p + "ln_2.weight", [hidden]),
@@ -119,10 +121,10 @@ public final class GPTNeoModel: Sendable {
         var lmHeadSource = tokenEmbeddingSource
         if !config.tieWordEmbeddings, checkpoint.contains("lm_head.weight") {
             lmHeadSource = reader.elements("lm_head.weight", shape: [vocab, hidden])
-            lmHead = WeightMatrix(lmHeadSource, format: format, threads: threads)
+            lmHead = WeightMatrix(lmHeadSource, format: format, threads: threads, hugePages: hugePages)
         }
         try reader.finish()
-        let lmHeadGuide = format == .float32 ? ArgmaxGuide(for: lmHead, source: lmHeadSource, threads: threads) : nil
+        let lmHeadGuide = format == .float32 ? ArgmaxGuide(for: lmHead, source: lmHeadSource, threads: threads, hugePages: hugePages) : nil
         return ModelWeights(tokenEmbedding: tokenEmbedding, positionEmbedding: positionEmbedding, blocks: blocks,
                             finalNormWeight: finalNormWeight, finalNormBias: finalNormBias, lmHead: lmHead,
                             lmHeadGuide: lmHeadGuide)

@@ -40,30 +40,31 @@ public final class WeightMatrix: @unchecked Sendable {
         case int8Panels(UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>)
     }
     let storage: Storage
-    private let memory: LargePageBuffer
+    private let memory: WeightBuffer
 
-    /// Repacks a tensor of shape (N, K) into `format`, splitting the work over `threads`.
-    public convenience init(_ tensor: FloatTensor, format: WeightFormat = .float32, threads: Int) {
-        self.init(stacking: [tensor.elements], format: format, threads: threads)
+    /// Repacks a tensor of shape (N, K) into `format`, splitting the work over `threads`; `hugePages`
+    /// asks for transparent huge pages (WeightBuffer.swift).
+    public convenience init(_ tensor: FloatTensor, format: WeightFormat = .float32, threads: Int, hugePages: Bool = false) {
+        self.init(stacking: [tensor.elements], format: format, threads: threads, hugePages: hugePages)
     }
 
     /// One matrix of the tensors' rows one after another: (N₁ + N₂ + …, K) from tensors (Nᵢ, K), so that
     /// projections of the same input (q, k, v) run as one product. Each output column keeps its own
     /// FMA chain, so the stacked product computes exactly the numbers of the separate ones.
-    public convenience init(stacking tensors: [FloatTensor], format: WeightFormat = .float32, threads: Int) {
-        self.init(stacking: tensors.map(\.elements), format: format, threads: threads)
+    public convenience init(stacking tensors: [FloatTensor], format: WeightFormat = .float32, threads: Int, hugePages: Bool = false) {
+        self.init(stacking: tensors.map(\.elements), format: format, threads: threads, hugePages: hugePages)
     }
 
     /// A checkpoint tensor of shape (N, K), read in place in its stored dtype.
-    convenience init(_ source: TensorElements, format: WeightFormat, threads: Int) {
-        self.init(stacking: [source], format: format, threads: threads)
+    convenience init(_ source: TensorElements, format: WeightFormat, threads: Int, hugePages: Bool = false) {
+        self.init(stacking: [source], format: format, threads: threads, hugePages: hugePages)
     }
 
     /// Repacks checkpoint tensors (Nᵢ, K), read in place in their stored dtype, stacked into one matrix
     /// (N₁ + N₂ + …, K) in `format`, splitting the work over `threads`; then releases the file's pages.
     /// Any empty tensor (the reader's placeholder for a missing one, before `finish()` reports it) gives
     /// an empty matrix.
-    init(stacking sources: [TensorElements], format: WeightFormat, threads: Int) {
+    init(stacking sources: [TensorElements], format: WeightFormat, threads: Int, hugePages: Bool = false) {
         precondition(!sources.isEmpty, "nothing to stack")
         for source in sources {
             precondition(source.shape.count == 2 || source.count == 0, "a weight matrix needs a 2-D tensor, got shape \(source.shape)")
@@ -82,7 +83,7 @@ public final class WeightMatrix: @unchecked Sendable {
         let scaleBytes = format == .int8 ? panelCount * panelWidth * MemoryLayout<Float>.size : 0
         // The scales follow the panels, at a 64-byte boundary.
         let panelBytes = (elements * format.elementBytes + 63) / 64 * 64
-        memory = LargePageBuffer(byteCount: panelBytes + scaleBytes, threads: threads)
+        memory = WeightBuffer(byteCount: panelBytes + scaleBytes, threads: threads, hugePages: hugePages)
         let allocation = memory.start
         switch format {
         case .float32: storage = .float32Panels(allocation.bindMemory(to: Float.self, capacity: elements))

@@ -41,8 +41,11 @@ public enum WeightQuantization: String, Sendable, CaseIterable { case none, int8
 public struct WeightSettings: Sendable, Equatable {
     public var dtype: WeightDType
     public var quantization: WeightQuantization
-    public init(dtype: WeightDType = .auto, quantization: WeightQuantization = .none) {
-        self.dtype = dtype; self.quantization = quantization
+    /// Whether weight matrices ask for transparent huge pages (WeightBuffer.swift): the same numbers,
+    /// faster steps where the kernel hands huge pages out cheaply, a slower load where it does not.
+    public var hugePages: Bool
+    public init(dtype: WeightDType = .auto, quantization: WeightQuantization = .none, hugePages: Bool = false) {
+        self.dtype = dtype; self.quantization = quantization; self.hugePages = hugePages
     }
 
     /// The format for a checkpoint whose weight matrices are stored as `stored` (nil: unknown, float32).

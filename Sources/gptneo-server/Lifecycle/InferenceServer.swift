@@ -142,7 +142,7 @@ struct InferenceServer: Service {
         return http
     }
 
-    var weightSettings: WeightSettings { WeightSettings(dtype: options.dtype, quantization: options.quantization) }
+    var weightSettings: WeightSettings { WeightSettings(dtype: options.dtype, quantization: options.quantization, hugePages: options.hugePages) }
 
     var batcherConfiguration: BatcherConfiguration {
         var batcher = BatcherConfiguration()

@@ -47,6 +47,8 @@ struct ServerOptions: Sendable, Equatable {
     var dtype = WeightDType.auto
     /// int8: per-output-channel int8 weights quantized at load, integer dot products with int8 activations.
     var quantization = WeightQuantization.none
+    /// Ask the kernel for transparent huge pages for the weight matrices (GPTNeo/WeightBuffer.swift).
+    var hugePages = false
     /// Threads of the engine's parallel loops (and of repacking at load); nil: the CPUs this process
     /// may use (affinity and cgroup quota).
     var threads: Int?

@@ -55,6 +55,8 @@ enum SettingsTable {
                     help: "Precision the weights are kept in: auto (the checkpoint's), float32, float16 or bfloat16."),
             .choice("model.quantization", flag: "quantization", \.quantization,
                     help: "none, or int8: int8 weights with a scale per output channel, quantized at load, multiplied by activations quantized to int8 per block of 32."),
+            .boolean("model.huge_pages", flag: "huge-pages", \.hugePages,
+                     help: "Keep weight matrices in transparent huge pages (MADV_HUGEPAGE): decode steps 1-10 % faster, but where the kernel must find or compact memory for them, loading up to a second slower per 500 MB of weights."),
             .optionalInteger("model.threads", flag: "threads", \.threads, 1...1024,
                              help: "Threads of the forward pass and of repacking at load; unset: the CPUs this process may use (affinity mask, cgroup CPU quota)."),
 
