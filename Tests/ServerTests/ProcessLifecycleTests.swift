@@ -51,7 +51,7 @@ final class ProcessLifecycleTests: XCTestCase {
         XCTAssertTrue(server.log.contains("shutdown requested while loading") || server.log.contains("drained: exiting"), server.log)
     }
 
-    func testLoadingLineNamesTheThreadCount() throws {
+    func testLoadingLineNamesTheThreadCountAndReadyLineTheTimes() throws {
         let chosen = try ServerProcess(arguments: ["--log-level", "info", "--threads", "3"])
         try chosen.waitForLog(#/loading the model from .* threads=3\n/#, timeout: 30)
         chosen.signal(SIGTERM)
@@ -59,6 +59,10 @@ final class ProcessLifecycleTests: XCTestCase {
 
         let defaulted = try ServerProcess(arguments: ["--log-level", "info"])
         try defaulted.waitForLog(#/loading the model from .* threads=\d+ \(the CPUs this process may use\)/#, timeout: 30)
+        // The ready line says how long the load and the warm-up took.
+        let ready = try defaulted.waitForLog(#/ready: serving .* load_seconds=(\d+\.\d{3}) warm_up_seconds=(\d+\.\d{3})\n/#, timeout: 30)
+        XCTAssertGreaterThan(Double(ready.1)!, 0)
+        XCTAssertLessThan(Double(ready.1)! + Double(ready.2)!, 30)
         defaulted.signal(SIGTERM)
         XCTAssertEqual(defaulted.waitForExit(timeout: 30), 0, defaulted.log)
     }

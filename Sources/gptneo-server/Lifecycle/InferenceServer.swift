@@ -86,6 +86,10 @@ struct InferenceServer: Service {
         // an operator sizing a container wants to see applied.
         logger.info("loading the model from \(modelDirectory.path) threads=\(batcherConfiguration.threads)\(options.threads == nil ? " (the CPUs this process may use)" : "")")
 
+        // Load and warm-up times on the ready line: what an operator compares when starts get slower
+        // (a bigger model, a colder page cache, a host slow to commit fresh memory).
+        let clock = ContinuousClock()
+        let loadStarted = clock.now
         let context: ServingContext
         do {
             context = try await cancelWhenGracefulShutdown { try await load() }
@@ -99,6 +103,7 @@ struct InferenceServer: Service {
         }
         // Before the warm-up, so that the code it runs (the code serving runs) is resident at readiness.
         StartupPages.release()
+        let warmUpStarted = clock.now
         do {
             try await service.start(with: context)
         } catch {
@@ -106,7 +111,9 @@ struct InferenceServer: Service {
             throw StartupError.warmUp("\(error)")
         }
         let scheme = options.tlsCert == nil ? "http" : "https"
-        logger.info("ready: serving '\(context.model.id)' on \(scheme)://\(options.host):\(port); tasks: \(context.tasks?.tasks.joined(separator: ", ") ?? "text-generation")")
+        let seconds = { (duration: Duration) in String(format: "%.3f", Double(duration.components.attoseconds) / 1e18 + Double(duration.components.seconds)) }
+        logger.info("ready: serving '\(context.model.id)' on \(scheme)://\(options.host):\(port); tasks: \(context.tasks?.tasks.joined(separator: ", ") ?? "text-generation")",
+                    metadata: ["load_seconds": "\(seconds(warmUpStarted - loadStarted))", "warm_up_seconds": "\(seconds(clock.now - warmUpStarted))"])
 
         // Until SIGTERM/SIGINT; cancellation (a failing sibling service) also ends serving.
         try? await gracefulShutdown()
