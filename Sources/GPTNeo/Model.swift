@@ -88,12 +88,14 @@ public final class GPTNeoModel: Sendable {
         let reader = checkpoint.reader()
         let (vocab, hidden, inner) = (config.vocabSize, config.hiddenSize, config.intermediateSize)
         func t(_ name: String, _ shape: [Int]) -> FloatTensor { reader.tensor("transformer." + name, shape: shape) }
-        func matrix(_ name: String, _ shape: [Int]) -> WeightMatrix {
-            WeightMatrix(reader.elements("transformer." + name, shape: shape), format: format, threads: threads, hugePages: hugePages)
+        /// Checkpoint tensors stacked into one weight matrix, as every matrix of this model is stored.
+        func repacked(_ sources: [TensorElements]) -> WeightMatrix {
+            WeightMatrix(stacking: sources, format: format, threads: threads, hugePages: hugePages)
         }
+        func matrix(_ name: String, _ shape: [Int]) -> WeightMatrix { repacked([reader.elements("transformer." + name, shape: shape)]) }
 
         let tokenEmbeddingSource = reader.elements("transformer.wte.weight", shape: [vocab, hidden])
-        let tokenEmbedding = WeightMatrix(tokenEmbeddingSource, format: format, threads: threads, hugePages: hugePages)
+        let tokenEmbedding = repacked([tokenEmbeddingSource])
         let positionEmbedding = t("wpe.weight", [config.maxPositionEmbeddings, hidden])
         var blocks: [BlockWeights] = []
         for (layer, kind) in config.attentionLayers.enumerated() {
@@ -101,9 +103,9 @@ public final class GPTNeoModel: Sendable {
             blocks.append(BlockWeights(
                 attnNormWeight: t(p + "ln_1.weight", [hidden]),
                 attnNormBias: t(p + "ln_1.bias", [hidden]),
-                wqkv: WeightMatrix(stacking: ["q_proj", "k_proj", "v_proj"].map {
+                wqkv: repacked(["q_proj", "k_proj", "v_proj"].map {
                     reader.elements("transformer." + p + "attn.attention.\($0).weight", shape: [hidden, hidden])
-                }, format: format, threads: threads, hugePages: hugePages),
+                }),
                 wo: matrix(p + "attn.attention.out_proj.weight", [hidden, hidden]),
                 bo: t(p + "attn.attention.out_proj.bias", [hidden]),
                 ffnNormWeight: t(p + "ln_2.weight", [hidden]),
@@ -121,7 +123,7 @@ public final class GPTNeoModel: Sendable {
         var lmHeadSource = tokenEmbeddingSource
         if !config.tieWordEmbeddings, checkpoint.contains("lm_head.weight") {
             lmHeadSource = reader.elements("lm_head.weight", shape: [vocab, hidden])
-            lmHead = WeightMatrix(lmHeadSource, format: format, threads: threads, hugePages: hugePages)
+            lmHead = repacked([lmHeadSource])
         }
         try reader.finish()
         let lmHeadGuide = format == .float32 ? ArgmaxGuide(for: lmHead, source: lmHeadSource, threads: threads, hugePages: hugePages) : nil

@@ -3,8 +3,8 @@ import XCTest
 @testable import GPTNeo
 
 /// Weight memory in its own 2 MiB-aligned mappings (WeightBuffer.swift), with and without the huge-page
-/// advice: usable to its last byte, zeroed, and holding the same panels, products included, as memory
-/// from the allocator.
+/// advice: usable to its last byte, zeroed, and holding the same panels, products included, either way;
+/// small buffers from the allocator.
 final class WeightBufferTests: XCTestCase {
     func testLargeBufferIsAlignedZeroedAndWritableToItsLastByte() {
         for hugePages in [false, true] {

@@ -111,7 +111,7 @@ struct InferenceServer: Service {
             throw StartupError.warmUp("\(error)")
         }
         let scheme = options.tlsCert == nil ? "http" : "https"
-        let seconds = { (duration: Duration) in String(format: "%.3f", Double(duration.components.attoseconds) / 1e18 + Double(duration.components.seconds)) }
+        let seconds = { (duration: Duration) in String(format: "%.3f", duration / .seconds(1)) }
         logger.info("ready: serving '\(context.model.id)' on \(scheme)://\(options.host):\(port); tasks: \(context.tasks?.tasks.joined(separator: ", ") ?? "text-generation")",
                     metadata: ["load_seconds": "\(seconds(warmUpStarted - loadStarted))", "warm_up_seconds": "\(seconds(clock.now - warmUpStarted))"])
 
